@@ -1,0 +1,12 @@
+//! Talking to Zoho Cliq: endpoints and quotas, OAuth, the typed client.
+
+pub mod auth;
+pub mod client;
+pub mod dc;
+pub mod endpoint;
+pub mod error;
+pub mod models;
+pub mod quotas;
+pub mod transport;
+
+pub use endpoint::{Endpoint, Quota};

@@ -1,0 +1,122 @@
+//! One injectable clock for the whole program.
+//!
+//! Two notions of time meet in cliq-sync:
+//! * *waiting* (quota windows, lock periods, token expiry, cron ticks) runs on
+//!   tokio's clock so tests can run a simulated day in milliseconds with
+//!   `tokio::time::pause`;
+//! * *persisted* facts (the request ledger, endpoint locks, watermarks) are
+//!   wall-clock UTC, because they must mean the same thing to another process
+//!   or after a restart. A monotonic `Instant` means nothing outside the
+//!   process that made it.
+//!
+//! [`Clock`] bridges the two. In production it reads the system clock. In
+//! tests it is *anchored*: a fixed UTC instant plus however far tokio's
+//! (possibly paused) clock has moved since, so both notions advance together.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Wall-clock source shared by the scheduler, the token cache, the simulator and the pulls.
+#[derive(Clone)]
+pub struct Clock {
+    kind: Arc<Kind>,
+}
+
+enum Kind {
+    System,
+    Anchored {
+        base_utc: DateTime<Utc>,
+        base_instant: tokio::time::Instant,
+    },
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &*self.kind {
+            Kind::System => f.write_str("Clock::System"),
+            Kind::Anchored { base_utc, .. } => write!(f, "Clock::Anchored({base_utc})"),
+        }
+    }
+}
+
+impl Clock {
+    /// The real wall clock (production).
+    pub fn system() -> Self {
+        Self {
+            kind: Arc::new(Kind::System),
+        }
+    }
+
+    /// A clock that reads `base_utc` now and then follows tokio's clock.
+    /// Under `tokio::time::pause` it advances only as virtual time does.
+    /// Must be called inside a tokio runtime.
+    pub fn anchored(base_utc: DateTime<Utc>) -> Self {
+        Self {
+            kind: Arc::new(Kind::Anchored {
+                base_utc,
+                base_instant: tokio::time::Instant::now(),
+            }),
+        }
+    }
+
+    /// The current UTC time according to this clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        match &*self.kind {
+            Kind::System => Utc::now(),
+            Kind::Anchored {
+                base_utc,
+                base_instant,
+            } => {
+                let elapsed = tokio::time::Instant::now().saturating_duration_since(*base_instant);
+                *base_utc + chrono::Duration::from_std(elapsed).unwrap_or(chrono::Duration::MAX)
+            }
+        }
+    }
+
+    /// Sleep (on tokio's clock) until this clock reads at least `at`.
+    ///
+    /// The sleep length is computed once from the difference, so a wall-clock
+    /// jump in production shortens or lengthens one wait, never loops.
+    pub async fn sleep_until(&self, at: DateTime<Utc>) {
+        let wait = until(self.now(), at);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The non-negative duration from `now` to `at` (zero if `at` is past).
+pub fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
+    (at - now).to_std().unwrap_or(Duration::ZERO)
+}
+
+/// Timestamps are stored as RFC 3339 UTC text with millisecond precision and
+/// a `Z` suffix: fixed width, so SQLite compares them correctly as text.
+pub fn to_db(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Parse a timestamp written by [`to_db`] (or any RFC 3339 text).
+pub fn from_db(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn anchored_clock_follows_paused_time() {
+        let base = from_db("2026-01-01T00:00:00.000Z").unwrap();
+        let clock = Clock::anchored(base);
+        assert_eq!(clock.now(), base);
+        tokio::time::sleep(Duration::from_secs(90)).await;
+        assert_eq!(to_db(clock.now()), "2026-01-01T00:01:30.000Z");
+        clock.sleep_until(base + chrono::Duration::minutes(10)).await;
+        assert_eq!(to_db(clock.now()), "2026-01-01T00:10:00.000Z");
+    }
+}

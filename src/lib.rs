@@ -1,0 +1,37 @@
+//! # cliq-sync
+//!
+//! Keeps a local SQLite mirror of a Zoho Cliq organisation's users and pushes
+//! attribute changes from an HR source into Cliq, on a schedule, without ever
+//! tripping Cliq's rate-limit lock periods.
+//!
+//! ## Module map
+//!
+//! * [`clock`]: the one injectable clock (wall-clock UTC that follows tokio's
+//!   possibly paused clock in tests).
+//! * [`cliq`]: everything that talks to Cliq.
+//!   * [`cliq::endpoint`]: the endpoints and their documented quotas.
+//!   * [`cliq::quotas`]: the quota scheduler, the heart of the product: never
+//!     more than N request starts in any window, locks persisted in SQLite and
+//!     shared by every process using the same mirror.
+//!   * [`cliq::auth`]: the OAuth access-token cache (single-flight refresh).
+//!   * [`cliq::client`]: the typed client for the six endpoints, with error
+//!     classification and retries.
+//!   * [`cliq::models`]: request and response types that keep unknown fields.
+//!   * [`cliq::transport`]: HTTPS via reqwest, or in-process to the simulator.
+//! * [`mirror`]: the SQLite store (WAL, embedded migrations, the public schema).
+//! * [`sim`]: the built-in, strict Cliq simulator (`cliq-sync simulate`).
+//! * [`config`]: layered configuration (defaults, file, environment).
+//! * [`cli`]: the command line; `main.rs` only calls [`cli::main`].
+
+pub mod cli;
+pub mod clock;
+pub mod cliq;
+pub mod config;
+pub mod mirror;
+pub mod sim;
+
+/// rustls needs one process-wide crypto provider; we ship `ring` (small, no
+/// C toolchain beyond a compiler). Installing twice is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

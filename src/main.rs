@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    cliq_sync::cli::main()
+}
