@@ -75,6 +75,30 @@ impl Clock {
         }
     }
 
+    /// Hold tokio's paused clock still while the returned guard lives.
+    ///
+    /// Under `tokio::time::pause` the runtime jumps to the next timer as soon
+    /// as it has nothing to poll, and it cannot see work done on other
+    /// threads: SQLite runs on sqlx's worker threads, so a query in flight
+    /// would let virtual time leap ahead (and fire sqlx's own acquire
+    /// timeout at once). A running `spawn_blocking` task inhibits that
+    /// auto-advance, so the guard parks one until it is dropped. Every
+    /// database operation takes one, making it take zero virtual time.
+    ///
+    /// With the system clock (production) this does nothing.
+    pub fn hold(&self) -> TimeHold {
+        match &*self.kind {
+            Kind::System => TimeHold { _release: None },
+            Kind::Anchored { .. } => {
+                let (tx, rx) = std::sync::mpsc::channel::<()>();
+                tokio::task::spawn_blocking(move || {
+                    let _ = rx.recv();
+                });
+                TimeHold { _release: Some(tx) }
+            }
+        }
+    }
+
     /// Sleep (on tokio's clock) until this clock reads at least `at`.
     ///
     /// The sleep length is computed once from the difference, so a wall-clock
@@ -85,6 +109,12 @@ impl Clock {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// See [`Clock::hold`]: releases the paused clock when dropped.
+#[must_use = "the clock is held only while the guard lives"]
+pub struct TimeHold {
+    _release: Option<std::sync::mpsc::Sender<()>>,
 }
 
 /// The non-negative duration from `now` to `at` (zero if `at` is past).
@@ -116,7 +146,9 @@ mod tests {
         assert_eq!(clock.now(), base);
         tokio::time::sleep(Duration::from_secs(90)).await;
         assert_eq!(to_db(clock.now()), "2026-01-01T00:01:30.000Z");
-        clock.sleep_until(base + chrono::Duration::minutes(10)).await;
+        clock
+            .sleep_until(base + chrono::Duration::minutes(10))
+            .await;
         assert_eq!(to_db(clock.now()), "2026-01-01T00:10:00.000Z");
     }
 }

@@ -24,8 +24,8 @@
 //! * [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 
 pub mod cli;
-pub mod clock;
 pub mod cliq;
+pub mod clock;
 pub mod config;
 pub mod mirror;
 pub mod sim;

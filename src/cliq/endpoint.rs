@@ -65,7 +65,7 @@ impl Endpoint {
 
     /// The documented threshold and lock period (spec table).
     pub fn documented_quota(self) -> Quota {
-        let m = |n| Duration::from_secs(60 * n);
+        let m = |n: u64| Duration::from_secs(60 * n);
         let (requests, per, lock) = match self {
             Endpoint::AddUsers => (5, m(1), m(5)),
             Endpoint::ListUsers => (30, m(1), m(10)),
@@ -99,7 +99,10 @@ impl FromStr for Endpoint {
             .find(|e| e.name() == s)
             .ok_or_else(|| {
                 let names: Vec<_> = Endpoint::ALL.iter().map(|e| e.name()).collect();
-                format!("unknown endpoint '{s}' (expected one of {})", names.join(", "))
+                format!(
+                    "unknown endpoint '{s}' (expected one of {})",
+                    names.join(", ")
+                )
             })
     }
 }

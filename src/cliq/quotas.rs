@@ -1,1 +1,528 @@
-//! (in progress)
+//! The quota scheduler: the heart of cliq-sync.
+//!
+//! Cliq punishes one request over a threshold with a lock of up to ten
+//! minutes, and its windows may be aligned anywhere. So the scheduler
+//! guarantees, per endpoint, **never more than N request starts in any window
+//! of the configured length** (plus a small safety margin for network jitter),
+//! whatever the number of concurrent callers.
+//!
+//! * The quota belongs to the Cliq user, not to the process: the starts are
+//!   kept in a ledger in the mirror database (`request_ledger`) and counted
+//!   inside a `BEGIN IMMEDIATE` transaction before each request, so a second
+//!   process on the same mirror (a manual `push` beside the daemon, two
+//!   `sync` runs back to back) draws from the same budget.
+//! * A throttle answer locks the endpoint for its full lock period; the lock is
+//!   written to `endpoint_locks` and honoured by every process and after a
+//!   restart.
+//! * Waiting callers sleep (no polling) and are served in arrival order: each
+//!   endpoint has a FIFO `tokio::sync::Mutex` held while the head caller sleeps.
+//! * Waiting runs on tokio's clock (so tests run in paused time); persisted
+//!   times are wall-clock UTC from the injectable [`Clock`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{Row, SqlitePool};
+
+use crate::cliq::{Endpoint, Quota};
+use crate::clock::{from_db, to_db, Clock};
+use crate::mirror::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuotaError {
+    #[error("quota ledger: {0}")]
+    Store(#[from] sqlx::Error),
+}
+
+/// The quota of every endpoint, plus the safety margin added to each window.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    quotas: HashMap<Endpoint, Quota>,
+    /// Added to every window: a start recorded here reaches Cliq a little
+    /// later, and by a varying amount; the margin absorbs that jitter.
+    pub margin: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::documented()
+    }
+}
+
+impl Limits {
+    /// The documented quotas (spec table) with a 500 ms margin.
+    pub fn documented() -> Self {
+        Self {
+            quotas: Endpoint::ALL
+                .into_iter()
+                .map(|e| (e, e.documented_quota()))
+                .collect(),
+            margin: Duration::from_millis(500),
+        }
+    }
+
+    pub fn get(&self, ep: Endpoint) -> Quota {
+        self.quotas
+            .get(&ep)
+            .copied()
+            .unwrap_or_else(|| ep.documented_quota())
+    }
+
+    pub fn set(&mut self, ep: Endpoint, quota: Quota) {
+        self.quotas.insert(ep, quota);
+    }
+
+    /// Every window and lock multiplied by `factor` (the simulator's time scale).
+    pub fn scaled(mut self, factor: f64) -> Self {
+        for q in self.quotas.values_mut() {
+            *q = q.scaled(factor);
+        }
+        self
+    }
+
+    /// The window the scheduler actually enforces for `ep`.
+    pub fn effective_window(&self, ep: Endpoint) -> Duration {
+        self.get(ep).per + self.margin
+    }
+}
+
+/// An endpoint's lock as stored in `endpoint_locks`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockState {
+    pub endpoint: String,
+    pub locked_until: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// Waits callers until an endpoint may be called, and records locks.
+/// Cheap to clone; clones share queues.
+#[derive(Clone)]
+pub struct QuotaScheduler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: SqlitePool,
+    clock: Clock,
+    limits: Limits,
+    queues: HashMap<Endpoint, tokio::sync::Mutex<()>>,
+    starts: AtomicU64,
+    waits: AtomicU64,
+}
+
+enum Attempt {
+    Started,
+    WaitUntil(DateTime<Utc>, WaitReason),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum WaitReason {
+    Locked,
+    WindowFull,
+}
+
+/// How far a recorded start may precede the moment `acquire` returns. Beyond
+/// it (a stalled disk, or tokio's paused clock jumping while SQLite worked)
+/// the recorded start is no longer a true upper bound of the real start, so
+/// the slot is abandoned (conservatively left in the ledger) and a new one
+/// taken.
+const MAX_RECORD_SKEW: chrono::Duration = chrono::Duration::milliseconds(100);
+
+impl QuotaScheduler {
+    pub fn new(store: &Store, limits: Limits) -> Self {
+        let (pool, clock) = (store.pool().clone(), store.clock().clone());
+        let queues = Endpoint::ALL
+            .into_iter()
+            .map(|e| (e, tokio::sync::Mutex::new(())))
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                clock,
+                limits,
+                queues,
+                starts: AtomicU64::new(0),
+                waits: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// Request starts recorded by this process.
+    pub fn starts(&self) -> u64 {
+        self.inner.starts.load(Ordering::Relaxed)
+    }
+
+    /// Times a caller had to sleep (window full or endpoint locked).
+    pub fn waits(&self) -> u64 {
+        self.inner.waits.load(Ordering::Relaxed)
+    }
+
+    /// Wait (sleeping, in FIFO order) until `ep` is not locked and has room in
+    /// its window, then record one request start. Call once per HTTP attempt,
+    /// immediately before sending it.
+    pub async fn acquire(&self, ep: Endpoint) -> Result<(), QuotaError> {
+        let inner = &*self.inner;
+        // FIFO: tokio's Mutex queues waiters fairly. The head of the queue
+        // holds it while it sleeps, so nobody behind it can overtake.
+        let _turn = inner.queues[&ep].lock().await;
+        loop {
+            match self.try_start(ep).await? {
+                Attempt::Started => {
+                    inner.starts.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Attempt::WaitUntil(at, why) => {
+                    inner.waits.fetch_add(1, Ordering::Relaxed);
+                    match why {
+                        WaitReason::Locked => tracing::info!(
+                            endpoint = %ep, until = %to_db(at),
+                            "endpoint is locked by Cliq; waiting for the lock to end"
+                        ),
+                        WaitReason::WindowFull => tracing::debug!(
+                            endpoint = %ep, until = %to_db(at),
+                            "quota window full; waiting"
+                        ),
+                    }
+                    inner.clock.sleep_until(at).await;
+                }
+            }
+        }
+    }
+
+    /// One transaction: honour a lock, count the window, record the start.
+    async fn try_start(&self, ep: Endpoint) -> Result<Attempt, QuotaError> {
+        let inner = &*self.inner;
+        let _hold = inner.clock.hold();
+        let quota = inner.limits.get(ep);
+        let window = chrono::Duration::from_std(inner.limits.effective_window(ep))
+            .unwrap_or(chrono::Duration::MAX);
+        let mut tx = inner.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Read the clock only once the write lock is held: another process
+        // cannot slip a start in between our count and our insert.
+        let now = truncate_ms(inner.clock.now());
+
+        let lock: Option<String> =
+            sqlx::query_scalar("SELECT locked_until FROM endpoint_locks WHERE endpoint = ?")
+                .bind(ep.name())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(until) = lock.as_deref().and_then(from_db) {
+            if until > now {
+                tx.rollback().await?;
+                return Ok(Attempt::WaitUntil(until, WaitReason::Locked));
+            }
+        }
+
+        // The N-th most recent start decides: a new start is allowed once it
+        // has left the window, i.e. at nth + window.
+        let n = quota.requests.max(1);
+        let nth: Option<String> = sqlx::query_scalar(
+            "SELECT started_at FROM request_ledger WHERE endpoint = ?
+             ORDER BY started_at DESC LIMIT 1 OFFSET ?",
+        )
+        .bind(ep.name())
+        .bind(i64::from(n - 1))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(nth) = nth.as_deref().and_then(from_db) {
+            let free_at = nth + window;
+            if free_at > now {
+                tx.rollback().await?;
+                return Ok(Attempt::WaitUntil(free_at, WaitReason::WindowFull));
+            }
+        }
+
+        sqlx::query("INSERT INTO request_ledger (endpoint, started_at) VALUES (?, ?)")
+            .bind(ep.name())
+            .bind(to_db(now))
+            .execute(&mut *tx)
+            .await?;
+        // Keep the ledger small: nothing older than the longest window matters.
+        let horizon = now - window - chrono::Duration::minutes(1);
+        sqlx::query("DELETE FROM request_ledger WHERE endpoint = ? AND started_at < ?")
+            .bind(ep.name())
+            .bind(to_db(horizon))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+
+        if inner.clock.now() - now > MAX_RECORD_SKEW {
+            tracing::debug!(endpoint = %ep, "recorded start went stale before sending; taking a new slot");
+            return Ok(Attempt::WaitUntil(
+                inner.clock.now(),
+                WaitReason::WindowFull,
+            ));
+        }
+        Ok(Attempt::Started)
+    }
+
+    /// The server said "throttled" for `ep`: lock it for its full lock period
+    /// (or `retry_after`, if longer) from now and persist the lock. An
+    /// existing longer lock is kept. Later `acquire` calls sleep until it ends.
+    pub async fn report_throttled(
+        &self,
+        ep: Endpoint,
+        retry_after: Option<Duration>,
+        reason: &str,
+    ) -> Result<(), QuotaError> {
+        let inner = &*self.inner;
+        let _hold = inner.clock.hold();
+        let lock = inner
+            .limits
+            .get(ep)
+            .lock
+            .max(retry_after.unwrap_or_default());
+        let now = truncate_ms(inner.clock.now());
+        let until = now + chrono::Duration::from_std(lock).unwrap_or(chrono::Duration::MAX);
+        tracing::warn!(endpoint = %ep, until = %to_db(until), reason, "Cliq throttled the endpoint; locked");
+        sqlx::query(
+            "INSERT INTO endpoint_locks (endpoint, locked_until, reason, locked_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (endpoint) DO UPDATE SET
+               locked_until = max(locked_until, excluded.locked_until),
+               reason = CASE WHEN excluded.locked_until > locked_until
+                             THEN excluded.reason ELSE reason END,
+               locked_at = CASE WHEN excluded.locked_until > locked_until
+                             THEN excluded.locked_at ELSE locked_at END",
+        )
+        .bind(ep.name())
+        .bind(to_db(until))
+        .bind(reason)
+        .bind(to_db(now))
+        .execute(&inner.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every persisted lock (past ones included: `locked_until` tells).
+    pub async fn locks(&self) -> Result<Vec<LockState>, QuotaError> {
+        let _hold = self.inner.clock.hold();
+        let rows = sqlx::query(
+            "SELECT endpoint, locked_until, reason FROM endpoint_locks ORDER BY endpoint",
+        )
+        .fetch_all(&self.inner.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(LockState {
+                    endpoint: r.get("endpoint"),
+                    locked_until: from_db(r.get::<&str, _>("locked_until"))?,
+                    reason: r.get("reason"),
+                })
+            })
+            .collect())
+    }
+
+    /// When `ep`'s current lock ends, if it is locked now.
+    pub async fn locked_until(&self, ep: Endpoint) -> Result<Option<DateTime<Utc>>, QuotaError> {
+        let _hold = self.inner.clock.hold();
+        let now = self.inner.clock.now();
+        let until: Option<String> =
+            sqlx::query_scalar("SELECT locked_until FROM endpoint_locks WHERE endpoint = ?")
+                .bind(ep.name())
+                .fetch_optional(&self.inner.pool)
+                .await?;
+        Ok(until.as_deref().and_then(from_db).filter(|u| *u > now))
+    }
+
+    /// Request starts recorded (by any process) within `ep`'s window ending now.
+    pub async fn used(&self, ep: Endpoint) -> Result<u32, QuotaError> {
+        let window = chrono::Duration::from_std(self.inner.limits.effective_window(ep))
+            .unwrap_or(chrono::Duration::MAX);
+        let _hold = self.inner.clock.hold();
+        let since = self.inner.clock.now() - window;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM request_ledger WHERE endpoint = ? AND started_at > ?",
+        )
+        .bind(ep.name())
+        .bind(to_db(since))
+        .fetch_one(&self.inner.pool)
+        .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
+
+fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    from_db(&to_db(t)).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::Store;
+
+    fn base() -> DateTime<Utc> {
+        from_db("2026-03-01T08:00:00.000Z").unwrap()
+    }
+
+    async fn store(dir: &tempfile::TempDir, clock: &Clock) -> Store {
+        Store::open(&dir.path().join("mirror.db"), clock)
+            .await
+            .unwrap()
+    }
+
+    /// The most starts found in any window of `window` (windows anchored at
+    /// each start are enough to find the maximum).
+    fn max_in_window(starts: &[DateTime<Utc>], window: Duration) -> usize {
+        let w = chrono::Duration::from_std(window).unwrap();
+        let mut sorted = starts.to_vec();
+        sorted.sort();
+        (0..sorted.len())
+            .map(|i| {
+                sorted[i..]
+                    .iter()
+                    .take_while(|t| **t < sorted[i] + w)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_callers_never_exceed_the_window_and_are_served_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::anchored(base());
+        let store = store(&dir, &clock).await;
+        let sched = QuotaScheduler::new(&store, Limits::documented());
+        let starts = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..95 {
+            let (sched, clock, starts) = (sched.clone(), clock.clone(), starts.clone());
+            tasks.push(tokio::spawn(async move {
+                sched.acquire(Endpoint::ListUsers).await.unwrap();
+                starts.lock().unwrap().push((i, clock.now()));
+            }));
+            // Let each task queue before the next is spawned, so arrival order is i.
+            tokio::task::yield_now().await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let starts = starts.lock().unwrap().clone();
+        let times: Vec<_> = starts.iter().map(|(_, t)| *t).collect();
+        // Never more than 30 in any 60 s window (the server's view).
+        assert_eq!(max_in_window(&times, Duration::from_secs(60)), 30);
+        // 95 requests need three full windows of waiting: request k starts at
+        // floor(k/30) windows (plus the margin), not before.
+        let last = *times.iter().max().unwrap();
+        let elapsed = (last - base()).to_std().unwrap();
+        assert!(elapsed >= Duration::from_secs(180), "{elapsed:?}");
+        assert!(elapsed <= Duration::from_secs(182), "{elapsed:?}");
+        // FIFO: served in arrival order.
+        let order: Vec<_> = starts.iter().map(|(i, _)| *i).collect();
+        assert_eq!(order, (0..95).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_survives_a_restart_and_work_resumes_right_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::anchored(base());
+        {
+            let store = store(&dir, &clock).await;
+            let sched = QuotaScheduler::new(&store, Limits::documented());
+            sched.acquire(Endpoint::UpdateUser).await.unwrap();
+            sched
+                .report_throttled(Endpoint::UpdateUser, None, "429 from Cliq")
+                .await
+                .unwrap();
+            store.close().await;
+        }
+        // A new process: new pool, new scheduler, same file.
+        let store = store(&dir, &clock).await;
+        let sched = QuotaScheduler::new(&store, Limits::documented());
+        let until = sched
+            .locked_until(Endpoint::UpdateUser)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(until, base() + chrono::Duration::minutes(10));
+        // Other endpoints are not affected.
+        sched.acquire(Endpoint::GetUser).await.unwrap();
+        assert_eq!(clock.now(), base());
+        sched.acquire(Endpoint::UpdateUser).await.unwrap();
+        assert_eq!(clock.now(), until, "resumes exactly when the lock ends");
+        let locks = sched.locks().await.unwrap();
+        assert_eq!(locks.len(), 1);
+        assert_eq!(locks[0].reason, "429 from Cliq");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_longer_retry_after_wins_and_a_shorter_lock_never_shortens() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::anchored(base());
+        let store = store(&dir, &clock).await;
+        let sched = QuotaScheduler::new(&store, Limits::documented());
+        sched
+            .report_throttled(
+                Endpoint::AddUsers,
+                Some(Duration::from_secs(3600)),
+                "retry-after",
+            )
+            .await
+            .unwrap();
+        sched
+            .report_throttled(Endpoint::AddUsers, None, "429")
+            .await
+            .unwrap();
+        let until = sched
+            .locked_until(Endpoint::AddUsers)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(until, base() + chrono::Duration::hours(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_processes_on_one_mirror_share_one_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::anchored(base());
+        // Two stores = two connection pools, as two processes would have.
+        let a = QuotaScheduler::new(&store(&dir, &clock).await, Limits::documented());
+        let b = QuotaScheduler::new(&store(&dir, &clock).await, Limits::documented());
+        let starts = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let sched = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let (clock, starts) = (clock.clone(), starts.clone());
+            tasks.push(tokio::spawn(async move {
+                sched.acquire(Endpoint::UpdateUser).await.unwrap();
+                starts.lock().unwrap().push(clock.now());
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let times = starts.lock().unwrap().clone();
+        assert_eq!(times.len(), 50);
+        assert!(max_in_window(&times, Duration::from_secs(60)) <= 20);
+        assert_eq!(a.starts() + b.starts(), 50);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fresh_process_does_not_spend_budget_already_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::anchored(base());
+        let first = QuotaScheduler::new(&store(&dir, &clock).await, Limits::documented());
+        for _ in 0..10 {
+            first.acquire(Endpoint::UserLayouts).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let second = QuotaScheduler::new(&store(&dir, &clock).await, Limits::documented());
+        assert_eq!(second.used(Endpoint::UserLayouts).await.unwrap(), 10);
+        second.acquire(Endpoint::UserLayouts).await.unwrap();
+        // The 11th start waits until the first has left the window (60 s + margin).
+        assert_eq!(clock.now(), base() + chrono::Duration::milliseconds(60_500));
+    }
+}
