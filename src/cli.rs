@@ -1,4 +1,261 @@
-//! (in progress)
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//! The command line (names fixed by the product contract). `main.rs` calls
+//! [`main`]; every command returns an [`ExitCode`] per the contract:
+//! 0 success, 1 runtime failure, 2 bad config / HR source / arguments,
+//! 3 a safety threshold stopped the push.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::sim::{SimConfig, Simulator};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cliq-sync",
+    version,
+    about = "Mirror a Zoho Cliq organisation's users into SQLite and push HR changes, within Cliq's rate limits."
+)]
+pub struct Cli {
+    /// Config file (TOML). Every key can be overridden by CLIQ_SYNC__SECTION__KEY.
+    #[arg(long, global = true, env = "CLIQ_SYNC_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The daemon: cron schedules, health/metrics server, graceful stop on SIGTERM/SIGINT.
+    Run,
+    /// One pull now (incremental unless --full or the watermark is too old), then exit.
+    Sync {
+        #[arg(long)]
+        full: bool,
+    },
+    /// What a push would change in Cliq, per user and field; writes nothing to Cliq.
+    Plan {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One push now.
+    Push {
+        #[arg(long)]
+        dry_run: bool,
+        /// Pass the safety thresholds.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Last runs, watermark, endpoint lock states, mirror counts.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load and validate the config and HR source, print the effective config (secrets masked).
+    CheckConfig,
+    /// Serve the built-in Cliq API simulator (API and OAuth on one port).
+    Simulate(SimulateArgs),
+    /// The embedded default: simulator on loopback, sync, plan, push, mutate, sync again.
+    Demo,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[arg(long, default_value_t = 200)]
+    pub users: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Multiplies every quota window and lock period (0.1: 6 s windows, 1-minute locks).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    #[arg(long)]
+    pub client_id: Option<String>,
+    #[arg(long)]
+    pub client_secret: Option<String>,
+    #[arg(long)]
+    pub refresh_token: Option<String>,
+    /// Access-token lifetime in seconds.
+    #[arg(long)]
+    pub token_ttl: Option<u64>,
+}
+
+/// A failure with the exit code it deserves.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn runtime(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: 1,
+            error: error.into(),
+        }
+    }
+    pub fn config(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: 2,
+            error: error.into(),
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Simulate(args) => {
+            init_logging("info", "pretty");
+            simulate(args).await
+        }
+        Command::CheckConfig => {
+            let settings = load_settings(cli.config.as_deref())?;
+            print!("{}", settings.to_masked_toml());
+            Ok(())
+        }
+        other => Err(Failure::runtime(anyhow::anyhow!(
+            "`{}` is not available in this build yet",
+            command_name(&other)
+        ))),
+    }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Run => "run",
+        Command::Sync { .. } => "sync",
+        Command::Plan { .. } => "plan",
+        Command::Push { .. } => "push",
+        Command::Status { .. } => "status",
+        Command::CheckConfig => "check-config",
+        Command::Simulate(_) => "simulate",
+        Command::Demo => "demo",
+    }
+}
+
+/// Load and validate the settings; errors exit with code 2.
+pub fn load_settings(file: Option<&std::path::Path>) -> Result<Settings, Failure> {
+    Settings::load(file).map_err(Failure::config)
+}
+
+/// Install the tracing subscriber: `RUST_LOG` wins over the configured level.
+pub fn init_logging(level: &str, format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn simulate(args: SimulateArgs) -> Result<(), Failure> {
+    if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
+        return Err(Failure::config(anyhow::anyhow!(
+            "--time-scale must be a positive number, got {}",
+            args.time_scale
+        )));
+    }
+    let mut cfg = SimConfig {
+        users: args.users,
+        seed: args.seed,
+        time_scale: args.time_scale,
+        ..SimConfig::default()
+    };
+    if let Some(v) = args.client_id {
+        cfg.client_id = v;
+    }
+    if let Some(v) = args.client_secret {
+        cfg.client_secret = v;
+    }
+    if let Some(v) = args.refresh_token {
+        cfg.refresh_token = v;
+    }
+    if let Some(v) = args.token_ttl {
+        cfg.token_ttl = Duration::from_secs(v);
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
+    let addr = listener.local_addr().map_err(Failure::runtime)?;
+    let started = std::time::Instant::now();
+    let sim = Simulator::new(cfg.clone(), Clock::system());
+    println!(
+        "Cliq simulator: {} users (seed {}) generated in {:.0?}, time scale {}",
+        cfg.users,
+        cfg.seed,
+        started.elapsed(),
+        cfg.time_scale
+    );
+    println!("  API and OAuth:  http://{addr}");
+    println!("  client_id:      {}", cfg.client_id);
+    println!("  client_secret:  {}", cfg.client_secret);
+    println!("  refresh_token:  {}", cfg.refresh_token);
+    println!("  token lifetime: {}s", cfg.token_ttl.as_secs());
+    println!("Point cliq-sync at it with:");
+    println!(
+        "  CLIQ_SYNC__CLIQ__BASE_URL=http://{addr} CLIQ_SYNC__CLIQ__ACCOUNTS_URL=http://{addr}"
+    );
+    println!("Stop with Ctrl-C.");
+    sim.serve(listener, shutdown_signal())
+        .await
+        .map_err(Failure::runtime)?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
 }

@@ -1,6 +1,8 @@
 //! The SQLite mirror: opening the database and the queries behind the public
 //! schema (see `migrations/`).
 
+pub mod runs;
 pub mod store;
+pub mod users;
 
 pub use store::{Store, StoreError};

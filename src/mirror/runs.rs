@@ -1,0 +1,205 @@
+//! `sync_runs`, the watermark and other small state, and the figures behind
+//! `cliq-sync status`.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::store::{Store, StoreError};
+use crate::clock::{from_db, to_db};
+
+/// The `kind` column of `sync_runs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    Full,
+    Incremental,
+    Push,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Full => "full",
+            RunKind::Incremental => "incremental",
+            RunKind::Push => "push",
+        }
+    }
+}
+
+/// The final `status` of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Ok,
+    Failed,
+    Stopped,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Failed => "failed",
+            RunStatus::Stopped => "stopped",
+        }
+    }
+}
+
+/// Figures recorded when a run ends.
+#[derive(Debug, Clone, Default)]
+pub struct RunFigures {
+    pub requests: u64,
+    pub users_seen: u64,
+    pub users_changed: u64,
+    pub error: Option<String>,
+}
+
+/// One row of `sync_runs`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RunRow {
+    pub id: i64,
+    pub kind: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub requests: i64,
+    pub users_seen: i64,
+    pub users_changed: i64,
+    pub error: Option<String>,
+}
+
+const WATERMARK: &str = "watermark";
+
+impl Store {
+    pub async fn start_run(&self, kind: RunKind, now: DateTime<Utc>) -> Result<i64, StoreError> {
+        let _hold = self.hold();
+        let id = sqlx::query_scalar(
+            "INSERT INTO sync_runs (kind, started_at, status) VALUES (?, ?, 'running') RETURNING id",
+        )
+        .bind(kind.as_str())
+        .bind(to_db(now))
+        .fetch_one(self.pool())
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn finish_run(
+        &self,
+        id: i64,
+        status: RunStatus,
+        figures: &RunFigures,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let _hold = self.hold();
+        sqlx::query(
+            "UPDATE sync_runs SET finished_at = ?, status = ?, requests = ?, users_seen = ?,
+                users_changed = ?, error = ? WHERE id = ?",
+        )
+        .bind(to_db(now))
+        .bind(status.as_str())
+        .bind(figures.requests as i64)
+        .bind(figures.users_seen as i64)
+        .bind(figures.users_changed as i64)
+        .bind(&figures.error)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Runs left `running` by a process that died: they did not complete.
+    pub async fn abandon_running_runs(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let _hold = self.hold();
+        let r = sqlx::query(
+            "UPDATE sync_runs SET status = 'failed', finished_at = ?,
+                error = coalesce(error, 'the process ended during the run')
+             WHERE status = 'running'",
+        )
+        .bind(to_db(now))
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+        let _hold = self.hold();
+        let rows = sqlx::query(
+            "SELECT id, kind, started_at, finished_at, status, requests, users_seen,
+                users_changed, error FROM sync_runs ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RunRow {
+                id: r.get("id"),
+                kind: r.get("kind"),
+                started_at: r.get("started_at"),
+                finished_at: r.get("finished_at"),
+                status: r.get("status"),
+                requests: r.get("requests"),
+                users_seen: r.get("users_seen"),
+                users_changed: r.get("users_changed"),
+                error: r.get("error"),
+            })
+            .collect())
+    }
+
+    pub async fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let _hold = self.hold();
+        Ok(
+            sqlx::query_scalar("SELECT value FROM sync_state WHERE key = ?")
+                .bind(key)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    pub async fn set_state(
+        &self,
+        key: &str,
+        value: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let _hold = self.hold();
+        sqlx::query(
+            "INSERT INTO sync_state (key, value, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(to_db(now))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The start time of the last successful pull: everything modified
+    /// before it is in the mirror.
+    pub async fn watermark(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.state(WATERMARK).await?.as_deref().and_then(from_db))
+    }
+
+    pub async fn set_watermark(
+        &self,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.set_state(WATERMARK, &to_db(at), now).await
+    }
+
+    /// Users per status (removed users counted as `removed`).
+    pub async fn user_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let _hold = self.hold();
+        let rows = sqlx::query(
+            "SELECT CASE WHEN removed_at IS NOT NULL THEN 'removed'
+                         ELSE coalesce(status, 'unknown') END AS s, count(*) AS n
+             FROM users GROUP BY s ORDER BY s",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get("s"), r.get("n"))).collect())
+    }
+}

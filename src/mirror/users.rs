@@ -1,0 +1,330 @@
+//! Users in the mirror: flattening Cliq's user objects into the public
+//! columns, and writing a page of them with change history.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::store::{Store, StoreError};
+use crate::clock::to_db;
+
+/// The flattened columns of `users`, in schema order (without id, raw_json,
+/// hash and timestamps). A change to any of them is a `user_changes` row.
+pub const COLUMNS: [&str; 20] = [
+    "email_id",
+    "first_name",
+    "last_name",
+    "display_name",
+    "full_name",
+    "status",
+    "employee_id",
+    "mobile",
+    "phone",
+    "extension",
+    "work_location",
+    "timezone",
+    "language",
+    "country",
+    "department_id",
+    "department_name",
+    "designation_id",
+    "designation_name",
+    "reporting_to_id",
+    "reporting_to_name",
+];
+
+/// One user as the mirror stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlatUser {
+    pub id: String,
+    /// Values of [`COLUMNS`], in that order.
+    pub values: [Option<String>; 20],
+    pub raw_json: String,
+    pub content_hash: String,
+}
+
+/// A JSON scalar as text (Cliq sends ids as strings or numbers); empty → None.
+fn text(v: Option<&Value>) -> Option<String> {
+    let s = match v? {
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    (!s.is_empty()).then_some(s)
+}
+
+impl FlatUser {
+    /// Flatten a user object as received (any of the documented variants:
+    /// `id`, `user_id` or `zuid`; nested `department`, `designation`,
+    /// `reportingto` objects). `None` if it has no id at all.
+    pub fn from_raw(raw: &Value) -> Option<FlatUser> {
+        let obj = raw.as_object()?;
+        let get = |k: &str| text(obj.get(k));
+        let id = get("id")
+            .or_else(|| get("user_id"))
+            .or_else(|| get("zuid"))?;
+        let nested = |k: &str, f: &str| obj.get(k).and_then(|o| text(o.get(f)));
+        let values = [
+            get("email_id").map(|e| e.to_lowercase()),
+            get("first_name"),
+            get("last_name"),
+            get("display_name"),
+            get("full_name"),
+            get("status"),
+            get("employee_id"),
+            get("mobile"),
+            get("phone"),
+            get("extension"),
+            get("work_location"),
+            get("timezone"),
+            get("language"),
+            get("country"),
+            nested("department", "id").or_else(|| get("department_id")),
+            nested("department", "name"),
+            nested("designation", "id").or_else(|| get("designation_id")),
+            nested("designation", "name"),
+            nested("reportingto", "id")
+                .or_else(|| nested("reporting_to", "id"))
+                .or_else(|| get("reporting_to_zuid")),
+            nested("reportingto", "name").or_else(|| nested("reporting_to", "name")),
+        ];
+        // serde_json's Map is ordered by key, so this text is canonical and
+        // its hash changes only when the content does.
+        let raw_json = serde_json::to_string(raw).ok()?;
+        let content_hash = hex(&Sha256::digest(raw_json.as_bytes()));
+        Some(FlatUser {
+            id,
+            values,
+            raw_json,
+            content_hash,
+        })
+    }
+
+    pub fn get(&self, column: &str) -> Option<&str> {
+        COLUMNS
+            .iter()
+            .position(|c| *c == column)
+            .and_then(|i| self.values[i].as_deref())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What writing one page did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PageOutcome {
+    pub seen: u64,
+    pub added: u64,
+    pub changed: u64,
+    /// Users added or changed (for follow-up work such as team memberships).
+    pub touched_ids: Vec<String>,
+}
+
+/// Where a change was observed (the `source` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeSource {
+    Full,
+    Incremental,
+    Push,
+}
+
+impl ChangeSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeSource::Full => "full",
+            ChangeSource::Incremental => "incremental",
+            ChangeSource::Push => "push",
+        }
+    }
+}
+
+const UPSERT: &str =
+    "INSERT INTO users (id, email_id, first_name, last_name, display_name, full_name,
+    status, employee_id, mobile, phone, extension, work_location, timezone, language, country,
+    department_id, department_name, designation_id, designation_name, reporting_to_id,
+    reporting_to_name, raw_json, content_hash, first_seen_at, last_seen_at, updated_at, removed_at)
+ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+    ?21, ?22, ?23, ?24, ?24, ?24, NULL)
+ ON CONFLICT (id) DO UPDATE SET
+    email_id = excluded.email_id, first_name = excluded.first_name, last_name = excluded.last_name,
+    display_name = excluded.display_name, full_name = excluded.full_name, status = excluded.status,
+    employee_id = excluded.employee_id, mobile = excluded.mobile, phone = excluded.phone,
+    extension = excluded.extension, work_location = excluded.work_location,
+    timezone = excluded.timezone, language = excluded.language, country = excluded.country,
+    department_id = excluded.department_id, department_name = excluded.department_name,
+    designation_id = excluded.designation_id, designation_name = excluded.designation_name,
+    reporting_to_id = excluded.reporting_to_id, reporting_to_name = excluded.reporting_to_name,
+    raw_json = excluded.raw_json, content_hash = excluded.content_hash,
+    last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at, removed_at = NULL";
+
+const CHANGE: &str =
+    "INSERT INTO user_changes (user_id, field, old_value, new_value, observed_at, run_id, source)
+ VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+struct Existing {
+    hash: String,
+    values: Vec<Option<String>>,
+    removed: bool,
+}
+
+impl Store {
+    /// Write one page of users in one transaction, so a reader never sees
+    /// half a page and a crash loses at most the page in flight.
+    ///
+    /// Unchanged users (same content hash) only get `last_seen_at` bumped.
+    /// Changed users get one `user_changes` row per changed column; a new
+    /// user gets one row with field `user` and new value `added`, a user
+    /// who reappears after removal one with new value `restored`.
+    pub async fn write_users_page(
+        &self,
+        users: &[FlatUser],
+        run_id: i64,
+        source: ChangeSource,
+        now: DateTime<Utc>,
+    ) -> Result<PageOutcome, StoreError> {
+        let _hold = self.hold();
+        let now_s = to_db(now);
+        let mut tx = self.write().await?;
+        let mut existing: HashMap<String, Existing> = HashMap::with_capacity(users.len());
+        if !users.is_empty() {
+            let sql = format!(
+                "SELECT id, content_hash, removed_at IS NOT NULL AS removed, {} FROM users WHERE id IN ({})",
+                COLUMNS.join(", "),
+                vec!["?"; users.len()].join(",")
+            );
+            let mut q = sqlx::query(&sql);
+            for u in users {
+                q = q.bind(&u.id);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                let values = (0..COLUMNS.len())
+                    .map(|i| row.get::<Option<String>, _>(i + 3))
+                    .collect();
+                existing.insert(
+                    row.get("id"),
+                    Existing {
+                        hash: row.get("content_hash"),
+                        values,
+                        removed: row.get::<bool, _>("removed"),
+                    },
+                );
+            }
+        }
+
+        let mut out = PageOutcome::default();
+        let mut unchanged: Vec<&str> = Vec::new();
+        for u in users {
+            out.seen += 1;
+            let old = existing.get(&u.id);
+            if let Some(old) = old {
+                if old.hash == u.content_hash && !old.removed {
+                    unchanged.push(&u.id);
+                    continue;
+                }
+            }
+            let mut q = sqlx::query(UPSERT).bind(&u.id);
+            for v in &u.values {
+                q = q.bind(v);
+            }
+            q.bind(&u.raw_json)
+                .bind(&u.content_hash)
+                .bind(&now_s)
+                .execute(&mut *tx)
+                .await?;
+            let record = |field: &str, old: Option<&str>, new: Option<&str>| {
+                sqlx::query(CHANGE)
+                    .bind(u.id.clone())
+                    .bind(field.to_owned())
+                    .bind(old.map(str::to_owned))
+                    .bind(new.map(str::to_owned))
+                    .bind(now_s.clone())
+                    .bind(run_id)
+                    .bind(source.as_str())
+            };
+            match old {
+                None => {
+                    record("user", None, Some("added"))
+                        .execute(&mut *tx)
+                        .await?;
+                    out.added += 1;
+                    out.touched_ids.push(u.id.clone());
+                }
+                Some(old) => {
+                    let mut changed = false;
+                    if old.removed {
+                        record("user", Some("removed"), Some("restored"))
+                            .execute(&mut *tx)
+                            .await?;
+                        changed = true;
+                    }
+                    for (i, col) in COLUMNS.iter().enumerate() {
+                        if old.values[i] != u.values[i] {
+                            record(col, old.values[i].as_deref(), u.values[i].as_deref())
+                                .execute(&mut *tx)
+                                .await?;
+                            changed = true;
+                        }
+                    }
+                    if changed {
+                        out.changed += 1;
+                        out.touched_ids.push(u.id.clone());
+                    }
+                }
+            }
+        }
+        if !unchanged.is_empty() {
+            let sql = format!(
+                "UPDATE users SET last_seen_at = ? WHERE id IN ({})",
+                vec!["?"; unchanged.len()].join(",")
+            );
+            let mut q = sqlx::query(&sql).bind(&now_s);
+            for id in unchanged {
+                q = q.bind(id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// After a *complete* full listing that started at `listing_started`:
+    /// everyone not seen since then is gone from Cliq. Returns how many
+    /// users were newly marked removed. Never call it for a listing that
+    /// failed, was stopped or throttled beyond its budget.
+    pub async fn mark_unseen_removed(
+        &self,
+        listing_started: DateTime<Utc>,
+        run_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let _hold = self.hold();
+        let now_s = to_db(now);
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO user_changes (user_id, field, old_value, new_value, observed_at, run_id, source)
+             SELECT id, 'user', 'present', 'removed', ?1, ?2, 'full' FROM users
+             WHERE removed_at IS NULL AND last_seen_at < ?3",
+        )
+        .bind(&now_s)
+        .bind(run_id)
+        .bind(to_db(listing_started))
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(
+            "UPDATE users SET removed_at = ?1, updated_at = ?1
+             WHERE removed_at IS NULL AND last_seen_at < ?2",
+        )
+        .bind(&now_s)
+        .bind(to_db(listing_started))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+}
