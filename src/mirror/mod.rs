@@ -3,6 +3,7 @@
 
 pub mod runs;
 pub mod store;
+pub mod teams;
 pub mod users;
 
 pub use store::{Store, StoreError};

@@ -62,7 +62,11 @@ impl FlatUser {
     /// `id`, `user_id` or `zuid`; nested `department`, `designation`,
     /// `reportingto` objects). `None` if it has no id at all.
     pub fn from_raw(raw: &Value) -> Option<FlatUser> {
-        let obj = raw.as_object()?;
+        Self::from_map(raw.as_object()?)
+    }
+
+    /// As [`FlatUser::from_raw`], from the object's map.
+    pub fn from_map(obj: &serde_json::Map<String, Value>) -> Option<FlatUser> {
         let get = |k: &str| text(obj.get(k));
         let id = get("id")
             .or_else(|| get("user_id"))
@@ -94,7 +98,7 @@ impl FlatUser {
         ];
         // serde_json's Map is ordered by key, so this text is canonical and
         // its hash changes only when the content does.
-        let raw_json = serde_json::to_string(raw).ok()?;
+        let raw_json = serde_json::to_string(obj).ok()?;
         let content_hash = hex(&Sha256::digest(raw_json.as_bytes()));
         Some(FlatUser {
             id,

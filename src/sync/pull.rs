@@ -1,0 +1,430 @@
+//! Pulls: Cliq → mirror.
+//!
+//! * **Full**: every user with `fields=all`, page by page, each page written in
+//!   its own transaction as it arrives (bounded memory whatever the org size).
+//!   Only a listing that *completed* marks unseen users removed; one that
+//!   failed, was throttled beyond its budget or was stopped marks nobody.
+//! * **Incremental**: `modified_after` = watermark − overlap. Cliq only sees
+//!   six fields there and only for 7 days, so a missing or too-old watermark
+//!   turns the run into a full pull, and the daemon also runs full pulls on
+//!   their own schedule.
+//!
+//! The watermark is the start time of the last successful pull, advanced only
+//! when a run succeeds.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::cliq::client::{CliqClient, ListEvent};
+use crate::cliq::error::CliqError;
+use crate::cliq::models::ListUsersParams;
+use crate::mirror::runs::{RunFigures, RunKind, RunStatus};
+use crate::mirror::teams::TeamRow;
+use crate::mirror::users::{ChangeSource, FlatUser};
+use crate::mirror::{Store, StoreError};
+
+/// How far back Cliq's `modified_after` can see.
+pub const MODIFIED_AFTER_HORIZON: chrono::Duration = chrono::Duration::days(7);
+
+/// The four layouts Cliq documents.
+pub const LAYOUT_NAMES: [&str; 4] = [
+    "quick_view",
+    "profile_details_android",
+    "profile_details_ios",
+    "profile_details_web",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullKind {
+    Full,
+    Incremental,
+}
+
+/// `[sync] teams`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeamsMode {
+    Off,
+    /// Users new or changed in this run.
+    Changed,
+    /// Every user, spread over runs.
+    All,
+}
+
+impl std::str::FromStr for TeamsMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(TeamsMode::Off),
+            "changed" => Ok(TeamsMode::Changed),
+            "all" => Ok(TeamsMode::All),
+            _ => Err(format!("teams must be off, changed or all, not {s:?}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// Subtracted from the watermark for clock skew.
+    pub overlap: Duration,
+    /// A watermark older than 7 days minus this margin forces a full pull.
+    pub window_margin: Duration,
+    pub teams: TeamsMode,
+    /// Team fetches per run (one request each): one window's worth by default.
+    pub teams_per_run: usize,
+    /// Refresh layouts on full pulls.
+    pub layouts: bool,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        Self {
+            overlap: Duration::from_secs(300),
+            window_margin: Duration::from_secs(6 * 3600),
+            teams: TeamsMode::Changed,
+            teams_per_run: 20,
+            layouts: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a pull did (also recorded in `sync_runs`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PullReport {
+    pub run_id: i64,
+    pub kind: PullKind,
+    /// Why an incremental request became a full pull.
+    pub escalated: Option<String>,
+    pub status: String,
+    pub requests: u64,
+    pub pages: u64,
+    pub users_seen: u64,
+    pub added: u64,
+    pub changed: u64,
+    pub removed: u64,
+    pub restarts: u64,
+    pub teams_fetched: u64,
+    pub teams_pending: i64,
+    pub started_at: DateTime<Utc>,
+    pub elapsed: Duration,
+    pub error: Option<String>,
+}
+
+impl PullReport {
+    pub fn ok(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+/// Decide the kind of pull: an incremental one needs a watermark recent
+/// enough for `modified_after` to still see everything since.
+pub fn effective_kind(
+    requested: PullKind,
+    watermark: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    opts: &PullOptions,
+) -> (PullKind, Option<String>) {
+    if requested == PullKind::Full {
+        return (PullKind::Full, None);
+    }
+    let margin = chrono::Duration::from_std(opts.window_margin).unwrap_or_default();
+    match watermark {
+        None => (
+            PullKind::Full,
+            Some("no watermark yet: the first pull is a full one".into()),
+        ),
+        Some(w) if w < now - MODIFIED_AFTER_HORIZON + margin => (
+            PullKind::Full,
+            Some(format!(
+                "the watermark ({}) is older than Cliq's 7-day modified_after window minus the margin",
+                crate::clock::to_db(w)
+            )),
+        ),
+        Some(_) => (PullKind::Incremental, None),
+    }
+}
+
+/// Run one pull. Errors from Cliq end the run as `failed` (reported, not
+/// returned); only a mirror that cannot be written is an `Err`.
+pub async fn pull(
+    store: &Store,
+    client: &CliqClient,
+    requested: PullKind,
+    opts: &PullOptions,
+    cancel: &CancellationToken,
+) -> Result<PullReport, PullError> {
+    let clock = store.clock().clone();
+    let started = tokio::time::Instant::now();
+    let started_at = clock.now();
+    let watermark = store.watermark().await?;
+    let (kind, escalated) = effective_kind(requested, watermark, started_at, opts);
+    if let Some(why) = &escalated {
+        tracing::info!(reason = %why, "running a full pull instead of an incremental one");
+    }
+    let run_kind = match kind {
+        PullKind::Full => RunKind::Full,
+        PullKind::Incremental => RunKind::Incremental,
+    };
+    let source = match kind {
+        PullKind::Full => ChangeSource::Full,
+        PullKind::Incremental => ChangeSource::Incremental,
+    };
+    let run_id = store.start_run(run_kind, started_at).await?;
+    let requests_before = client.stats().total_requests();
+
+    let mut params = ListUsersParams::all_fields();
+    if kind == PullKind::Incremental {
+        let overlap = chrono::Duration::from_std(opts.overlap).unwrap_or_default();
+        params.modified_after = watermark.map(|w| w - overlap);
+    }
+
+    let mut report = PullReport {
+        run_id,
+        kind,
+        escalated,
+        status: "running".into(),
+        requests: 0,
+        pages: 0,
+        users_seen: 0,
+        added: 0,
+        changed: 0,
+        removed: 0,
+        restarts: 0,
+        teams_fetched: 0,
+        teams_pending: 0,
+        started_at,
+        elapsed: Duration::ZERO,
+        error: None,
+    };
+
+    let outcome = list_into_mirror(store, client, params, run_id, source, cancel, &mut report).await;
+    let mut status = match outcome {
+        Ok(Listing::Complete) => RunStatus::Ok,
+        Ok(Listing::Stopped) => RunStatus::Stopped,
+        Err(ListFailure::Cliq(e)) => {
+            report.error = Some(e.to_string());
+            RunStatus::Failed
+        }
+        Err(ListFailure::Store(e)) => {
+            // Record what we can, then surface the store error.
+            report.error = Some(e.to_string());
+            let _ = finish(store, client, &mut report, RunStatus::Failed, requests_before).await;
+            return Err(e.into());
+        }
+    };
+
+    if status == RunStatus::Ok {
+        let now = clock.now();
+        if kind == PullKind::Full {
+            report.removed = store.mark_unseen_removed(started_at, run_id, now).await?;
+            if opts.teams == TeamsMode::All {
+                store.queue_all_teams(now).await?;
+            }
+            if opts.layouts {
+                if let Err(e) = refresh_layouts(store, client, cancel).await {
+                    tracing::warn!(error = %e, "layouts were not refreshed");
+                }
+            }
+        }
+        // The listing is complete: the mirror holds everything modified
+        // before this run started.
+        store.set_watermark(started_at, now).await?;
+        if opts.teams != TeamsMode::Off {
+            match fetch_teams(store, client, opts.teams_per_run, cancel).await {
+                Ok(n) => report.teams_fetched = n,
+                Err(TeamsFailure::Stopped) => status = RunStatus::Stopped,
+                Err(TeamsFailure::Cliq(e)) => {
+                    tracing::warn!(error = %e, "team memberships not fetched; they stay queued")
+                }
+                Err(TeamsFailure::Store(e)) => return Err(e.into()),
+            }
+        }
+        report.teams_pending = store.teams_queue_len().await?;
+    }
+    finish(store, client, &mut report, status, requests_before).await?;
+    report.elapsed = started.elapsed();
+    tracing::info!(
+        run = run_id,
+        kind = ?kind,
+        status = %report.status,
+        requests = report.requests,
+        pages = report.pages,
+        seen = report.users_seen,
+        added = report.added,
+        changed = report.changed,
+        removed = report.removed,
+        elapsed_ms = report.elapsed.as_millis() as u64,
+        "pull finished"
+    );
+    Ok(report)
+}
+
+async fn finish(
+    store: &Store,
+    client: &CliqClient,
+    report: &mut PullReport,
+    status: RunStatus,
+    requests_before: u64,
+) -> Result<(), StoreError> {
+    report.requests = client.stats().total_requests() - requests_before;
+    report.status = status.as_str().into();
+    let figures = RunFigures {
+        requests: report.requests,
+        users_seen: report.users_seen,
+        users_changed: report.added + report.changed + report.removed,
+        error: report.error.clone(),
+    };
+    store
+        .finish_run(report.run_id, status, &figures, store.clock().now())
+        .await
+}
+
+enum Listing {
+    Complete,
+    Stopped,
+}
+
+enum ListFailure {
+    Cliq(CliqError),
+    Store(StoreError),
+}
+
+async fn list_into_mirror(
+    store: &Store,
+    client: &CliqClient,
+    params: ListUsersParams,
+    run_id: i64,
+    source: ChangeSource,
+    cancel: &CancellationToken,
+    report: &mut PullReport,
+) -> Result<Listing, ListFailure> {
+    let mut stream = client.list_users(params);
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Ok(Listing::Stopped),
+            event = stream.next() => event,
+        };
+        match event {
+            None => return Ok(Listing::Complete),
+            Some(Err(e)) => return Err(ListFailure::Cliq(e)),
+            Some(Ok(ListEvent::Restarted)) => report.restarts += 1,
+            Some(Ok(ListEvent::Page(page))) => {
+                let users: Vec<FlatUser> = page
+                    .users
+                    .iter()
+                    .filter_map(|u| {
+                        let flat = FlatUser::from_map(&u.raw);
+                        if flat.is_none() {
+                            tracing::warn!("a listed user has no id; skipped");
+                        }
+                        flat
+                    })
+                    .collect();
+                let now = store.clock().now();
+                let out = store
+                    .write_users_page(&users, run_id, source, now)
+                    .await
+                    .map_err(ListFailure::Store)?;
+                report.pages += 1;
+                report.users_seen += out.seen;
+                report.added += out.added;
+                report.changed += out.changed;
+                store
+                    .queue_teams(&out.touched_ids, now)
+                    .await
+                    .map_err(ListFailure::Store)?;
+            }
+        }
+    }
+}
+
+async fn refresh_layouts(
+    store: &Store,
+    client: &CliqClient,
+    cancel: &CancellationToken,
+) -> Result<(), CliqError> {
+    for name in LAYOUT_NAMES {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        let layouts = client.user_layouts(name).await?;
+        let raw: Vec<_> = layouts
+            .iter()
+            .map(|l| serde_json::Value::Object(l.raw.clone()))
+            .collect();
+        let text = serde_json::to_string(&raw).unwrap_or_default();
+        if let Err(e) = store.write_layout(name, &text, store.clock().now()).await {
+            tracing::warn!(error = %e, layout = name, "layout not stored");
+        }
+    }
+    Ok(())
+}
+
+enum TeamsFailure {
+    Stopped,
+    Cliq(CliqError),
+    Store(StoreError),
+}
+
+/// Fetch queued team memberships, at most `limit` this run.
+async fn fetch_teams(
+    store: &Store,
+    client: &CliqClient,
+    limit: usize,
+    cancel: &CancellationToken,
+) -> Result<u64, TeamsFailure> {
+    let ids = store
+        .next_team_fetches(limit as i64)
+        .await
+        .map_err(TeamsFailure::Store)?;
+    let mut fetched = 0;
+    for id in ids {
+        let teams = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(TeamsFailure::Stopped),
+            r = client.user_teams(&id) => r,
+        };
+        let teams = match teams {
+            Ok(t) => t,
+            Err(CliqError::Permanent { status: 404, .. }) => {
+                store.dequeue_teams(&id).await.map_err(TeamsFailure::Store)?;
+                continue;
+            }
+            Err(e) => return Err(TeamsFailure::Cliq(e)),
+        };
+        let rows: Vec<TeamRow> = teams
+            .iter()
+            .filter_map(|t| {
+                Some(TeamRow {
+                    team_id: t.team_id.clone()?,
+                    name: t.name.clone(),
+                    organization_id: t.organization_id.clone(),
+                    description: t.description.clone(),
+                    is_active: t.is_active,
+                    participant_count: t.participant_count,
+                    creation_time: t.creation_time.clone(),
+                    is_moderator: t.is_moderator,
+                    joined: t.joined,
+                    raw_json: serde_json::to_string(&t.raw).unwrap_or_default(),
+                })
+            })
+            .collect();
+        store
+            .write_user_teams(&id, &rows, store.clock().now())
+            .await
+            .map_err(TeamsFailure::Store)?;
+        fetched += 1;
+    }
+    Ok(fetched)
+}
