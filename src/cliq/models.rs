@@ -954,7 +954,12 @@ fn list_of<T>(
     what: &str,
     f: impl Fn(Value) -> Result<T, ShapeError>,
 ) -> Result<Vec<T>, ShapeError> {
-    match unwrap_data(v) {
+    let d = match v.get("data") {
+        Some(Value::Null) => return Ok(Vec::new()),
+        Some(d) => d,
+        None => v,
+    };
+    match d {
         Value::Null => Ok(Vec::new()),
         Value::Array(items) => items
             .iter()
@@ -1020,7 +1025,7 @@ mod tests {
         assert_eq!(u.zoid.as_deref(), Some("54107592"));
         assert_eq!(u.employee_id.as_deref(), Some("213"));
         assert_eq!(
-            u.department.unwrap().id.as_deref(),
+            u.department.as_ref().unwrap().id.as_deref(),
             Some("1901318000001424001")
         );
         assert_eq!(u.raw["nick_name"], json!("Scotty"));
