@@ -627,3 +627,6 @@ fn encode_segment(s: &str) -> String {
     out
 }
 
+
+#[cfg(test)]
+mod tests;
