@@ -134,6 +134,8 @@ pub struct SyncSettings {
     pub window_margin: Duration,
     /// Team memberships: "off", "changed" (users new or changed in the run) or "all".
     pub teams: String,
+    /// Team-membership fetches per run (one request each, 20/min).
+    pub teams_per_run: usize,
 }
 
 impl Default for SyncSettings {
@@ -142,6 +144,7 @@ impl Default for SyncSettings {
             overlap: Duration::from_secs(300),
             window_margin: Duration::from_secs(6 * 3600),
             teams: "changed".into(),
+            teams_per_run: 20,
         }
     }
 }

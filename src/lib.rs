@@ -20,15 +20,19 @@
 //!   * [`cliq::transport`]: HTTPS via reqwest, or in-process to the simulator.
 //! * [`mirror`]: the SQLite store (WAL, embedded migrations, the public schema).
 //! * [`sim`]: the built-in, strict Cliq simulator (`cliq-sync simulate`).
+//! * [`sync`]: pulls from Cliq into the mirror.
+//! * [`app`]: assembles store, scheduler, token cache and client from the settings.
 //! * [`config`]: layered configuration (defaults, file, environment).
 //! * [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 
+pub mod app;
 pub mod cli;
 pub mod cliq;
 pub mod clock;
 pub mod config;
 pub mod mirror;
 pub mod sim;
+pub mod sync;
 
 /// rustls needs one process-wide crypto provider; we ship `ring` (small, no
 /// C toolchain beyond a compiler). Installing twice is harmless.

@@ -1221,7 +1221,10 @@ mod tests {
             r.failed_users,
             vec![
                 ("b@x.com".to_string(), "email.pendinguser".to_string()),
-                ("c@x.com".to_string(), "email.invitation.blocked".to_string()),
+                (
+                    "c@x.com".to_string(),
+                    "email.invitation.blocked".to_string()
+                ),
                 ("d@x.com".to_string(), "unknown".to_string()),
             ]
         );
@@ -1251,7 +1254,9 @@ mod tests {
         assert_eq!(teams[0].participant_count, Some(12));
         assert_eq!(teams[0].raw["extra"], json!(1));
         assert_eq!(teams[1].name, None);
-        assert!(Team::list_from_value(&json!({"data": null})).unwrap().is_empty());
+        assert!(Team::list_from_value(&json!({"data": null}))
+            .unwrap()
+            .is_empty());
 
         let layouts = Layout::list_from_value(&json!({"data": [{
             "unique_name": "quick_view",

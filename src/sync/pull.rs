@@ -207,7 +207,8 @@ pub async fn pull(
         error: None,
     };
 
-    let outcome = list_into_mirror(store, client, params, run_id, source, cancel, &mut report).await;
+    let outcome =
+        list_into_mirror(store, client, params, run_id, source, cancel, &mut report).await;
     let mut status = match outcome {
         Ok(Listing::Complete) => RunStatus::Ok,
         Ok(Listing::Stopped) => RunStatus::Stopped,
@@ -218,7 +219,14 @@ pub async fn pull(
         Err(ListFailure::Store(e)) => {
             // Record what we can, then surface the store error.
             report.error = Some(e.to_string());
-            let _ = finish(store, client, &mut report, RunStatus::Failed, requests_before).await;
+            let _ = finish(
+                store,
+                client,
+                &mut report,
+                RunStatus::Failed,
+                requests_before,
+            )
+            .await;
             return Err(e.into());
         }
     };
@@ -398,7 +406,10 @@ async fn fetch_teams(
         let teams = match teams {
             Ok(t) => t,
             Err(CliqError::Permanent { status: 404, .. }) => {
-                store.dequeue_teams(&id).await.map_err(TeamsFailure::Store)?;
+                store
+                    .dequeue_teams(&id)
+                    .await
+                    .map_err(TeamsFailure::Store)?;
                 continue;
             }
             Err(e) => return Err(TeamsFailure::Cliq(e)),

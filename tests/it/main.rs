@@ -1,1 +1,8 @@
-mod placeholder {}
+//! The one integration-test binary. Every test talks to the built-in Cliq
+//! simulator, almost always in-process and in paused tokio time (see
+//! `helpers`); `client::over_real_http` is the exception that proves the
+//! socket path too.
+
+mod client;
+mod helpers;
+mod pull;

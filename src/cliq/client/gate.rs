@@ -39,7 +39,12 @@ impl QuotaGate for QuotaScheduler {
         retry_after: Option<Duration>,
         reason: &'a str,
     ) -> GateFuture<'a> {
-        Box::pin(QuotaScheduler::report_throttled(self, ep, retry_after, reason))
+        Box::pin(QuotaScheduler::report_throttled(
+            self,
+            ep,
+            retry_after,
+            reason,
+        ))
     }
 }
 
@@ -84,7 +89,9 @@ impl QuotaGate for RecordingGate {
     fn acquire(&self, ep: Endpoint) -> GateFuture<'_> {
         Box::pin(async move {
             if self.fail_acquire.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(QuotaError::Store(sqlx::Error::Protocol("ledger unavailable".into())));
+                return Err(QuotaError::Store(sqlx::Error::Protocol(
+                    "ledger unavailable".into(),
+                )));
             }
             let until = self.locked_until.lock().unwrap().get(&ep).copied();
             if let Some(until) = until {

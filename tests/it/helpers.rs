@@ -1,0 +1,112 @@
+//! `spawn_app()`: the real program (mirror, scheduler, token cache, client)
+//! against the simulator, with a temp database, on one anchored clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cliq_sync::app::App;
+use cliq_sync::cliq::transport::{RouterTransport, Transport};
+use cliq_sync::cliq::Endpoint;
+use cliq_sync::clock::{from_db, Clock};
+use cliq_sync::config::Settings;
+use cliq_sync::sim::{SimConfig, Simulator};
+use secrecy::SecretString;
+
+pub fn base_time() -> DateTime<Utc> {
+    from_db("2026-06-01T09:00:00.000Z").unwrap()
+}
+
+pub struct TestApp {
+    pub sim: Simulator,
+    pub app: App,
+    pub clock: Clock,
+    /// Keeps the temp mirror alive as long as the app.
+    pub _dir: Arc<tempfile::TempDir>,
+    pub transport: Arc<dyn Transport>,
+}
+
+pub struct Opts {
+    pub users: usize,
+    pub token_ttl: Duration,
+    pub settings: Box<dyn Fn(&mut Settings)>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self {
+            users: 200,
+            token_ttl: Duration::from_secs(3600),
+            settings: Box::new(|_| {}),
+        }
+    }
+}
+
+/// Settings pointing at the simulator's credentials, mirror in `dir`.
+pub fn settings_for(sim_cfg: &SimConfig, dir: &std::path::Path) -> Settings {
+    let mut s = Settings::default();
+    s.cliq.base_url = Some("http://127.0.0.1:9".into());
+    s.cliq.accounts_url = Some("http://127.0.0.1:9".into());
+    s.cliq.client_id = sim_cfg.client_id.clone();
+    s.cliq.client_secret = Some(SecretString::from(sim_cfg.client_secret.clone()));
+    s.cliq.refresh_token = Some(SecretString::from(sim_cfg.refresh_token.clone()));
+    s.mirror.path = dir.join("mirror.db");
+    s
+}
+
+/// Start a simulator and the program against it. Call inside a paused test.
+pub async fn spawn_app(opts: Opts) -> TestApp {
+    let clock = Clock::anchored(base_time());
+    let sim_cfg = SimConfig {
+        users: opts.users,
+        token_ttl: opts.token_ttl,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::new(sim_cfg.clone(), clock.clone());
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut settings = settings_for(&sim_cfg, dir.path());
+    (opts.settings)(&mut settings);
+    let transport: Arc<dyn Transport> = Arc::new(RouterTransport::new(sim.router()));
+    let app = App::open_with(settings, clock.clone(), transport.clone())
+        .await
+        .unwrap();
+    TestApp {
+        sim,
+        app,
+        clock,
+        _dir: dir,
+        transport,
+    }
+}
+
+impl TestApp {
+    /// A second program (a new process, as far as state goes) on the same
+    /// mirror file and the same simulator.
+    pub async fn restart(&self) -> App {
+        App::open_with(
+            self.app.settings.clone(),
+            self.clock.clone(),
+            self.transport.clone(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// The most requests the simulator saw in any window, per endpoint.
+    pub fn max_in_window(&self, ep: Endpoint) -> u32 {
+        self.sim
+            .counters()
+            .max_in_window
+            .get(&ep)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn throttled_total(&self) -> u64 {
+        self.sim.counters().throttled.values().sum()
+    }
+
+    pub fn locks_total(&self) -> u64 {
+        self.sim.counters().locks.values().sum()
+    }
+}

@@ -1,0 +1,1 @@
+//! The mirror: full and incremental pulls.
