@@ -380,12 +380,15 @@ str_enum!(
     }
 );
 
+// The enums come from `str_enum!`, which has no place for `#[default]`.
+#[allow(clippy::derivable_impls)]
 impl Default for ModifiedAfterFormat {
     fn default() -> Self {
         ModifiedAfterFormat::Rfc3339
     }
 }
 
+#[allow(clippy::derivable_impls)]
 impl Default for UpdateBodyShape {
     fn default() -> Self {
         UpdateBodyShape::Wrapped
