@@ -248,9 +248,9 @@ async fn fifty_concurrent_callers_never_exceed_any_quota() {
     let users = t.sim.users();
     let start = t.clock.now();
     let mut tasks = Vec::new();
-    for i in 0..50 {
+    for (i, u) in users.iter().take(50).enumerate() {
         let client = t.app.client.clone();
-        let u = users[i].clone();
+        let u = u.clone();
         tasks.push(tokio::spawn(async move {
             let id = u["id"].as_str().unwrap().to_owned();
             let email = u["email_id"].as_str().unwrap().to_owned();
