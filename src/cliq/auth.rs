@@ -72,7 +72,10 @@ impl AuthConfig {
 
     /// `{accounts}/oauth/v2/token`.
     pub fn token_url(&self) -> String {
-        format!("{}/oauth/v2/token", self.accounts_base.trim_end_matches('/'))
+        format!(
+            "{}/oauth/v2/token",
+            self.accounts_base.trim_end_matches('/')
+        )
     }
 
     fn skew_for(&self, ttl: Duration) -> Duration {
@@ -133,8 +136,14 @@ impl fmt::Debug for TokenManager {
 
 /// What one token POST produced.
 enum Minted {
-    Token { token: SecretString, ttl: Duration },
-    AccessDenied { retry_after: Option<Duration>, detail: String },
+    Token {
+        token: SecretString,
+        ttl: Duration,
+    },
+    AccessDenied {
+        retry_after: Option<Duration>,
+        detail: String,
+    },
 }
 
 impl TokenManager {
@@ -225,7 +234,10 @@ impl TokenManager {
                 Minted::Token { token, ttl } => {
                     let expires_at = sent_at + ttl;
                     let refresh_at = expires_at - self.cfg.skew_for(ttl);
-                    tracing::info!(expires_in_secs = ttl.as_secs(), "minted a Cliq access token");
+                    tracing::info!(
+                        expires_in_secs = ttl.as_secs(),
+                        "minted a Cliq access token"
+                    );
                     return Ok(Cached {
                         token,
                         expires_at,
@@ -270,17 +282,17 @@ impl TokenManager {
             .body(Bytes::from(form))
             .map_err(|e| AuthError::Decode(format!("bad accounts URL: {e}")))?;
         self.refreshes.fetch_add(1, Ordering::Relaxed);
-        let resp = match tokio::time::timeout(self.cfg.request_timeout, self.transport.send(req)).await
-        {
-            Err(_) => {
-                return Err(AuthError::Unreachable(format!(
-                    "no answer within {:?}",
-                    self.cfg.request_timeout
-                )))
-            }
-            Ok(Err(e)) => return Err(AuthError::Unreachable(e.to_string())),
-            Ok(Ok(r)) => r,
-        };
+        let resp =
+            match tokio::time::timeout(self.cfg.request_timeout, self.transport.send(req)).await {
+                Err(_) => {
+                    return Err(AuthError::Unreachable(format!(
+                        "no answer within {:?}",
+                        self.cfg.request_timeout
+                    )))
+                }
+                Ok(Err(e)) => return Err(AuthError::Unreachable(e.to_string())),
+                Ok(Ok(r)) => r,
+            };
         parse_token_response(
             resp.status(),
             crate::cliq::error::retry_after(resp.headers()),
@@ -392,10 +404,7 @@ pub(crate) mod tests {
 
     /// A token endpoint answering `answers[min(n, len-1)]` to the n-th call
     /// (`{n}` in an answer becomes the call number, from 1).
-    pub(crate) fn token_router(
-        answers: Vec<&'static str>,
-        calls: Arc<AtomicUsize>,
-    ) -> Router {
+    pub(crate) fn token_router(answers: Vec<&'static str>, calls: Arc<AtomicUsize>) -> Router {
         Router::new().route(
             "/oauth/v2/token",
             post(move |body: String| {
@@ -421,7 +430,8 @@ pub(crate) mod tests {
         TokenManager::with_gate(cfg, Arc::new(RouterTransport::new(router)), gate)
     }
 
-    const OK: &str = r#"{"access_token":"1000.access-{n}","expires_in":3600,"token_type":"Bearer"}"#;
+    const OK: &str =
+        r#"{"access_token":"1000.access-{n}","expires_in":3600,"token_type":"Bearer"}"#;
 
     #[tokio::test(start_paused = true)]
     async fn twenty_concurrent_callers_one_refresh() {
@@ -525,7 +535,10 @@ pub(crate) mod tests {
         let e = tm.token().await.unwrap_err();
         assert!(matches!(e, AuthError::InvalidRefreshToken { .. }), "{e:?}");
         let msg = e.to_string();
-        assert!(msg.contains("refresh token was rejected (invalid_code)"), "{msg}");
+        assert!(
+            msg.contains("refresh token was rejected (invalid_code)"),
+            "{msg}"
+        );
         assert!(msg.contains("create a new one"), "{msg}");
         assert!(!msg.contains(REFRESH) && !msg.contains(SECRET));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -574,7 +587,10 @@ pub(crate) mod tests {
             cfg("http://accounts.test"),
         );
         let e = tm.token().await.unwrap_err();
-        assert!(matches!(e, AuthError::TooManyTokens { attempts: 3 }), "{e:?}");
+        assert!(
+            matches!(e, AuthError::TooManyTokens { attempts: 3 }),
+            "{e:?}"
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 

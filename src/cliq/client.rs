@@ -38,8 +38,8 @@ use crate::cliq::auth::TokenManager;
 use crate::cliq::dc::DataCenter;
 use crate::cliq::error::{classify, error_parts, Classified, CliqError, RequestContext};
 use crate::cliq::models::{
-    unwrap_data, BatchResult, Fields, Layout, ListUsersParams, ModifiedAfterFormat, Team, User,
-    UserFields, UpdateBodyShape, UsersPage,
+    unwrap_data, BatchResult, Fields, Layout, ListUsersParams, ModifiedAfterFormat, Team,
+    UpdateBodyShape, User, UserFields, UsersPage,
 };
 use crate::cliq::quotas::QuotaScheduler;
 use crate::cliq::transport::Transport;
@@ -154,7 +154,10 @@ struct CallState {
 
 enum Sent {
     Done(Value),
-    Unauthorized { token: SecretString, message: String },
+    Unauthorized {
+        token: SecretString,
+        message: String,
+    },
 }
 
 impl CliqClient {
@@ -523,7 +526,12 @@ impl CliqClient {
         };
         let status = resp.status();
         inner.stats.record_request(ep, status.as_str());
-        tracing::debug!(attempt, latency_ms, status = status.as_u16(), "cliq response");
+        tracing::debug!(
+            attempt,
+            latency_ms,
+            status = status.as_u16(),
+            "cliq response"
+        );
         match classify(ep, status, resp.headers(), resp.body(), &call.ctx) {
             Classified::Ok(v) => Ok(Sent::Done(v)),
             Classified::Unauthorized { message } => {
@@ -541,7 +549,10 @@ impl CliqClient {
                     let (_, message) = error_parts(resp.body());
                     let reason = format!("HTTP {status}: {message}");
                     tracing::warn!(%reason, retry_after_secs = retry_after.map(|d| d.as_secs()), "throttled by Cliq");
-                    inner.gate.report_throttled(ep, *retry_after, &reason).await?;
+                    inner
+                        .gate
+                        .report_throttled(ep, *retry_after, &reason)
+                        .await?;
                 } else if e.is_transient() {
                     let hint = crate::cliq::error::retry_after(resp.headers());
                     *state.server_hint.lock().unwrap() = hint;
@@ -554,21 +565,21 @@ impl CliqClient {
     fn build(&self, call: &Call, token: &SecretString) -> Result<http::Request<Bytes>, CliqError> {
         let mut url = format!("{}{}", self.inner.cfg.api_root(), call.path);
         if !call.query.is_empty() {
-            let q = serde_urlencoded::to_string(&call.query).map_err(|e| CliqError::InvalidRequest {
-                endpoint: call.ep,
-                message: e.to_string(),
+            let q = serde_urlencoded::to_string(&call.query).map_err(|e| {
+                CliqError::InvalidRequest {
+                    endpoint: call.ep,
+                    message: e.to_string(),
+                }
             })?;
             url.push('?');
             url.push_str(&q);
         }
-        let mut auth = http::HeaderValue::try_from(format!(
-            "Zoho-oauthtoken {}",
-            token.expose_secret()
-        ))
-        .map_err(|_| CliqError::InvalidRequest {
-            endpoint: call.ep,
-            message: "the access token is not a valid header value".into(),
-        })?;
+        let mut auth =
+            http::HeaderValue::try_from(format!("Zoho-oauthtoken {}", token.expose_secret()))
+                .map_err(|_| CliqError::InvalidRequest {
+                    endpoint: call.ep,
+                    message: "the access token is not a valid header value".into(),
+                })?;
         auth.set_sensitive(true);
         let mut b = http::Request::builder()
             .method(call.method.clone())
@@ -626,7 +637,6 @@ fn encode_segment(s: &str) -> String {
     }
     out
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// A Zoho data centre (`[cliq] data_center`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DataCenter {
     #[default]
@@ -122,7 +124,10 @@ mod tests {
         }
         assert_eq!(" EU ".parse::<DataCenter>().unwrap(), DataCenter::Eu);
         assert_eq!(DataCenter::Ca.api_base(), "https://cliq.zohocloud.ca");
-        assert_eq!(DataCenter::Au.accounts_base(), "https://accounts.zoho.com.au");
+        assert_eq!(
+            DataCenter::Au.accounts_base(),
+            "https://accounts.zoho.com.au"
+        );
     }
 
     #[test]

@@ -161,7 +161,9 @@ pub(crate) struct RequestContext {
 pub(crate) enum Classified {
     Ok(Value),
     /// 401: the caller invalidates the token and re-sends once.
-    Unauthorized { message: String },
+    Unauthorized {
+        message: String,
+    },
     Err(CliqError),
 }
 
@@ -182,7 +184,11 @@ pub(crate) fn error_parts(body: &[u8]) -> (Option<String>, String) {
             let message = s("message")
                 .or_else(|| s("error_description"))
                 .or_else(|| s("error"))
-                .or_else(|| v.get("data").and_then(|d| d.get("message")).and_then(|m| m.as_str().map(String::from)))
+                .or_else(|| {
+                    v.get("data")
+                        .and_then(|d| d.get("message"))
+                        .and_then(|m| m.as_str().map(String::from))
+                })
                 .unwrap_or_else(|| snippet(&text));
             (code, message)
         }
@@ -233,7 +239,9 @@ pub(crate) fn classify(
             Ok(v) => Classified::Ok(v),
             Err(e) => Classified::Err(CliqError::Transient {
                 endpoint: ep,
-                reason: format!("HTTP {code_u16} with an unreadable body ({e}), probably truncated"),
+                reason: format!(
+                    "HTTP {code_u16} with an unreadable body ({e}), probably truncated"
+                ),
             }),
         };
     }
@@ -363,7 +371,10 @@ mod tests {
     fn classification_table() {
         let ctx = RequestContext::default();
         let ep = Endpoint::ListUsers;
-        assert!(matches!(cl(ep, 200, "{\"data\":[]}", &ctx), Classified::Ok(_)));
+        assert!(matches!(
+            cl(ep, 200, "{\"data\":[]}", &ctx),
+            Classified::Ok(_)
+        ));
         assert!(matches!(cl(ep, 204, "", &ctx), Classified::Ok(Value::Null)));
         assert!(err(cl(ep, 200, "{\"data\":[", &ctx)).is_transient());
         assert!(err(cl(ep, 429, "", &ctx)).is_throttled());
@@ -374,15 +385,34 @@ mod tests {
             &ctx,
         ));
         assert!(matches!(e, CliqError::Throttled { status: 400, .. }));
-        assert!(err(cl(ep, 400, r#"{"message":"You have exceeded the URL throttle limits"}"#, &ctx)).is_throttled());
+        assert!(err(cl(
+            ep,
+            400,
+            r#"{"message":"You have exceeded the URL throttle limits"}"#,
+            &ctx
+        ))
+        .is_throttled());
         assert!(matches!(
-            cl(ep, 401, r#"{"code":"oauthtoken_invalid","message":"bad"}"#, &ctx),
+            cl(
+                ep,
+                401,
+                r#"{"code":"oauthtoken_invalid","message":"bad"}"#,
+                &ctx
+            ),
             Classified::Unauthorized { .. }
         ));
         assert!(err(cl(ep, 503, "<html>down</html>", &ctx)).is_transient());
-        match err(cl(ep, 400, r#"{"code":"extra_param_found","message":"x is extra"}"#, &ctx)) {
+        match err(cl(
+            ep,
+            400,
+            r#"{"code":"extra_param_found","message":"x is extra"}"#,
+            &ctx,
+        )) {
             CliqError::Permanent {
-                status, code, message, ..
+                status,
+                code,
+                message,
+                ..
             } => {
                 assert_eq!(status, 400);
                 assert_eq!(code.as_deref(), Some("extra_param_found"));
@@ -390,7 +420,10 @@ mod tests {
             }
             e => panic!("{e:?}"),
         }
-        assert!(matches!(err(cl(ep, 403, "{}", &ctx)), CliqError::Permanent { status: 403, .. }));
+        assert!(matches!(
+            err(cl(ep, 403, "{}", &ctx)),
+            CliqError::Permanent { status: 403, .. }
+        ));
         // A 500 technical error is transient for anything but an update.
         assert!(err(cl(
             Endpoint::GetUser,
@@ -413,7 +446,12 @@ mod tests {
             CliqError::ExpiredCursor { .. }
         ));
         assert!(matches!(
-            err(cl(Endpoint::ListUsers, 400, body, &RequestContext::default())),
+            err(cl(
+                Endpoint::ListUsers,
+                400,
+                body,
+                &RequestContext::default()
+            )),
             CliqError::Permanent { .. }
         ));
     }
@@ -435,7 +473,12 @@ mod tests {
         ));
         assert!(!e.is_transient());
         match &e {
-            CliqError::Permanent { status, code, message, .. } => {
+            CliqError::Permanent {
+                status,
+                code,
+                message,
+                ..
+            } => {
                 assert_eq!(*status, 500);
                 assert_eq!(code.as_deref(), Some("reference_rejected"));
                 assert!(message.contains("department_id=999"), "{message}");
@@ -461,7 +504,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(http::header::RETRY_AFTER, "120".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(120)));
-        h.insert(http::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        h.insert(
+            http::header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h), None);
         let e = classify(
             Endpoint::GetUser,
@@ -483,7 +529,10 @@ mod tests {
     #[test]
     fn auth_error_messages() {
         let e = AuthError::InvalidRefreshToken { detail: None }.to_string();
-        assert!(e.contains("invalid_code") && e.contains("create a new one"), "{e}");
+        assert!(
+            e.contains("invalid_code") && e.contains("create a new one"),
+            "{e}"
+        );
         assert!(AuthError::InvalidClient { detail: None }
             .to_string()
             .contains("client_id"));

@@ -298,11 +298,11 @@ impl UsersPage {
 // ---------------------------------------------------------------------------
 
 macro_rules! str_enum {
-    ($(#[$m:meta])* $name:ident { $($var:ident => $s:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident => $s:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name {
-            $(#[serde(rename = $s)] $var),+
+            $($(#[$vm])* #[serde(rename = $s)] $var),+
         }
 
         impl $name {
@@ -364,7 +364,9 @@ str_enum!(
     /// How `modified_after` is written (`[cliq] modified_after_format`).
     /// The documentation says "date-time" (RFC 3339, the default); some
     /// clients send epoch milliseconds.
+    #[derive(Default)]
     ModifiedAfterFormat {
+        #[default]
         Rfc3339 => "rfc3339",
         EpochMillis => "epoch_millis",
     }
@@ -374,23 +376,13 @@ str_enum!(
     /// The body shape of `PUT /users/{id}` (`[cliq] update_body`).
     /// `wrapped` (documented, default): `{"users": [{email_id, …changed}]}`;
     /// `flat`: the changed-fields object alone.
+    #[derive(Default)]
     UpdateBodyShape {
+        #[default]
         Wrapped => "wrapped",
         Flat => "flat",
     }
 );
-
-impl Default for ModifiedAfterFormat {
-    fn default() -> Self {
-        ModifiedAfterFormat::Rfc3339
-    }
-}
-
-impl Default for UpdateBodyShape {
-    fn default() -> Self {
-        UpdateBodyShape::Wrapped
-    }
-}
 
 impl ModifiedAfterFormat {
     pub fn format(self, t: DateTime<Utc>) -> String {
@@ -1221,7 +1213,10 @@ mod tests {
             r.failed_users,
             vec![
                 ("b@x.com".to_string(), "email.pendinguser".to_string()),
-                ("c@x.com".to_string(), "email.invitation.blocked".to_string()),
+                (
+                    "c@x.com".to_string(),
+                    "email.invitation.blocked".to_string()
+                ),
                 ("d@x.com".to_string(), "unknown".to_string()),
             ]
         );
@@ -1251,7 +1246,9 @@ mod tests {
         assert_eq!(teams[0].participant_count, Some(12));
         assert_eq!(teams[0].raw["extra"], json!(1));
         assert_eq!(teams[1].name, None);
-        assert!(Team::list_from_value(&json!({"data": null})).unwrap().is_empty());
+        assert!(Team::list_from_value(&json!({"data": null}))
+            .unwrap()
+            .is_empty());
 
         let layouts = Layout::list_from_value(&json!({"data": [{
             "unique_name": "quick_view",

@@ -39,7 +39,12 @@ impl QuotaGate for QuotaScheduler {
         retry_after: Option<Duration>,
         reason: &'a str,
     ) -> GateFuture<'a> {
-        Box::pin(QuotaScheduler::report_throttled(self, ep, retry_after, reason))
+        Box::pin(QuotaScheduler::report_throttled(
+            self,
+            ep,
+            retry_after,
+            reason,
+        ))
     }
 }
 

@@ -72,9 +72,6 @@ impl ClientStats {
     }
 
     pub fn snapshot(&self) -> ClientStatsSnapshot {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

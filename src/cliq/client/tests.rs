@@ -204,8 +204,14 @@ fn api_root_and_segments() {
 
 #[tokio::test(start_paused = true)]
 async fn get_user_sends_headers_and_parses() {
-    let h = harness(|_, _| ok(json!({"data": {"id": 631830849u64, "email_id": "s@x.com", "nick": "S"}})));
-    let u = h.client.get_user("631830849", Some(&Fields::All)).await.unwrap();
+    let h = harness(|_, _| {
+        ok(json!({"data": {"id": 631830849u64, "email_id": "s@x.com", "nick": "S"}}))
+    });
+    let u = h
+        .client
+        .get_user("631830849", Some(&Fields::All))
+        .await
+        .unwrap();
     assert_eq!(u.id.as_deref(), Some("631830849"));
     assert_eq!(u.raw["nick"], json!("S"));
     let s = &h.seen()[0];
@@ -237,7 +243,11 @@ async fn transient_failures_are_retried_to_success() {
     // Every attempt passed the scheduler first.
     assert_eq!(h.gate.acquired(Endpoint::GetUser), 3);
     // Backoff: ≥ 500 ms then ≥ 1 s (jitter only adds).
-    assert!(start.elapsed() >= Duration::from_millis(1500), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
     let st = h.client.stats();
     assert_eq!(st.count(Endpoint::GetUser, "500"), 2);
     assert_eq!(st.retries.get(&Endpoint::GetUser), Some(&2));
@@ -292,7 +302,12 @@ async fn timeouts_and_truncated_bodies_are_transient() {
 
 #[tokio::test(start_paused = true)]
 async fn permanent_400_is_not_retried() {
-    let h = harness(|_, _| reply(400, r#"{"code":"extra_param_found","message":"'x' is an extra param"}"#));
+    let h = harness(|_, _| {
+        reply(
+            400,
+            r#"{"code":"extra_param_found","message":"'x' is an extra param"}"#,
+        )
+    });
     let e = h
         .client
         .list_users_page(&ListUsersParams::default(), None)
@@ -349,7 +364,10 @@ async fn throttle_400_is_reported_and_waited_out() {
     // The second attempt went through acquire, after the lock.
     assert_eq!(h.gate.acquired(Endpoint::ListUsers), 2);
     assert!(start.elapsed() >= Duration::from_secs(600));
-    assert_eq!(h.client.stats().throttled.get(&Endpoint::ListUsers), Some(&1));
+    assert_eq!(
+        h.client.stats().throttled.get(&Endpoint::ListUsers),
+        Some(&1)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -386,7 +404,10 @@ async fn throttle_retries_are_bounded_and_honour_retry_after() {
 async fn unauthorized_refreshes_once_and_resends() {
     let h = harness(|_, s| {
         if s.auth.ends_with("access-1") {
-            reply(401, r#"{"code":"oauthtoken_invalid","message":"Invalid OAuth token"}"#)
+            reply(
+                401,
+                r#"{"code":"oauthtoken_invalid","message":"Invalid OAuth token"}"#,
+            )
         } else {
             ok(json!({"data": user_json("1")}))
         }
@@ -397,7 +418,10 @@ async fn unauthorized_refreshes_once_and_resends() {
     assert_eq!(h.token_calls.load(Ordering::SeqCst), 2);
     // The re-send is a request start too.
     assert_eq!(h.gate.acquired(Endpoint::GetUser), 2);
-    assert_eq!(h.client.stats().unauthorized.get(&Endpoint::GetUser), Some(&1));
+    assert_eq!(
+        h.client.stats().unauthorized.get(&Endpoint::GetUser),
+        Some(&1)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -445,9 +469,7 @@ async fn quota_failure_is_returned_without_sending() {
 
 #[tokio::test(start_paused = true)]
 async fn update_wrapped_body() {
-    let h = harness(|_, _| {
-        ok(json!({"data": {"success_users": ["a@x.com"], "failed_users": {}}}))
-    });
+    let h = harness(|_, _| ok(json!({"data": {"success_users": ["a@x.com"], "failed_users": {}}})));
     let mut f = UserFields::new();
     f.department_id = Some("19".into());
     f.work_location = Some("B-2".into());
@@ -525,13 +547,18 @@ async fn add_users_parses_both_failed_shapes() {
     });
     let users = vec![
         UserFields::for_email("a@x.com"),
-        UserFields::for_email("b@x.com").with("first_name", "B").unwrap(),
+        UserFields::for_email("b@x.com")
+            .with("first_name", "B")
+            .unwrap(),
     ];
     let r = h.client.add_users(&users).await.unwrap();
     assert_eq!(r.success_users, vec!["a@x.com"]);
     assert_eq!(r.failure_code("b@x.com"), Some("email.activeuser"));
     let s = &h.seen()[0];
-    assert_eq!((s.method.as_str(), s.path.as_str()), ("POST", "/api/v2/users"));
+    assert_eq!(
+        (s.method.as_str(), s.path.as_str()),
+        ("POST", "/api/v2/users")
+    );
     assert_eq!(
         s.json(),
         json!({"users": [{"email_id": "a@x.com"}, {"email_id": "b@x.com", "first_name": "B"}]})
@@ -546,7 +573,10 @@ async fn add_users_parses_both_failed_shapes() {
         vec![("c@x.com".to_string(), "zohoaccount.conflict".to_string())]
     );
     // Empty: no request; missing email: refused locally.
-    assert_eq!(h.client.add_users(&[]).await.unwrap(), BatchResult::default());
+    assert_eq!(
+        h.client.add_users(&[]).await.unwrap(),
+        BatchResult::default()
+    );
     assert!(h.client.add_users(&[UserFields::new()]).await.is_err());
     assert_eq!(h.api_calls(), 2);
 }
@@ -579,7 +609,9 @@ fn paged(_: usize, s: &Seen) -> Reply {
         .find_map(|p| p.strip_prefix("next_token="))
         .unwrap_or("");
     match tok {
-        "" => ok(json!({"next_token": "p2", "has_more": true, "data": [user_json("1"), user_json("2")]})),
+        "" => ok(
+            json!({"next_token": "p2", "has_more": true, "data": [user_json("1"), user_json("2")]}),
+        ),
         "p2" => ok(json!({"next_token": "p3", "has_more": true, "data": [user_json("3")]})),
         "p3" => ok(json!({"has_more": false, "data": [user_json("4")]})),
         other => reply(400, format!(r#"{{"message":"bad next_token {other}"}}"#)),
@@ -606,7 +638,11 @@ async fn listing_follows_cursors_to_the_last_page() {
     let seen = h.seen();
     assert_eq!(seen.len(), 3);
     for s in &seen {
-        assert!(s.query_has("fields=all") && s.query_has("limit=100"), "{}", s.query);
+        assert!(
+            s.query_has("fields=all") && s.query_has("limit=100"),
+            "{}",
+            s.query
+        );
     }
     assert!(!seen[0].query.contains("next_token"));
     assert!(seen[1].query_has("next_token=p2"));
@@ -628,7 +664,10 @@ async fn listing_params_and_page_size() {
         |_, _| ok(json!({"data": []})),
     );
     let p = ListUsersParams {
-        fields: Some(Fields::List(vec![UserField::Department, UserField::Designation])),
+        fields: Some(Fields::List(vec![
+            UserField::Department,
+            UserField::Designation,
+        ])),
         modified_after: Some(t),
         ..Default::default()
     };
@@ -637,7 +676,10 @@ async fn listing_params_and_page_size() {
     let q = &h.seen()[0].query;
     assert!(q.contains("fields=department%2Cdesignation"), "{q}");
     assert!(q.contains("limit=25"), "{q}");
-    assert!(q.contains(&format!("modified_after={}", t.timestamp_millis())), "{q}");
+    assert!(
+        q.contains(&format!("modified_after={}", t.timestamp_millis())),
+        "{q}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -682,8 +724,11 @@ async fn listing_gives_up_after_repeated_restarts_and_stops_on_errors() {
         }
         paged(n, s)
     });
-    let events: Vec<Result<ListEvent, CliqError>> =
-        h.client.list_users(ListUsersParams::default()).collect().await;
+    let events: Vec<Result<ListEvent, CliqError>> = h
+        .client
+        .list_users(ListUsersParams::default())
+        .collect()
+        .await;
     let restarts = events
         .iter()
         .filter(|e| matches!(e, Ok(ListEvent::Restarted)))
@@ -696,17 +741,26 @@ async fn listing_gives_up_after_repeated_restarts_and_stops_on_errors() {
 
     // A permanent error ends the stream with that error.
     let h = harness(|_, _| reply(403, r#"{"code":"operation_not_allowed","message":"no"}"#));
-    let events: Vec<Result<ListEvent, CliqError>> =
-        h.client.list_users(ListUsersParams::default()).collect().await;
+    let events: Vec<Result<ListEvent, CliqError>> = h
+        .client
+        .list_users(ListUsersParams::default())
+        .collect()
+        .await;
     assert_eq!(events.len(), 1);
-    assert!(matches!(events[0], Err(CliqError::Permanent { status: 403, .. })));
+    assert!(matches!(
+        events[0],
+        Err(CliqError::Permanent { status: 403, .. })
+    ));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_cursor_that_does_not_advance_is_an_error() {
     let h = harness(|_, _| ok(json!({"next_token": "same", "has_more": true, "data": []})));
-    let events: Vec<Result<ListEvent, CliqError>> =
-        h.client.list_users(ListUsersParams::default()).collect().await;
+    let events: Vec<Result<ListEvent, CliqError>> = h
+        .client
+        .list_users(ListUsersParams::default())
+        .collect()
+        .await;
     assert_eq!(events.len(), 2);
     assert!(matches!(events[1], Err(CliqError::Decode { .. })));
 }
@@ -731,7 +785,15 @@ async fn works_with_the_real_scheduler_type() {
         transport.clone(),
         sched.clone(),
     ));
-    let client = CliqClient::new(ClientConfig::new("http://cliq.test"), transport, auth, sched);
-    assert_eq!(client.get_user("9", None).await.unwrap().id.as_deref(), Some("9"));
+    let client = CliqClient::new(
+        ClientConfig::new("http://cliq.test"),
+        transport,
+        auth,
+        sched,
+    );
+    assert_eq!(
+        client.get_user("9", None).await.unwrap().id.as_deref(),
+        Some("9")
+    );
     assert!(!format!("{client:?}").contains("1000.access"));
 }
