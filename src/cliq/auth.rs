@@ -186,7 +186,9 @@ impl TokenManager {
                 return Ok(c.token.clone());
             }
         }
-        match self.mint().await {
+        let now = Instant::now();
+        let fallback = guard.as_ref().is_some_and(|c| now < c.expires_at);
+        match self.mint(fallback).await {
             Ok(c) => {
                 let t = c.token.clone();
                 *guard = Some(c);
@@ -224,8 +226,9 @@ impl TokenManager {
         }
     }
 
-    /// Mint a token, waiting out `Access Denied` through the scheduler.
-    async fn mint(&self) -> Result<Cached, AuthError> {
+    /// Mint a token, waiting out `Access Denied` through the scheduler —
+    /// unless a still-valid token can be used meanwhile (`fallback`).
+    async fn mint(&self, fallback: bool) -> Result<Cached, AuthError> {
         let mut denied = 0u32;
         loop {
             self.gate.acquire(Endpoint::OauthToken).await?;
@@ -254,7 +257,7 @@ impl TokenManager {
                     self.gate
                         .report_throttled(Endpoint::OauthToken, retry_after, &reason)
                         .await?;
-                    if denied > self.cfg.max_access_denied_retries {
+                    if fallback || denied > self.cfg.max_access_denied_retries {
                         return Err(AuthError::TooManyTokens { attempts: denied });
                     }
                 }
@@ -621,6 +624,31 @@ pub(crate) mod tests {
             tm.token().await.unwrap_err(),
             AuthError::InvalidRefreshToken { .. }
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn access_denied_with_a_valid_token_does_not_block_callers() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(RecordingGate::with_lock(Duration::from_secs(600)));
+        let tm = manager(
+            token_router(
+                vec![
+                    r#"{"access_token":"t{n}","expires_in":100}"#,
+                    r#"{"error":"Access Denied"}"#,
+                ],
+                calls.clone(),
+            ),
+            gate.clone(),
+            cfg("http://accounts.test"),
+        );
+        tm.token().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(92)).await;
+        let before = Instant::now();
+        assert_eq!(tm.token().await.unwrap().expose_secret(), "t1");
+        // Reported, but not waited out: the old token still had ~8 s.
+        assert!(before.elapsed() < Duration::from_secs(1));
+        assert_eq!(gate.throttled().len(), 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]

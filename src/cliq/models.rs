@@ -298,11 +298,11 @@ impl UsersPage {
 // ---------------------------------------------------------------------------
 
 macro_rules! str_enum {
-    ($(#[$m:meta])* $name:ident { $($var:ident => $s:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident => $s:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name {
-            $(#[serde(rename = $s)] $var),+
+            $($(#[$vm])* #[serde(rename = $s)] $var),+
         }
 
         impl $name {
@@ -364,7 +364,9 @@ str_enum!(
     /// How `modified_after` is written (`[cliq] modified_after_format`).
     /// The documentation says "date-time" (RFC 3339, the default); some
     /// clients send epoch milliseconds.
+    #[derive(Default)]
     ModifiedAfterFormat {
+        #[default]
         Rfc3339 => "rfc3339",
         EpochMillis => "epoch_millis",
     }
@@ -374,26 +376,13 @@ str_enum!(
     /// The body shape of `PUT /users/{id}` (`[cliq] update_body`).
     /// `wrapped` (documented, default): `{"users": [{email_id, …changed}]}`;
     /// `flat`: the changed-fields object alone.
+    #[derive(Default)]
     UpdateBodyShape {
+        #[default]
         Wrapped => "wrapped",
         Flat => "flat",
     }
 );
-
-// The enums come from `str_enum!`, which has no place for `#[default]`.
-#[allow(clippy::derivable_impls)]
-impl Default for ModifiedAfterFormat {
-    fn default() -> Self {
-        ModifiedAfterFormat::Rfc3339
-    }
-}
-
-#[allow(clippy::derivable_impls)]
-impl Default for UpdateBodyShape {
-    fn default() -> Self {
-        UpdateBodyShape::Wrapped
-    }
-}
 
 impl ModifiedAfterFormat {
     pub fn format(self, t: DateTime<Utc>) -> String {
