@@ -10,7 +10,12 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
 use crate::clock::Clock;
+use crate::mirror::Store;
+use crate::sync::{pull, PullKind, PullReport};
 use crate::config::Settings;
 use crate::sim::{SimConfig, Simulator};
 
@@ -145,6 +150,16 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             print!("{}", settings.to_masked_toml());
             Ok(())
         }
+        Command::Sync { full } => {
+            let settings = load_settings(cli.config.as_deref())?;
+            init_logging(&settings.log.level, &settings.log.format);
+            sync_once(settings, full).await
+        }
+        Command::Status { json } => {
+            let settings = load_settings(cli.config.as_deref())?;
+            init_logging(&settings.log.level, &settings.log.format);
+            status(settings, json).await
+        }
         other => Err(Failure::runtime(anyhow::anyhow!(
             "`{}` is not available in this build yet",
             command_name(&other)
@@ -163,6 +178,67 @@ fn command_name(c: &Command) -> &'static str {
         Command::Simulate(_) => "simulate",
         Command::Demo => "demo",
     }
+}
+
+/// `cliq-sync sync [--full]`: one pull, then exit. SIGINT/SIGTERM stop it
+/// cleanly (the run is recorded as `stopped`, nobody is marked removed).
+async fn sync_once(settings: Settings, full: bool) -> Result<(), Failure> {
+    let app = App::open(settings).await.map_err(Failure::config)?;
+    let cancel = CancellationToken::new();
+    let stopper = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("stop requested; ending the pull after the page in flight");
+            cancel.cancel();
+        })
+    };
+    let kind = if full { PullKind::Full } else { PullKind::Incremental };
+    let report = pull(&app, kind, &cancel)
+        .await
+        .map_err(Failure::runtime)?;
+    stopper.abort();
+    app.store.close().await;
+    println!("{}", report_line(&report));
+    match report.status.as_str() {
+        "ok" | "stopped" => Ok(()),
+        _ => Err(Failure::runtime(anyhow::anyhow!(
+            "the pull failed: {}",
+            report.error.as_deref().unwrap_or("unknown error")
+        ))),
+    }
+}
+
+/// One human line about a pull.
+pub fn report_line(r: &PullReport) -> String {
+    let mut line = format!(
+        "{:?} pull #{} {}: {} users seen, {} added, {} changed, {} removed, {} requests, {:.1?}",
+        r.kind, r.run_id, r.status, r.users_seen, r.added, r.changed, r.removed, r.requests, r.elapsed
+    );
+    if let Some(why) = &r.escalated {
+        line.push_str(&format!(" ({why})"));
+    }
+    line
+}
+
+async fn status(settings: Settings, json: bool) -> Result<(), Failure> {
+    let clock = Clock::system();
+    let store = Store::open(&settings.mirror.path, &clock)
+        .await
+        .map_err(Failure::runtime)?;
+    let report = crate::status::collect(&store, &settings, clock.now())
+        .await
+        .map_err(Failure::runtime)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(Failure::runtime)?
+        );
+    } else {
+        print!("{}", report.to_text());
+    }
+    store.close().await;
+    Ok(())
 }
 
 /// Load and validate the settings; errors exit with code 2.

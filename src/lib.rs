@@ -32,6 +32,7 @@ pub mod clock;
 pub mod config;
 pub mod mirror;
 pub mod sim;
+pub mod status;
 pub mod sync;
 
 /// rustls needs one process-wide crypto provider; we ship `ring` (small, no

@@ -37,6 +37,14 @@ pub enum QuotaError {
     Store(#[from] sqlx::Error),
 }
 
+impl From<QuotaError> for crate::mirror::StoreError {
+    fn from(e: QuotaError) -> Self {
+        match e {
+            QuotaError::Store(e) => crate::mirror::StoreError::Db(e),
+        }
+    }
+}
+
 /// The quota of every endpoint, plus the safety margin added to each window.
 #[derive(Debug, Clone)]
 pub struct Limits {

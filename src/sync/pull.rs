@@ -19,7 +19,9 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::App;
 use crate::cliq::client::{CliqClient, ListEvent};
+use crate::cliq::Endpoint;
 use crate::cliq::error::CliqError;
 use crate::cliq::models::ListUsersParams;
 use crate::mirror::runs::{RunFigures, RunKind, RunStatus};
@@ -157,12 +159,11 @@ pub fn effective_kind(
 /// Run one pull. Errors from Cliq end the run as `failed` (reported, not
 /// returned); only a mirror that cannot be written is an `Err`.
 pub async fn pull(
-    store: &Store,
-    client: &CliqClient,
+    app: &App,
     requested: PullKind,
-    opts: &PullOptions,
     cancel: &CancellationToken,
 ) -> Result<PullReport, PullError> {
+    let (store, client, opts) = (&app.store, &app.client, &app.pull_options());
     let clock = store.clock().clone();
     let started = tokio::time::Instant::now();
     let started_at = clock.now();
@@ -248,7 +249,7 @@ pub async fn pull(
         // before this run started.
         store.set_watermark(started_at, now).await?;
         if opts.teams != TeamsMode::Off {
-            match fetch_teams(store, client, opts.teams_per_run, cancel).await {
+            match fetch_teams(app, opts.teams_per_run, cancel).await {
                 Ok(n) => report.teams_fetched = n,
                 Err(TeamsFailure::Stopped) => status = RunStatus::Stopped,
                 Err(TeamsFailure::Cliq(e)) => {
@@ -385,19 +386,35 @@ enum TeamsFailure {
     Store(StoreError),
 }
 
-/// Fetch queued team memberships, at most `limit` this run.
+/// Fetch queued team memberships: at most `limit` this run, and only while
+/// the endpoint has headroom in its current window. Teams never make a run
+/// wait for quota: what is left stays queued for the next runs.
 async fn fetch_teams(
-    store: &Store,
-    client: &CliqClient,
+    app: &App,
     limit: usize,
     cancel: &CancellationToken,
 ) -> Result<u64, TeamsFailure> {
+    let (store, client) = (&app.store, &app.client);
+    let quota = app.scheduler.limits().get(Endpoint::UserTeams).requests;
     let ids = store
         .next_team_fetches(limit as i64)
         .await
         .map_err(TeamsFailure::Store)?;
     let mut fetched = 0;
     for id in ids {
+        let used = app
+            .scheduler
+            .used(Endpoint::UserTeams)
+            .await
+            .map_err(|e| TeamsFailure::Store(e.into()))?;
+        let locked = app
+            .scheduler
+            .locked_until(Endpoint::UserTeams)
+            .await
+            .map_err(|e| TeamsFailure::Store(e.into()))?;
+        if used >= quota || locked.is_some() {
+            break;
+        }
         let teams = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(TeamsFailure::Stopped),
