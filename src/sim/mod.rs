@@ -106,7 +106,8 @@ impl Default for SimConfig {
 pub struct Faults {
     /// Fraction of API requests answered 500/502/503 (after counting against quota).
     pub error_5xx_rate: f64,
-    /// Added to every API response after it is computed (tokio time).
+    /// Added to every API answer (refusals included) after the request is
+    /// counted (tokio time, so paused tests do not wait).
     pub latency: Duration,
     /// Every API request is answered as throttled (no lock is imposed).
     pub force_throttle: bool,
@@ -114,8 +115,9 @@ pub struct Faults {
     pub throttle_as_400: bool,
     /// Fraction of 200 API responses whose body is cut in half.
     pub truncate_rate: f64,
-    /// Every n-th API request (past auth and quota) finds its token expired:
-    /// 401, and the token stays invalid.
+    /// Every n-th API request (past auth and quota, counted from the last
+    /// [`Simulator::set_faults`]) finds its token expired: 401, and that
+    /// token stays invalid.
     pub expire_token_every: Option<u32>,
 }
 
@@ -405,7 +407,12 @@ impl State {
                 &format!("The method {method} is not supported for this URL."),
             )),
             Route::Oauth => Processed::plain(self.oauth(headers, uri, body, at)),
-            Route::Api(ep, target) => self.api(ep, target, headers, uri, body, at),
+            Route::Api(ep, target) => {
+                // Latency applies to every API answer, refusals included.
+                let mut p = self.api(ep, target, headers, uri, body, at);
+                p.latency = self.faults.latency;
+                p
+            }
         }
     }
 
@@ -716,8 +723,11 @@ impl Simulator {
             .await
     }
 
+    /// Replace the fault knobs; restarts the `expire_token_every` count.
     pub fn set_faults(&self, f: Faults) {
-        self.state().faults = f;
+        let mut st = self.state();
+        st.faults = f;
+        st.api_seq = 0;
     }
 
     pub fn faults(&self) -> Faults {

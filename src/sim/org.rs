@@ -134,6 +134,11 @@ const ZONES: [(&str, i64, &str, &str); 8] = [
 
 /// The org's custom user fields (unique names); accepted by POST and PUT.
 pub(crate) const CUSTOM_FIELDS: [&str; 2] = ["cost_center", "shirt_size"];
+/// Seeded cost centre by department index.
+const COST_CENTERS: [&str; 12] = [
+    "CC-100", "CC-101", "CC-102", "CC-103", "CC-104", "CC-105", "CC-106", "CC-107", "CC-108",
+    "CC-109", "CC-110", "CC-111",
+];
 const SHIRT_SIZES: [&str; 5] = ["S", "M", "L", "XL", "XXL"];
 
 /// Keys a POST or PUT user object may carry (besides [`CUSTOM_FIELDS`]).
@@ -471,7 +476,7 @@ impl Org {
                     now - CDuration::days(rng.gen_range(8..=400))
                         - CDuration::seconds(rng.gen_range(0..86_400)),
                 ),
-                cost_center: Cow::Owned(format!("CC-{}", 100 + department)),
+                cost_center: Cow::Borrowed(COST_CENTERS[department]),
                 shirt_size: Cow::Borrowed(pick(&mut rng, &SHIRT_SIZES)),
             };
             by_email.insert(email, id);
