@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::clock::Clock;
-use crate::mirror::Store;
-use crate::sync::{pull, PullKind, PullReport};
 use crate::config::Settings;
+use crate::mirror::Store;
 use crate::sim::{SimConfig, Simulator};
+use crate::sync::{pull, PullKind, PullReport};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -193,10 +193,12 @@ async fn sync_once(settings: Settings, full: bool) -> Result<(), Failure> {
             cancel.cancel();
         })
     };
-    let kind = if full { PullKind::Full } else { PullKind::Incremental };
-    let report = pull(&app, kind, &cancel)
-        .await
-        .map_err(Failure::runtime)?;
+    let kind = if full {
+        PullKind::Full
+    } else {
+        PullKind::Incremental
+    };
+    let report = pull(&app, kind, &cancel).await.map_err(Failure::runtime)?;
     stopper.abort();
     app.store.close().await;
     println!("{}", report_line(&report));
@@ -213,7 +215,15 @@ async fn sync_once(settings: Settings, full: bool) -> Result<(), Failure> {
 pub fn report_line(r: &PullReport) -> String {
     let mut line = format!(
         "{:?} pull #{} {}: {} users seen, {} added, {} changed, {} removed, {} requests, {:.1?}",
-        r.kind, r.run_id, r.status, r.users_seen, r.added, r.changed, r.removed, r.requests, r.elapsed
+        r.kind,
+        r.run_id,
+        r.status,
+        r.users_seen,
+        r.added,
+        r.changed,
+        r.removed,
+        r.requests,
+        r.elapsed
     );
     if let Some(why) = &r.escalated {
         line.push_str(&format!(" ({why})"));

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::clock::to_db;
 use crate::cliq::quotas::QuotaScheduler;
 use crate::cliq::Endpoint;
+use crate::clock::to_db;
 use crate::config::Settings;
 use crate::mirror::runs::RunRow;
 use crate::mirror::Store;

@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::cliq::client::{CliqClient, ListEvent};
-use crate::cliq::Endpoint;
 use crate::cliq::error::CliqError;
 use crate::cliq::models::ListUsersParams;
+use crate::cliq::Endpoint;
 use crate::mirror::runs::{RunFigures, RunKind, RunStatus};
 use crate::mirror::teams::TeamRow;
 use crate::mirror::users::{ChangeSource, FlatUser};

@@ -29,6 +29,8 @@ pub struct TestApp {
 pub struct Opts {
     pub users: usize,
     pub token_ttl: Duration,
+    /// How far the simulator's clock runs behind ours (clock skew).
+    pub sim_behind: chrono::Duration,
     pub settings: Box<dyn Fn(&mut Settings)>,
 }
 
@@ -37,6 +39,7 @@ impl Default for Opts {
         Self {
             users: 200,
             token_ttl: Duration::from_secs(3600),
+            sim_behind: chrono::Duration::zero(),
             settings: Box::new(|_| {}),
         }
     }
@@ -62,7 +65,12 @@ pub async fn spawn_app(opts: Opts) -> TestApp {
         token_ttl: opts.token_ttl,
         ..SimConfig::default()
     };
-    let sim = Simulator::new(sim_cfg.clone(), clock.clone());
+    let sim_clock = if opts.sim_behind.is_zero() {
+        clock.clone()
+    } else {
+        Clock::anchored(base_time() - opts.sim_behind)
+    };
+    let sim = Simulator::new(sim_cfg.clone(), sim_clock);
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut settings = settings_for(&sim_cfg, dir.path());
     (opts.settings)(&mut settings);

@@ -1,1 +1,400 @@
-//! The mirror: full and incremental pulls.
+//! The mirror: full and incremental pulls, history, removals, the 7-day
+//! window, and what survives a crash.
+
+use std::time::Duration;
+
+use cliq_sync::cliq::Endpoint;
+use cliq_sync::sim::Faults;
+use cliq_sync::sync::{pull, PullKind, PullReport};
+use serde_json::json;
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{spawn_app, Opts, TestApp};
+
+async fn run(t: &TestApp, kind: PullKind) -> PullReport {
+    pull(&t.app, kind, &CancellationToken::new()).await.unwrap()
+}
+
+async fn scalar(t: &TestApp, sql: &str) -> i64 {
+    let _hold = t.app.store.hold();
+    sqlx::query_scalar(sql)
+        .fetch_one(t.app.store.pool())
+        .await
+        .unwrap()
+}
+
+async fn column(t: &TestApp, id: &str, col: &str) -> Option<String> {
+    let _hold = t.app.store.hold();
+    sqlx::query(&format!("SELECT {col} FROM users WHERE id = ?"))
+        .bind(id)
+        .fetch_one(t.app.store.pool())
+        .await
+        .unwrap()
+        .get(0)
+}
+
+fn no_teams(s: &mut cliq_sync::config::Settings) {
+    s.sync.teams = "off".into();
+}
+
+fn list_requests(t: &TestApp) -> u64 {
+    t.sim
+        .counters()
+        .requests
+        .get(&Endpoint::ListUsers)
+        .copied()
+        .unwrap_or(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_pull_mirrors_everyone_and_a_second_one_writes_no_history() {
+    let t = spawn_app(Opts {
+        users: 750,
+        ..Opts::default()
+    })
+    .await;
+    let first = run(&t, PullKind::Incremental).await;
+    assert!(first.ok());
+    assert_eq!(first.kind, PullKind::Full, "no watermark: escalated");
+    assert!(first.escalated.is_some());
+    assert_eq!((first.users_seen, first.added), (750, 750));
+    assert_eq!(scalar(&t, "SELECT count(*) FROM users").await, 750);
+    assert_eq!(scalar(&t, "SELECT count(*) FROM layouts").await, 4);
+    // Every status came through one listing.
+    assert!(scalar(&t, "SELECT count(DISTINCT status) FROM users").await >= 3);
+    let sim_user = &t.sim.users()[10];
+    let id = sim_user["id"].as_str().unwrap();
+    assert_eq!(
+        column(&t, id, "department_name").await.as_deref(),
+        sim_user["department"]["name"].as_str()
+    );
+    let changes = scalar(&t, "SELECT count(*) FROM user_changes").await;
+    assert_eq!(changes, 750, "one 'added' row per user");
+
+    let second = run(&t, PullKind::Full).await;
+    assert!(second.ok());
+    assert_eq!((second.added, second.changed, second.removed), (0, 0, 0));
+    assert_eq!(
+        scalar(&t, "SELECT count(*) FROM user_changes").await,
+        changes
+    );
+    assert_eq!(
+        scalar(&t, "SELECT count(*) FROM sync_runs WHERE status = 'ok'").await,
+        2
+    );
+}
+
+/// Users nobody reports to: changing a manager's name or removing them
+/// changes their reports' `reportingto` too.
+fn leaves(users: &[serde_json::Value]) -> Vec<String> {
+    let managers: std::collections::HashSet<&str> = users
+        .iter()
+        .filter_map(|u| u["reportingto"]["id"].as_str())
+        .collect();
+    users
+        .iter()
+        .rev()
+        .map(|u| u["id"].as_str().unwrap())
+        .filter(|id| !managers.contains(id))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn leaf(users: &[serde_json::Value]) -> String {
+    leaves(users).remove(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn tracked_changes_arrive_incrementally_untracked_ones_with_the_next_full_pull() {
+    let t = spawn_app(Opts {
+        settings: Box::new(no_teams),
+        ..Opts::default()
+    })
+    .await;
+    run(&t, PullKind::Full).await;
+    let users = t.sim.users();
+    let a = users[3]["id"].as_str().unwrap().to_owned();
+    let b = leaves(&users)[1].clone();
+    let gone = leaf(&users);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert!(t.sim.mutate_user(&a, json!({"work_location": "Annex 2"})));
+    assert!(t.sim.mutate_user(
+        &b,
+        json!({"display_name": "Bee", "mobile": "+1 555 0100", "status": "inactive"})
+    ));
+    assert!(t.sim.remove_user(&gone));
+
+    let before = list_requests(&t);
+    let inc = run(&t, PullKind::Incremental).await;
+    assert_eq!(inc.kind, PullKind::Incremental);
+    assert!(inc.ok());
+    assert_eq!(list_requests(&t) - before, 1, "one page of changes");
+    assert_eq!(
+        column(&t, &a, "work_location").await.as_deref(),
+        Some("Annex 2")
+    );
+    // modified_after cannot see these, nor removals.
+    assert_ne!(column(&t, &b, "display_name").await.as_deref(), Some("Bee"));
+    assert_eq!(column(&t, &gone, "removed_at").await, None);
+    let changes = scalar(
+        &t,
+        "SELECT count(*) FROM user_changes WHERE source = 'incremental' AND field = 'work_location'",
+    )
+    .await;
+    assert_eq!(changes, 1);
+
+    let full = run(&t, PullKind::Full).await;
+    assert_eq!((full.changed, full.removed), (1, 1));
+    assert_eq!(column(&t, &b, "display_name").await.as_deref(), Some("Bee"));
+    assert_eq!(
+        column(&t, &b, "mobile").await.as_deref(),
+        Some("+1 555 0100")
+    );
+    assert_eq!(column(&t, &b, "status").await.as_deref(), Some("inactive"));
+    assert!(column(&t, &gone, "removed_at").await.is_some());
+    let _hold = t.app.store.hold();
+    let history: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT field, old_value, new_value FROM user_changes
+         WHERE user_id = ? AND source = 'full' AND field <> 'user' ORDER BY field",
+    )
+    .bind(&b)
+    .fetch_all(t.app.store.pool())
+    .await
+    .unwrap();
+    let fields: Vec<&str> = history.iter().map(|h| h.0.as_str()).collect();
+    assert_eq!(fields, ["display_name", "mobile", "status"]);
+    assert_eq!(history[2].2.as_deref(), Some("inactive"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_incremental_pull_that_finds_nothing_costs_one_request() {
+    let t = spawn_app(Opts {
+        settings: Box::new(no_teams),
+        ..Opts::default()
+    })
+    .await;
+    run(&t, PullKind::Full).await;
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    let before: u64 = t.sim.counters().requests.values().sum();
+    let r = run(&t, PullKind::Incremental).await;
+    assert_eq!(
+        (r.kind, r.users_seen, r.requests),
+        (PullKind::Incremental, 0, 1)
+    );
+    let after: u64 = t.sim.counters().requests.values().sum();
+    assert_eq!(after - before, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_watermark_eight_days_old_forces_a_full_pull() {
+    let t = spawn_app(Opts {
+        settings: Box::new(no_teams),
+        ..Opts::default()
+    })
+    .await;
+    run(&t, PullKind::Full).await;
+    let old = t.clock.now() - chrono::Duration::days(8);
+    t.app.store.set_watermark(old, t.clock.now()).await.unwrap();
+    let r = run(&t, PullKind::Incremental).await;
+    assert_eq!(r.kind, PullKind::Full);
+    assert!(r.escalated.unwrap().contains("7-day"));
+    // 6 days 12 hours is still inside the window (the margin is 6 hours).
+    let recent = t.clock.now() - chrono::Duration::hours(6 * 24 + 12);
+    t.app
+        .store
+        .set_watermark(recent, t.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        run(&t, PullKind::Incremental).await.kind,
+        PullKind::Incremental
+    );
+}
+
+/// The server's clock runs two minutes behind ours: a change made right
+/// after our pull carries a timestamp *before* our watermark.
+async fn skewed_change_is_seen(overlap: &'static str) -> bool {
+    let t = spawn_app(Opts {
+        sim_behind: chrono::Duration::minutes(2),
+        settings: Box::new(move |s| {
+            s.sync.teams = "off".into();
+            s.sync.overlap = humantime::parse_duration(overlap).unwrap();
+        }),
+        ..Opts::default()
+    })
+    .await;
+    run(&t, PullKind::Full).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let id = t.sim.users()[7]["id"].as_str().unwrap().to_owned();
+    assert!(t.sim.mutate_user(&id, json!({"extension": "4242"})));
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    run(&t, PullKind::Incremental).await;
+    column(&t, &id, "extension").await.as_deref() == Some("4242")
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_overlap_catches_a_change_stamped_before_the_watermark() {
+    assert!(skewed_change_is_seen("5m").await, "default overlap");
+    assert!(
+        !skewed_change_is_seen("0s").await,
+        "without overlap it is missed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pull_aborted_between_pages_marks_nobody_removed_and_the_next_converges() {
+    let t = spawn_app(Opts {
+        users: 6000,
+        settings: Box::new(no_teams),
+        ..Opts::default()
+    })
+    .await;
+    run(&t, PullKind::Full).await;
+    // Someone leaves; then a full pull dies after a few pages.
+    let gone = leaf(&t.sim.users());
+    t.sim.remove_user(&gone);
+    let task = {
+        let app = t.app.clone();
+        tokio::spawn(async move { pull(&app, PullKind::Full, &CancellationToken::new()).await })
+    };
+    // 60 pages at 30/min: after 70 s about 35 pages are in.
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        scalar(
+            &t,
+            "SELECT count(*) FROM users WHERE removed_at IS NOT NULL"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        scalar(
+            &t,
+            "SELECT count(*) FROM sync_runs WHERE status = 'running'"
+        )
+        .await,
+        1
+    );
+    let _hold = t.app.store.hold();
+    let ok: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(t.app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(ok, "ok");
+    drop(_hold);
+
+    // A restart marks the dead run failed; the next full pull converges.
+    let app = t.restart().await;
+    assert_eq!(
+        scalar(
+            &t,
+            "SELECT count(*) FROM sync_runs WHERE status = 'running'"
+        )
+        .await,
+        0
+    );
+    let r = pull(&app, PullKind::Full, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(r.ok());
+    assert_eq!(r.removed, 1);
+    assert_eq!(
+        scalar(&t, "SELECT count(*) FROM users WHERE removed_at IS NULL").await,
+        5999
+    );
+    assert_eq!(t.throttled_total(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_pull_is_recorded_and_marks_nobody_removed() {
+    let t = spawn_app(Opts {
+        users: 9000,
+        settings: Box::new(no_teams),
+        ..Opts::default()
+    })
+    .await;
+    run(&t, PullKind::Full).await;
+    t.sim.remove_user(&leaf(&t.sim.users()));
+    let cancel = CancellationToken::new();
+    let task = {
+        let (app, cancel) = (t.app.clone(), cancel.clone());
+        tokio::spawn(async move { pull(&app, PullKind::Full, &cancel).await })
+    };
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    cancel.cancel();
+    let r = task.await.unwrap().unwrap();
+    assert_eq!(r.status, "stopped");
+    assert!(r.users_seen > 0 && r.users_seen < 9000, "{r:?}");
+    assert_eq!(r.removed, 0);
+    assert_eq!(
+        scalar(
+            &t,
+            "SELECT count(*) FROM users WHERE removed_at IS NOT NULL"
+        )
+        .await,
+        0
+    );
+    let _hold = t.app.store.hold();
+    let status: String = sqlx::query_scalar("SELECT status FROM sync_runs WHERE id = ?")
+        .bind(r.run_id)
+        .fetch_one(t.app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "stopped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pull_completes_through_faults_expiring_tokens_and_a_lock_that_survives_a_restart() {
+    let t = spawn_app(Opts {
+        users: 4000,
+        token_ttl: Duration::from_secs(3600),
+        settings: Box::new(no_teams),
+        ..Opts::default()
+    })
+    .await;
+    t.sim.set_faults(Faults {
+        error_5xx_rate: 0.10,
+        expire_token_every: Some(7),
+        ..Faults::default()
+    });
+    // A lock imposed mid-listing (someone else spent the quota).
+    let sim = t.sim.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(45)).await;
+        sim.lock_endpoint(Endpoint::ListUsers);
+    });
+    let start = t.clock.now();
+    let task = {
+        let app = t.app.clone();
+        tokio::spawn(async move { pull(&app, PullKind::Full, &CancellationToken::new()).await })
+    };
+    tokio::time::sleep(Duration::from_secs(75)).await;
+    // The lock was seen and persisted: a new process honours it.
+    let until = t
+        .restart()
+        .await
+        .scheduler
+        .locked_until(Endpoint::ListUsers)
+        .await
+        .unwrap()
+        .expect("lock persisted");
+    assert!(until > t.clock.now());
+    let r = task.await.unwrap().unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(
+        scalar(&t, "SELECT count(*) FROM users WHERE removed_at IS NULL").await,
+        4000
+    );
+    let c = t.sim.counters();
+    assert!(c.server_errors > 0 && c.unauthorized > 0, "{c:?}");
+    assert!(t.max_in_window(Endpoint::ListUsers) <= 30);
+    assert_eq!(
+        c.locks.get(&Endpoint::ListUsers).copied(),
+        Some(1),
+        "only the imposed one"
+    );
+    assert!(t.clock.now() - start >= chrono::Duration::minutes(10));
+}
