@@ -4,5 +4,6 @@
 //! socket path too.
 
 mod client;
+mod crash;
 mod helpers;
 mod pull;

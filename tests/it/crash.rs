@@ -1,0 +1,147 @@
+//! SIGKILL of a real `cliq-sync sync` process in the middle of a full pull.
+
+use std::time::Duration;
+
+use cliq_sync::app::App;
+use cliq_sync::clock::Clock;
+use cliq_sync::cliq::transport::ReqwestTransport;
+use cliq_sync::cliq::{Endpoint, Quota};
+use cliq_sync::config::Settings;
+use cliq_sync::sim::{Faults, SimConfig, Simulator};
+use cliq_sync::sync::{pull, PullKind};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_pull_leaves_a_consistent_mirror_and_the_next_pull_converges() {
+    // A simulator on a loopback port, in real time, quotas lifted (this test
+    // is about crashes), 40 ms per answer so the pull takes a while.
+    let mut sim_cfg = SimConfig {
+        users: 8000,
+        ..SimConfig::default()
+    };
+    sim_cfg.quotas.insert(
+        Endpoint::ListUsers,
+        Quota {
+            requests: 100_000,
+            per: Duration::from_secs(60),
+            lock: Duration::from_secs(600),
+        },
+    );
+    let sim = Simulator::new(sim_cfg.clone(), Clock::system());
+    sim.set_faults(Faults {
+        latency: Duration::from_millis(40),
+        ..Faults::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(sim.clone().serve(listener, stop.clone().cancelled_owned()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mirror.db");
+    let config = dir.path().join("cliq-sync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[cliq]
+base_url = "http://{addr}"
+accounts_url = "http://{addr}"
+client_id = "{}"
+client_secret = "{}"
+refresh_token = "{}"
+
+[mirror]
+path = "{}"
+
+[sync]
+teams = "off"
+
+[limits]
+list_users = {{ requests = 100000 }}
+"#,
+            sim_cfg.client_id,
+            sim_cfg.client_secret,
+            sim_cfg.refresh_token,
+            db.display()
+        ),
+    )
+    .unwrap();
+
+    // First a complete pull, so there is something to lose.
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_cliq-sync"))
+        .args(["--config", config.to_str().unwrap(), "sync", "--full"])
+        .env("RUST_LOG", "warn")
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let gone = sim.users()[sim.users().len() - 1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.remove_user(&gone);
+
+    // Then a full pull killed with SIGKILL halfway through.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cliq-sync"))
+        .args(["--config", config.to_str().unwrap(), "sync", "--full"])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let before = sim.counters().requests[&Endpoint::ListUsers];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while sim.counters().requests[&Endpoint::ListUsers] < before + 30 {
+        assert!(tokio::time::Instant::now() < deadline, "the pull never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().await.unwrap(); // SIGKILL
+    let pages_at_kill = sim.counters().requests[&Endpoint::ListUsers] - before;
+    assert!(pages_at_kill < 80, "the pull had finished: {pages_at_kill}");
+
+    // What a reader sees now: intact, nobody removed, the run left `running`.
+    let app = {
+        let mut s = Settings::load(Some(&config)).unwrap();
+        s.log.level = "warn".into();
+        App::open_with(
+            s,
+            Clock::system(),
+            std::sync::Arc::new(ReqwestTransport::new().unwrap()),
+        )
+        .await
+        .unwrap()
+    };
+    let pool = app.store.pool();
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    let removed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users WHERE removed_at IS NOT NULL")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(removed, 0);
+    // Opening the mirror marked the killed run failed.
+    let failed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sync_runs WHERE status = 'failed' AND kind = 'full'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(failed, 1);
+
+    // The next pull completes and converges.
+    let r = pull(&app, PullKind::Full, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.removed, 1);
+    let present: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE removed_at IS NULL")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(present, 7999);
+    stop.cancel();
+    server.await.unwrap().unwrap();
+}
