@@ -88,6 +88,9 @@ pub struct SimulateArgs {
     /// Access-token lifetime in seconds.
     #[arg(long)]
     pub token_ttl: Option<u64>,
+    /// Lift every API quota (benchmarks of raw speed only; never like Cliq).
+    #[arg(long)]
+    pub unlimited: bool,
 }
 
 /// A failure with the exit code it deserves.
@@ -295,6 +298,12 @@ async fn simulate(args: SimulateArgs) -> Result<(), Failure> {
     if let Some(v) = args.token_ttl {
         cfg.token_ttl = Duration::from_secs(v);
     }
+    if args.unlimited {
+        for q in cfg.quotas.values_mut() {
+            q.requests = u32::MAX / 2;
+        }
+        cfg.max_tokens_per_window = u32::MAX / 2;
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
@@ -302,11 +311,16 @@ async fn simulate(args: SimulateArgs) -> Result<(), Failure> {
     let started = std::time::Instant::now();
     let sim = Simulator::new(cfg.clone(), Clock::system());
     println!(
-        "Cliq simulator: {} users (seed {}) generated in {:.0?}, time scale {}",
+        "Cliq simulator: {} users (seed {}) generated in {:.0?}, time scale {}{}",
         cfg.users,
         cfg.seed,
         started.elapsed(),
-        cfg.time_scale
+        cfg.time_scale,
+        if args.unlimited {
+            ", quotas LIFTED"
+        } else {
+            ""
+        }
     );
     println!("  API and OAuth:  http://{addr}");
     println!("  client_id:      {}", cfg.client_id);

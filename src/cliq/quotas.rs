@@ -183,11 +183,13 @@ impl QuotaScheduler {
         let inner = &*self.inner;
         // FIFO: tokio's Mutex queues waiters fairly. The head of the queue
         // holds it while it sleeps, so nobody behind it can overtake.
+        let asked = tokio::time::Instant::now();
         let _turn = inner.queues[&ep].lock().await;
         loop {
             match self.try_start(ep).await? {
                 Attempt::Started => {
                     inner.starts.fetch_add(1, Ordering::Relaxed);
+                    tracing::trace!(endpoint = %ep, waited_us = asked.elapsed().as_micros() as u64, "quota slot taken");
                     return Ok(());
                 }
                 Attempt::WaitUntil(at, why) => {

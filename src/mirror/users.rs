@@ -130,6 +130,17 @@ pub struct PageOutcome {
     pub touched_ids: Vec<String>,
 }
 
+struct Existing {
+    values: Vec<Option<String>>,
+    removed: bool,
+}
+
+/// Serialise rows as a JSON array (for `json_each`).
+fn json_text<T: serde::Serialize>(rows: impl IntoIterator<Item = T>) -> String {
+    let rows: Vec<T> = rows.into_iter().collect();
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
+}
+
 /// Where a change was observed (the `source` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeSource {
@@ -148,6 +159,7 @@ impl ChangeSource {
     }
 }
 
+/// Upsert of one changed user (a prepared statement, cached per connection).
 const UPSERT: &str =
     "INSERT INTO users (id, email_id, first_name, last_name, display_name, full_name,
     status, employee_id, mobile, phone, extension, work_location, timezone, language, country,
@@ -167,15 +179,10 @@ const UPSERT: &str =
     raw_json = excluded.raw_json, content_hash = excluded.content_hash,
     last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at, removed_at = NULL";
 
-const CHANGE: &str =
-    "INSERT INTO user_changes (user_id, field, old_value, new_value, observed_at, run_id, source)
- VALUES (?, ?, ?, ?, ?, ?, ?)";
-
-struct Existing {
-    hash: String,
-    values: Vec<Option<String>>,
-    removed: bool,
-}
+/// `?1`: JSON array of `[user_id, field, old, new]`.
+const CHANGES: &str = "INSERT INTO user_changes
+    (user_id, field, old_value, new_value, observed_at, run_id, source)
+ SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ?2, ?3, ?4 FROM json_each(?1)";
 
 impl Store {
     /// Write one page of users in one transaction, so a reader never sees
@@ -192,46 +199,94 @@ impl Store {
         source: ChangeSource,
         now: DateTime<Utc>,
     ) -> Result<PageOutcome, StoreError> {
+        let mut out = PageOutcome {
+            seen: users.len() as u64,
+            ..PageOutcome::default()
+        };
+        if users.is_empty() {
+            return Ok(out);
+        }
         let _hold = self.hold();
         let now_s = to_db(now);
+        let keys = json_text(users.iter().map(|u| [&u.id, &u.content_hash]));
         let mut tx = self.write().await?;
-        let mut existing: HashMap<String, Existing> = HashMap::with_capacity(users.len());
-        if !users.is_empty() {
-            let sql = format!(
-                "SELECT id, content_hash, removed_at IS NOT NULL AS removed, {} FROM users WHERE id IN ({})",
-                COLUMNS.join(", "),
-                vec!["?"; users.len()].join(",")
+
+        // Everyone listed was seen (the upsert below rewrites the changed).
+        sqlx::query(
+            "UPDATE users SET last_seen_at = ?1
+             WHERE id IN (SELECT value ->> 0 FROM json_each(?2))",
+        )
+        .bind(&now_s)
+        .bind(&keys)
+        .execute(&mut *tx)
+        .await?;
+
+        // Only the new, changed or restored come back, with their old values.
+        let sql = format!(
+            "SELECT j.value ->> 0 AS key, u.id IS NOT NULL AS known,
+                    u.removed_at IS NOT NULL AS removed, {}
+             FROM json_each(?1) j LEFT JOIN users u ON u.id = j.value ->> 0
+             WHERE u.id IS NULL OR u.content_hash <> j.value ->> 1 OR u.removed_at IS NOT NULL",
+            COLUMNS.map(|c| format!("u.{c}")).join(", ")
+        );
+        let rows = sqlx::query(&sql).bind(&keys).fetch_all(&mut *tx).await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(out);
+        }
+        let mut old: HashMap<String, Option<Existing>> = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let known: bool = row.get("known");
+            old.insert(
+                row.get("key"),
+                known.then(|| Existing {
+                    values: (0..COLUMNS.len())
+                        .map(|i| row.get::<Option<String>, _>(i + 3))
+                        .collect(),
+                    removed: row.get("removed"),
+                }),
             );
-            let mut q = sqlx::query(&sql);
-            for u in users {
-                q = q.bind(&u.id);
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                let values = (0..COLUMNS.len())
-                    .map(|i| row.get::<Option<String>, _>(i + 3))
-                    .collect();
-                existing.insert(
-                    row.get("id"),
-                    Existing {
-                        hash: row.get("content_hash"),
-                        values,
-                        removed: row.get::<bool, _>("removed"),
-                    },
-                );
-            }
         }
 
-        let mut out = PageOutcome::default();
-        let mut unchanged: Vec<&str> = Vec::new();
+        let mut upserts: Vec<&FlatUser> = Vec::with_capacity(old.len());
+        let mut changes: Vec<[Option<&str>; 4]> = Vec::new();
         for u in users {
-            out.seen += 1;
-            let old = existing.get(&u.id);
-            if let Some(old) = old {
-                if old.hash == u.content_hash && !old.removed {
-                    unchanged.push(&u.id);
-                    continue;
+            let Some(prev) = old.get(&u.id) else { continue };
+            upserts.push(u);
+            match prev {
+                None => {
+                    changes.push([Some(&u.id), Some("user"), None, Some("added")]);
+                    out.added += 1;
+                    out.touched_ids.push(u.id.clone());
+                }
+                Some(prev) => {
+                    let before = changes.len();
+                    if prev.removed {
+                        changes.push([
+                            Some(&u.id),
+                            Some("user"),
+                            Some("removed"),
+                            Some("restored"),
+                        ]);
+                    }
+                    for (i, col) in COLUMNS.iter().enumerate() {
+                        if prev.values[i] != u.values[i] {
+                            changes.push([
+                                Some(&u.id),
+                                Some(col),
+                                prev.values[i].as_deref(),
+                                u.values[i].as_deref(),
+                            ]);
+                        }
+                    }
+                    if changes.len() > before {
+                        out.changed += 1;
+                        out.touched_ids.push(u.id.clone());
+                    }
                 }
             }
+        }
+        for u in &upserts {
             let mut q = sqlx::query(UPSERT).bind(&u.id);
             for v in &u.values {
                 q = q.bind(v);
@@ -241,57 +296,15 @@ impl Store {
                 .bind(&now_s)
                 .execute(&mut *tx)
                 .await?;
-            let record = |field: &str, old: Option<&str>, new: Option<&str>| {
-                sqlx::query(CHANGE)
-                    .bind(u.id.clone())
-                    .bind(field.to_owned())
-                    .bind(old.map(str::to_owned))
-                    .bind(new.map(str::to_owned))
-                    .bind(now_s.clone())
-                    .bind(run_id)
-                    .bind(source.as_str())
-            };
-            match old {
-                None => {
-                    record("user", None, Some("added"))
-                        .execute(&mut *tx)
-                        .await?;
-                    out.added += 1;
-                    out.touched_ids.push(u.id.clone());
-                }
-                Some(old) => {
-                    let mut changed = false;
-                    if old.removed {
-                        record("user", Some("removed"), Some("restored"))
-                            .execute(&mut *tx)
-                            .await?;
-                        changed = true;
-                    }
-                    for (i, col) in COLUMNS.iter().enumerate() {
-                        if old.values[i] != u.values[i] {
-                            record(col, old.values[i].as_deref(), u.values[i].as_deref())
-                                .execute(&mut *tx)
-                                .await?;
-                            changed = true;
-                        }
-                    }
-                    if changed {
-                        out.changed += 1;
-                        out.touched_ids.push(u.id.clone());
-                    }
-                }
-            }
         }
-        if !unchanged.is_empty() {
-            let sql = format!(
-                "UPDATE users SET last_seen_at = ? WHERE id IN ({})",
-                vec!["?"; unchanged.len()].join(",")
-            );
-            let mut q = sqlx::query(&sql).bind(&now_s);
-            for id in unchanged {
-                q = q.bind(id);
-            }
-            q.execute(&mut *tx).await?;
+        if !changes.is_empty() {
+            sqlx::query(CHANGES)
+                .bind(json_text(changes))
+                .bind(&now_s)
+                .bind(run_id)
+                .bind(source.as_str())
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(out)

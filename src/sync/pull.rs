@@ -208,8 +208,7 @@ pub async fn pull(
         error: None,
     };
 
-    let outcome =
-        list_into_mirror(store, client, params, run_id, source, cancel, &mut report).await;
+    let outcome = list_into_mirror(app, params, run_id, source, cancel, &mut report).await;
     let mut status = match outcome {
         Ok(Listing::Complete) => RunStatus::Ok,
         Ok(Listing::Stopped) => RunStatus::Stopped,
@@ -303,56 +302,131 @@ enum Listing {
     Stopped,
 }
 
+/// What the listing producer hands over.
+enum Fetched {
+    Page(Vec<FlatUser>),
+    Restarted,
+    Failed(CliqError),
+}
+
+/// Aborts the task when dropped (a stopped or aborted pull stops fetching).
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl AbortOnDrop {
+    async fn finish(mut self) -> Result<(), tokio::task::JoinError> {
+        match self.0.take() {
+            Some(handle) => handle.await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.0 {
+            handle.abort();
+        }
+    }
+}
+
+fn flatten(users: &[crate::cliq::models::User]) -> Vec<FlatUser> {
+    users
+        .iter()
+        .filter_map(|u| {
+            let flat = FlatUser::from_map(&u.raw);
+            if flat.is_none() {
+                tracing::warn!("a listed user has no id; skipped");
+            }
+            flat
+        })
+        .collect()
+}
+
 enum ListFailure {
     Cliq(CliqError),
     Store(StoreError),
 }
 
 async fn list_into_mirror(
-    store: &Store,
-    client: &CliqClient,
+    app: &App,
     params: ListUsersParams,
     run_id: i64,
     source: ChangeSource,
     cancel: &CancellationToken,
     report: &mut PullReport,
 ) -> Result<Listing, ListFailure> {
-    let mut stream = client.list_users(params);
+    let (store, client) = (&app.store, &app.client);
+    let queue_teams = app.pull_options().teams != TeamsMode::Off;
+    // The next page is fetched (and flattened) while this one is written:
+    // a producer task feeds a channel of one page, so memory stays bounded
+    // and the network and SQLite work overlap.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Fetched>(1);
+    let producer = AbortOnDrop(Some(tokio::spawn({
+        let client = client.clone();
+        async move {
+            let mut stream = client.list_users(params);
+            while let Some(event) = stream.next().await {
+                let fetched = match event {
+                    Ok(ListEvent::Page(page)) => Ok(Fetched::Page(flatten(&page.users))),
+                    Ok(ListEvent::Restarted) => Ok(Fetched::Restarted),
+                    Err(e) => Err(e),
+                };
+                let failed = fetched.is_err();
+                if tx
+                    .send(fetched.unwrap_or_else(Fetched::Failed))
+                    .await
+                    .is_err()
+                    || failed
+                {
+                    return;
+                }
+            }
+        }
+    })));
     loop {
         let event = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Ok(Listing::Stopped),
-            event = stream.next() => event,
+            event = rx.recv() => event,
         };
         match event {
-            None => return Ok(Listing::Complete),
-            Some(Err(e)) => return Err(ListFailure::Cliq(e)),
-            Some(Ok(ListEvent::Restarted)) => report.restarts += 1,
-            Some(Ok(ListEvent::Page(page))) => {
-                let users: Vec<FlatUser> = page
-                    .users
-                    .iter()
-                    .filter_map(|u| {
-                        let flat = FlatUser::from_map(&u.raw);
-                        if flat.is_none() {
-                            tracing::warn!("a listed user has no id; skipped");
-                        }
-                        flat
-                    })
-                    .collect();
+            None => {
+                // The channel closes when the listing ended; make sure it
+                // ended normally (a panicked producer is not a complete listing).
+                return match producer.finish().await {
+                    Ok(()) => Ok(Listing::Complete),
+                    Err(e) => Err(ListFailure::Cliq(CliqError::Decode {
+                        endpoint: Endpoint::ListUsers,
+                        message: format!("the listing task failed: {e}"),
+                    })),
+                };
+            }
+            Some(Fetched::Failed(e)) => return Err(ListFailure::Cliq(e)),
+            Some(Fetched::Restarted) => report.restarts += 1,
+            Some(Fetched::Page(users)) => {
+                let received = tokio::time::Instant::now();
                 let now = store.clock().now();
                 let out = store
                     .write_users_page(&users, run_id, source, now)
                     .await
                     .map_err(ListFailure::Store)?;
+                tracing::debug!(
+                    page = report.pages + 1,
+                    users = out.seen,
+                    changed = out.added + out.changed,
+                    write_ms = received.elapsed().as_millis() as u64,
+                    "page written"
+                );
                 report.pages += 1;
                 report.users_seen += out.seen;
                 report.added += out.added;
                 report.changed += out.changed;
-                store
-                    .queue_teams(&out.touched_ids, now)
-                    .await
-                    .map_err(ListFailure::Store)?;
+                if queue_teams {
+                    store
+                        .queue_teams(&out.touched_ids, now)
+                        .await
+                        .map_err(ListFailure::Store)?;
+                }
             }
         }
     }

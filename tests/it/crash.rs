@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use cliq_sync::app::App;
-use cliq_sync::clock::Clock;
 use cliq_sync::cliq::transport::ReqwestTransport;
 use cliq_sync::cliq::{Endpoint, Quota};
+use cliq_sync::clock::Clock;
 use cliq_sync::config::Settings;
 use cliq_sync::sim::{Faults, SimConfig, Simulator};
 use cliq_sync::sync::{pull, PullKind};
@@ -91,7 +91,10 @@ list_users = {{ requests = 100000 }}
     let before = sim.counters().requests[&Endpoint::ListUsers];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while sim.counters().requests[&Endpoint::ListUsers] < before + 30 {
-        assert!(tokio::time::Instant::now() < deadline, "the pull never got going");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pull never got going"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().await.unwrap(); // SIGKILL

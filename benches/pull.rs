@@ -1,0 +1,220 @@
+//! Pull benchmarks. Run with `cargo bench --bench pull` (release build).
+//! Prints figures; asserts nothing about speed.
+//!
+//! 1. Quota efficiency, in paused tokio time against the in-process simulator
+//!    with the documented quotas: how long a full pull of N users takes
+//!    versus the floor set by the listing quota (request k may start at
+//!    floor(k/30) minutes), and how many throttle answers it drew.
+//! 2. Raw speed with quotas lifted: `cliq-sync simulate --unlimited` and
+//!    `cliq-sync sync` as separate processes over loopback HTTP; wall time
+//!    and peak RSS of the sync process, for a first full pull of 100,000
+//!    users into an empty mirror, a second full pull of the unchanged org,
+//!    and an incremental pull that finds 100 changes.
+//!
+//! `BENCH_USERS=20000 cargo bench --bench pull` runs smaller sizes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cliq_sync::app::App;
+use cliq_sync::cliq::models::UserFields;
+use cliq_sync::cliq::transport::{ReqwestTransport, RouterTransport};
+use cliq_sync::cliq::Endpoint;
+use cliq_sync::clock::{from_db, Clock};
+use cliq_sync::config::Settings;
+use cliq_sync::sim::{SimConfig, Simulator};
+use cliq_sync::sync::{pull, PullKind};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+fn settings(sim: &SimConfig, dir: &std::path::Path, base: &str) -> Settings {
+    let mut s = Settings::default();
+    s.cliq.base_url = Some(base.into());
+    s.cliq.accounts_url = Some(base.into());
+    s.cliq.client_id = sim.client_id.clone();
+    s.cliq.client_secret = Some(SecretString::from(sim.client_secret.clone()));
+    s.cliq.refresh_token = Some(SecretString::from(sim.refresh_token.clone()));
+    s.mirror.path = dir.join("mirror.db");
+    s.sync.teams = "off".into();
+    s
+}
+
+fn quota_efficiency(users: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let wall = Instant::now();
+        let clock = Clock::anchored(from_db("2026-06-01T00:00:00Z").unwrap());
+        let sim_cfg = SimConfig {
+            users,
+            ..SimConfig::default()
+        };
+        let sim = Simulator::new(sim_cfg.clone(), clock.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(&sim_cfg, dir.path(), "http://127.0.0.1:9");
+        s.cliq.page_size = 100;
+        let app = App::open_with(
+            s,
+            clock.clone(),
+            Arc::new(RouterTransport::new(sim.router())),
+        )
+        .await
+        .unwrap();
+        let start = tokio::time::Instant::now();
+        let report = pull(&app, PullKind::Full, &CancellationToken::new())
+            .await
+            .unwrap();
+        let took = start.elapsed();
+        assert!(report.ok());
+        let pages = users.div_ceil(100) as u64;
+        let floor = Duration::from_secs(60 * ((pages - 1) / 30));
+        let c = sim.counters();
+        println!(
+            "quota efficiency: full pull of {users} users ({pages} pages): {:.1} s simulated \
+             vs floor {} s (+{:.2}%), {} throttle answers, most listing requests in any 60 s \
+             window {}, wall {:.2} s",
+            took.as_secs_f64(),
+            floor.as_secs(),
+            (took.as_secs_f64() / floor.as_secs_f64().max(1.0) - 1.0) * 100.0,
+            c.throttled.values().sum::<u64>(),
+            c.max_in_window
+                .get(&Endpoint::ListUsers)
+                .copied()
+                .unwrap_or(0),
+            wall.elapsed().as_secs_f64()
+        );
+    });
+}
+
+/// Wall time and the peak RSS (so far) of waited-for child processes.
+fn run_sync(bin: &str, config: &std::path::Path, extra: &[&str]) -> (f64, i64, String) {
+    let start = Instant::now();
+    let out = Command::new(bin)
+        .args(["--config", config.to_str().unwrap(), "sync"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let took = start.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    (
+        took,
+        usage.ru_maxrss / 1024,
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+    )
+}
+
+fn raw_speed(users: usize) {
+    let bin = env!("CARGO_BIN_EXE_cliq-sync");
+    let mut sim_proc = Command::new(bin)
+        .args([
+            "simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--users",
+            &users.to_string(),
+            "--unlimited",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut addr = String::new();
+    for line in BufReader::new(sim_proc.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(a) = line.trim().strip_prefix("API and OAuth:") {
+            addr = a.trim().to_owned();
+            break;
+        }
+    }
+    let sim_cfg = SimConfig::default();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cliq-sync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cliq]\nbase_url = \"{addr}\"\naccounts_url = \"{addr}\"\nclient_id = \"{}\"\n\
+             client_secret = \"{}\"\nrefresh_token = \"{}\"\n[mirror]\npath = \"{}\"\n\
+             [sync]\nteams = \"off\"\n[limits]\nlist_users = {{ requests = 1000000 }}\n\
+             update_user = {{ requests = 1000000 }}\nuser_layouts = {{ requests = 1000000 }}\n",
+            sim_cfg.client_id,
+            sim_cfg.client_secret,
+            sim_cfg.refresh_token,
+            dir.path().join("mirror.db").display()
+        ),
+    )
+    .unwrap();
+
+    let (first, rss1, _) = run_sync(bin, &config, &["--full"]);
+    println!(
+        "raw speed: first full pull of {users} users into an empty mirror: {first:.2} s wall, \
+         peak RSS {rss1} MB"
+    );
+    let (second, rss2, _) = run_sync(bin, &config, &["--full"]);
+    println!(
+        "raw speed: second full pull of the unchanged org: {second:.2} s wall ({:.1}x faster), \
+         peak RSS so far {rss2} MB",
+        first / second
+    );
+
+    // 100 tracked changes, made through the API itself.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut s = Settings::load(Some(&config)).unwrap();
+        s.mirror.path = dir.path().join("changer.db");
+        let app = App::open_with(
+            s,
+            Clock::system(),
+            Arc::new(ReqwestTransport::new().unwrap()),
+        )
+        .await
+        .unwrap();
+        let mut ids = Vec::new();
+        let page = app
+            .client
+            .list_users_page(
+                &cliq_sync::cliq::models::ListUsersParams {
+                    limit: Some(100),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        for u in page.users {
+            ids.push((u.id.unwrap(), u.email_id.unwrap()));
+        }
+        for (i, (id, email)) in ids.iter().enumerate() {
+            let f = UserFields::for_email(email)
+                .with("work_location", format!("Bench {i}"))
+                .unwrap();
+            app.client.update_user(id, email, &f).await.unwrap();
+        }
+    });
+    let (inc, rss3, line) = run_sync(bin, &config, &[]);
+    println!("raw speed: incremental pull finding 100 changes: {inc:.3} s wall, peak RSS so far {rss3} MB ({line})");
+    sim_proc.kill().unwrap();
+    let _ = sim_proc.wait();
+}
+
+fn main() {
+    let users: usize = std::env::var("BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    quota_efficiency(10_000);
+    quota_efficiency(users);
+    raw_speed(users);
+}
