@@ -6,3 +6,4 @@
 mod client;
 mod helpers;
 mod pull;
+mod push;
