@@ -145,7 +145,11 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             print!("{}", settings.to_masked_toml());
             if settings.hr.is_some() {
                 let hr = load_hr(&settings)?;
-                println!("# HR source {}: {} records, valid", hr.path.display(), hr.len());
+                println!(
+                    "# HR source {}: {} records, valid",
+                    hr.path.display(),
+                    hr.len()
+                );
             }
             Ok(())
         }

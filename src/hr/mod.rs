@@ -170,10 +170,7 @@ pub fn allowed_keys() -> impl Iterator<Item = &'static str> {
 }
 
 fn column(key: &str) -> Option<(Attr, ValueKind)> {
-    COLUMNS
-        .iter()
-        .find(|c| c.0 == key)
-        .map(|&(_, a, k)| (a, k))
+    COLUMNS.iter().find(|c| c.0 == key).map(|&(_, a, k)| (a, k))
 }
 
 /// Where a record is in its file.
@@ -339,7 +336,10 @@ pub fn managed_attrs(names: Option<&[String]>) -> Result<Vec<Attr>, String> {
                     .map(|a| a.name())
                     .chain(COLUMNS.iter().map(|c| c.0))
                     .collect();
-                bad.push(format!("'{t}' is not a field{}", did_you_mean(t, &candidates)));
+                bad.push(format!(
+                    "'{t}' is not a field{}",
+                    did_you_mean(t, &candidates)
+                ));
             }
         }
     }
@@ -446,7 +446,11 @@ impl Collector {
         let mut ok = true;
         let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
             None => {
-                self.push(location, Some("email_id"), "missing: every record needs an email_id");
+                self.push(
+                    location,
+                    Some("email_id"),
+                    "missing: every record needs an email_id",
+                );
                 ok = false;
                 String::new()
             }
@@ -466,7 +470,9 @@ impl Collector {
                     self.push(
                         location,
                         Some("email_id"),
-                        format!("duplicate email '{e}' (emails are case-insensitive): first at {first}"),
+                        format!(
+                            "duplicate email '{e}' (emails are case-insensitive): first at {first}"
+                        ),
                     );
                     ok = false;
                 } else {
@@ -589,12 +595,20 @@ fn load_csv(bytes: &[u8], c: &mut Collector) -> Vec<HrRecord> {
     let headers = match rdr.headers() {
         Ok(h) => h.clone(),
         Err(e) => {
-            c.push(Location::Line(1), None, format!("malformed CSV header: {e}"));
+            c.push(
+                Location::Line(1),
+                None,
+                format!("malformed CSV header: {e}"),
+            );
             return Vec::new();
         }
     };
     if headers.is_empty() {
-        c.push(Location::Line(1), None, "the file is empty: a header row is required");
+        c.push(
+            Location::Line(1),
+            None,
+            "the file is empty: a header row is required",
+        );
         return Vec::new();
     }
     // Column index → what it holds.
@@ -604,7 +618,11 @@ fn load_csv(bytes: &[u8], c: &mut Collector) -> Vec<HrRecord> {
     for (i, h) in headers.iter().enumerate() {
         let name = h.trim().to_ascii_lowercase();
         if seen_names.contains(&name) {
-            c.push(Location::Line(1), Some(h), "this column appears twice in the header");
+            c.push(
+                Location::Line(1),
+                Some(h),
+                "this column appears twice in the header",
+            );
             continue;
         }
         seen_names.push(name.clone());
@@ -649,9 +667,7 @@ fn load_csv(bytes: &[u8], c: &mut Collector) -> Vec<HrRecord> {
                 let msg = match e.kind() {
                     csv::ErrorKind::UnequalLengths {
                         expected_len, len, ..
-                    } => format!(
-                        "malformed CSV: {len} fields where the header has {expected_len}"
-                    ),
+                    } => format!("malformed CSV: {len} fields where the header has {expected_len}"),
                     csv::ErrorKind::Utf8 { err, .. } => {
                         format!("malformed CSV: invalid UTF-8 in field {}", err.field() + 1)
                     }
@@ -682,12 +698,8 @@ fn parse_document(format: Format, bytes: &[u8]) -> Result<Value, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     match format {
-        Format::Json => {
-            serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))
-        }
-        Format::Yaml => {
-            serde_norway::from_str(text).map_err(|e| format!("malformed YAML: {e}"))
-        }
+        Format::Json => serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}")),
+        Format::Yaml => serde_norway::from_str(text).map_err(|e| format!("malformed YAML: {e}")),
         Format::Toml => {
             let table: toml::Table =
                 toml::from_str(text).map_err(|e| format!("malformed TOML: {e}"))?;
@@ -742,7 +754,10 @@ fn load_values(doc: Value, c: &mut Collector) -> Vec<HrRecord> {
             c.push(
                 loc,
                 None,
-                format!("a person must be an object of fields, got {}", type_name(&item)),
+                format!(
+                    "a person must be an object of fields, got {}",
+                    type_name(&item)
+                ),
             );
             continue;
         };
@@ -791,7 +806,9 @@ fn value_record(loc: Location, m: &Map<String, Value>, c: &mut Collector) -> Opt
     let rec = c.record(
         loc,
         email.as_deref(),
-        texts.iter().map(|(k, a, kind, t)| (*k, *a, *kind, t.as_str())),
+        texts
+            .iter()
+            .map(|(k, a, kind, t)| (*k, *a, *kind, t.as_str())),
     );
     if ok {
         rec

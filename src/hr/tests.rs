@@ -46,7 +46,9 @@ first_name = "Bob"
 extension = "1234"
 "#;
 
-fn simplify(s: &HrSource) -> Vec<(String, Vec<(Attr, ValueKind, String)>)> {
+type Simple = Vec<(String, Vec<(Attr, ValueKind, String)>)>;
+
+fn simplify(s: &HrSource) -> Simple {
     s.records
         .iter()
         .map(|r| {
@@ -76,7 +78,11 @@ fn every_format_loads_to_the_same_records() {
             (Attr::FirstName, ValueKind::Direct, "Ann".into()),
             (Attr::EmployeeId, ValueKind::Direct, "42".into()),
             (Attr::Department, ValueKind::Name, "Sales".into()),
-            (Attr::ReportingTo, ValueKind::Email, "boss@zylker.example".into()),
+            (
+                Attr::ReportingTo,
+                ValueKind::Email,
+                "boss@zylker.example".into()
+            ),
         ]
     );
     assert_eq!(csv, json);
@@ -89,7 +95,10 @@ fn every_format_loads_to_the_same_records() {
     // A bare YAML list too.
     let bare = "- email_id: a@x.example\n  mobile: 5551234\n";
     let s = load_str("hr.yaml", bare).unwrap();
-    assert_eq!(s.records[0].get(Attr::Mobile).unwrap().text.as_ref(), "5551234");
+    assert_eq!(
+        s.records[0].get(Attr::Mobile).unwrap().text.as_ref(),
+        "5551234"
+    );
 }
 
 #[test]
@@ -124,17 +133,31 @@ fn bad_emails_and_duplicates_are_all_reported() {
 
 #[test]
 fn unknown_columns_suggest_the_closest_name() {
-    let e = errs("hr.csv", "email_id,departmnt,shoe_size\na@x.example,Sales,42\n");
+    let e = errs(
+        "hr.csv",
+        "email_id,departmnt,shoe_size\na@x.example,Sales,42\n",
+    );
     assert_eq!(e.len(), 2, "{e:#?}");
     assert_eq!(e[0].location, Location::Line(1));
     assert_eq!(e[0].field.as_deref(), Some("departmnt"));
-    assert!(e[0].message.contains("did you mean 'department'?"), "{}", e[0]);
+    assert!(
+        e[0].message.contains("did you mean 'department'?"),
+        "{}",
+        e[0]
+    );
     assert!(!e[1].message.contains("did you mean"), "{}", e[1]);
 
-    let e = errs("hr.json", r#"[{"email_id":"a@x.example","frist_name":"A"}]"#);
+    let e = errs(
+        "hr.json",
+        r#"[{"email_id":"a@x.example","frist_name":"A"}]"#,
+    );
     assert_eq!(e[0].location, Location::Record(1));
     assert_eq!(e[0].field.as_deref(), Some("frist_name"));
-    assert!(e[0].message.contains("did you mean 'first_name'?"), "{}", e[0]);
+    assert!(
+        e[0].message.contains("did you mean 'first_name'?"),
+        "{}",
+        e[0]
+    );
 }
 
 #[test]
@@ -150,18 +173,27 @@ fn wrong_types_are_reported_with_their_record() {
     assert_eq!(e[1].field.as_deref(), Some("mobile"));
     assert_eq!(e[2].location, Location::Record(3));
 
-    let e = errs("hr.yaml", "users:\n  - email_id: a@x.example\n    phone: [1, 2]\n");
+    let e = errs(
+        "hr.yaml",
+        "users:\n  - email_id: a@x.example\n    phone: [1, 2]\n",
+    );
     assert_eq!(e[0].location, Location::Record(1));
     assert_eq!(e[0].field.as_deref(), Some("phone"));
 
-    let e = errs("hr.toml", "[[users]]\nemail_id = \"a@x.example\"\nextension = [1]\n");
+    let e = errs(
+        "hr.toml",
+        "[[users]]\nemail_id = \"a@x.example\"\nextension = [1]\n",
+    );
     assert_eq!(e[0].location, Location::Record(1));
     assert_eq!(e[0].field.as_deref(), Some("extension"));
 }
 
 #[test]
 fn malformed_files_are_reported() {
-    let e = errs("hr.csv", "email_id,first_name\na@x.example,A,extra\nb@x.example,B\n");
+    let e = errs(
+        "hr.csv",
+        "email_id,first_name\na@x.example,A,extra\nb@x.example,B\n",
+    );
     assert_eq!(e.len(), 1, "{e:#?}");
     assert_eq!(e[0].location, Location::Line(2));
     assert!(e[0].message.contains("3 fields"), "{}", e[0]);
@@ -243,7 +275,10 @@ fn many_errors_are_capped_but_counted() {
 fn a_large_csv_streams() {
     let mut text = String::from("email_id,first_name,department,extension\n");
     for i in 0..20_000 {
-        text.push_str(&format!("user{i}@zylker.example,Name{i},Sales,{}\n", 1000 + i));
+        text.push_str(&format!(
+            "user{i}@zylker.example,Name{i},Sales,{}\n",
+            1000 + i
+        ));
     }
     let started = std::time::Instant::now();
     let s = load_str("hr.csv", &text).unwrap();

@@ -133,7 +133,11 @@ impl Store {
     }
 
     /// Insert one `pushes` row; returns its id.
-    pub async fn insert_push(&self, p: &NewPush<'_>, now: DateTime<Utc>) -> Result<i64, StoreError> {
+    pub async fn insert_push(
+        &self,
+        p: &NewPush<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
         let _hold = self.hold();
         let id = sqlx::query_scalar(
             "INSERT INTO pushes (run_id, user_id, email_id, action, fields_json, status, error_code, at)
@@ -217,7 +221,6 @@ impl Store {
 
     /// Mark a `pushes` row failed for good and remember the failure (the
     /// same desired values are not sent again).
-    #[allow(clippy::too_many_arguments)]
     pub async fn record_push_failure(
         &self,
         push_id: i64,
@@ -336,18 +339,24 @@ impl Store {
     /// The current raw JSON of a user.
     pub async fn user_raw_json(&self, id: &str) -> Result<Option<String>, StoreError> {
         let _hold = self.hold();
-        Ok(sqlx::query_scalar("SELECT raw_json FROM users WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT raw_json FROM users WHERE id = ?")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 
     /// Counts of `pushes` rows per status (for `status`).
     pub async fn push_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let _hold = self.hold();
-        let rows = sqlx::query("SELECT status, count(*) AS n FROM pushes GROUP BY status ORDER BY status")
-            .fetch_all(self.pool())
-            .await?;
-        Ok(rows.into_iter().map(|r| (r.get("status"), r.get("n"))).collect())
+        let rows =
+            sqlx::query("SELECT status, count(*) AS n FROM pushes GROUP BY status ORDER BY status")
+                .fetch_all(self.pool())
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get("status"), r.get("n")))
+            .collect())
     }
 }

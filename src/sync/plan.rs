@@ -48,9 +48,8 @@ impl Default for PlanOptions {
 
 impl PlanOptions {
     pub fn from_settings(s: &crate::config::Settings) -> Result<Self, String> {
-        let managed = crate::hr::managed_attrs(
-            s.hr.as_ref().and_then(|h| h.managed_fields.as_deref()),
-        )?;
+        let managed =
+            crate::hr::managed_attrs(s.hr.as_ref().and_then(|h| h.managed_fields.as_deref()))?;
         Ok(Self {
             managed,
             create_missing: s.push.create_missing,
@@ -246,7 +245,10 @@ pub fn compute(
             by_email.entry(e).or_default().push(u);
         }
         departments.add(u.values[dept_id].as_deref(), u.values[dept_name].as_deref());
-        designations.add(u.values[desig_id].as_deref(), u.values[desig_name].as_deref());
+        designations.add(
+            u.values[desig_id].as_deref(),
+            u.values[desig_name].as_deref(),
+        );
     }
     let display = |u: &MirrorUser| -> Option<String> {
         let first = u.get("first_name").unwrap_or("");
@@ -316,7 +318,10 @@ pub fn compute(
                 Some([u]) => Resolved::Value(u.id.clone(), display(u)),
                 Some(us) if us.len() > 1 => Resolved::Blocked(
                     "ambiguous",
-                    format!("reporting_to_email '{text}' matches {} Cliq users", us.len()),
+                    format!(
+                        "reporting_to_email '{text}' matches {} Cliq users",
+                        us.len()
+                    ),
                 ),
                 _ => Resolved::Blocked(
                     "unresolved",
@@ -353,10 +358,8 @@ pub fn compute(
                         Some(Resolved::Value(desired, desired_name)) => {
                             let current = u.values[attr_cols[a.index()]].as_deref();
                             if current != Some(desired.as_str()) {
-                                let current_name = a
-                                    .name_column()
-                                    .and_then(|c| u.get(c))
-                                    .map(str::to_owned);
+                                let current_name =
+                                    a.name_column().and_then(|c| u.get(c)).map(str::to_owned);
                                 changes.push(FieldChange {
                                     field: a.name(),
                                     cliq_key: a.cliq_key(),
@@ -546,7 +549,11 @@ pub fn render(plan: &Plan) -> String {
         }
     };
     if !plan.updates.is_empty() {
-        let _ = writeln!(out, "\nUpdates ({} users, {} fields):", s.updates, s.field_changes);
+        let _ = writeln!(
+            out,
+            "\nUpdates ({} users, {} fields):",
+            s.updates, s.field_changes
+        );
         let _ = writeln!(
             out,
             "  {:<36} {:<20} {:<18} {:<28} -> desired",

