@@ -421,6 +421,15 @@ impl Run<'_> {
             match got {
                 Ok(user) => {
                     let Some(flat) = FlatUser::from_map(&user.raw) else {
+                        self.store
+                            .set_push_status(
+                                d.id,
+                                PushStatus::Skipped,
+                                Some("reconcile_failed"),
+                                self.now(),
+                            )
+                            .await?;
+                        done += 1;
                         continue;
                     };
                     let applied = wanted.iter().all(|(k, v)| {
@@ -773,4 +782,24 @@ impl Run<'_> {
         }
         Ok(Ok(()))
     }
+}
+
+/// The push side of `cliq-sync status`: attempts per status and the
+/// remembered permanent failures (not retried until the HR values change).
+#[derive(Debug, Clone, Serialize)]
+pub struct PushStatusSummary {
+    pub attempts: BTreeMap<String, i64>,
+    pub failures: Vec<PushFailure>,
+    pub last_source_records: Option<u64>,
+}
+
+pub async fn status_summary(store: &Store) -> Result<PushStatusSummary, StoreError> {
+    Ok(PushStatusSummary {
+        attempts: store.push_counts().await?.into_iter().collect(),
+        failures: store.push_failures().await?,
+        last_source_records: store
+            .state(SOURCE_RECORDS_KEY)
+            .await?
+            .and_then(|v| v.parse().ok()),
+    })
 }

@@ -437,8 +437,12 @@ async fn refusals_are_recorded_and_not_retried_until_hr_changes() {
     let st = pushes_by_status(&t).await;
     assert_eq!(st.get("failed"), Some(&3));
     assert_eq!(st.get("applied"), Some(&2));
-    let failures = t.app.store.push_failures().await.unwrap();
-    assert_eq!(failures.len(), 3);
+    let status = cliq_sync::sync::push::status_summary(&t.app.store)
+        .await
+        .unwrap();
+    assert_eq!(status.failures.len(), 3);
+    assert_eq!(status.attempts.get("failed"), Some(&3));
+    assert_eq!(status.last_source_records, Some(5));
 
     // Next run: nothing is sent again (the new hire waits for a pull).
     let p = plan_of(&t, &hr, &o).await;
