@@ -151,6 +151,14 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::CheckConfig => {
             let settings = load_settings(cli.config.as_deref())?;
             print!("{}", settings.to_masked_toml());
+            if settings.hr.is_some() {
+                let hr = load_hr(&settings)?;
+                println!(
+                    "# HR source {}: {} records, valid",
+                    hr.path.display(),
+                    hr.len()
+                );
+            }
             Ok(())
         }
         Command::Sync { full } => {
@@ -162,6 +170,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let settings = load_settings(cli.config.as_deref())?;
             init_logging(&settings.log.level, &settings.log.format);
             status(settings, json).await
+        }
+        Command::Plan { json } => plan_command(cli.config.as_deref(), json).await,
+        Command::Push { dry_run, force } => {
+            push_command(cli.config.as_deref(), dry_run, force).await
         }
         other => Err(Failure::runtime(anyhow::anyhow!(
             "`{}` is not available in this build yet",
@@ -357,5 +369,126 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// Load and validate the `[hr]` source; every problem exits with code 2.
+pub fn load_hr(settings: &Settings) -> Result<crate::hr::HrSource, Failure> {
+    let hr = settings.hr.as_ref().ok_or_else(|| {
+        Failure::config(anyhow::anyhow!(
+            "no HR source configured: set [hr] source in the config file (or CLIQ_SYNC__HR__SOURCE)"
+        ))
+    })?;
+    crate::hr::load(&hr.source).map_err(Failure::config)
+}
+
+/// `plan [--json]`: reads the mirror only; needs no Cliq credentials.
+async fn plan_command(config: Option<&std::path::Path>, json: bool) -> Result<(), Failure> {
+    use crate::sync::plan::{plan, render, PlanOptions};
+    let settings = load_settings(config)?;
+    init_logging(&settings.log.level, &settings.log.format);
+    let hr = load_hr(&settings)?;
+    let opts = PlanOptions::from_settings(&settings)
+        .map_err(|m| Failure::config(anyhow::anyhow!("hr.managed_fields: {m}")))?;
+    let limits = settings.limits.to_limits().map_err(Failure::config)?;
+    let store = crate::mirror::Store::open(&settings.mirror.path, &Clock::system())
+        .await
+        .map_err(Failure::runtime)?;
+    let plan = plan(&store, &hr, &opts, &limits)
+        .await
+        .map_err(Failure::runtime)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).map_err(Failure::runtime)?
+        );
+    } else {
+        print!("{}", render(&plan));
+    }
+    Ok(())
+}
+
+/// `push [--dry-run] [--force]`: exit 3 when a safety threshold stops it.
+async fn push_command(
+    config: Option<&std::path::Path>,
+    dry_run: bool,
+    force: bool,
+) -> Result<(), Failure> {
+    use crate::sync::push::{push, PushError, PushOptions};
+    let settings = load_settings(config)?;
+    init_logging(&settings.log.level, &settings.log.format);
+    let hr = load_hr(&settings)?;
+    let opts = PushOptions::from_settings(&settings, dry_run, force)
+        .map_err(|m| Failure::config(anyhow::anyhow!("hr.managed_fields: {m}")))?;
+    let app = crate::app::App::open(settings)
+        .await
+        .map_err(Failure::runtime)?;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("stopping: the request in flight ends, the rest is left for the next push");
+        on_signal.cancel();
+    });
+    let limits = app.scheduler.limits().clone();
+    let out = match push(&app.store, &app.client, &limits, &hr, &opts, &cancel).await {
+        Ok(out) => out,
+        Err(e @ PushError::Safety(_)) => {
+            return Err(Failure {
+                code: 3,
+                error: e.into(),
+            })
+        }
+        Err(e) => return Err(Failure::runtime(e)),
+    };
+    print!("{}", crate::sync::plan::render(&out.plan));
+    let r = &out.report;
+    match r.status.as_str() {
+        "disabled" => {
+            println!("\npush.enabled = false: nothing was sent to Cliq (plan only).");
+            return Ok(());
+        }
+        "dry_run" => {
+            println!("\n--dry-run: nothing was sent to Cliq.");
+            return Ok(());
+        }
+        _ => {}
+    }
+    println!(
+        "\nPush run {}: {}; {} updated, {} added ({} already present), {} failed, {} skipped, {} reconciled; {} requests in {:.0}s.",
+        r.run_id.unwrap_or_default(),
+        r.status,
+        r.updates_applied,
+        r.adds_applied,
+        r.adds_already_present,
+        r.failed,
+        r.skipped,
+        r.reconciled,
+        r.requests,
+        r.elapsed_secs
+    );
+    for f in &r.failures {
+        println!(
+            "  failed {} {}: {}{}",
+            f.action,
+            f.email,
+            f.message,
+            if f.permanent {
+                " (not retried until the HR values change)"
+            } else {
+                ""
+            }
+        );
+    }
+    if r.ok() {
+        Ok(())
+    } else {
+        Err(Failure::runtime(anyhow::anyhow!(
+            "the push {}: {}",
+            r.status,
+            r.error
+                .as_deref()
+                .unwrap_or("the rest is left for the next push")
+        )))
     }
 }

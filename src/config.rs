@@ -166,6 +166,8 @@ pub struct PushSettings {
     /// the previous push's source (a truncated export must not look like
     /// mass departures).
     pub max_source_drop: f64,
+    /// People per `POST /users` request when adding (1..=100).
+    pub add_batch_size: usize,
 }
 
 impl Default for PushSettings {
@@ -175,6 +177,7 @@ impl Default for PushSettings {
             create_missing: false,
             max_changes_per_run: 100,
             max_source_drop: 0.2,
+            add_batch_size: 10,
         }
     }
 }
@@ -347,6 +350,19 @@ impl Settings {
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return Err(invalid("log.format", "must be \"pretty\" or \"json\""));
+        }
+        if let Some(hr) = &self.hr {
+            crate::hr::managed_attrs(hr.managed_fields.as_deref())
+                .map_err(|m| invalid("hr.managed_fields", m))?;
+        }
+        if !(0.0..=1.0).contains(&self.push.max_source_drop) {
+            return Err(invalid(
+                "push.max_source_drop",
+                "must be between 0 and 1 (a share of the previous source's records)",
+            ));
+        }
+        if !(1..=100).contains(&self.push.add_batch_size) {
+            return Err(invalid("push.add_batch_size", "must be between 1 and 100"));
         }
         self.limits.to_limits()?;
         Ok(())

@@ -23,6 +23,7 @@
 //! * [`sync`]: pulls from Cliq into the mirror.
 //! * [`app`]: assembles store, scheduler, token cache and client from the settings.
 //! * [`config`]: layered configuration (defaults, file, environment).
+//! * [`hr`]: loading and validating the HR source (CSV, JSON, YAML, TOML).
 //! * [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 
 pub mod app;
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod cliq;
 pub mod clock;
 pub mod config;
+pub mod hr;
 pub mod mirror;
 pub mod sim;
 pub mod status;

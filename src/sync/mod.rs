@@ -1,7 +1,11 @@
 //! Moving data between Cliq, the mirror and the HR source.
 //!
 //! * [`pull`]: full and incremental pulls from Cliq into the mirror.
+//! * [`plan`]: what a push would change (HR source joined to the mirror).
+//! * [`push`]: applying a plan to Cliq, resumable and within the quotas.
 
+pub mod plan;
 pub mod pull;
+pub mod push;
 
-pub use pull::{pull, PullKind, PullOptions, PullReport, TeamsMode};
+pub use pull::{pull, pull_with, PullKind, PullOptions, PullReport, TeamsMode};

@@ -163,7 +163,17 @@ pub async fn pull(
     requested: PullKind,
     cancel: &CancellationToken,
 ) -> Result<PullReport, PullError> {
-    let (store, client, opts) = (&app.store, &app.client, &app.pull_options());
+    pull_with(app, requested, &app.pull_options(), cancel).await
+}
+
+/// [`pull`] with explicit options instead of the configured ones.
+pub async fn pull_with(
+    app: &App,
+    requested: PullKind,
+    opts: &PullOptions,
+    cancel: &CancellationToken,
+) -> Result<PullReport, PullError> {
+    let (store, client) = (&app.store, &app.client);
     let clock = store.clock().clone();
     let started = tokio::time::Instant::now();
     let started_at = clock.now();
@@ -208,7 +218,7 @@ pub async fn pull(
         error: None,
     };
 
-    let outcome = list_into_mirror(app, params, run_id, source, cancel, &mut report).await;
+    let outcome = list_into_mirror(app, opts, params, run_id, source, cancel, &mut report).await;
     let mut status = match outcome {
         Ok(Listing::Complete) => RunStatus::Ok,
         Ok(Listing::Stopped) => RunStatus::Stopped,
@@ -349,6 +359,7 @@ enum ListFailure {
 
 async fn list_into_mirror(
     app: &App,
+    opts: &PullOptions,
     params: ListUsersParams,
     run_id: i64,
     source: ChangeSource,
@@ -356,7 +367,7 @@ async fn list_into_mirror(
     report: &mut PullReport,
 ) -> Result<Listing, ListFailure> {
     let (store, client) = (&app.store, &app.client);
-    let queue_teams = app.pull_options().teams != TeamsMode::Off;
+    let queue_teams = opts.teams != TeamsMode::Off;
     // The next page is fetched (and flattened) while this one is written:
     // a producer task feeds a channel of one page, so memory stays bounded
     // and the network and SQLite work overlap.

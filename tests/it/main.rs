@@ -7,3 +7,4 @@ mod client;
 mod crash;
 mod helpers;
 mod pull;
+mod push;

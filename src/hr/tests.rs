@@ -1,0 +1,288 @@
+use super::*;
+
+fn load_str(name: &str, text: &str) -> Result<HrSource, HrErrors> {
+    let path = Path::new(name);
+    load_bytes(path, Format::of(path).unwrap(), text.as_bytes())
+}
+
+fn errs(name: &str, text: &str) -> Vec<HrError> {
+    load_str(name, text).unwrap_err().errors
+}
+
+const CSV: &str = "email_id,first_name,department,reporting_to_email,extension,employee_id
+Ann.Lee@Zylker.example , Ann ,Sales,boss@zylker.example,,42
+bob@zylker.example,Bob,,,1234,
+";
+
+const JSON: &str = r#"[
+  {"email_id": "Ann.Lee@Zylker.example ", "first_name": " Ann", "department": "Sales",
+   "reporting_to_email": "boss@zylker.example", "extension": "", "employee_id": 42},
+  {"email_id": "bob@zylker.example", "first_name": "Bob", "extension": 1234, "department": null}
+]"#;
+
+const YAML: &str = r#"users:
+  - email_id: Ann.Lee@Zylker.example
+    first_name: Ann
+    department: Sales
+    reporting_to_email: boss@zylker.example
+    extension: ""
+    employee_id: 42
+  - email_id: bob@zylker.example
+    first_name: Bob
+    extension: 1234
+"#;
+
+const TOML: &str = r#"
+[[users]]
+email_id = "Ann.Lee@Zylker.example"
+first_name = "Ann"
+department = "Sales"
+reporting_to_email = "boss@zylker.example"
+employee_id = 42
+
+[[users]]
+email_id = "bob@zylker.example"
+first_name = "Bob"
+extension = "1234"
+"#;
+
+type Simple = Vec<(String, Vec<(Attr, ValueKind, String)>)>;
+
+fn simplify(s: &HrSource) -> Simple {
+    s.records
+        .iter()
+        .map(|r| {
+            (
+                r.email.clone(),
+                Attr::ALL
+                    .iter()
+                    .filter_map(|a| r.get(*a).map(|v| (*a, v.kind, v.text.to_string())))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_format_loads_to_the_same_records() {
+    let csv = simplify(&load_str("hr.csv", CSV).unwrap());
+    let json = simplify(&load_str("hr.json", JSON).unwrap());
+    let yaml = simplify(&load_str("hr.yaml", YAML).unwrap());
+    let yml = simplify(&load_str("hr.yml", YAML).unwrap());
+    let toml = simplify(&load_str("hr.toml", TOML).unwrap());
+    assert_eq!(csv.len(), 2);
+    assert_eq!(csv[0].0, "ann.lee@zylker.example");
+    assert_eq!(
+        csv[0].1,
+        vec![
+            (Attr::FirstName, ValueKind::Direct, "Ann".into()),
+            (Attr::EmployeeId, ValueKind::Direct, "42".into()),
+            (Attr::Department, ValueKind::Name, "Sales".into()),
+            (
+                Attr::ReportingTo,
+                ValueKind::Email,
+                "boss@zylker.example".into()
+            ),
+        ]
+    );
+    assert_eq!(csv, json);
+    assert_eq!(csv, yaml);
+    assert_eq!(csv, yml);
+    assert_eq!(csv, toml);
+    // A JSON object with "users" is the same as the bare list.
+    let wrapped = format!("{{\"users\": {JSON}}}");
+    assert_eq!(simplify(&load_str("hr.json", &wrapped).unwrap()), csv);
+    // A bare YAML list too.
+    let bare = "- email_id: a@x.example\n  mobile: 5551234\n";
+    let s = load_str("hr.yaml", bare).unwrap();
+    assert_eq!(
+        s.records[0].get(Attr::Mobile).unwrap().text.as_ref(),
+        "5551234"
+    );
+}
+
+#[test]
+fn csv_locations_are_lines() {
+    let s = load_str("hr.csv", CSV).unwrap();
+    assert_eq!(s.records[0].location, Location::Line(2));
+    assert_eq!(s.records[1].location, Location::Line(3));
+    let s = load_str("hr.json", JSON).unwrap();
+    assert_eq!(s.records[1].location, Location::Record(2));
+}
+
+#[test]
+fn bad_emails_and_duplicates_are_all_reported() {
+    let e = errs(
+        "hr.csv",
+        "email_id,first_name\nnot-an-email,A\n,B\nx@y.example,C\nX@Y.example,D\n",
+    );
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert_eq!(e[0].location, Location::Line(2));
+    assert_eq!(e[0].field.as_deref(), Some("email_id"));
+    assert!(e[0].message.contains("not a valid email"), "{}", e[0]);
+    assert_eq!(e[1].location, Location::Line(3));
+    assert!(e[1].message.contains("missing"));
+    assert_eq!(e[2].location, Location::Line(5));
+    assert!(e[2].message.contains("duplicate"), "{}", e[2]);
+    assert!(e[2].message.contains("line 4"), "{}", e[2]);
+    assert_eq!(
+        e[2].to_string(),
+        "hr.csv: line 5: field `email_id`: duplicate email 'X@Y.example' (emails are case-insensitive): first at line 4"
+    );
+}
+
+#[test]
+fn unknown_columns_suggest_the_closest_name() {
+    let e = errs(
+        "hr.csv",
+        "email_id,departmnt,shoe_size\na@x.example,Sales,42\n",
+    );
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert_eq!(e[0].location, Location::Line(1));
+    assert_eq!(e[0].field.as_deref(), Some("departmnt"));
+    assert!(
+        e[0].message.contains("did you mean 'department'?"),
+        "{}",
+        e[0]
+    );
+    assert!(!e[1].message.contains("did you mean"), "{}", e[1]);
+
+    let e = errs(
+        "hr.json",
+        r#"[{"email_id":"a@x.example","frist_name":"A"}]"#,
+    );
+    assert_eq!(e[0].location, Location::Record(1));
+    assert_eq!(e[0].field.as_deref(), Some("frist_name"));
+    assert!(
+        e[0].message.contains("did you mean 'first_name'?"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn wrong_types_are_reported_with_their_record() {
+    let e = errs(
+        "hr.json",
+        r#"[{"email_id":"a@x.example"},{"email_id":"b@x.example","department":{"name":"Sales"},"mobile":[1]}, 7]"#,
+    );
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert_eq!(e[0].location, Location::Record(2));
+    assert_eq!(e[0].field.as_deref(), Some("department"));
+    assert!(e[0].message.contains("an object"), "{}", e[0]);
+    assert_eq!(e[1].field.as_deref(), Some("mobile"));
+    assert_eq!(e[2].location, Location::Record(3));
+
+    let e = errs(
+        "hr.yaml",
+        "users:\n  - email_id: a@x.example\n    phone: [1, 2]\n",
+    );
+    assert_eq!(e[0].location, Location::Record(1));
+    assert_eq!(e[0].field.as_deref(), Some("phone"));
+
+    let e = errs(
+        "hr.toml",
+        "[[users]]\nemail_id = \"a@x.example\"\nextension = [1]\n",
+    );
+    assert_eq!(e[0].location, Location::Record(1));
+    assert_eq!(e[0].field.as_deref(), Some("extension"));
+}
+
+#[test]
+fn malformed_files_are_reported() {
+    let e = errs(
+        "hr.csv",
+        "email_id,first_name\na@x.example,A,extra\nb@x.example,B\n",
+    );
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!(e[0].location, Location::Line(2));
+    assert!(e[0].message.contains("3 fields"), "{}", e[0]);
+
+    let e = errs("hr.csv", "first_name\nA\n");
+    assert_eq!(e[0].field.as_deref(), Some("email_id"));
+
+    let e = errs("hr.json", "[{\"email_id\": ");
+    assert_eq!(e[0].location, Location::File);
+    assert!(e[0].message.contains("malformed JSON"), "{}", e[0]);
+
+    let e = errs("hr.yaml", "users: [a: b: c");
+    assert!(e[0].message.contains("malformed YAML"), "{}", e[0]);
+
+    let e = errs("hr.toml", "[[users]\n");
+    assert!(e[0].message.contains("malformed TOML"), "{}", e[0]);
+
+    let e = errs("hr.toml", "[[people]]\nemail_id = \"a@x.example\"\n");
+    assert_eq!(e[0].field.as_deref(), Some("people"));
+
+    let e = load(Path::new("hr.xlsx")).unwrap_err();
+    assert!(e.errors[0].message.contains("unknown format"));
+}
+
+#[test]
+fn both_forms_of_one_attribute_conflict() {
+    let e = errs(
+        "hr.csv",
+        "email_id,department,department_id\na@x.example,Sales,123\nb@x.example,,123\n",
+    );
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!(e[0].location, Location::Line(2));
+    assert!(e[0].message.contains("both"), "{}", e[0]);
+}
+
+#[test]
+fn empty_values_are_not_managed() {
+    let s = load_str("hr.csv", "email_id,mobile,phone\na@x.example,  ,\n").unwrap();
+    assert!(s.records[0].values.iter().all(Option::is_none));
+}
+
+#[test]
+fn managed_fields_are_validated() {
+    assert_eq!(managed_attrs(None).unwrap().len(), 14);
+    let m = managed_attrs(Some(&[
+        "department".into(),
+        "designation_id".into(),
+        "reporting_to".into(),
+        "reporting_to_email".into(),
+        "work_location".into(),
+    ]))
+    .unwrap();
+    assert_eq!(
+        m,
+        vec![
+            Attr::Department,
+            Attr::Designation,
+            Attr::ReportingTo,
+            Attr::WorkLocation
+        ]
+    );
+    let e = managed_attrs(Some(&["work_locaton".into()])).unwrap_err();
+    assert!(e.contains("did you mean 'work_location'?"), "{e}");
+}
+
+#[test]
+fn many_errors_are_capped_but_counted() {
+    let mut text = String::from("email_id\n");
+    for i in 0..(MAX_ERRORS + 50) {
+        text.push_str(&format!("bad{i}\n"));
+    }
+    let e = load_str("hr.csv", &text).unwrap_err();
+    assert_eq!(e.errors.len(), MAX_ERRORS);
+    assert_eq!(e.total(), MAX_ERRORS + 50);
+    assert!(e.to_string().contains("and 50 more"));
+}
+
+#[test]
+fn a_large_csv_streams() {
+    let mut text = String::from("email_id,first_name,department,extension\n");
+    for i in 0..20_000 {
+        text.push_str(&format!(
+            "user{i}@zylker.example,Name{i},Sales,{}\n",
+            1000 + i
+        ));
+    }
+    let started = std::time::Instant::now();
+    let s = load_str("hr.csv", &text).unwrap();
+    assert_eq!(s.len(), 20_000);
+    // Generous (debug build, shared machine); see examples/plan_bench.rs for figures.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -1,0 +1,642 @@
+//! The plan: what a push would change in Cliq, per user and field.
+//!
+//! HR records are joined to the mirror by email (case-insensitive; removed
+//! users do not count as being in Cliq). For each managed attribute with a
+//! non-empty HR value, the normalised value (trimmed; emails lowercased;
+//! names resolved to ids) is compared with the mirror's column; a difference
+//! is a change. By-name values resolve through the mirror itself:
+//! `department`/`designation` through `users.department_name → department_id`
+//! (case-insensitive), `reporting_to_email` through `users.email_id → id`. A
+//! name that resolves to nothing or to several ids blocks that field (the
+//! user's other fields still go), with the reason.
+//!
+//! A plan reads the mirror and writes nothing anywhere.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::cliq::quotas::Limits;
+use crate::cliq::Endpoint;
+use crate::hr::{Attr, HrRecord, HrSource, ValueKind};
+use crate::mirror::pushes::{MirrorUser, PushFailure};
+use crate::mirror::{Store, StoreError};
+
+/// What a plan needs besides the HR source and the mirror.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// The attributes a push may touch (`[hr] managed_fields`).
+    pub managed: Vec<Attr>,
+    /// Add HR people who are not in Cliq (`[push] create_missing`).
+    pub create_missing: bool,
+    /// People per `POST /users`.
+    pub add_batch_size: usize,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self {
+            managed: Attr::ALL.to_vec(),
+            create_missing: false,
+            add_batch_size: 10,
+        }
+    }
+}
+
+impl PlanOptions {
+    pub fn from_settings(s: &crate::config::Settings) -> Result<Self, String> {
+        let managed =
+            crate::hr::managed_attrs(s.hr.as_ref().and_then(|h| h.managed_fields.as_deref()))?;
+        Ok(Self {
+            managed,
+            create_missing: s.push.create_missing,
+            add_batch_size: s.push.add_batch_size.max(1),
+        })
+    }
+}
+
+/// One field to change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    /// The attribute (`department`, `work_location`, …).
+    pub field: &'static str,
+    /// The key sent to Cliq (`department_id`, `work_location`, …).
+    pub cliq_key: &'static str,
+    /// The mirror's value (for references: the id).
+    pub current: Option<String>,
+    /// The value to send.
+    pub desired: String,
+    /// For references: the name of the current and desired object, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desired_name: Option<String>,
+}
+
+/// An update of one Cliq user: one `PUT /users/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedUpdate {
+    pub user_id: String,
+    pub email: String,
+    pub changes: Vec<FieldChange>,
+    /// Hash of the values to send (a remembered permanent failure with the
+    /// same hash suppresses the update).
+    pub desired_hash: String,
+}
+
+/// A person to add (`POST /users`, in batches).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedAdd {
+    pub email: String,
+    /// Cliq key → value (without `email_id`).
+    pub fields: BTreeMap<&'static str, String>,
+    pub desired_hash: String,
+}
+
+/// Something the plan will not do, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocked {
+    pub email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The attribute concerned; `None` for the whole person.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+    /// `unresolved`, `ambiguous`, `failed_before`, `duplicate_in_cliq`.
+    pub kind: &'static str,
+    pub reason: String,
+}
+
+/// A Cliq user the HR source does not mention (reported, never touched).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotInHr {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub status: Option<String>,
+}
+
+/// Totals, requests and the minimum time the push takes under the quotas.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanSummary {
+    pub hr_records: usize,
+    pub cliq_users: usize,
+    pub matched: usize,
+    pub updates: usize,
+    pub field_changes: usize,
+    pub adds: usize,
+    /// Updates + adds: what `max_changes_per_run` is compared with.
+    pub changes: usize,
+    pub blocked: usize,
+    pub missing_in_cliq: usize,
+    pub pending_adds: usize,
+    pub not_in_hr: usize,
+    pub update_requests: usize,
+    pub add_requests: usize,
+    /// The k-th request of an endpoint (from 0) cannot start before
+    /// floor(k / N) enforced windows; updates run before adds.
+    pub min_duration_secs: f64,
+}
+
+/// The whole plan. Serialised as the stable `plan --json` output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub source: String,
+    pub managed_fields: Vec<&'static str>,
+    pub create_missing: bool,
+    pub summary: PlanSummary,
+    pub updates: Vec<PlannedUpdate>,
+    pub adds: Vec<PlannedAdd>,
+    pub blocked: Vec<Blocked>,
+    /// HR people not in Cliq who are not added (`create_missing = false`).
+    pub missing_in_cliq: Vec<String>,
+    /// HR people added by an earlier push, waiting for a full pull to see them.
+    pub pending_adds: Vec<String>,
+    pub not_in_hr: Vec<NotInHr>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.updates.is_empty() && self.adds.is_empty()
+    }
+
+    pub fn min_duration(&self) -> Duration {
+        Duration::from_secs_f64(self.summary.min_duration_secs)
+    }
+}
+
+/// Minimum time for `n` requests of `ep` starting now on an idle budget.
+pub fn min_duration(limits: &Limits, ep: Endpoint, n: usize) -> Duration {
+    if n == 0 {
+        return Duration::ZERO;
+    }
+    let per = limits.get(ep).requests.max(1) as usize;
+    limits.effective_window(ep) * ((n - 1) / per) as u32
+}
+
+/// Load the mirror snapshot and remembered failures, then plan.
+pub async fn plan(
+    store: &Store,
+    hr: &HrSource,
+    opts: &PlanOptions,
+    limits: &Limits,
+) -> Result<Plan, StoreError> {
+    let users = store.plan_snapshot().await?;
+    let failures = store.push_failures().await?;
+    let recent_adds = store.recent_adds().await?;
+    Ok(compute(hr, &users, &failures, &recent_adds, opts, limits))
+}
+
+/// Name → ids and id → name of departments / designations seen in the mirror.
+#[derive(Default)]
+struct Names<'a> {
+    by_name: HashMap<String, Vec<&'a str>>,
+    by_id: HashMap<&'a str, &'a str>,
+}
+
+impl<'a> Names<'a> {
+    fn add(&mut self, id: Option<&'a str>, name: Option<&'a str>) {
+        let Some(id) = id else { return };
+        if let Some(name) = name {
+            self.by_id.entry(id).or_insert(name);
+            let ids = self.by_name.entry(name.trim().to_lowercase()).or_default();
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+}
+
+/// How one field resolved.
+enum Resolved {
+    Value(String, Option<String>),
+    Blocked(&'static str, String),
+}
+
+/// The pure planning step (also used by the benchmark).
+pub fn compute(
+    hr: &HrSource,
+    users: &[MirrorUser],
+    failures: &[PushFailure],
+    recent_adds: &[String],
+    opts: &PlanOptions,
+    limits: &Limits,
+) -> Plan {
+    let col = |c: &str| {
+        crate::mirror::pushes::PLAN_COLUMNS
+            .iter()
+            .position(|x| *x == c)
+            .expect("a plan column")
+    };
+    let (dept_id, dept_name) = (col("department_id"), col("department_name"));
+    let (desig_id, desig_name) = (col("designation_id"), col("designation_name"));
+    let attr_cols: Vec<usize> = Attr::ALL.iter().map(|a| col(a.mirror_column())).collect();
+
+    // The mirror, indexed.
+    let mut by_email: HashMap<&str, Vec<&MirrorUser>> = HashMap::with_capacity(users.len());
+    let mut departments = Names::default();
+    let mut designations = Names::default();
+    let mut live = 0usize;
+    for u in users.iter().filter(|u| !u.removed) {
+        live += 1;
+        if let Some(e) = u.email.as_deref() {
+            by_email.entry(e).or_default().push(u);
+        }
+        departments.add(u.values[dept_id].as_deref(), u.values[dept_name].as_deref());
+        designations.add(
+            u.values[desig_id].as_deref(),
+            u.values[desig_name].as_deref(),
+        );
+    }
+    let display = |u: &MirrorUser| -> Option<String> {
+        let first = u.get("first_name").unwrap_or("");
+        let last = u.get("last_name").unwrap_or("");
+        let full = format!("{first} {last}").trim().to_string();
+        u.get("display_name")
+            .map(str::to_owned)
+            .or((!full.is_empty()).then_some(full))
+    };
+    let user_by_id: HashMap<&str, &MirrorUser> = users
+        .iter()
+        .filter(|u| !u.removed)
+        .map(|u| (u.id.as_str(), u))
+        .collect();
+    let failures: HashMap<(String, &str), &PushFailure> = failures
+        .iter()
+        .map(|f| ((f.email_id.to_lowercase(), f.action.as_str()), f))
+        .collect();
+    let recent_adds: HashSet<&str> = recent_adds.iter().map(String::as_str).collect();
+    let managed: Vec<Attr> = Attr::ALL
+        .into_iter()
+        .filter(|a| opts.managed.contains(a))
+        .collect();
+
+    let resolve = |rec: &HrRecord, a: Attr| -> Option<Resolved> {
+        let v = rec.get(a)?;
+        let text = v.text.as_ref();
+        Some(match (a, v.kind) {
+            (_, ValueKind::Direct) => {
+                let name = match a {
+                    Attr::Department => departments.by_id.get(text).map(|n| n.to_string()),
+                    Attr::Designation => designations.by_id.get(text).map(|n| n.to_string()),
+                    Attr::ReportingTo => user_by_id.get(text).and_then(|u| display(u)),
+                    _ => None,
+                };
+                Resolved::Value(text.to_owned(), name)
+            }
+            (Attr::Department | Attr::Designation, ValueKind::Name) => {
+                let names = if a == Attr::Department {
+                    &departments
+                } else {
+                    &designations
+                };
+                match names.by_name.get(&text.to_lowercase()).map(Vec::as_slice) {
+                    Some([id]) => Resolved::Value(
+                        id.to_string(),
+                        names.by_id.get(id).map(|n| n.to_string()),
+                    ),
+                    Some(ids) if ids.len() > 1 => Resolved::Blocked(
+                        "ambiguous",
+                        format!(
+                            "{a} '{text}' matches {} ids in the mirror ({}); give {}_id instead",
+                            ids.len(),
+                            ids.join(", "),
+                            a
+                        ),
+                    ),
+                    _ => Resolved::Blocked(
+                        "unresolved",
+                        format!(
+                            "no user in the mirror has {a} '{text}', so its id is unknown; give {a}_id instead"
+                        ),
+                    ),
+                }
+            }
+            (_, _) => match by_email.get(text).map(Vec::as_slice) {
+                Some([u]) => Resolved::Value(u.id.clone(), display(u)),
+                Some(us) if us.len() > 1 => Resolved::Blocked(
+                    "ambiguous",
+                    format!(
+                        "reporting_to_email '{text}' matches {} Cliq users",
+                        us.len()
+                    ),
+                ),
+                _ => Resolved::Blocked(
+                    "unresolved",
+                    format!("reporting_to_email '{text}' is not a Cliq user in the mirror"),
+                ),
+            },
+        })
+    };
+
+    let mut updates = Vec::new();
+    let mut adds = Vec::new();
+    let mut blocked = Vec::new();
+    let mut missing = Vec::new();
+    let mut pending = Vec::new();
+    let mut hr_emails: HashSet<&str> = HashSet::with_capacity(hr.records.len());
+    let mut matched = 0usize;
+
+    for rec in &hr.records {
+        hr_emails.insert(rec.email.as_str());
+        match by_email.get(rec.email.as_str()).map(Vec::as_slice) {
+            Some([u]) => {
+                matched += 1;
+                let mut changes = Vec::new();
+                for &a in &managed {
+                    match resolve(rec, a) {
+                        None => {}
+                        Some(Resolved::Blocked(kind, reason)) => blocked.push(Blocked {
+                            email: rec.email.clone(),
+                            user_id: Some(u.id.clone()),
+                            field: Some(a.name()),
+                            kind,
+                            reason,
+                        }),
+                        Some(Resolved::Value(desired, desired_name)) => {
+                            let current = u.values[attr_cols[a.index()]].as_deref();
+                            if current != Some(desired.as_str()) {
+                                let current_name =
+                                    a.name_column().and_then(|c| u.get(c)).map(str::to_owned);
+                                changes.push(FieldChange {
+                                    field: a.name(),
+                                    cliq_key: a.cliq_key(),
+                                    current: current.map(str::to_owned),
+                                    desired,
+                                    current_name,
+                                    desired_name,
+                                });
+                            }
+                        }
+                    }
+                }
+                if changes.is_empty() {
+                    continue;
+                }
+                let desired_hash =
+                    hash_fields(changes.iter().map(|c| (c.cliq_key, c.desired.as_str())));
+                if let Some(f) = failures.get(&(rec.email.clone(), "update")) {
+                    if f.desired_hash == desired_hash {
+                        blocked.push(Blocked {
+                            email: rec.email.clone(),
+                            user_id: Some(u.id.clone()),
+                            field: None,
+                            kind: "failed_before",
+                            reason: format!(
+                                "Cliq refused these values at {} ({}{}); not retried until the HR values change",
+                                f.at,
+                                f.error_code.as_deref().unwrap_or("error"),
+                                f.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+                            ),
+                        });
+                        continue;
+                    }
+                }
+                updates.push(PlannedUpdate {
+                    user_id: u.id.clone(),
+                    email: rec.email.clone(),
+                    changes,
+                    desired_hash,
+                });
+            }
+            Some(us) if us.len() > 1 => {
+                matched += 1;
+                blocked.push(Blocked {
+                    email: rec.email.clone(),
+                    user_id: None,
+                    field: None,
+                    kind: "duplicate_in_cliq",
+                    reason: format!(
+                        "{} Cliq users in the mirror have this email ({}); nothing is pushed for it",
+                        us.len(),
+                        us.iter().map(|u| u.id.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+            _ => {
+                if recent_adds.contains(rec.email.as_str()) {
+                    pending.push(rec.email.clone());
+                    continue;
+                }
+                if !opts.create_missing {
+                    missing.push(rec.email.clone());
+                    continue;
+                }
+                let mut fields = BTreeMap::new();
+                for &a in &managed {
+                    match resolve(rec, a) {
+                        None => {}
+                        Some(Resolved::Blocked(kind, reason)) => blocked.push(Blocked {
+                            email: rec.email.clone(),
+                            user_id: None,
+                            field: Some(a.name()),
+                            kind,
+                            reason,
+                        }),
+                        Some(Resolved::Value(v, _)) => {
+                            fields.insert(a.cliq_key(), v);
+                        }
+                    }
+                }
+                let desired_hash = hash_fields(fields.iter().map(|(k, v)| (*k, v.as_str())));
+                if let Some(f) = failures.get(&(rec.email.clone(), "add")) {
+                    if f.desired_hash == desired_hash {
+                        blocked.push(Blocked {
+                            email: rec.email.clone(),
+                            user_id: None,
+                            field: None,
+                            kind: "failed_before",
+                            reason: format!(
+                                "Cliq refused to add this person at {} ({}); not retried until the HR values change",
+                                f.at,
+                                f.error_code.as_deref().unwrap_or("error")
+                            ),
+                        });
+                        continue;
+                    }
+                }
+                adds.push(PlannedAdd {
+                    email: rec.email.clone(),
+                    fields,
+                    desired_hash,
+                });
+            }
+        }
+    }
+
+    let mut not_in_hr: Vec<NotInHr> = users
+        .iter()
+        .filter(|u| !u.removed)
+        .filter(|u| u.email.as_deref().is_none_or(|e| !hr_emails.contains(e)))
+        .map(|u| NotInHr {
+            user_id: u.id.clone(),
+            email: u.email.clone(),
+            status: u.status.clone(),
+        })
+        .collect();
+    not_in_hr.sort_by(|a, b| a.email.cmp(&b.email).then(a.user_id.cmp(&b.user_id)));
+    updates.sort_by(|a: &PlannedUpdate, b| a.email.cmp(&b.email));
+    adds.sort_by(|a: &PlannedAdd, b| a.email.cmp(&b.email));
+    blocked.sort_by(|a, b| a.email.cmp(&b.email).then(a.field.cmp(&b.field)));
+    missing.sort();
+    pending.sort();
+
+    let update_requests = updates.len();
+    let add_requests = adds.len().div_ceil(opts.add_batch_size.max(1));
+    let min = min_duration(limits, Endpoint::UpdateUser, update_requests)
+        + min_duration(limits, Endpoint::AddUsers, add_requests);
+    let summary = PlanSummary {
+        hr_records: hr.records.len(),
+        cliq_users: live,
+        matched,
+        updates: updates.len(),
+        field_changes: updates.iter().map(|u| u.changes.len()).sum(),
+        adds: adds.len(),
+        changes: updates.len() + adds.len(),
+        blocked: blocked.len(),
+        missing_in_cliq: missing.len(),
+        pending_adds: pending.len(),
+        not_in_hr: not_in_hr.len(),
+        update_requests,
+        add_requests,
+        min_duration_secs: min.as_secs_f64(),
+    };
+    Plan {
+        source: hr.path.display().to_string(),
+        managed_fields: managed.iter().map(|a| a.name()).collect(),
+        create_missing: opts.create_missing,
+        summary,
+        updates,
+        adds,
+        blocked,
+        missing_in_cliq: missing,
+        pending_adds: pending,
+        not_in_hr,
+    }
+}
+
+/// Hash of `key=value` lines, sorted by key.
+pub fn hash_fields<'a>(fields: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut v: Vec<(&str, &str)> = fields.collect();
+    v.sort();
+    let mut h = Sha256::new();
+    for (k, val) in v {
+        h.update(k.as_bytes());
+        h.update(b"=");
+        h.update(val.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The human table of `cliq-sync plan`.
+pub fn render(plan: &Plan) -> String {
+    let s = &plan.summary;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Plan from {} ({} HR records) against {} Cliq users in the mirror ({} matched).",
+        plan.source, s.hr_records, s.cliq_users, s.matched
+    );
+    let _ = writeln!(out, "Managed fields: {}", plan.managed_fields.join(", "));
+    let show = |v: &Option<String>, name: &Option<String>| -> String {
+        let base = v.clone().unwrap_or_else(|| "(empty)".into());
+        match name {
+            Some(n) => format!("{base} ({n})"),
+            None => base,
+        }
+    };
+    if !plan.updates.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nUpdates ({} users, {} fields):",
+            s.updates, s.field_changes
+        );
+        let _ = writeln!(
+            out,
+            "  {:<36} {:<20} {:<18} {:<28} -> desired",
+            "email", "user id", "field", "current"
+        );
+        for u in &plan.updates {
+            for c in &u.changes {
+                let _ = writeln!(
+                    out,
+                    "  {:<36} {:<20} {:<18} {:<28} -> {}",
+                    u.email,
+                    u.user_id,
+                    c.field,
+                    show(&c.current, &c.current_name),
+                    show(&Some(c.desired.clone()), &c.desired_name)
+                );
+            }
+        }
+    }
+    if !plan.adds.is_empty() {
+        let _ = writeln!(out, "\nAdds ({} people):", s.adds);
+        for a in &plan.adds {
+            let fields: Vec<String> = a.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = writeln!(out, "  {:<36} {}", a.email, fields.join(", "));
+        }
+    }
+    if !plan.blocked.is_empty() {
+        let _ = writeln!(out, "\nBlocked ({}):", s.blocked);
+        for b in &plan.blocked {
+            let _ = writeln!(
+                out,
+                "  {:<36} {:<14} {}",
+                b.email,
+                b.field.unwrap_or("(all)"),
+                b.reason
+            );
+        }
+    }
+    let list = |out: &mut String, title: &str, items: &[String]| {
+        if !items.is_empty() {
+            let _ = writeln!(out, "\n{title} ({}):", items.len());
+            for e in items.iter().take(20) {
+                let _ = writeln!(out, "  {e}");
+            }
+            if items.len() > 20 {
+                let _ = writeln!(out, "  … and {} more (see --json)", items.len() - 20);
+            }
+        }
+    };
+    list(
+        &mut out,
+        "In HR but not in Cliq, not added (push.create_missing = false)",
+        &plan.missing_in_cliq,
+    );
+    list(
+        &mut out,
+        "Added earlier, waiting for a full pull to see them",
+        &plan.pending_adds,
+    );
+    let nih: Vec<String> = plan
+        .not_in_hr
+        .iter()
+        .map(|u| {
+            format!(
+                "{} ({}, {})",
+                u.email.as_deref().unwrap_or("(no email)"),
+                u.user_id,
+                u.status.as_deref().unwrap_or("unknown")
+            )
+        })
+        .collect();
+    list(&mut out, "In Cliq but not in HR (never touched)", &nih);
+    let _ = writeln!(
+        out,
+        "\n{} change{} ({} PUT, {} POST); at least {} under Cliq's quotas.",
+        s.changes,
+        if s.changes == 1 { "" } else { "s" },
+        s.update_requests,
+        s.add_requests,
+        humantime::format_duration(Duration::from_secs(plan.min_duration().as_secs()))
+    );
+    if plan.is_empty() {
+        let _ = writeln!(out, "Nothing to push: Cliq already matches the HR source.");
+    }
+    out
+}

@@ -1,0 +1,805 @@
+//! The push: HR source → Cliq, one `PUT /users/{id}` per changed user
+//! carrying only the changed fields, adds batched through `POST /users`.
+//! Every request goes through the quota scheduler (inside the client), so a
+//! 500-update push simply takes its ~25 minutes at 20/min.
+//!
+//! ## Records
+//! Each attempt is a `pushes` row: `planned` *before* the request is sent,
+//! then `applied` or `failed` (with `error_code`); blocked and suppressed
+//! items get `skipped` rows. A success updates the mirror row at once (the
+//! changed columns, and the same values patched into `raw_json`) with
+//! `user_changes` rows of source `push`. A permanent refusal is remembered in
+//! `push_failures` with a hash of the values sent: the plan suppresses the
+//! same change until the HR values change.
+//!
+//! ## Resuming, and never sending a change twice
+//! The plan is recomputed from the mirror at every run, and the mirror is
+//! updated at each success, so a push stopped halfway (cancelled, killed,
+//! Cliq failing) continues next time with exactly what is left. The one
+//! gap is an attempt whose outcome was never recorded: the request may have
+//! reached Cliq just before the process died, or timed out after reaching
+//! it. Such attempts are the `planned` rows of runs that ended. Before
+//! planning, each one is **reconciled**: for an update, `GET /users/{id}`
+//! (quota: 20/min, its own endpoint) refreshes the mirror row; if Cliq already
+//! has the desired values the row becomes `applied` (`error_code`
+//! `reconciled`) and nothing is re-sent, otherwise `skipped` (`not_applied`)
+//! and the recomputed plan sends it once. There is no lookup by email for an
+//! add, so an add of unknown outcome is re-sent; Cliq then answers
+//! `email.activeuser` / `email.pendinguser`, which the push counts as
+//! "already there" (`applied`, with that code), never as a failure. An add
+//! that succeeded is not re-planned while the mirror has not seen the person
+//! yet (until the next complete full pull).
+//!
+//! ## Safety
+//! `push.enabled = false`: plan only. More planned changes (updates + adds)
+//! than `max_changes_per_run`, or an HR source with fewer records than
+//! (1 − `max_source_drop`) × the previous push's source, stop the push
+//! (exit 3) unless forced. Only one push runs at a time per mirror.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::cliq::client::CliqClient;
+use crate::cliq::error::CliqError;
+use crate::cliq::models::{Fields, UserFields};
+use crate::cliq::quotas::Limits;
+use crate::hr::{Attr, HrSource};
+use crate::mirror::pushes::{NewPush, PushFailure, PushStatus};
+use crate::mirror::runs::{RunFigures, RunKind, RunStatus};
+use crate::mirror::users::{ChangeSource, FlatUser};
+use crate::mirror::{Store, StoreError};
+use crate::sync::plan::{self, Plan, PlanOptions, PlannedAdd, PlannedUpdate};
+
+/// `sync_state` key: record count of the last pushed source.
+pub const SOURCE_RECORDS_KEY: &str = "push.source_records";
+
+/// Add answers that mean "this person is already in the org".
+pub const ALREADY_THERE: [&str; 2] = ["email.activeuser", "email.pendinguser"];
+
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    pub plan: PlanOptions,
+    /// `[push] enabled`.
+    pub enabled: bool,
+    /// Plan and check the thresholds, send nothing, record nothing.
+    pub dry_run: bool,
+    /// Pass the safety thresholds.
+    pub force: bool,
+    pub max_changes_per_run: u32,
+    pub max_source_drop: f64,
+}
+
+impl PushOptions {
+    pub fn from_settings(
+        s: &crate::config::Settings,
+        dry_run: bool,
+        force: bool,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            plan: PlanOptions::from_settings(s)?,
+            enabled: s.push.enabled,
+            dry_run,
+            force,
+            max_changes_per_run: s.push.max_changes_per_run,
+            max_source_drop: s.push.max_source_drop,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// A safety threshold stopped the push (exit code 3).
+    #[error("push stopped by a safety threshold: {0}")]
+    Safety(String),
+    #[error("another push is in progress on this mirror (run {0}); try again when it has ended")]
+    Busy(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One failure of a run.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FailureLine {
+    pub email: String,
+    pub action: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+    /// Remembered: not retried until the HR values change.
+    pub permanent: bool,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushReport {
+    pub run_id: Option<i64>,
+    /// `disabled`, `dry_run`, `ok`, `stopped` or `failed`.
+    pub status: String,
+    pub updates_applied: u64,
+    pub adds_applied: u64,
+    /// Adds answered `email.activeuser` / `email.pendinguser`.
+    pub adds_already_present: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Attempts of unknown outcome found applied by a re-check.
+    pub reconciled: u64,
+    pub requests: u64,
+    pub elapsed_secs: f64,
+    pub error: Option<String>,
+    pub failures: Vec<FailureLine>,
+}
+
+impl PushReport {
+    fn new(status: &str) -> Self {
+        PushReport {
+            run_id: None,
+            status: status.into(),
+            updates_applied: 0,
+            adds_applied: 0,
+            adds_already_present: 0,
+            failed: 0,
+            skipped: 0,
+            reconciled: 0,
+            requests: 0,
+            elapsed_secs: 0.0,
+            error: None,
+            failures: Vec::new(),
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        matches!(self.status.as_str(), "ok" | "disabled" | "dry_run")
+    }
+}
+
+/// The plan the push worked from (after reconciliation) and what it did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushOutcome {
+    pub plan: Plan,
+    pub report: PushReport,
+}
+
+/// Check the thresholds against a plan.
+pub fn check_safety(
+    plan: &Plan,
+    previous_records: Option<u64>,
+    opts: &PushOptions,
+) -> Result<(), PushError> {
+    if opts.force {
+        return Ok(());
+    }
+    let n = plan.summary.hr_records as u64;
+    if let Some(prev) = previous_records {
+        let floor = (1.0 - opts.max_source_drop) * prev as f64;
+        if (n as f64) < floor {
+            return Err(PushError::Safety(format!(
+                "the HR source {} has {n} records, fewer than (1 − push.max_source_drop {}) × {prev} \
+                 (the previous push's source) = {floor:.0}: is the export truncated? \
+                 Check it, or run `cliq-sync push --force`",
+                plan.source, opts.max_source_drop
+            )));
+        }
+    }
+    let changes = plan.summary.changes as u64;
+    if changes > u64::from(opts.max_changes_per_run) {
+        return Err(PushError::Safety(format!(
+            "the plan has {changes} changes ({} updates, {} adds), more than push.max_changes_per_run = {}; \
+             review them with `cliq-sync plan`, then run `cliq-sync push --force`",
+            plan.summary.updates, plan.summary.adds, opts.max_changes_per_run
+        )));
+    }
+    Ok(())
+}
+
+/// Run one push.
+pub async fn push(
+    store: &Store,
+    client: &CliqClient,
+    limits: &Limits,
+    hr: &HrSource,
+    opts: &PushOptions,
+    cancel: &CancellationToken,
+) -> Result<PushOutcome, PushError> {
+    let started = tokio::time::Instant::now();
+    if let Some(run) = store.running_push().await? {
+        return Err(PushError::Busy(run));
+    }
+    let first = plan::plan(store, hr, &opts.plan, limits).await?;
+    if !opts.enabled {
+        return Ok(PushOutcome {
+            plan: first,
+            report: PushReport::new("disabled"),
+        });
+    }
+    let previous = store
+        .state(SOURCE_RECORDS_KEY)
+        .await?
+        .and_then(|v| v.parse::<u64>().ok());
+    check_safety(&first, previous, opts)?;
+    if opts.dry_run {
+        return Ok(PushOutcome {
+            plan: first,
+            report: PushReport::new("dry_run"),
+        });
+    }
+
+    let clock = store.clock().clone();
+    let run_id = store.start_run(RunKind::Push, clock.now()).await?;
+    let requests_before = client.stats().total_requests();
+    let mut run = Run {
+        store,
+        client,
+        run_id,
+        cancel,
+        report: PushReport::new("running"),
+    };
+    run.report.run_id = Some(run_id);
+    store
+        .set_state(SOURCE_RECORDS_KEY, &hr.len().to_string(), clock.now())
+        .await?;
+
+    let result = run.execute(first, hr, opts, limits).await;
+    let (plan, status) = match result {
+        Ok((plan, status)) => (plan, status),
+        Err(e) => {
+            run.report.error = Some(e.to_string());
+            let figures = RunFigures {
+                requests: client.stats().total_requests() - requests_before,
+                error: run.report.error.clone(),
+                ..Default::default()
+            };
+            let _ = store
+                .finish_run(run_id, RunStatus::Failed, &figures, clock.now())
+                .await;
+            return Err(e.into());
+        }
+    };
+    let mut report = run.report;
+    report.status = status.as_str().into();
+    report.requests = client.stats().total_requests() - requests_before;
+    report.elapsed_secs = started.elapsed().as_secs_f64();
+    let figures = RunFigures {
+        requests: report.requests,
+        users_seen: hr.len() as u64,
+        users_changed: report.updates_applied + report.adds_applied,
+        error: report.error.clone(),
+    };
+    store
+        .finish_run(run_id, status, &figures, clock.now())
+        .await?;
+    tracing::info!(
+        run = run_id,
+        status = %report.status,
+        updates = report.updates_applied,
+        adds = report.adds_applied,
+        failed = report.failed,
+        skipped = report.skipped,
+        reconciled = report.reconciled,
+        requests = report.requests,
+        elapsed_s = report.elapsed_secs,
+        "push finished"
+    );
+    Ok(PushOutcome { plan, report })
+}
+
+struct Run<'a> {
+    store: &'a Store,
+    client: &'a CliqClient,
+    run_id: i64,
+    cancel: &'a CancellationToken,
+    report: PushReport,
+}
+
+/// How the loop over attempts ends early.
+enum Halt {
+    Stopped,
+    Failed(String),
+}
+
+/// Is this refusal about this person (remember it), or about us (stop)?
+fn per_person(e: &CliqError) -> bool {
+    match e {
+        CliqError::Permanent { status, .. } => !matches!(status, 401 | 403 | 405 | 406),
+        CliqError::InvalidRequest { .. } => true,
+        _ => false,
+    }
+}
+
+/// The request certainly did not change anything in Cliq.
+fn not_sent(e: &CliqError) -> bool {
+    matches!(
+        e,
+        CliqError::Throttled { .. }
+            | CliqError::Unauthorized { .. }
+            | CliqError::Auth(_)
+            | CliqError::Quota(_)
+            | CliqError::Permanent { .. }
+            | CliqError::InvalidRequest { .. }
+    )
+}
+
+fn attr_of_cliq_key(key: &str) -> Option<Attr> {
+    Attr::ALL.into_iter().find(|a| a.cliq_key() == key)
+}
+
+impl Run<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.store.clock().now()
+    }
+
+    async fn execute(
+        &mut self,
+        first: Plan,
+        hr: &HrSource,
+        opts: &PushOptions,
+        limits: &Limits,
+    ) -> Result<(Plan, RunStatus), StoreError> {
+        // Attempts of unknown outcome first; then plan again from the
+        // refreshed mirror.
+        let plan = match self.reconcile().await? {
+            Err(halt) => return Ok((first, self.halt(halt))),
+            Ok(0) => first,
+            Ok(_) => plan::plan(self.store, hr, &opts.plan, limits).await?,
+        };
+        self.record_skipped(&plan).await?;
+        for u in &plan.updates {
+            if let Err(halt) = self.update(u).await? {
+                return Ok((plan, self.halt(halt)));
+            }
+        }
+        for batch in plan.adds.chunks(opts.plan.add_batch_size.max(1)) {
+            if let Err(halt) = self.add(batch).await? {
+                return Ok((plan, self.halt(halt)));
+            }
+        }
+        Ok((plan, RunStatus::Ok))
+    }
+
+    fn halt(&mut self, h: Halt) -> RunStatus {
+        match h {
+            Halt::Stopped => RunStatus::Stopped,
+            Halt::Failed(msg) => {
+                self.report.error = Some(msg);
+                RunStatus::Failed
+            }
+        }
+    }
+
+    async fn record_skipped(&mut self, plan: &Plan) -> Result<(), StoreError> {
+        let rows: Vec<NewPush> = plan
+            .blocked
+            .iter()
+            .map(|b| NewPush {
+                run_id: self.run_id,
+                user_id: b.user_id.as_deref(),
+                email: &b.email,
+                action: if b.user_id.is_some() { "update" } else { "add" },
+                fields_json: json!({"field": b.field, "kind": b.kind, "reason": b.reason})
+                    .to_string(),
+                status: PushStatus::Skipped,
+                error_code: Some(b.kind),
+            })
+            .collect();
+        self.report.skipped += rows.len() as u64;
+        self.store.insert_pushes(&rows, self.now()).await
+    }
+
+    /// Re-check the attempts whose outcome was never recorded. Returns how
+    /// many were resolved.
+    async fn reconcile(&mut self) -> Result<Result<usize, Halt>, StoreError> {
+        let dangling = self.store.dangling_pushes().await?;
+        let mut done = 0;
+        for d in dangling {
+            if self.cancel.is_cancelled() {
+                return Ok(Err(Halt::Stopped));
+            }
+            let (Some(user_id), "update") = (d.user_id.as_deref(), d.action.as_str()) else {
+                // An add: re-planned and re-sent; "already in the org" then
+                // counts as applied.
+                self.store
+                    .set_push_status(
+                        d.id,
+                        PushStatus::Skipped,
+                        Some("unknown_outcome"),
+                        self.now(),
+                    )
+                    .await?;
+                done += 1;
+                continue;
+            };
+            let wanted: BTreeMap<String, String> = serde_json::from_str::<Value>(&d.fields_json)
+                .ok()
+                .and_then(|v| serde_json::from_value(v.get("fields")?.clone()).ok())
+                .unwrap_or_default();
+            let got = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Ok(Err(Halt::Stopped)),
+                r = self.client.get_user(user_id, Some(&Fields::All)) => r,
+            };
+            match got {
+                Ok(user) => {
+                    let Some(flat) = FlatUser::from_map(&user.raw) else {
+                        self.store
+                            .set_push_status(
+                                d.id,
+                                PushStatus::Skipped,
+                                Some("reconcile_failed"),
+                                self.now(),
+                            )
+                            .await?;
+                        done += 1;
+                        continue;
+                    };
+                    let applied = wanted.iter().all(|(k, v)| {
+                        attr_of_cliq_key(k)
+                            .is_some_and(|a| flat.get(a.mirror_column()) == Some(v.as_str()))
+                    });
+                    self.store
+                        .write_users_page(&[flat], self.run_id, ChangeSource::Push, self.now())
+                        .await?;
+                    let (status, code) = if applied {
+                        self.report.reconciled += 1;
+                        (PushStatus::Applied, "reconciled")
+                    } else {
+                        (PushStatus::Skipped, "not_applied")
+                    };
+                    self.store
+                        .set_push_status(d.id, status, Some(code), self.now())
+                        .await?;
+                    done += 1;
+                }
+                Err(e) if per_person(&e) => {
+                    self.store
+                        .set_push_status(
+                            d.id,
+                            PushStatus::Skipped,
+                            Some("reconcile_failed"),
+                            self.now(),
+                        )
+                        .await?;
+                    done += 1;
+                }
+                Err(e) => {
+                    return Ok(Err(Halt::Failed(format!(
+                        "cannot re-check an earlier attempt for {}: {e}",
+                        d.email
+                    ))))
+                }
+            }
+        }
+        Ok(Ok(done))
+    }
+
+    async fn update(&mut self, u: &PlannedUpdate) -> Result<Result<(), Halt>, StoreError> {
+        if self.cancel.is_cancelled() {
+            return Ok(Err(Halt::Stopped));
+        }
+        let fields: BTreeMap<&str, &str> = u
+            .changes
+            .iter()
+            .map(|c| (c.cliq_key, c.desired.as_str()))
+            .collect();
+        let current: BTreeMap<&str, Option<&str>> = u
+            .changes
+            .iter()
+            .map(|c| (c.cliq_key, c.current.as_deref()))
+            .collect();
+        let fields_json =
+            json!({"fields": fields, "current": current, "desired_hash": u.desired_hash})
+                .to_string();
+        let push_id = self
+            .store
+            .insert_push(
+                &NewPush {
+                    run_id: self.run_id,
+                    user_id: Some(&u.user_id),
+                    email: &u.email,
+                    action: "update",
+                    fields_json: fields_json.clone(),
+                    status: PushStatus::Planned,
+                    error_code: None,
+                },
+                self.now(),
+            )
+            .await?;
+        let mut body = UserFields::new();
+        for c in &u.changes {
+            body.set(c.cliq_key, c.desired.clone())
+                .expect("plan keys are Cliq keys");
+        }
+        // Cancelled while waiting for the quota or in flight: the row stays
+        // `planned` and the next run re-checks it.
+        let res = tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => return Ok(Err(Halt::Stopped)),
+            r = self.client.update_user(&u.user_id, &u.email, &body) => r,
+        };
+        match res {
+            Ok(batch) => match batch.failure_code(&u.email) {
+                None => {
+                    self.apply_update(u).await?;
+                    self.store
+                        .set_push_status(push_id, PushStatus::Applied, None, self.now())
+                        .await?;
+                    self.report.updates_applied += 1;
+                }
+                Some(code) => {
+                    let code = code.to_owned();
+                    self.fail(
+                        push_id,
+                        &u.email,
+                        Some(&u.user_id),
+                        "update",
+                        &u.desired_hash,
+                        &fields_json,
+                        Some(code.clone()),
+                        format!("Cliq refused the update: {code}"),
+                    )
+                    .await?;
+                }
+            },
+            Err(e) if per_person(&e) => {
+                self.fail(
+                    push_id,
+                    &u.email,
+                    Some(&u.user_id),
+                    "update",
+                    &u.desired_hash,
+                    &fields_json,
+                    e.code().map(str::to_owned),
+                    e.to_string(),
+                )
+                .await?;
+            }
+            Err(e) => {
+                return Ok(Err(self
+                    .stop_on(&[(push_id, u.email.as_str())], "update", e)
+                    .await?))
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// A failure that is not about this person: record it (when the request
+    /// certainly changed nothing) and stop the run.
+    async fn stop_on(
+        &mut self,
+        rows: &[(i64, &str)],
+        action: &'static str,
+        e: CliqError,
+    ) -> Result<Halt, StoreError> {
+        if not_sent(&e) {
+            let code = e.code().unwrap_or("error").to_owned();
+            for (push_id, email) in rows {
+                self.store
+                    .set_push_status(*push_id, PushStatus::Failed, Some(&code), self.now())
+                    .await?;
+                self.report.failed += 1;
+                self.report.failures.push(FailureLine {
+                    email: (*email).into(),
+                    action,
+                    code: Some(code.clone()),
+                    message: e.to_string(),
+                    permanent: false,
+                });
+            }
+        }
+        let email = rows.first().map(|r| r.1).unwrap_or("");
+        // Otherwise (transient after retries, unreadable answer) the outcome
+        // is unknown: the row stays `planned` and the next run re-checks it.
+        Ok(Halt::Failed(format!(
+            "stopped at {email}: {e}; the rest is left for the next push"
+        )))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn fail(
+        &mut self,
+        push_id: i64,
+        email: &str,
+        user_id: Option<&str>,
+        action: &'static str,
+        desired_hash: &str,
+        fields_json: &str,
+        code: Option<String>,
+        message: String,
+    ) -> Result<(), StoreError> {
+        tracing::warn!(email, action, code = code.as_deref(), %message, "push refused by Cliq");
+        self.store
+            .record_push_failure(
+                push_id,
+                &PushFailure {
+                    email_id: email.to_owned(),
+                    action: action.to_owned(),
+                    user_id: user_id.map(str::to_owned),
+                    desired_hash: desired_hash.to_owned(),
+                    fields_json: fields_json.to_owned(),
+                    error_code: code.clone(),
+                    message: Some(message.clone()),
+                    run_id: Some(self.run_id),
+                    at: String::new(),
+                },
+                self.now(),
+            )
+            .await?;
+        self.report.failed += 1;
+        self.report.failures.push(FailureLine {
+            email: email.into(),
+            action,
+            code,
+            message,
+            permanent: true,
+        });
+        Ok(())
+    }
+
+    /// The mirror row after a successful update: the changed columns, the
+    /// same values patched into `raw_json`, `user_changes` of source `push`.
+    async fn apply_update(&mut self, u: &PlannedUpdate) -> Result<(), StoreError> {
+        let raw = self.store.user_raw_json(&u.user_id).await?;
+        let mut obj: Map<String, Value> = raw
+            .and_then(|r| serde_json::from_str(&r).ok())
+            .unwrap_or_default();
+        if !obj.contains_key("id") {
+            obj.insert("id".into(), Value::String(u.user_id.clone()));
+        }
+        for c in &u.changes {
+            let Some(attr) = Attr::from_name(c.field) else {
+                continue;
+            };
+            let nested = match attr {
+                Attr::Department => Some(("department", &["department_id"][..])),
+                Attr::Designation => Some(("designation", &["designation_id"][..])),
+                Attr::ReportingTo => {
+                    Some(("reportingto", &["reporting_to", "reporting_to_zuid"][..]))
+                }
+                _ => None,
+            };
+            match nested {
+                Some((key, flat_keys)) => {
+                    let mut r = Map::new();
+                    r.insert("id".into(), Value::String(c.desired.clone()));
+                    if let Some(n) = &c.desired_name {
+                        r.insert("name".into(), Value::String(n.clone()));
+                    }
+                    for k in flat_keys {
+                        obj.remove(*k);
+                    }
+                    obj.insert(key.into(), Value::Object(r));
+                }
+                None => {
+                    obj.insert(c.cliq_key.into(), Value::String(c.desired.clone()));
+                }
+            }
+        }
+        if let Some(flat) = FlatUser::from_map(&obj) {
+            self.store
+                .write_users_page(&[flat], self.run_id, ChangeSource::Push, self.now())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn add(&mut self, batch: &[PlannedAdd]) -> Result<Result<(), Halt>, StoreError> {
+        if self.cancel.is_cancelled() {
+            return Ok(Err(Halt::Stopped));
+        }
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut bodies = Vec::with_capacity(batch.len());
+        let mut jsons = Vec::with_capacity(batch.len());
+        for a in batch {
+            let fields_json =
+                json!({"fields": a.fields, "desired_hash": a.desired_hash}).to_string();
+            let id = self
+                .store
+                .insert_push(
+                    &NewPush {
+                        run_id: self.run_id,
+                        user_id: None,
+                        email: &a.email,
+                        action: "add",
+                        fields_json: fields_json.clone(),
+                        status: PushStatus::Planned,
+                        error_code: None,
+                    },
+                    self.now(),
+                )
+                .await?;
+            ids.push(id);
+            jsons.push(fields_json);
+            let mut f = UserFields::for_email(a.email.clone());
+            for (k, v) in &a.fields {
+                f.set(k, v.clone()).expect("plan keys are Cliq keys");
+            }
+            bodies.push(f);
+        }
+        let res = tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => return Ok(Err(Halt::Stopped)),
+            r = self.client.add_users(&bodies) => r,
+        };
+        match res {
+            Ok(result) => {
+                for ((a, id), fields_json) in batch.iter().zip(&ids).zip(&jsons) {
+                    if result.is_success(&a.email) {
+                        self.store
+                            .set_push_status(*id, PushStatus::Applied, None, self.now())
+                            .await?;
+                        self.report.adds_applied += 1;
+                    } else if let Some(code) = result.failure_code(&a.email) {
+                        let code = code.to_owned();
+                        if ALREADY_THERE.contains(&code.as_str()) {
+                            // Already in the org (e.g. our earlier attempt or
+                            // a retried request got there first).
+                            self.store
+                                .set_push_status(*id, PushStatus::Applied, Some(&code), self.now())
+                                .await?;
+                            self.report.adds_already_present += 1;
+                        } else {
+                            let message = format!("Cliq refused to add {}: {code}", a.email);
+                            self.fail(
+                                *id,
+                                &a.email,
+                                None,
+                                "add",
+                                &a.desired_hash,
+                                fields_json,
+                                Some(code),
+                                message,
+                            )
+                            .await?;
+                        }
+                    }
+                    // Not mentioned at all: outcome unknown, the row stays
+                    // `planned` and the next run re-sends it.
+                }
+            }
+            Err(e) if per_person(&e) => {
+                for ((a, id), fields_json) in batch.iter().zip(&ids).zip(&jsons) {
+                    self.fail(
+                        *id,
+                        &a.email,
+                        None,
+                        "add",
+                        &a.desired_hash,
+                        fields_json,
+                        e.code().map(str::to_owned),
+                        e.to_string(),
+                    )
+                    .await?;
+                }
+            }
+            Err(e) => {
+                let rows: Vec<(i64, &str)> = ids
+                    .iter()
+                    .zip(batch)
+                    .map(|(id, a)| (*id, a.email.as_str()))
+                    .collect();
+                return Ok(Err(self.stop_on(&rows, "add", e).await?));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// The push side of `cliq-sync status`: attempts per status and the
+/// remembered permanent failures (not retried until the HR values change).
+#[derive(Debug, Clone, Serialize)]
+pub struct PushStatusSummary {
+    pub attempts: BTreeMap<String, i64>,
+    pub failures: Vec<PushFailure>,
+    pub last_source_records: Option<u64>,
+}
+
+pub async fn status_summary(store: &Store) -> Result<PushStatusSummary, StoreError> {
+    Ok(PushStatusSummary {
+        attempts: store.push_counts().await?.into_iter().collect(),
+        failures: store.push_failures().await?,
+        last_source_records: store
+            .state(SOURCE_RECORDS_KEY)
+            .await?
+            .and_then(|v| v.parse().ok()),
+    })
+}
