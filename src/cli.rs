@@ -171,6 +171,11 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             init_logging(&settings.log.level, &settings.log.format);
             status(settings, json).await
         }
+        Command::Run => {
+            let settings = load_settings(cli.config.as_deref())?;
+            init_logging(&settings.log.level, &settings.log.format);
+            run_daemon(settings).await
+        }
         Command::Plan { json } => plan_command(cli.config.as_deref(), json).await,
         Command::Push { dry_run, force } => {
             push_command(cli.config.as_deref(), dry_run, force).await
@@ -223,6 +228,94 @@ async fn sync_once(settings: Settings, full: bool) -> Result<(), Failure> {
             "the pull failed: {}",
             report.error.as_deref().unwrap_or("unknown error")
         ))),
+    }
+}
+
+/// `cliq-sync run`: the daemon, its health/metrics server, signals.
+async fn run_daemon(settings: Settings) -> Result<(), Failure> {
+    use std::sync::Arc;
+
+    use crate::daemon::{Daemon, DaemonState};
+    use crate::server::{router, ServerState};
+
+    crate::daemon::Schedules::parse(&settings.schedule).map_err(Failure::config)?;
+    let listen = settings.server.listen.clone();
+    let max_pull_failures = settings.server.ready_max_pull_failures;
+    let app = App::open(settings).await.map_err(Failure::config)?;
+    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
+        Failure::runtime(anyhow::anyhow!(
+            "cannot listen on {listen} ([server] listen): {e}"
+        ))
+    })?;
+    let state = Arc::new(DaemonState::default());
+    let shutdown = CancellationToken::new();
+    let server = {
+        let app = router(Arc::new(ServerState {
+            app: app.clone(),
+            daemon: state.clone(),
+            max_pull_failures,
+        }));
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        })
+    };
+    tracing::info!(%listen, "health and metrics server listening (/healthz, /readyz, /metrics)");
+    let reload = Arc::new(tokio::sync::Notify::new());
+    let signals = {
+        let (shutdown, reload) = (shutdown.clone(), reload.clone());
+        tokio::spawn(async move { forward_signals(shutdown, reload).await })
+    };
+    crate::notify::ready();
+    Daemon::new(app.clone(), state)
+        .map_err(Failure::config)?
+        .run(shutdown.clone(), reload)
+        .await;
+    crate::notify::stopping();
+    shutdown.cancel();
+    signals.abort();
+    if let Ok(Err(e)) = server.await {
+        tracing::warn!(error = %e, "the health server ended with an error");
+    }
+    app.store.close().await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// SIGTERM/SIGINT cancel `shutdown`; SIGHUP wakes `reload`.
+async fn forward_signals(shutdown: CancellationToken, reload: std::sync::Arc<tokio::sync::Notify>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(_) => {
+                shutdown_signal().await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown_signal() => {
+                    tracing::info!("stop requested: finishing the request in flight");
+                    shutdown.cancel();
+                    return;
+                }
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: the HR source will be reloaded");
+                    reload.notify_one();
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = reload;
+        shutdown_signal().await;
+        shutdown.cancel();
     }
 }
 

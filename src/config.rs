@@ -253,12 +253,15 @@ impl LimitsSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     pub listen: String,
+    /// `/readyz` answers 503 once this many pulls in a row have failed.
+    pub ready_max_pull_failures: u32,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9464".into(),
+            ready_max_pull_failures: 3,
         }
     }
 }

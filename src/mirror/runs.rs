@@ -203,3 +203,58 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.get("s"), r.get("n"))).collect())
     }
 }
+
+impl Store {
+    /// Runs started since `since` and still `running` when the daemon had
+    /// to abandon them on stop (runs of other processes started earlier are
+    /// left alone).
+    pub async fn stop_running_runs(
+        &self,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let _hold = self.hold();
+        let r = sqlx::query(
+            "UPDATE sync_runs SET status = 'stopped', finished_at = ?1,
+                error = coalesce(error, 'stopped by shutdown before the run could finish')
+             WHERE status = 'running' AND started_at >= ?2",
+        )
+        .bind(to_db(now))
+        .bind(to_db(since))
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected())
+    }
+}
+
+impl Store {
+    /// When the last successful run of each kind finished: `(kind, time)`.
+    pub async fn last_successes(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let _hold = self.hold();
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT kind, max(finished_at) FROM sync_runs
+             WHERE status = 'ok' AND finished_at IS NOT NULL GROUP BY kind",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, t)| Some((k, from_db(&t)?)))
+            .collect())
+    }
+
+    /// Whether the database answers and every embedded migration is applied.
+    pub async fn ready(&self) -> Result<(), String> {
+        let _hold = self.hold();
+        let applied: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(self.pool())
+                .await
+                .map_err(|e| format!("mirror not readable: {e}"))?;
+        let expected = super::store::MIGRATIONS.iter().count() as i64;
+        if applied < expected {
+            return Err(format!("{applied} of {expected} migrations applied"));
+        }
+        Ok(())
+    }
+}

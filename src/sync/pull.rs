@@ -452,7 +452,12 @@ async fn refresh_layouts(
         if cancel.is_cancelled() {
             return Ok(());
         }
-        let layouts = client.user_layouts(name).await?;
+        // A call may wait out a lock: a stop must not wait with it.
+        let layouts = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Ok(()),
+            r = client.user_layouts(name) => r?,
+        };
         let raw: Vec<_> = layouts
             .iter()
             .map(|l| serde_json::Value::Object(l.raw.clone()))

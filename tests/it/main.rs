@@ -5,6 +5,7 @@
 
 mod client;
 mod crash;
+mod daemon;
 mod helpers;
 mod pull;
 mod push;

@@ -1,0 +1,385 @@
+//! `cliq-sync run`: the daemon.
+//!
+//! One loop, three cron schedules (`incremental`, `full`, `push`). Runs never
+//! overlap: the loop runs one job at a time, so a pull and a push never write
+//! at once and a due run waits for the running one. A tick missed while
+//! another run was busy is not replayed tick by tick: each schedule's next
+//! fire time is computed from "now" after every run, so missed ticks
+//! coalesce into one run. A full pull due at the same time as an incremental
+//! one supersedes it.
+//!
+//! Stopping (SIGTERM/SIGINT, or the token in tests) cancels the run in
+//! flight: it ends after the request in flight, is recorded as `stopped`,
+//! and the loop returns. The caller then closes the database.
+//!
+//! The daemon's own figures (consecutive failures, last durations, push
+//! results) live in [`DaemonState`], read by `/readyz` and `/metrics`.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use cron::Schedule;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::hr::HrSource;
+use crate::sync::push::{push, PushError, PushOptions};
+use crate::sync::{pull, PullKind};
+
+/// How long a stop waits for the run in flight before abandoning it.
+pub const STOP_GRACE: Duration = Duration::from_secs(8);
+
+/// The three schedules, parsed.
+#[derive(Debug, Clone)]
+pub struct Schedules {
+    pub incremental: Schedule,
+    pub full: Schedule,
+    pub push: Schedule,
+}
+
+impl Schedules {
+    pub fn parse(s: &crate::config::ScheduleSettings) -> anyhow::Result<Self> {
+        let parse = |key: &str, line: &str| {
+            Schedule::from_str(line).map_err(|e| {
+                anyhow::anyhow!(
+                    "schedule.{key} = {line:?} is not a valid cron line ({e}); \
+                     six fields with seconds first, e.g. \"0 */5 * * * *\""
+                )
+            })
+        };
+        Ok(Self {
+            incremental: parse("incremental", &s.incremental)?,
+            full: parse("full", &s.full)?,
+            push: parse("push", &s.push)?,
+        })
+    }
+}
+
+/// What the daemon knows about itself (read by `/readyz` and `/metrics`).
+#[derive(Default)]
+pub struct DaemonState {
+    pub consecutive_pull_failures: AtomicU32,
+    pub runs_ok: AtomicU64,
+    pub runs_failed: AtomicU64,
+    pub runs_stopped: AtomicU64,
+    pub pushes_applied: AtomicU64,
+    pub pushes_failed: AtomicU64,
+    pub pushes_skipped: AtomicU64,
+    pub hr_reloads: AtomicU64,
+    pub hr_errors: AtomicU64,
+    /// Seconds the last run of each kind took: (full, incremental, push).
+    pub last_duration: Mutex<[Option<f64>; 3]>,
+    pub running: AtomicBool,
+}
+
+impl DaemonState {
+    fn record_duration(&self, kind: usize, secs: f64) {
+        if let Ok(mut d) = self.last_duration.lock() {
+            d[kind] = Some(secs);
+        }
+    }
+
+    fn record_status(&self, status: &str) {
+        let c = match status {
+            "ok" => &self.runs_ok,
+            "stopped" => &self.runs_stopped,
+            _ => &self.runs_failed,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Full,
+    Incremental,
+    Push,
+}
+
+/// The HR source as last loaded, and the file's identity at that time.
+struct LoadedHr {
+    source: HrSource,
+    stamp: Option<(SystemTime, u64)>,
+}
+
+fn file_stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+pub struct Daemon {
+    app: App,
+    schedules: Schedules,
+    state: Arc<DaemonState>,
+    hr_path: Option<PathBuf>,
+    hr: Option<LoadedHr>,
+}
+
+impl Daemon {
+    pub fn new(app: App, state: Arc<DaemonState>) -> anyhow::Result<Self> {
+        let schedules = Schedules::parse(&app.settings.schedule)?;
+        let hr_path = app.settings.hr.as_ref().map(|h| h.source.clone());
+        Ok(Self {
+            app,
+            schedules,
+            state,
+            hr_path,
+            hr: None,
+        })
+    }
+
+    pub fn state(&self) -> Arc<DaemonState> {
+        self.state.clone()
+    }
+
+    /// Run until `shutdown` is cancelled. `reload` (SIGHUP) re-reads the HR
+    /// source before the next push.
+    pub async fn run(mut self, shutdown: CancellationToken, reload: Arc<Notify>) {
+        let clock = self.app.store.clock().clone();
+        // A pull at once on start (it becomes a full one without a watermark).
+        self.run_job(Job::Incremental, &shutdown).await;
+        let mut next = [
+            self.next_after(Job::Full, clock.now()),
+            self.next_after(Job::Incremental, clock.now()),
+            self.next_after(Job::Push, clock.now()),
+        ];
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let now = clock.now();
+            let due: Vec<Job> = [Job::Full, Job::Incremental, Job::Push]
+                .into_iter()
+                .zip(next.iter())
+                .filter(|(_, at)| at.is_some_and(|at| at <= now))
+                .map(|(j, _)| j)
+                .collect();
+            if due.is_empty() {
+                let Some(wake) = next.iter().flatten().min().copied() else {
+                    shutdown.cancelled().await;
+                    break;
+                };
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = reload.notified() => {
+                        self.reload_hr("SIGHUP");
+                        continue;
+                    }
+                    _ = clock.sleep_until(wake) => continue,
+                }
+            }
+            // A full pull covers an incremental one due at the same time.
+            let pulls: Vec<Job> = if due.contains(&Job::Full) {
+                vec![Job::Full]
+            } else if due.contains(&Job::Incremental) {
+                vec![Job::Incremental]
+            } else {
+                vec![]
+            };
+            for job in pulls.iter().chain(due.iter().filter(|j| **j == Job::Push)) {
+                self.run_job(*job, &shutdown).await;
+                if shutdown.is_cancelled() {
+                    break;
+                }
+            }
+            // Next fire times from *now*: ticks missed while a run was busy
+            // coalesce into the one that just ran.
+            let now = clock.now();
+            for (i, job) in [Job::Full, Job::Incremental, Job::Push]
+                .into_iter()
+                .enumerate()
+            {
+                if due.contains(&job) || (job == Job::Incremental && due.contains(&Job::Full)) {
+                    next[i] = self.next_after(job, now);
+                }
+            }
+        }
+        tracing::info!("daemon loop ended");
+    }
+
+    fn next_after(&self, job: Job, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let s = match job {
+            Job::Full => &self.schedules.full,
+            Job::Incremental => &self.schedules.incremental,
+            Job::Push => &self.schedules.push,
+        };
+        s.after(&now).next()
+    }
+
+    async fn run_job(&mut self, job: Job, shutdown: &CancellationToken) {
+        self.state.running.store(true, Ordering::Relaxed);
+        let started = tokio::time::Instant::now();
+        let started_at = self.app.store.clock().now();
+        let cancel = shutdown.child_token();
+        // The run sees the stop at once; if it has not ended within the
+        // grace period (a request hanging), it is abandoned and its row
+        // marked stopped, so the process still exits in time.
+        let finished = {
+            let work = async {
+                match job {
+                    Job::Full | Job::Incremental => self.pull(job, &cancel).await,
+                    Job::Push => self.push(&cancel).await,
+                }
+            };
+            tokio::select! {
+                _ = work => true,
+                _ = async {
+                    shutdown.cancelled().await;
+                    tokio::time::sleep(STOP_GRACE).await;
+                } => false,
+            }
+        };
+        if !finished {
+            tracing::warn!("the run did not stop within {STOP_GRACE:?}; abandoning it");
+            let now = self.app.store.clock().now();
+            if let Err(e) = self.app.store.stop_running_runs(started_at, now).await {
+                tracing::error!(error = %e, "could not record the abandoned run as stopped");
+            }
+            self.state.runs_stopped.fetch_add(1, Ordering::Relaxed);
+        }
+        let kind = match job {
+            Job::Full => 0,
+            Job::Incremental => 1,
+            Job::Push => 2,
+        };
+        self.state
+            .record_duration(kind, started.elapsed().as_secs_f64());
+        self.state.running.store(false, Ordering::Relaxed);
+    }
+
+    async fn pull(&self, job: Job, cancel: &CancellationToken) {
+        let kind = if job == Job::Full {
+            PullKind::Full
+        } else {
+            PullKind::Incremental
+        };
+        match pull(&self.app, kind, cancel).await {
+            Ok(r) => {
+                self.state.record_status(&r.status);
+                match r.status.as_str() {
+                    "ok" => self
+                        .state
+                        .consecutive_pull_failures
+                        .store(0, Ordering::Relaxed),
+                    "failed" => {
+                        let n = self
+                            .state
+                            .consecutive_pull_failures
+                            .fetch_add(1, Ordering::Relaxed)
+                            + 1;
+                        tracing::error!(
+                            run = r.run_id,
+                            consecutive_failures = n,
+                            error = r.error.as_deref().unwrap_or(""),
+                            "pull failed"
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            Err(e) => {
+                self.state.runs_failed.fetch_add(1, Ordering::Relaxed);
+                self.state
+                    .consecutive_pull_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "pull failed: the mirror could not be written");
+            }
+        }
+    }
+
+    /// (Re)load the HR source, keeping the previous one if the new one is bad.
+    fn reload_hr(&mut self, why: &str) {
+        let Some(path) = self.hr_path.clone() else {
+            return;
+        };
+        match crate::hr::load(&path) {
+            Ok(source) => {
+                tracing::info!(reason = why, path = %path.display(), records = source.records.len(), "HR source loaded");
+                self.state.hr_reloads.fetch_add(1, Ordering::Relaxed);
+                self.hr = Some(LoadedHr {
+                    source,
+                    stamp: file_stamp(&path),
+                });
+            }
+            Err(e) => {
+                self.state.hr_errors.fetch_add(1, Ordering::Relaxed);
+                // Forget the old source: pushing from a file we know is no
+                // longer what HR exports would be worse than not pushing.
+                self.hr = None;
+                tracing::error!(reason = why, error = %e, "the HR source is invalid; no push until it is fixed");
+            }
+        }
+    }
+
+    async fn push(&mut self, cancel: &CancellationToken) {
+        let Some(path) = self.hr_path.clone() else {
+            return; // No [hr]: the daemon only mirrors.
+        };
+        let changed = match &self.hr {
+            None => true,
+            Some(h) => h.stamp != file_stamp(&path),
+        };
+        if changed {
+            self.reload_hr(if self.hr.is_none() {
+                "first push"
+            } else {
+                "file changed"
+            });
+        }
+        let Some(hr) = &self.hr else { return };
+        let opts = match PushOptions::from_settings(&self.app.settings, false, false) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "push options invalid");
+                return;
+            }
+        };
+        let limits = self.app.scheduler.limits().clone();
+        match push(
+            &self.app.store,
+            &self.app.client,
+            &limits,
+            &hr.source,
+            &opts,
+            cancel,
+        )
+        .await
+        {
+            Ok(out) => {
+                let r = &out.report;
+                self.state.record_status(&r.status);
+                self.state
+                    .pushes_applied
+                    .fetch_add(r.updates_applied + r.adds_applied, Ordering::Relaxed);
+                self.state
+                    .pushes_failed
+                    .fetch_add(r.failed, Ordering::Relaxed);
+                self.state
+                    .pushes_skipped
+                    .fetch_add(r.skipped, Ordering::Relaxed);
+                tracing::info!(
+                    status = %r.status,
+                    updated = r.updates_applied,
+                    added = r.adds_applied,
+                    failed = r.failed,
+                    skipped = r.skipped,
+                    requests = r.requests,
+                    "push finished"
+                );
+            }
+            Err(PushError::Safety(msg)) => {
+                self.state.runs_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(reason = %msg, "push refused by a safety threshold; review with `cliq-sync plan`, then `cliq-sync push --force`");
+            }
+            Err(e) => {
+                self.state.runs_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "push failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The health and metrics server (`[server] listen`, loopback by default):
+//! `/healthz` (the process answers), `/readyz` (mirror open, migrations
+//! applied, pulls not failing again and again) and `/metrics` (Prometheus
+//! text format).
+//!
+//! Metrics are computed at scrape time from the mirror and the in-process
+//! counters, into a fresh registry: what is on disk (locks, quota use,
+//! users) is shared with other processes and must be read, not cached.
+//! Labels carry endpoint names, run kinds and statuses only: never an
+//! email, a name or an id.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::app::App;
+use crate::cliq::Endpoint;
+use crate::daemon::DaemonState;
+
+/// What the handlers read.
+pub struct ServerState {
+    pub app: App,
+    pub daemon: Arc<DaemonState>,
+    /// `/readyz` fails once this many pulls in a row have failed.
+    pub max_pull_failures: u32,
+}
+
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<Arc<ServerState>>) -> impl IntoResponse {
+    if let Err(why) = s.app.store.ready().await {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        );
+    }
+    let failures = s.daemon.consecutive_pull_failures.load(Ordering::Relaxed);
+    if failures >= s.max_pull_failures {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the last {failures} pulls failed\n"),
+        );
+    }
+    (StatusCode::OK, "ready\n".to_owned())
+}
+
+async fn metrics(State(s): State<Arc<ServerState>>) -> impl IntoResponse {
+    match render(&s).await {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("metrics unavailable: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabel {
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointStatusLabels {
+    endpoint: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+type FGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// The Prometheus exposition of the current state.
+pub async fn render(s: &ServerState) -> anyhow::Result<String> {
+    let app = &s.app;
+    let now = app.store.clock().now();
+    let status = crate::status::collect(&app.store, &app.settings, now).await?;
+    let stats = app.client.stats();
+    let mut reg = Registry::with_prefix("cliq_sync");
+
+    let requests = Family::<EndpointStatusLabels, Counter>::default();
+    for ((ep, outcome), n) in &stats.requests {
+        requests
+            .get_or_create(&EndpointStatusLabels {
+                endpoint: ep.name().into(),
+                status: outcome.clone(),
+            })
+            .inc_by(*n);
+    }
+    reg.register(
+        "requests",
+        "Requests sent to Cliq, by endpoint and HTTP status (or timeout/transport_error)",
+        requests,
+    );
+
+    let throttled = Family::<EndpointLabel, Counter>::default();
+    let locked = Family::<EndpointLabel, Gauge>::default();
+    let unlock = Family::<EndpointLabel, FGauge>::default();
+    let headroom = Family::<EndpointLabel, Gauge>::default();
+    for e in &status.endpoints {
+        let l = EndpointLabel {
+            endpoint: e.endpoint.clone(),
+        };
+        let ep: Endpoint = e.endpoint.parse().map_err(anyhow::Error::msg)?;
+        throttled
+            .get_or_create(&l)
+            .inc_by(stats.throttled.get(&ep).copied().unwrap_or(0));
+        locked.get_or_create(&l).set(i64::from(e.locked));
+        let left = e
+            .locked_until
+            .as_deref()
+            .and_then(crate::clock::from_db)
+            .map(|u| (u - now).num_milliseconds().max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        unlock.get_or_create(&l).set(left);
+        headroom
+            .get_or_create(&l)
+            .set(i64::from(e.quota) - i64::from(e.used_in_window));
+    }
+    reg.register(
+        "throttle_responses",
+        "Throttle answers from Cliq (429 or 400 request_limit_exceeded)",
+        throttled,
+    );
+    reg.register(
+        "endpoint_locked",
+        "1 while Cliq has the endpoint locked",
+        locked,
+    );
+    reg.register(
+        "endpoint_unlock_seconds",
+        "Seconds until the endpoint's lock ends (0 when unlocked)",
+        unlock,
+    );
+    reg.register(
+        "quota_headroom",
+        "Request starts still allowed in the endpoint's current window",
+        headroom,
+    );
+
+    let users = Family::<StatusLabel, Gauge>::default();
+    for c in &status.users {
+        users
+            .get_or_create(&StatusLabel {
+                status: c.status.clone(),
+            })
+            .set(c.users);
+    }
+    reg.register(
+        "users",
+        "Users in the mirror by Cliq status (removed: gone from Cliq)",
+        users,
+    );
+
+    let last_ok = Family::<KindLabel, Gauge>::default();
+    for (kind, at) in app.store.last_successes().await? {
+        last_ok
+            .get_or_create(&KindLabel { kind })
+            .set(at.timestamp());
+    }
+    reg.register(
+        "last_success_timestamp_seconds",
+        "When the last successful run of each kind (full, incremental, push) finished",
+        last_ok,
+    );
+
+    let watermark_age = FGauge::default();
+    watermark_age.set(status.watermark_age_seconds.unwrap_or(-1) as f64);
+    reg.register(
+        "watermark_age_seconds",
+        "Age of the incremental watermark (-1: none); Cliq's modified_after sees 7 days",
+        watermark_age,
+    );
+
+    let durations = Family::<KindLabel, FGauge>::default();
+    if let Ok(d) = s.daemon.last_duration.lock() {
+        for (kind, secs) in ["full", "incremental", "push"].iter().zip(d.iter()) {
+            if let Some(secs) = secs {
+                durations
+                    .get_or_create(&KindLabel {
+                        kind: (*kind).into(),
+                    })
+                    .set(*secs);
+            }
+        }
+    }
+    reg.register(
+        "run_duration_seconds",
+        "How long the last run of each kind took",
+        durations,
+    );
+
+    let runs = Family::<StatusLabel, Counter>::default();
+    for (name, c) in [
+        ("ok", &s.daemon.runs_ok),
+        ("failed", &s.daemon.runs_failed),
+        ("stopped", &s.daemon.runs_stopped),
+    ] {
+        runs.get_or_create(&StatusLabel {
+            status: name.into(),
+        })
+        .inc_by(c.load(Ordering::Relaxed));
+    }
+    reg.register("runs", "Runs by this process, by final status", runs);
+
+    let failures = Gauge::<i64>::default();
+    failures.set(i64::from(
+        s.daemon.consecutive_pull_failures.load(Ordering::Relaxed),
+    ));
+    reg.register(
+        "pull_consecutive_failures",
+        "Pulls failed in a row (0 after a success)",
+        failures,
+    );
+
+    let pushes = Family::<ResultLabel, Counter>::default();
+    for (name, c) in [
+        ("applied", &s.daemon.pushes_applied),
+        ("failed", &s.daemon.pushes_failed),
+        ("skipped", &s.daemon.pushes_skipped),
+    ] {
+        pushes
+            .get_or_create(&ResultLabel {
+                result: name.into(),
+            })
+            .inc_by(c.load(Ordering::Relaxed));
+    }
+    reg.register(
+        "push_results",
+        "Users pushed by this process, by result",
+        pushes,
+    );
+
+    let refreshes = Counter::<u64>::default();
+    refreshes.inc_by(app.auth.refreshes());
+    reg.register("token_refreshes", "OAuth access tokens minted", refreshes);
+
+    let queue = Gauge::<i64>::default();
+    queue.set(status.teams_queue);
+    reg.register(
+        "teams_queue",
+        "Users waiting for a team-membership fetch",
+        queue,
+    );
+
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &reg)?;
+    Ok(out)
+}
