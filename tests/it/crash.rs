@@ -148,3 +148,129 @@ list_users = {{ requests = 100000 }}
     stop.cancel();
     server.await.unwrap().unwrap();
 }
+
+/// The real daemon: `cliq-sync run` serves /healthz, and SIGTERM in the
+/// middle of its first pull ends it with exit code 0 within 10 s, the run
+/// recorded as `stopped`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_daemon_cleanly_mid_pull() {
+    let mut sim_cfg = SimConfig {
+        users: 5000,
+        ..SimConfig::default()
+    };
+    sim_cfg.quotas.insert(
+        Endpoint::ListUsers,
+        Quota {
+            requests: 100_000,
+            per: Duration::from_secs(60),
+            lock: Duration::from_secs(600),
+        },
+    );
+    let sim = Simulator::new(sim_cfg.clone(), Clock::system());
+    // Slow answers: the first full pull takes about 10 s.
+    sim.set_faults(Faults {
+        latency: Duration::from_millis(200),
+        ..Faults::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(sim.clone().serve(listener, stop.clone().cancelled_owned()));
+    let metrics_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mirror.db");
+    let config = dir.path().join("cliq-sync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[cliq]
+base_url = "http://{addr}"
+accounts_url = "http://{addr}"
+client_id = "{}"
+client_secret = "{}"
+refresh_token = "{}"
+
+[mirror]
+path = "{}"
+
+[server]
+listen = "127.0.0.1:{metrics_port}"
+
+[limits]
+list_users = {{ requests = 100000 }}
+"#,
+            sim_cfg.client_id,
+            sim_cfg.client_secret,
+            sim_cfg.refresh_token,
+            db.display()
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cliq-sync"))
+        .args(["--config", config.to_str().unwrap(), "run"])
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Wait until it answers /healthz and the pull is under way.
+    cliq_sync::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never became healthy"
+        );
+        let ok = http
+            .get(format!("http://127.0.0.1:{metrics_port}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok
+            && sim
+                .counters()
+                .requests
+                .get(&Endpoint::ListUsers)
+                .copied()
+                .unwrap_or(0)
+                >= 5
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ready = http
+        .get(format!("http://127.0.0.1:{metrics_port}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+
+    let sent = std::time::Instant::now();
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exited within 10 s")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let took = sent.elapsed();
+
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.display()))
+        .await
+        .unwrap();
+    let (status, removed): (String, i64) = sqlx::query_as(
+        "SELECT status, (SELECT count(removed_at) FROM users) FROM sync_runs ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "stopped", "stopped after {took:?}");
+    assert_eq!(removed, 0);
+    stop.cancel();
+    server.await.unwrap().unwrap();
+}
