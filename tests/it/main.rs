@@ -8,3 +8,4 @@ mod crash;
 mod helpers;
 mod pull;
 mod push;
+mod safety;
