@@ -26,6 +26,9 @@ pub struct App {
 }
 
 /// The API and accounts base URLs: the overrides, else the data centre's.
+/// Either must be `https://` unless its host is loopback (checked here too,
+/// not only when a config file is loaded: settings built in code get the
+/// same rule, and the OAuth tokens never travel in clear text).
 pub fn endpoints(settings: &Settings) -> anyhow::Result<(String, String)> {
     let dc: DataCenter = settings
         .cliq
@@ -42,7 +45,22 @@ pub fn endpoints(settings: &Settings) -> anyhow::Result<(String, String)> {
         .accounts_url
         .clone()
         .unwrap_or_else(|| dc.accounts_base().to_owned());
+    for (key, url) in [("cliq.base_url", &api), ("cliq.accounts_url", &accounts)] {
+        crate::config::check_url(url).map_err(|m| anyhow::anyhow!("{key}: {m}"))?;
+    }
     Ok((api, accounts))
+}
+
+/// Shows what the app talks to, never a secret (the token manager redacts
+/// its own).
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("settings", &self.settings)
+            .field("mirror", &self.store.path())
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
 }
 
 impl App {
@@ -59,6 +77,11 @@ impl App {
         clock: Clock,
         transport: Arc<dyn Transport>,
     ) -> anyhow::Result<App> {
+        // URLs and secrets first: a refused URL or an unreadable or open
+        // secret file stops us before the mirror is created or touched.
+        let (api, accounts) = endpoints(&settings)?;
+        let client_secret = settings.client_secret()?;
+        let refresh_token = settings.refresh_token()?;
         let store = Store::open(&settings.mirror.path, &clock).await?;
         let abandoned = store.abandon_running_runs(clock.now()).await?;
         if abandoned > 0 {
@@ -69,12 +92,11 @@ impl App {
         }
         let limits = settings.limits.to_limits()?;
         let scheduler = QuotaScheduler::new(&store, limits);
-        let (api, accounts) = endpoints(&settings)?;
         let mut auth_cfg = AuthConfig::new(
             accounts,
             settings.cliq.client_id.clone(),
-            settings.client_secret()?,
-            settings.refresh_token()?,
+            client_secret,
+            refresh_token,
         );
         auth_cfg.request_timeout = settings.cliq.request_timeout;
         let auth = Arc::new(TokenManager::new(

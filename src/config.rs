@@ -15,25 +15,85 @@ use serde::{Deserialize, Serialize};
 use crate::cliq::quotas::Limits;
 use crate::cliq::{Endpoint, Quota};
 
+mod checks;
+mod keys;
+mod secrets;
+
+pub use checks::{check_cron, check_url};
+pub use keys::{env_var, Origin, UnknownKey};
+
+/// A configuration error. Messages name the key, where it was set (file and
+/// line, or environment variable) and what to do; never a secret's value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{0}")]
     Load(String),
-    #[error("config key {key}: {message}")]
-    Invalid { key: String, message: String },
-    #[error("cannot read {what} from {path}: {source}")]
-    SecretFile {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
+    #[error("{}", at(.origin.as_ref(), .key, .message))]
+    Invalid {
+        key: String,
+        message: String,
+        /// Where the key was set (`None`: the built-in default).
+        origin: Option<Origin>,
     },
+    /// Keys that are not config keys (all of them, one per line).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    UnknownKeys(Vec<UnknownKey>),
+    #[error("{key}_file: cannot read {}: {error}", path.display())]
+    SecretFile {
+        key: &'static str,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{key}_file: {} {why}", path.display())]
+    SecretFileBad {
+        key: &'static str,
+        path: PathBuf,
+        why: &'static str,
+    },
+    /// See `config/secrets.rs` for the rule (ssh's, for private keys).
+    #[error(
+        "{key}_file: {} is open to group or others (mode {mode:04o}); run chmod 600 {} \
+         (a secret file you own must be private, as ssh requires for keys)",
+        path.display(),
+        path.display()
+    )]
+    SecretFileMode {
+        key: &'static str,
+        path: PathBuf,
+        mode: u32,
+    },
+}
+
+fn at(origin: Option<&Origin>, key: &str, message: &str) -> String {
+    match origin {
+        Some(o) => format!("{o}: {key}: {message}"),
+        None => format!("config key {key}: {message}"),
+    }
+}
+
+impl ConfigError {
+    /// Fill in where an invalid key was set.
+    fn located(self, origins: &keys::Origins) -> Self {
+        match self {
+            ConfigError::Invalid {
+                key,
+                message,
+                origin: None,
+            } => ConfigError::Invalid {
+                origin: origins.find(&key).cloned(),
+                key,
+                message,
+            },
+            other => other,
+        }
+    }
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),
         message: message.into(),
+        origin: None,
     }
 }
 
@@ -290,38 +350,87 @@ impl Settings {
     }
 
     /// As [`Settings::load`], with the environment given explicitly (tests).
+    ///
+    /// Before deserializing, every key of the file and of the `CLIQ_SYNC__…`
+    /// variables is checked against the known keys (see `config/keys.rs`):
+    /// a typo is an error naming the key, its source and the closest valid
+    /// key, never a silent fall-back to a default.
     pub fn load_with_env(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        let schema = keys::Node::schema();
+        let mut walk = keys::Walk::default();
         let mut builder = config::Config::builder();
         if let Some(path) = file {
-            if !path.exists() {
-                return Err(ConfigError::Load(format!(
-                    "config file {} does not exist",
-                    path.display()
-                )));
-            }
-            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::Load(if e.kind() == std::io::ErrorKind::NotFound {
+                    format!("config file {} does not exist", path.display())
+                } else {
+                    format!("cannot read config file {}: {e}", path.display())
+                })
+            })?;
+            let table = toml::de::DeTable::parse(&text)
+                .map_err(|e| ConfigError::Load(syntax_error(path, &e)))?;
+            walk.file(&schema, path, &text, table.get_ref());
+            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
         }
-        let env: config::Map<String, String> = env
+        let env: BTreeMap<String, String> = env
             .into_iter()
-            .filter(|(k, _)| k.starts_with("CLIQ_SYNC__"))
+            .filter(|(k, _)| k.starts_with(keys::ENV_PREFIX))
             .collect();
+        walk.env(&schema, env.keys().map(String::as_str));
+        if !walk.unknown.is_empty() {
+            return Err(ConfigError::UnknownKeys(walk.unknown));
+        }
         builder = builder.add_source(
             config::Environment::with_prefix("CLIQ_SYNC")
                 .prefix_separator("__")
                 .separator("__")
-                .source(Some(env)),
+                .source(Some(env.into_iter().collect())),
         );
-        let raw = builder
-            .build()
-            .map_err(|e| ConfigError::Load(describe(file, e)))?;
+        let origins = walk.origins;
+        let raw = builder.build().map_err(|e| explain(e, &origins, file))?;
         let settings: Settings = raw
             .try_deserialize()
-            .map_err(|e| ConfigError::Load(describe(file, e)))?;
-        settings.validate()?;
+            .map_err(|e| explain(e, &origins, file))?;
+        settings.validate().map_err(|e| e.located(&origins))?;
+        settings.check_secret_file_modes()?;
         Ok(settings)
+    }
+
+    /// Every optional part filled in: the shape of every valid key, from
+    /// which the unknown-key check derives its key set.
+    pub(crate) fn exemplar() -> Settings {
+        let limit = || {
+            Some(LimitOverride {
+                requests: Some(1),
+                per: Some(Duration::from_secs(1)),
+                lock: Some(Duration::from_secs(1)),
+            })
+        };
+        let mut s = Settings::default();
+        s.cliq.base_url = Some(String::new());
+        s.cliq.accounts_url = Some(String::new());
+        s.cliq.client_secret = Some(SecretString::from(String::new()));
+        s.cliq.client_secret_file = Some(PathBuf::new());
+        s.cliq.refresh_token = Some(SecretString::from(String::new()));
+        s.cliq.refresh_token_file = Some(PathBuf::new());
+        s.hr = Some(HrSettings {
+            source: PathBuf::new(),
+            managed_fields: Some(Vec::new()),
+        });
+        s.limits = LimitsSettings {
+            add_users: limit(),
+            list_users: limit(),
+            update_user: limit(),
+            get_user: limit(),
+            user_teams: limit(),
+            user_layouts: limit(),
+            oauth_token: limit(),
+            safety_margin: Some(Duration::from_millis(500)),
+        };
+        s
     }
 
     /// Checks that need more than types.
@@ -368,6 +477,70 @@ impl Settings {
             return Err(invalid("push.add_batch_size", "must be between 1 and 100"));
         }
         self.limits.to_limits()?;
+        if c.request_timeout.is_zero() {
+            return Err(invalid(
+                "cliq.request_timeout",
+                "must be longer than zero (e.g. \"30s\")",
+            ));
+        }
+        for (key, url) in [
+            ("cliq.base_url", &c.base_url),
+            ("cliq.accounts_url", &c.accounts_url),
+        ] {
+            if let Some(url) = url {
+                check_url(url).map_err(|m| invalid(key, m))?;
+            }
+        }
+        let s = &self.schedule;
+        for (key, line) in [
+            ("schedule.incremental", &s.incremental),
+            ("schedule.full", &s.full),
+            ("schedule.push", &s.push),
+        ] {
+            check_cron(line).map_err(|m| invalid(key, m))?;
+        }
+        for (key, inline, file) in [
+            (
+                "cliq.client_secret",
+                c.client_secret.is_some(),
+                c.client_secret_file.is_some(),
+            ),
+            (
+                "cliq.refresh_token",
+                c.refresh_token.is_some(),
+                c.refresh_token_file.is_some(),
+            ),
+        ] {
+            if inline && file {
+                return Err(invalid(
+                    key,
+                    format!("set either {key} or {key}_file, not both"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The secret files' mode rule (see `config/secrets.rs`), for files that
+    /// exist and can be looked at. Run on every load, so `check-config`
+    /// refuses an open secret file too; a missing file is reported by
+    /// [`Settings::check_secrets`] and when a command needs the secret.
+    pub fn check_secret_file_modes(&self) -> Result<(), ConfigError> {
+        let c = &self.cliq;
+        if let Some(p) = &c.client_secret_file {
+            secrets::check_mode_if_present("cliq.client_secret", p)?;
+        }
+        if let Some(p) = &c.refresh_token_file {
+            secrets::check_mode_if_present("cliq.refresh_token", p)?;
+        }
+        Ok(())
+    }
+
+    /// Read both secrets (and drop them): every problem a command that talks
+    /// to Cliq would hit, found up front (`check-config`).
+    pub fn check_secrets(&self) -> Result<(), ConfigError> {
+        self.client_secret()?;
+        self.refresh_token()?;
         Ok(())
     }
 
@@ -406,26 +579,65 @@ fn secret(
             format!("set either {key} or {key}_file, not both"),
         )),
         (Some(s), None) if !s.expose_secret().trim().is_empty() => Ok(s.clone()),
-        (_, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
-                what: key,
-                path: path.to_owned(),
-                source,
-            })?;
-            let text = text.trim();
-            if text.is_empty() {
-                return Err(invalid(key, format!("{} is empty", path.display())));
-            }
-            Ok(SecretString::from(text.to_owned()))
-        }
+        (_, Some(path)) => secrets::read(key, path),
         _ => Err(invalid(key, format!("missing: set {key} or {key}_file"))),
     }
+}
+
+/// A TOML syntax error without the quoted source line, which could hold a
+/// secret (`client_secret = "…` without its closing quote):
+/// `FILE: TOML parse error at line 3, column 17: invalid basic string`.
+fn syntax_error(path: &Path, e: &toml::de::Error) -> String {
+    let text = e.to_string();
+    let is_snippet = |l: &str| {
+        l.trim_start()
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start()
+            .starts_with('|')
+    };
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !is_snippet(l))
+        .collect();
+    format!("{}: {}", path.display(), lines.join(": "))
 }
 
 fn describe(file: Option<&Path>, e: config::ConfigError) -> String {
     match file {
         Some(p) => format!("{}: {e}", p.display()),
         None => e.to_string(),
+    }
+}
+
+/// A `config` crate error as a message naming the key and where it was set.
+fn explain(e: config::ConfigError, origins: &keys::Origins, file: Option<&Path>) -> ConfigError {
+    let (key, message) = match &e {
+        config::ConfigError::Type {
+            unexpected,
+            expected,
+            key: Some(key),
+            ..
+        } => {
+            // Never echo what was found under a secret's key.
+            let found = if key.contains("secret") || key.contains("token") {
+                "a value of another type".to_owned()
+            } else {
+                unexpected.to_string()
+            };
+            (key.clone(), format!("expected {expected}, found {found}"))
+        }
+        config::ConfigError::At {
+            error,
+            key: Some(key),
+            ..
+        } => (key.clone(), error.to_string()),
+        _ => return ConfigError::Load(describe(file, e)),
+    };
+    ConfigError::Invalid {
+        origin: origins.find(&key).cloned(),
+        key,
+        message,
     }
 }
 
@@ -493,3 +705,6 @@ mod humantime_serde_compat {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

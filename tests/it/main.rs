@@ -9,3 +9,4 @@ mod daemon;
 mod helpers;
 mod pull;
 mod push;
+mod safety;

@@ -1,0 +1,83 @@
+//! Checks of single values that need more than their type: URLs (HTTPS
+//! unless loopback) and cron lines.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use reqwest::Url;
+
+/// A URL the OAuth tokens are sent to must be `https://`, except to a
+/// loopback host (`127.0.0.0/8`, `::1`, `localhost`: the simulator, a local
+/// proxy), where plain `http://` is allowed. The error is the reason, for a
+/// message that names the key.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let parsed = Url::parse(url.trim()).map_err(|e| {
+        format!("{url:?} is not a valid URL ({e}); expected e.g. \"https://cliq.zoho.eu\"")
+    })?;
+    let loopback = is_loopback(&parsed);
+    match parsed.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(format!(
+                "{url:?} is refused: plain http:// would send the OAuth tokens in clear text; \
+                 use https:// (http:// is only allowed to a loopback host)"
+            ))
+        }
+        other => {
+            return Err(format!(
+                "{url:?} is refused: scheme {other}:// is not supported; use https://"
+            ))
+        }
+    }
+    if parsed.host().is_none() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "{} carries a user name or password; remove it (credentials come from client_secret and refresh_token)",
+            redact_userinfo(&parsed)
+        ));
+    }
+    Ok(())
+}
+
+/// Loopback: `localhost`, `127.0.0.0/8`, `::1`.
+fn is_loopback(url: &Url) -> bool {
+    // host_str() is normalised: lower case, IPv4 in dotted quads ("127.1" is
+    // "127.0.0.1"), IPv6 in brackets.
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn redact_userinfo(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    format!("{:?}", u.as_str())
+}
+
+/// A schedule line: cron with a seconds field (6 or 7 fields).
+pub fn check_cron(line: &str) -> Result<(), String> {
+    let fields = line.split_whitespace().count();
+    let hint = "use 6 or 7 fields, seconds first, e.g. \"0 */5 * * * *\" (every 5 minutes)";
+    if fields == 5 {
+        return Err(format!(
+            "{line:?} has 5 fields but the seconds field is required; {hint}"
+        ));
+    }
+    cron::Schedule::from_str(line).map(|_| ()).map_err(|e| {
+        // The cron crate draws a caret under the line; keep the sentence.
+        let e = e.to_string();
+        let why = e
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .unwrap_or("");
+        format!("{line:?} is not a valid cron line ({why}); {hint}")
+    })
+}

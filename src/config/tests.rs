@@ -1,0 +1,317 @@
+use std::path::Path;
+
+use super::keys::{closest, distance, Node, Walk};
+use super::*;
+
+fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cliq-sync.toml");
+    std::fs::write(&path, toml).unwrap();
+    Settings::load_with_env(
+        Some(&path),
+        env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+    .map_err(|e| {
+        // Make the temp path predictable in messages.
+        let text = e.to_string().replace(&path.display().to_string(), "FILE");
+        ConfigError::Load(text)
+    })
+}
+
+fn err(toml: &str, env: &[(&str, &str)]) -> String {
+    load(toml, env).unwrap_err().to_string()
+}
+
+#[test]
+fn the_exemplar_fills_every_optional_part() {
+    // A new Option<…> section left as None here would make its keys
+    // "unknown": fill it in Settings::exemplar().
+    fn no_nulls(v: &serde_json::Value, path: &str) {
+        match v {
+            serde_json::Value::Null => panic!("{path} is null in Settings::exemplar()"),
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    no_nulls(v, &format!("{path}.{k}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    no_nulls(&serde_json::to_value(Settings::exemplar()).unwrap(), "");
+}
+
+#[test]
+fn the_documented_example_config_has_only_known_keys() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cliq-sync.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let table = toml::de::DeTable::parse(&text).unwrap();
+    let mut walk = Walk::default();
+    walk.file(&Node::schema(), &path, &text, table.get_ref());
+    assert!(walk.unknown.is_empty(), "{:?}", walk.unknown);
+}
+
+#[test]
+fn defaults_are_valid() {
+    Settings::default().validate().unwrap();
+    Settings::load_with_env(None, Vec::new()).unwrap();
+}
+
+#[test]
+fn edit_distance_counts_a_swap_as_one() {
+    assert_eq!(distance("clinet_id", "client_id"), 1);
+    assert_eq!(distance("enabld", "enabled"), 1);
+    assert_eq!(distance("", "abc"), 3);
+    assert_eq!(distance("full", "push"), 3);
+    assert_eq!(
+        closest("clinet_id", ["client_id", "data_center"]),
+        Some("client_id")
+    );
+    // Too far to be a typo: no guess.
+    assert_eq!(closest("full", ["push"]), None);
+    assert_eq!(closest("zzz", ["log", "hr"]), None);
+}
+
+#[test]
+fn unknown_file_key_names_file_line_and_closest_key() {
+    let e = err("[cliq]\nclient_id = \"a\"\nclinet_id = \"b\"\n", &[]);
+    assert_eq!(
+        e,
+        "FILE:3: unknown key cliq.clinet_id; did you mean cliq.client_id?"
+    );
+}
+
+#[test]
+fn unknown_section_is_named_as_a_section() {
+    let e = err("[clq]\nclient_id = \"a\"\n", &[]);
+    assert_eq!(e, "FILE:1: unknown section [clq]; did you mean [cliq]?");
+}
+
+#[test]
+fn unknown_key_in_an_inline_table() {
+    let e = err("[limits]\nlist_users = { request = 5 }\n", &[]);
+    assert_eq!(
+        e,
+        "FILE:2: unknown key limits.list_users.request; did you mean limits.list_users.requests?"
+    );
+}
+
+#[test]
+fn dotted_keys_and_sub_tables_are_walked() {
+    let e = err("[limits.list_users]\nrequest = 5\n", &[]);
+    assert!(
+        e.starts_with("FILE:2: unknown key limits.list_users.request;"),
+        "{e}"
+    );
+    let e = err("cliq.page_sise = 5\n", &[]);
+    assert_eq!(
+        e,
+        "FILE:1: unknown key cliq.page_sise; did you mean cliq.page_size?"
+    );
+}
+
+#[test]
+fn a_key_in_the_wrong_section_points_to_the_right_one() {
+    let e = err("[cliq]\nlisten = \"0.0.0.0:9464\"\n", &[]);
+    assert_eq!(
+        e,
+        "FILE:2: unknown key cliq.listen; did you mean server.listen?"
+    );
+    // Ambiguous (every [limits] entry has `requests`): no guess, the list.
+    let e = err("[limits]\nrequests = 5\n", &[]);
+    assert!(
+        e.starts_with("FILE:2: unknown key limits.requests (valid here: "),
+        "{e}"
+    );
+    assert!(e.contains("list_users"), "{e}");
+}
+
+#[test]
+fn far_from_everything_lists_the_valid_keys() {
+    let e = err("[log]\nverbosity = 3\n", &[]);
+    assert_eq!(
+        e,
+        "FILE:2: unknown key log.verbosity (valid here: format, level)"
+    );
+}
+
+#[test]
+fn keys_are_case_sensitive_in_the_file() {
+    let e = err("[cliq]\nClient_ID = \"a\"\n", &[]);
+    assert_eq!(
+        e,
+        "FILE:2: unknown key cliq.Client_ID; did you mean cliq.client_id?"
+    );
+}
+
+#[test]
+fn every_unknown_key_is_reported_at_once() {
+    let e = err("[push]\nenabeld = true\n[log]\nlevl = \"debug\"\n", &[]);
+    assert_eq!(e.lines().count(), 2, "{e}");
+    assert!(e.contains("FILE:2: unknown key push.enabeld; did you mean push.enabled?"));
+    assert!(e.contains("FILE:4: unknown key log.levl; did you mean log.level?"));
+}
+
+#[test]
+fn unknown_env_key_names_the_variable_and_the_right_one() {
+    let e = err("", &[("CLIQ_SYNC__PUSH__ENABLD", "true")]);
+    assert_eq!(
+        e,
+        "environment variable CLIQ_SYNC__PUSH__ENABLD: unknown key push.enabld; \
+         did you mean push.enabled (CLIQ_SYNC__PUSH__ENABLED)?"
+    );
+    let e = err("", &[("CLIQ_SYNC__CLIQQ__CLIENT_ID", "x")]);
+    assert_eq!(
+        e,
+        "environment variable CLIQ_SYNC__CLIQQ__CLIENT_ID: unknown key cliqq.client_id; \
+         did you mean cliq.client_id (CLIQ_SYNC__CLIQ__CLIENT_ID)?"
+    );
+    // Other variables are none of our business.
+    load("", &[("CLIQ_SYNC_CONFIG", "x"), ("CLIQ_SYNC_BIN", "y")]).unwrap();
+}
+
+#[test]
+fn env_overrides_still_work() {
+    let s = load(
+        "[push]\nenabled = false\n",
+        &[
+            ("CLIQ_SYNC__PUSH__ENABLED", "true"),
+            ("CLIQ_SYNC__LIMITS__LIST_USERS__REQUESTS", "7"),
+            ("CLIQ_SYNC__SYNC__OVERLAP", "10 minutes"),
+        ],
+    )
+    .unwrap();
+    assert!(s.push.enabled);
+    assert_eq!(s.limits.list_users.unwrap().requests, Some(7));
+    assert_eq!(s.sync.overlap, Duration::from_secs(600));
+}
+
+#[test]
+fn bad_duration_names_key_and_place() {
+    let e = err("[sync]\noverlap = \"ten\"\n", &[]);
+    assert!(
+        e.starts_with("FILE:2: sync.overlap: invalid duration \"ten\""),
+        "{e}"
+    );
+    let e = err("", &[("CLIQ_SYNC__CLIQ__REQUEST_TIMEOUT", "soon")]);
+    assert!(
+        e.starts_with(
+            "environment variable CLIQ_SYNC__CLIQ__REQUEST_TIMEOUT: cliq.request_timeout: invalid duration \"soon\""
+        ),
+        "{e}"
+    );
+    let e = err("[limits]\nlist_users = { per = \"1 fortnight\" }\n", &[]);
+    assert!(
+        e.starts_with("FILE:2: limits.list_users.per: invalid duration"),
+        "{e}"
+    );
+    let e = err("[cliq]\nrequest_timeout = \"0s\"\n", &[]);
+    assert!(
+        e.starts_with("FILE:2: cliq.request_timeout: must be longer than zero"),
+        "{e}"
+    );
+    // humantime's long forms are fine.
+    let s = load("[sync]\noverlap = \"10 minutes\"\n", &[]).unwrap();
+    assert_eq!(s.sync.overlap, Duration::from_secs(600));
+}
+
+#[test]
+fn wrong_type_names_key_and_place() {
+    let e = err("[cliq]\npage_size = \"many\"\n", &[]);
+    assert_eq!(
+        e,
+        "FILE:2: cliq.page_size: expected an integer, found string \"many\""
+    );
+}
+
+#[test]
+fn bad_cron_names_key_and_shows_the_format() {
+    let e = err("[schedule]\nincremental = \"*/5 * * * *\"\n", &[]);
+    assert!(
+        e.starts_with("FILE:2: schedule.incremental: \"*/5 * * * *\" has 5 fields"),
+        "{e}"
+    );
+    assert!(e.contains("\"0 */5 * * * *\""), "{e}");
+    let e = err("[schedule]\nfull = \"0 61 2 * * *\"\n", &[]);
+    assert!(
+        e.starts_with("FILE:2: schedule.full: \"0 61 2 * * *\" is not a valid cron line ("),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
+    let e = err("", &[("CLIQ_SYNC__SCHEDULE__PUSH", "every hour")]);
+    assert!(
+        e.starts_with("environment variable CLIQ_SYNC__SCHEDULE__PUSH: schedule.push: "),
+        "{e}"
+    );
+    // 6 and 7 fields are both fine.
+    load(
+        "[schedule]\nincremental = \"0 */5 * * * *\"\nfull = \"0 30 2 * * * *\"\n",
+        &[],
+    )
+    .unwrap();
+}
+
+#[test]
+fn urls_must_be_https_unless_loopback() {
+    for ok in [
+        "https://cliq.example.com",
+        "https://cliq.example.com:8443/",
+        "http://127.0.0.1:8080",
+        "http://127.1.2.3",
+        "http://[::1]:8080",
+        "http://localhost:8080",
+        "HTTP://LOCALHOST",
+        "https://127.0.0.1",
+    ] {
+        check_url(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for (bad, why) in [
+        ("http://cliq.example.com", "clear text"),
+        ("http://10.0.0.1:8080", "clear text"),
+        ("http://[::2]", "clear text"),
+        ("http://127.0.0.1.nip.io", "clear text"),
+        ("http://localhost.example.com", "clear text"),
+        ("ftp://127.0.0.1", "scheme ftp:// is not supported"),
+        ("file:///etc/passwd", "scheme file:// is not supported"),
+        ("cliq.zoho.eu", "is not a valid URL"),
+        ("https://", "is not a valid URL"),
+        ("https://user:pw@cliq.example.com", "user name or password"),
+    ] {
+        let e = check_url(bad).unwrap_err();
+        assert!(e.contains(why), "{bad}: {e}");
+        assert!(!e.contains(":pw@"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn every_data_centre_default_is_https() {
+    for dc in crate::cliq::dc::DataCenter::ALL {
+        check_url(dc.api_base()).unwrap();
+        check_url(dc.accounts_base()).unwrap();
+        assert!(dc.api_base().starts_with("https://"));
+        assert!(dc.accounts_base().starts_with("https://"));
+    }
+}
+
+#[test]
+fn refused_url_names_key_place_and_reason() {
+    let e = err("[cliq]\nbase_url = \"http://cliq.example.com\"\n", &[]);
+    assert_eq!(
+        e,
+        "FILE:2: cliq.base_url: \"http://cliq.example.com\" is refused: plain http:// would send \
+         the OAuth tokens in clear text; use https:// (http:// is only allowed to a loopback host)"
+    );
+    let e = err("", &[("CLIQ_SYNC__CLIQ__ACCOUNTS_URL", "not a url")]);
+    assert!(
+        e.starts_with(
+            "environment variable CLIQ_SYNC__CLIQ__ACCOUNTS_URL: cliq.accounts_url: \"not a url\" is not a valid URL"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn syntax_errors_do_not_quote_the_line() {
+    let e = err("[cliq]\nclient_secret = \"s3cr3t-VALUE-xyz\n", &[]);
+    assert!(e.starts_with("FILE: TOML parse error at line 2"), "{e}");
+    assert!(!e.contains("s3cr3t"), "{e}");
+}
