@@ -5,6 +5,7 @@
 
 mod client;
 mod crash;
+mod demo;
 mod helpers;
 mod pull;
 mod push;
