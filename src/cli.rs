@@ -180,6 +180,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Push { dry_run, force } => {
             push_command(cli.config.as_deref(), dry_run, force).await
         }
+        Command::Demo => crate::demo::main().await,
         other => Err(Failure::runtime(anyhow::anyhow!(
             "`{}` is not available in this build yet",
             command_name(&other)

@@ -24,6 +24,7 @@
 //! * [`app`]: assembles store, scheduler, token cache and client from the settings.
 //! * [`config`]: layered configuration (defaults, file, environment).
 //! * [`hr`]: loading and validating the HR source (CSV, JSON, YAML, TOML).
+//! * [`demo`]: `cliq-sync demo`, the whole loop against a loopback simulator.
 //! * [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 
 pub mod app;
@@ -32,6 +33,7 @@ pub mod cliq;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod hr;
 pub mod mirror;
 pub mod notify;

@@ -40,8 +40,18 @@ pub struct ReqwestTransport {
 
 impl ReqwestTransport {
     pub fn new() -> Result<Self, TransportError> {
+        Self::build(reqwest::Client::builder())
+    }
+
+    /// As [`ReqwestTransport::new`], but ignoring `HTTP_PROXY`/`HTTPS_PROXY`:
+    /// for a simulator on loopback (the demo), which a proxy cannot reach.
+    pub fn without_proxy() -> Result<Self, TransportError> {
+        Self::build(reqwest::Client::builder().no_proxy())
+    }
+
+    fn build(builder: reqwest::ClientBuilder) -> Result<Self, TransportError> {
         crate::install_crypto_provider();
-        let client = reqwest::Client::builder()
+        let client = builder
             .user_agent(concat!("cliq-sync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| TransportError::Connect(e.to_string()))?;

@@ -6,6 +6,7 @@
 mod client;
 mod crash;
 mod daemon;
+mod demo;
 mod helpers;
 mod pull;
 mod push;
