@@ -150,6 +150,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::CheckConfig => {
             let settings = load_settings(cli.config.as_deref())?;
+            // The secrets must be readable (and private) where this runs.
+            settings.check_secrets().map_err(Failure::config)?;
             print!("{}", settings.to_masked_toml());
             if settings.hr.is_some() {
                 let hr = load_hr(&settings)?;
@@ -181,23 +183,6 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             push_command(cli.config.as_deref(), dry_run, force).await
         }
         Command::Demo => crate::demo::main().await,
-        other => Err(Failure::runtime(anyhow::anyhow!(
-            "`{}` is not available in this build yet",
-            command_name(&other)
-        ))),
-    }
-}
-
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Run => "run",
-        Command::Sync { .. } => "sync",
-        Command::Plan { .. } => "plan",
-        Command::Push { .. } => "push",
-        Command::Status { .. } => "status",
-        Command::CheckConfig => "check-config",
-        Command::Simulate(_) => "simulate",
-        Command::Demo => "demo",
     }
 }
 
