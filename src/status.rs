@@ -23,6 +23,7 @@ pub struct StatusReport {
     pub users: Vec<StatusCount>,
     pub endpoints: Vec<EndpointStatus>,
     pub teams_queue: i64,
+    pub pushes: crate::sync::push::PushStatusSummary,
     pub runs: Vec<RunRow>,
 }
 
@@ -81,6 +82,7 @@ pub async fn collect(
             .collect(),
         endpoints,
         teams_queue: store.teams_queue_len().await?,
+        pushes: crate::sync::push::status_summary(store).await?,
         runs: store.recent_runs(10).await?,
     })
 }
@@ -104,6 +106,34 @@ impl StatusReport {
         out.push('\n');
         if self.teams_queue > 0 {
             out.push_str(&format!("teams      {} users queued\n", self.teams_queue));
+        }
+        if !self.pushes.attempts.is_empty() {
+            out.push_str("pushes    ");
+            for (status, n) in &self.pushes.attempts {
+                out.push_str(&format!("  {status}={n}"));
+            }
+            out.push('\n');
+        }
+        if !self.pushes.failures.is_empty() {
+            out.push_str(&format!(
+                "\n{} push failures not retried until the HR values change:\n",
+                self.pushes.failures.len()
+            ));
+            for f in self.pushes.failures.iter().take(20) {
+                out.push_str(&format!(
+                    "  {:<40} {:<6} {:<28} {}\n",
+                    f.email_id,
+                    f.action,
+                    f.error_code.as_deref().unwrap_or("-"),
+                    f.message.as_deref().unwrap_or("")
+                ));
+            }
+            if self.pushes.failures.len() > 20 {
+                out.push_str(&format!(
+                    "  … and {} more (status --json)\n",
+                    self.pushes.failures.len() - 20
+                ));
+            }
         }
         out.push_str("\nendpoint       quota        used  lock\n");
         for e in &self.endpoints {

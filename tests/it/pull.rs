@@ -398,3 +398,47 @@ async fn a_pull_completes_through_faults_expiring_tokens_and_a_lock_that_survive
     );
     assert!(t.clock.now() - start >= chrono::Duration::minutes(10));
 }
+
+#[tokio::test(start_paused = true)]
+async fn status_reports_runs_watermark_locks_and_counts() {
+    let t = spawn_app(Opts {
+        settings: Box::new(no_teams),
+        ..Opts::default()
+    })
+    .await;
+    let before = cliq_sync::status::collect(&t.app.store, &t.app.settings, t.clock.now())
+        .await
+        .unwrap();
+    assert!(before.watermark.is_none());
+    assert!(before.to_text().contains("watermark  none"));
+    run(&t, PullKind::Full).await;
+    t.app
+        .scheduler
+        .report_throttled(Endpoint::UpdateUser, None, "429 from Cliq")
+        .await
+        .unwrap();
+    let s = cliq_sync::status::collect(&t.app.store, &t.app.settings, t.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(s.runs.len(), 1);
+    assert_eq!(s.runs[0].status, "ok");
+    assert!(s.watermark.is_some());
+    assert_eq!(s.users.iter().map(|c| c.users).sum::<i64>(), 200);
+    let update = s
+        .endpoints
+        .iter()
+        .find(|e| e.endpoint == "update_user")
+        .unwrap();
+    assert!(update.locked);
+    let list = s
+        .endpoints
+        .iter()
+        .find(|e| e.endpoint == "list_users")
+        .unwrap();
+    assert_eq!(list.used_in_window, 2);
+    let text = s.to_text();
+    assert!(text.contains("LOCKED until"), "{text}");
+    assert!(text.contains("429 from Cliq"));
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["runs"][0]["kind"], "full");
+}
