@@ -11,12 +11,21 @@ use cliq_sync::sim::{Faults, SimConfig, Simulator};
 use cliq_sync::sync::{pull, PullKind};
 use tokio_util::sync::CancellationToken;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_pull_leaves_a_consistent_mirror_and_the_next_pull_converges() {
-    // A simulator on a loopback port, in real time, quotas lifted (this test
-    // is about crashes), 40 ms per answer so the pull takes a while.
+/// A simulator served on a loopback port in real time, the listing quota
+/// lifted (these tests are about processes, not quotas), each answer
+/// delayed by `latency` so a pull takes a while; and a config file for it.
+struct TcpSim {
+    sim: Simulator,
+    config: std::path::PathBuf,
+    db: std::path::PathBuf,
+    stop: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn tcp_sim(users: usize, latency: Duration, extra_config: &str) -> TcpSim {
     let mut sim_cfg = SimConfig {
-        users: 8000,
+        users,
         ..SimConfig::default()
     };
     sim_cfg.quotas.insert(
@@ -29,14 +38,13 @@ async fn sigkill_mid_pull_leaves_a_consistent_mirror_and_the_next_pull_converges
     );
     let sim = Simulator::new(sim_cfg.clone(), Clock::system());
     sim.set_faults(Faults {
-        latency: Duration::from_millis(40),
+        latency,
         ..Faults::default()
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
     let server = tokio::spawn(sim.clone().serve(listener, stop.clone().cancelled_owned()));
-
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("mirror.db");
     let config = dir.path().join("cliq-sync.toml");
@@ -54,11 +62,9 @@ refresh_token = "{}"
 [mirror]
 path = "{}"
 
-[sync]
-teams = "off"
-
 [limits]
 list_users = {{ requests = 100000 }}
+{extra_config}
 "#,
             sim_cfg.client_id,
             sim_cfg.client_secret,
@@ -67,6 +73,28 @@ list_users = {{ requests = 100000 }}
         ),
     )
     .unwrap();
+    TcpSim {
+        sim,
+        config,
+        db,
+        stop,
+        server,
+        _dir: dir,
+    }
+}
+
+impl TcpSim {
+    async fn shut(self) {
+        self.stop.cancel();
+        self.server.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_pull_leaves_a_consistent_mirror_and_the_next_pull_converges() {
+    // 40 ms per answer: a full pull of 8,000 users takes a few seconds.
+    let ts = tcp_sim(8000, Duration::from_millis(40), "[sync]\nteams = \"off\"").await;
+    let (sim, config) = (&ts.sim, &ts.config);
 
     // First a complete pull, so there is something to lose.
     let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_cliq-sync"))
@@ -103,7 +131,7 @@ list_users = {{ requests = 100000 }}
 
     // What a reader sees now: intact, nobody removed, the run left `running`.
     let app = {
-        let mut s = Settings::load(Some(&config)).unwrap();
+        let mut s = Settings::load(Some(config)).unwrap();
         s.log.level = "warn".into();
         App::open_with(
             s,
@@ -145,8 +173,7 @@ list_users = {{ requests = 100000 }}
         .await
         .unwrap();
     assert_eq!(present, 7999);
-    stop.cancel();
-    server.await.unwrap().unwrap();
+    ts.shut().await;
 }
 
 /// The real daemon: `cliq-sync run` serves /healthz, and SIGTERM in the
@@ -154,62 +181,18 @@ list_users = {{ requests = 100000 }}
 /// recorded as `stopped`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_daemon_cleanly_mid_pull() {
-    let mut sim_cfg = SimConfig {
-        users: 5000,
-        ..SimConfig::default()
-    };
-    sim_cfg.quotas.insert(
-        Endpoint::ListUsers,
-        Quota {
-            requests: 100_000,
-            per: Duration::from_secs(60),
-            lock: Duration::from_secs(600),
-        },
-    );
-    let sim = Simulator::new(sim_cfg.clone(), Clock::system());
-    // Slow answers: the first full pull takes about 10 s.
-    sim.set_faults(Faults {
-        latency: Duration::from_millis(200),
-        ..Faults::default()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(sim.clone().serve(listener, stop.clone().cancelled_owned()));
     let metrics_port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("mirror.db");
-    let config = dir.path().join("cliq-sync.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[cliq]
-base_url = "http://{addr}"
-accounts_url = "http://{addr}"
-client_id = "{}"
-client_secret = "{}"
-refresh_token = "{}"
-
-[mirror]
-path = "{}"
-
-[server]
-listen = "127.0.0.1:{metrics_port}"
-
-[limits]
-list_users = {{ requests = 100000 }}
-"#,
-            sim_cfg.client_id,
-            sim_cfg.client_secret,
-            sim_cfg.refresh_token,
-            db.display()
-        ),
+    // Slow answers: the first full pull takes about 10 s.
+    let ts = tcp_sim(
+        5000,
+        Duration::from_millis(200),
+        &format!("[server]\nlisten = \"127.0.0.1:{metrics_port}\""),
     )
-    .unwrap();
+    .await;
+    let (sim, config, db) = (&ts.sim, &ts.config, &ts.db);
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cliq-sync"))
         .args(["--config", config.to_str().unwrap(), "run"])
         .env("RUST_LOG", "warn")
@@ -271,6 +254,5 @@ list_users = {{ requests = 100000 }}
     .unwrap();
     assert_eq!(status, "stopped", "stopped after {took:?}");
     assert_eq!(removed, 0);
-    stop.cancel();
-    server.await.unwrap().unwrap();
+    ts.shut().await;
 }
