@@ -113,6 +113,7 @@ pub struct QuotaScheduler {
 }
 
 struct Inner {
+    store: Store,
     pool: SqlitePool,
     clock: Clock,
     limits: Limits,
@@ -148,6 +149,7 @@ impl QuotaScheduler {
             .collect();
         Self {
             inner: Arc::new(Inner {
+                store: store.clone(),
                 pool,
                 clock,
                 limits,
@@ -217,7 +219,7 @@ impl QuotaScheduler {
         let quota = inner.limits.get(ep);
         let window = chrono::Duration::from_std(inner.limits.effective_window(ep))
             .unwrap_or(chrono::Duration::MAX);
-        let mut tx = inner.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = inner.store.write().await?;
         // Read the clock only once the write lock is held: another process
         // cannot slip a start in between our count and our insert.
         let now = truncate_ms(inner.clock.now());
@@ -288,6 +290,7 @@ impl QuotaScheduler {
     ) -> Result<(), QuotaError> {
         let inner = &*self.inner;
         let _hold = inner.clock.hold();
+        let _turn = inner.store.writer().await;
         let lock = inner
             .limits
             .get(ep)

@@ -7,4 +7,4 @@ pub mod store;
 pub mod teams;
 pub mod users;
 
-pub use store::{Store, StoreError};
+pub use store::{Store, StoreError, WriteTx};

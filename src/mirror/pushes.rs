@@ -153,6 +153,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let _hold = self.hold();
+        let _turn = self.writer().await;
         let id = sqlx::query_scalar(
             "INSERT INTO pushes (run_id, user_id, email_id, action, fields_json, status, error_code, at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",

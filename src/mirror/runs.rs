@@ -74,6 +74,7 @@ const WATERMARK: &str = "watermark";
 impl Store {
     pub async fn start_run(&self, kind: RunKind, now: DateTime<Utc>) -> Result<i64, StoreError> {
         let _hold = self.hold();
+        let _turn = self.writer().await;
         let id = sqlx::query_scalar(
             "INSERT INTO sync_runs (kind, started_at, status) VALUES (?, ?, 'running') RETURNING id",
         )
@@ -92,6 +93,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let _hold = self.hold();
+        let _turn = self.writer().await;
         sqlx::query(
             "UPDATE sync_runs SET finished_at = ?, status = ?, requests = ?, users_seen = ?,
                 users_changed = ?, error = ? WHERE id = ?",
@@ -111,6 +113,7 @@ impl Store {
     /// Runs left `running` by a process that died: they did not complete.
     pub async fn abandon_running_runs(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let _hold = self.hold();
+        let _turn = self.writer().await;
         let r = sqlx::query(
             "UPDATE sync_runs SET status = 'failed', finished_at = ?,
                 error = coalesce(error, 'the process ended during the run')
@@ -164,6 +167,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let _hold = self.hold();
+        let _turn = self.writer().await;
         sqlx::query(
             "INSERT INTO sync_state (key, value, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
@@ -214,6 +218,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let _hold = self.hold();
+        let _turn = self.writer().await;
         let r = sqlx::query(
             "UPDATE sync_runs SET status = 'stopped', finished_at = ?1,
                 error = coalesce(error, 'stopped by shutdown before the run could finish')

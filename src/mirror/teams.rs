@@ -43,6 +43,7 @@ impl Store {
     /// Queue every current user (teams = "all").
     pub async fn queue_all_teams(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let _hold = self.hold();
+        let _turn = self.writer().await;
         let r = sqlx::query(
             "INSERT OR IGNORE INTO teams_queue (user_id, queued_at)
              SELECT id, ? FROM users WHERE removed_at IS NULL",
@@ -130,6 +131,7 @@ impl Store {
     /// Drop a queued user without fetching (e.g. the user no longer exists).
     pub async fn dequeue_teams(&self, user_id: &str) -> Result<(), StoreError> {
         let _hold = self.hold();
+        let _turn = self.writer().await;
         sqlx::query("DELETE FROM teams_queue WHERE user_id = ?")
             .bind(user_id)
             .execute(self.pool())
@@ -144,6 +146,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let _hold = self.hold();
+        let _turn = self.writer().await;
         sqlx::query(
             "INSERT INTO layouts (unique_name, raw_json, updated_at) VALUES (?, ?, ?)
              ON CONFLICT (unique_name) DO UPDATE SET raw_json = excluded.raw_json,
