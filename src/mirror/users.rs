@@ -345,3 +345,93 @@ impl Store {
         Ok(done.rows_affected())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{from_db, Clock};
+
+    fn user(id: &str, location: &str) -> FlatUser {
+        FlatUser::from_raw(&serde_json::json!({
+            "id": id, "email_id": format!("{id}@zylker.example"), "work_location": location,
+            "department": {"id": "7", "name": "Ops"}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn history_removal_and_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = from_db("2026-03-01T00:00:00Z").unwrap();
+        let clock = Clock::anchored(t0);
+        let store = Store::open(&dir.path().join("m.db"), &clock).await.unwrap();
+        let at = |m| t0 + chrono::Duration::minutes(m);
+        for _ in 0..4 {
+            store
+                .start_run(crate::mirror::runs::RunKind::Full, t0)
+                .await
+                .unwrap();
+        }
+        let page = [user("1", "A"), user("2", "B")];
+        let out = store
+            .write_users_page(&page, 1, ChangeSource::Full, at(1))
+            .await
+            .unwrap();
+        assert_eq!((out.seen, out.added, out.changed), (2, 2, 0));
+
+        // Unchanged: no history, only last_seen_at.
+        let out = store
+            .write_users_page(&page, 2, ChangeSource::Full, at(2))
+            .await
+            .unwrap();
+        assert_eq!((out.added, out.changed), (0, 0));
+
+        // A complete listing without user 2 marks it removed, once.
+        store
+            .write_users_page(&page[..1], 3, ChangeSource::Full, at(4))
+            .await
+            .unwrap();
+        assert_eq!(store.mark_unseen_removed(at(3), 3, at(5)).await.unwrap(), 1);
+        assert_eq!(store.mark_unseen_removed(at(3), 3, at(5)).await.unwrap(), 0);
+
+        // User 2 returns with a new location: removed_at cleared, history kept.
+        let back = [user("2", "C")];
+        let out = store
+            .write_users_page(&back, 4, ChangeSource::Full, at(6))
+            .await
+            .unwrap();
+        assert_eq!(out.changed, 1);
+        let _hold = store.hold();
+        let (removed, location): (Option<String>, String) =
+            sqlx::query_as("SELECT removed_at, work_location FROM users WHERE id = '2'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!((removed, location.as_str()), (None, "C"));
+        let history: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT field, old_value, new_value FROM user_changes WHERE user_id = '2' ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let fields: Vec<_> = history
+            .iter()
+            .map(|(f, o, n)| {
+                format!(
+                    "{f}:{}->{}",
+                    o.as_deref().unwrap_or(""),
+                    n.as_deref().unwrap_or("")
+                )
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "user:->added",
+                "user:present->removed",
+                "user:removed->restored",
+                "work_location:B->C"
+            ]
+        );
+    }
+}

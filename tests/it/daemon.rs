@@ -338,3 +338,69 @@ async fn metrics_parse_and_carry_the_documented_series_without_personal_data() {
     d.shutdown.cancel();
     d.task.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_hr_file_or_sighup_reloads_the_source_for_the_next_push() {
+    let hr_dir = tempfile::tempdir().unwrap();
+    let hr_path = hr_dir.path().join("hr.csv");
+    let for_settings = hr_path.clone();
+    let t = spawn_app(Opts {
+        settings: Box::new(move |s| {
+            s.hr = Some(cliq_sync::config::HrSettings {
+                source: for_settings.clone(),
+                managed_fields: None,
+            });
+            s.push.enabled = true;
+            s.sync.teams = "off".into();
+        }),
+        ..Opts::default()
+    })
+    .await;
+    let u = t.sim.users()[20].clone();
+    let (id, email) = (u["id"].as_str().unwrap(), u["email_id"].as_str().unwrap());
+    std::fs::write(&hr_path, format!("email_id,extension\n{email},1001\n")).unwrap();
+
+    let state = Arc::new(DaemonState::default());
+    let reload = Arc::new(Notify::new());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(
+        Daemon::new(t.app.clone(), state.clone())
+            .unwrap()
+            .run(shutdown.clone(), reload.clone()),
+    );
+    // The push at 09:15 applies the file as it is.
+    tokio::time::sleep(Duration::from_secs(16 * 60)).await;
+    assert_eq!(t.sim.user(id).unwrap()["extension"], "1001");
+
+    // The file changes: the 09:30 push sees it without being told.
+    std::fs::write(&hr_path, format!("email_id,extension\n{email},1002\n")).unwrap();
+    tokio::time::sleep(Duration::from_secs(15 * 60)).await;
+    assert_eq!(t.sim.user(id).unwrap()["extension"], "1002");
+
+    // An invalid file: nothing is pushed from it (nor from the old one).
+    std::fs::write(&hr_path, "email_id,extensoin\nnot-an-email,1\n").unwrap();
+    reload.notify_one(); // SIGHUP
+    tokio::time::sleep(Duration::from_secs(15 * 60)).await;
+    assert!(state.hr_errors.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    let puts = t
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .count();
+    assert_eq!(puts, 2);
+
+    // Fixed, and SIGHUP: reloaded at once (before the next push).
+    std::fs::write(&hr_path, format!("email_id,extension\n{email},1003\n")).unwrap();
+    let reloads = state.hr_reloads.load(std::sync::atomic::Ordering::Relaxed);
+    reload.notify_one();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        state.hr_reloads.load(std::sync::atomic::Ordering::Relaxed),
+        reloads + 1
+    );
+    tokio::time::sleep(Duration::from_secs(15 * 60)).await;
+    assert_eq!(t.sim.user(id).unwrap()["extension"], "1003");
+    shutdown.cancel();
+    task.await.unwrap();
+}
