@@ -134,6 +134,7 @@ impl App {
             window_margin: s.window_margin,
             teams: s.teams.parse().unwrap_or(TeamsMode::Changed),
             teams_per_run: s.teams_per_run,
+            per_status: s.status_listing == "per_status",
             layouts: true,
         }
     }

@@ -196,6 +196,10 @@ pub struct SyncSettings {
     pub teams: String,
     /// Team-membership fetches per run (one request each, 20/min).
     pub teams_per_run: usize,
+    /// "combined": one listing without a status filter (the simulator, like
+    /// our reading of the API, returns every status); "per_status": one
+    /// listing per status, for an API that filters by default.
+    pub status_listing: String,
 }
 
 impl Default for SyncSettings {
@@ -205,6 +209,7 @@ impl Default for SyncSettings {
             window_margin: Duration::from_secs(6 * 3600),
             teams: "changed".into(),
             teams_per_run: 20,
+            status_listing: "combined".into(),
         }
     }
 }
@@ -439,6 +444,12 @@ impl Settings {
         c.data_center
             .parse::<crate::cliq::dc::DataCenter>()
             .map_err(|e| invalid("cliq.data_center", e.to_string()))?;
+        if !matches!(self.sync.status_listing.as_str(), "combined" | "per_status") {
+            return Err(invalid(
+                "sync.status_listing",
+                "must be \"combined\" or \"per_status\"",
+            ));
+        }
         if !(1..=100).contains(&c.page_size) {
             return Err(invalid("cliq.page_size", "must be between 1 and 100"));
         }

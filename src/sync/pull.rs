@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::cliq::client::{CliqClient, ListEvent};
 use crate::cliq::error::CliqError;
-use crate::cliq::models::ListUsersParams;
+use crate::cliq::models::{ListUsersParams, UserStatus};
 use crate::cliq::Endpoint;
 use crate::mirror::runs::{RunFigures, RunKind, RunStatus};
 use crate::mirror::teams::TeamRow;
@@ -80,6 +80,10 @@ pub struct PullOptions {
     pub teams_per_run: usize,
     /// Refresh layouts on full pulls.
     pub layouts: bool,
+    /// List each status separately (`[sync] status_listing = "per_status"`)
+    /// instead of one listing without a status filter. The documentation
+    /// does not say whether an unfiltered listing returns every status.
+    pub per_status: bool,
 }
 
 impl Default for PullOptions {
@@ -90,6 +94,7 @@ impl Default for PullOptions {
             teams: TeamsMode::Changed,
             teams_per_run: 20,
             layouts: true,
+            per_status: false,
         }
     }
 }
@@ -372,24 +377,39 @@ async fn list_into_mirror(
     // a producer task feeds a channel of one page, so memory stays bounded
     // and the network and SQLite work overlap.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Fetched>(1);
+    let listings: Vec<ListUsersParams> = if opts.per_status {
+        UserStatus::ALL
+            .iter()
+            .map(|status| ListUsersParams {
+                status: Some(*status),
+                ..params.clone()
+            })
+            .collect()
+    } else {
+        vec![params]
+    };
     let producer = AbortOnDrop(Some(tokio::spawn({
         let client = client.clone();
         async move {
-            let mut stream = client.list_users(params);
-            while let Some(event) = stream.next().await {
-                let fetched = match event {
-                    Ok(ListEvent::Page(page)) => Ok(Fetched::Page(flatten(&page.users))),
-                    Ok(ListEvent::Restarted) => Ok(Fetched::Restarted),
-                    Err(e) => Err(e),
-                };
-                let failed = fetched.is_err();
-                if tx
-                    .send(fetched.unwrap_or_else(Fetched::Failed))
-                    .await
-                    .is_err()
-                    || failed
-                {
-                    return;
+            // One listing, or one per status (`[sync] status_listing`),
+            // one after the other: together they are the complete listing.
+            for params in listings {
+                let mut stream = client.list_users(params);
+                while let Some(event) = stream.next().await {
+                    let fetched = match event {
+                        Ok(ListEvent::Page(page)) => Ok(Fetched::Page(flatten(&page.users))),
+                        Ok(ListEvent::Restarted) => Ok(Fetched::Restarted),
+                        Err(e) => Err(e),
+                    };
+                    let failed = fetched.is_err();
+                    if tx
+                        .send(fetched.unwrap_or_else(Fetched::Failed))
+                        .await
+                        .is_err()
+                        || failed
+                    {
+                        return;
+                    }
                 }
             }
         }

@@ -442,3 +442,44 @@ async fn status_reports_runs_watermark_locks_and_counts() {
     let json = serde_json::to_value(&s).unwrap();
     assert_eq!(json["runs"][0]["kind"], "full");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_per_status_full_pull_lists_each_status_and_still_sees_everyone() {
+    let t = spawn_app(Opts {
+        users: 450,
+        settings: Box::new(|s| {
+            s.sync.teams = "off".into();
+            s.sync.status_listing = "per_status".into();
+        }),
+        ..Opts::default()
+    })
+    .await;
+    let r = run(&t, PullKind::Full).await;
+    assert!(r.ok());
+    assert_eq!(r.users_seen, 450);
+    assert_eq!(scalar(&t, "SELECT count(*) FROM users").await, 450);
+    let queries: Vec<String> = t
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|q| q.endpoint == Some(Endpoint::ListUsers))
+        .map(|q| q.query)
+        .collect();
+    for status in [
+        "active",
+        "inactive",
+        "pending",
+        "imported_active",
+        "imported_inactive",
+    ] {
+        assert!(
+            queries
+                .iter()
+                .any(|q| q.contains(&format!("status={status}"))),
+            "{status}: {queries:?}"
+        );
+    }
+    assert!(queries.iter().all(|q| q.contains("status=")));
+    // A second one removes nobody: the five listings together are complete.
+    assert_eq!(run(&t, PullKind::Full).await.removed, 0);
+}
