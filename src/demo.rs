@@ -1028,10 +1028,13 @@ impl DemoReport {
         }
         let _ = writeln!(
             o,
-            "  {} throttle responses, {} locks: the scheduler waited {} times for room in a window instead.",
+            "  {} throttle responses, {} locks: the scheduler waited {} for room in a window instead.",
             self.throttled_total(),
             self.locks_imposed,
-            self.scheduler_waits
+            match self.scheduler_waits {
+                1 => "once".to_owned(),
+                n => format!("{n} times"),
+            }
         );
 
         let _ = writeln!(o, "\nWall time");
