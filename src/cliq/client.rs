@@ -235,7 +235,7 @@ impl CliqClient {
                 },
             })
             .await?;
-        UsersPage::from_value(&v).map_err(|e| decode(ep, e))
+        UsersPage::from_owned(v).map_err(|e| decode(ep, e))
     }
 
     /// `GET /users`, every page: follows cursors to the last page. An expired

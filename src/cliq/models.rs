@@ -247,12 +247,26 @@ impl UsersPage {
     /// Parse `{"next_token", "has_more", "data": [users]}` (also tolerated:
     /// `users` instead of `data`, a missing `has_more`, an empty cursor).
     pub fn from_value(v: &Value) -> Result<UsersPage, ShapeError> {
-        let list = match v {
-            Value::Array(_) => v,
+        Self::from_owned(v.clone())
+    }
+
+    /// As [`UsersPage::from_value`], taking the body: the user objects move
+    /// into the page instead of being copied.
+    pub fn from_owned(mut v: Value) -> Result<UsersPage, ShapeError> {
+        let token = v.get("next_token").and_then(json_string);
+        let has_more_field = v.get("has_more").and_then(json_bool);
+        let list = match &mut v {
+            Value::Array(items) => std::mem::take(items),
             Value::Object(m) => match (m.get("data"), m.get("users")) {
-                (Some(d @ Value::Array(_)), _) => d,
-                (_, Some(u @ Value::Array(_))) => u,
-                (None | Some(Value::Null), None | Some(Value::Null)) => &Value::Null,
+                (Some(Value::Array(_)), _) => match m.get_mut("data") {
+                    Some(Value::Array(items)) => std::mem::take(items),
+                    _ => Vec::new(),
+                },
+                (_, Some(Value::Array(_))) => match m.get_mut("users") {
+                    Some(Value::Array(items)) => std::mem::take(items),
+                    _ => Vec::new(),
+                },
+                (None | Some(Value::Null), None | Some(Value::Null)) => Vec::new(),
                 (Some(other), _) | (None, Some(other)) => {
                     return Err(shape(format!(
                         "list users: `data` must be an array, got {}",
@@ -267,19 +281,13 @@ impl UsersPage {
                 )))
             }
         };
-        let users = match list {
-            Value::Array(items) => items
-                .iter()
-                .cloned()
-                .enumerate()
-                .map(|(i, u)| {
-                    User::from_value(u).map_err(|e| shape(format!("list users: item {i}: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            _ => Vec::new(),
-        };
-        let token = v.get("next_token").and_then(json_string);
-        let has_more_field = v.get("has_more").and_then(json_bool);
+        let users = list
+            .into_iter()
+            .enumerate()
+            .map(|(i, u)| {
+                User::from_value(u).map_err(|e| shape(format!("list users: item {i}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let has_more = has_more_field.unwrap_or(true) && token.is_some();
         Ok(UsersPage {
             users,

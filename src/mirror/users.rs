@@ -159,14 +159,28 @@ impl ChangeSource {
     }
 }
 
-/// Upsert of one changed user (a prepared statement, cached per connection).
-const UPSERT: &str =
-    "INSERT INTO users (id, email_id, first_name, last_name, display_name, full_name,
+/// Rows per multi-row upsert statement. Plain `?` parameters only: sqlx
+/// looks every parameter's name up before binding it, and SQLite finds a
+/// `?NNN` name by a linear scan, so numbered parameters make binding a big
+/// statement quadratic. 25 rows × 26 parameters stays far below SQLite's
+/// parameter limit and cuts the round trips to sqlx's worker thread 25-fold.
+const UPSERT_CHUNK: usize = 25;
+
+/// Multi-row upsert of `rows` changed users (prepared and cached per
+/// connection, one text per row count). Each row binds the id, the 20
+/// [`COLUMNS`], raw_json, content_hash and the time three times (first
+/// seen, last seen, updated). Rows are applied in order, so a user listed
+/// twice ends as the later copy, as with one statement per row.
+fn upsert_sql(rows: usize) -> String {
+    let row =
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)";
+    let values = vec![row; rows].join(",\n    ");
+    format!(
+        "INSERT INTO users (id, email_id, first_name, last_name, display_name, full_name,
     status, employee_id, mobile, phone, extension, work_location, timezone, language, country,
     department_id, department_name, designation_id, designation_name, reporting_to_id,
     reporting_to_name, raw_json, content_hash, first_seen_at, last_seen_at, updated_at, removed_at)
- VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-    ?21, ?22, ?23, ?24, ?24, ?24, NULL)
+ VALUES {values}
  ON CONFLICT (id) DO UPDATE SET
     email_id = excluded.email_id, first_name = excluded.first_name, last_name = excluded.last_name,
     display_name = excluded.display_name, full_name = excluded.full_name, status = excluded.status,
@@ -177,7 +191,9 @@ const UPSERT: &str =
     designation_id = excluded.designation_id, designation_name = excluded.designation_name,
     reporting_to_id = excluded.reporting_to_id, reporting_to_name = excluded.reporting_to_name,
     raw_json = excluded.raw_json, content_hash = excluded.content_hash,
-    last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at, removed_at = NULL";
+    last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at, removed_at = NULL"
+    )
+}
 
 /// `?1`: JSON array of `[user_id, field, old, new]`.
 const CHANGES: &str = "INSERT INTO user_changes
@@ -286,16 +302,29 @@ impl Store {
                 }
             }
         }
-        for u in &upserts {
-            let mut q = sqlx::query(UPSERT).bind(&u.id);
-            for v in &u.values {
-                q = q.bind(v);
+        let full_sql = upsert_sql(UPSERT_CHUNK);
+        for chunk in upserts.chunks(UPSERT_CHUNK) {
+            let tail_sql;
+            let sql = if chunk.len() == UPSERT_CHUNK {
+                &full_sql
+            } else {
+                tail_sql = upsert_sql(chunk.len());
+                &tail_sql
+            };
+            let mut q = sqlx::query(sql);
+            for u in chunk {
+                q = q.bind(&u.id);
+                for v in &u.values {
+                    q = q.bind(v);
+                }
+                q = q
+                    .bind(&u.raw_json)
+                    .bind(&u.content_hash)
+                    .bind(&now_s)
+                    .bind(&now_s)
+                    .bind(&now_s);
             }
-            q.bind(&u.raw_json)
-                .bind(&u.content_hash)
-                .bind(&now_s)
-                .execute(&mut *tx)
-                .await?;
+            q.execute(&mut *tx).await?;
         }
         if !changes.is_empty() {
             sqlx::query(CHANGES)
