@@ -116,8 +116,16 @@ impl FlatUser {
     }
 }
 
+/// Lower-case hex, without a `format!` per byte (this runs for every
+/// listed user).
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
 }
 
 /// What writing one page did.
@@ -379,6 +387,11 @@ impl Store {
 mod tests {
     use super::*;
     use crate::clock::{from_db, Clock};
+
+    #[test]
+    fn hex_is_lower_case_two_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+    }
 
     fn user(id: &str, location: &str) -> FlatUser {
         FlatUser::from_raw(&serde_json::json!({
