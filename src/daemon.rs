@@ -362,15 +362,10 @@ impl Daemon {
                 self.state
                     .pushes_skipped
                     .fetch_add(r.skipped, Ordering::Relaxed);
-                tracing::info!(
-                    status = %r.status,
-                    updated = r.updates_applied,
-                    added = r.adds_applied,
-                    failed = r.failed,
-                    skipped = r.skipped,
-                    requests = r.requests,
-                    "push finished"
-                );
+                // A run logs its own line; say why there was none.
+                if r.run_id.is_none() {
+                    tracing::info!(status = %r.status, "push: nothing sent");
+                }
             }
             Err(PushError::Safety(msg)) => {
                 self.state.runs_failed.fetch_add(1, Ordering::Relaxed);

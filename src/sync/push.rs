@@ -325,6 +325,13 @@ fn attr_of_cliq_key(key: &str) -> Option<Attr> {
 }
 
 impl Run<'_> {
+    /// Close an earlier attempt whose outcome is settled without sending.
+    async fn skip_attempt(&self, id: i64, code: &str) -> Result<(), StoreError> {
+        self.store
+            .set_push_status(id, PushStatus::Skipped, Some(code), self.now())
+            .await
+    }
+
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.store.clock().now()
     }
@@ -398,14 +405,7 @@ impl Run<'_> {
             let (Some(user_id), "update") = (d.user_id.as_deref(), d.action.as_str()) else {
                 // An add: re-planned and re-sent; "already in the org" then
                 // counts as applied.
-                self.store
-                    .set_push_status(
-                        d.id,
-                        PushStatus::Skipped,
-                        Some("unknown_outcome"),
-                        self.now(),
-                    )
-                    .await?;
+                self.skip_attempt(d.id, "unknown_outcome").await?;
                 done += 1;
                 continue;
             };
@@ -421,14 +421,7 @@ impl Run<'_> {
             match got {
                 Ok(user) => {
                     let Some(flat) = FlatUser::from_map(&user.raw) else {
-                        self.store
-                            .set_push_status(
-                                d.id,
-                                PushStatus::Skipped,
-                                Some("reconcile_failed"),
-                                self.now(),
-                            )
-                            .await?;
+                        self.skip_attempt(d.id, "reconcile_failed").await?;
                         done += 1;
                         continue;
                     };
@@ -451,14 +444,7 @@ impl Run<'_> {
                     done += 1;
                 }
                 Err(e) if per_person(&e) => {
-                    self.store
-                        .set_push_status(
-                            d.id,
-                            PushStatus::Skipped,
-                            Some("reconcile_failed"),
-                            self.now(),
-                        )
-                        .await?;
+                    self.skip_attempt(d.id, "reconcile_failed").await?;
                     done += 1;
                 }
                 Err(e) => {
