@@ -338,14 +338,33 @@ impl State {
             }
             page.push(u);
         }
-        let data: Vec<Value> = page.iter().map(|u| org.render(u, fields)).collect();
-        let mut body = json!({"data": data, "has_more": has_more});
-        if has_more {
-            if let Some(last) = page.last() {
-                body["next_token"] = json!(self.issue_cursor(&filter, last, at));
+        // Written straight to bytes (keys in the order `serde_json` would
+        // write them): no `Value` per user.
+        let mut body = Vec::with_capacity(256 + page.len() * 1024);
+        body.extend_from_slice(b"{\"data\":[");
+        for (i, u) in page.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            if serde_json::to_writer(&mut body, &org.view(u, fields)).is_err() {
+                return Reply::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "cannot render a user",
+                );
             }
         }
-        Reply::ok(&body)
+        body.extend_from_slice(b"],\"has_more\":");
+        body.extend_from_slice(if has_more { b"true" } else { b"false" });
+        if has_more {
+            if let Some(last) = page.last() {
+                let token = self.issue_cursor(&filter, last, at);
+                body.extend_from_slice(b",\"next_token\":");
+                body.extend_from_slice(Value::String(token).to_string().as_bytes());
+            }
+        }
+        body.push(b'}');
+        Reply::ok_bytes(body)
     }
 
     fn find_user(&self, id: &str) -> Option<&User> {

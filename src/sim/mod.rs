@@ -210,6 +210,15 @@ impl Reply {
         Reply::json(StatusCode::OK, v)
     }
 
+    /// 200 with a body already serialised as JSON.
+    fn ok_bytes(body: Vec<u8>) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            body: Bytes::from(body),
+            content_type: "application/json;charset=UTF-8",
+        }
+    }
+
     fn error(status: StatusCode, code: &str, message: &str) -> Reply {
         Reply::json(status, &json!({"code": code, "message": message}))
     }

@@ -460,6 +460,41 @@ async fn pagination_over_1000_users_sees_each_exactly_once() {
     );
 }
 
+/// A listing page is written from borrowed views, not `Value`s; its keys
+/// must come out in the order `serde_json::Map` writes them (sorted), or
+/// the simulator's bytes would differ from a `Value` of the same user.
+#[test]
+fn user_views_serialise_like_values() {
+    let org = org::Org::seed(300, 7, chrono::Utc::now());
+    let fields = [
+        org::Fields::ALL,
+        org::Fields::default(),
+        org::Fields {
+            mobile: true,
+            department: true,
+            ..org::Fields::default()
+        },
+    ];
+    let mut checked = 0;
+    for u in org.users.values() {
+        for f in fields {
+            let view = serde_json::to_string(&org.view(u, f)).unwrap();
+            let value = serde_json::to_value(org.view(u, f)).unwrap();
+            assert_eq!(view, value.to_string());
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 900);
+    // A full view of someone with a manager has every key.
+    let full = org
+        .users
+        .values()
+        .map(|u| org.render(u, org::Fields::ALL))
+        .find(|v| v.get("reportingto").is_some())
+        .unwrap();
+    assert_eq!(full.as_object().unwrap().len(), 25);
+}
+
 #[tokio::test(start_paused = true)]
 async fn listing_filters_and_fields() {
     let h = harness(users(300)).await;
