@@ -36,10 +36,12 @@ pub use stats::{ClientStats, ClientStatsSnapshot};
 
 use crate::cliq::auth::TokenManager;
 use crate::cliq::dc::DataCenter;
-use crate::cliq::error::{classify, error_parts, Classified, CliqError, RequestContext};
+use crate::cliq::error::{
+    classify, decode_value, error_parts, BodyError, Classified, CliqError, RequestContext,
+};
 use crate::cliq::models::{
-    unwrap_data, BatchResult, Fields, Layout, ListUsersParams, ModifiedAfterFormat, Team,
-    UpdateBodyShape, User, UserFields, UsersPage,
+    unwrap_data, BatchResult, Fields, Layout, ListUsersParams, ModifiedAfterFormat, RawUsersPage,
+    Team, UpdateBodyShape, User, UserFields, UsersPage,
 };
 use crate::cliq::quotas::QuotaScheduler;
 use crate::cliq::transport::Transport;
@@ -104,8 +106,8 @@ impl Default for ClientConfig {
 
 /// One event of a full listing.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ListEvent {
-    Page(UsersPage),
+pub enum ListEvent<P = UsersPage> {
+    Page(P),
     /// The cursor expired: the listing starts again from page one. Pages
     /// already received are not complete evidence of the org any more.
     Restarted,
@@ -144,6 +146,27 @@ struct Call {
     ctx: RequestContext,
 }
 
+/// A listing page: where the next one starts.
+pub trait Paged {
+    /// `None` on the last page.
+    fn next_token(&self) -> Option<&str>;
+}
+
+impl Paged for UsersPage {
+    fn next_token(&self) -> Option<&str> {
+        self.next_token.as_deref()
+    }
+}
+
+impl Paged for RawUsersPage {
+    fn next_token(&self) -> Option<&str> {
+        self.next_token.as_deref()
+    }
+}
+
+/// Turns a successful response's body into the endpoint's result.
+type Decoder<T> = fn(&[u8]) -> Result<T, BodyError>;
+
 /// Per-call mutable state shared by the attempts.
 #[derive(Default)]
 struct CallState {
@@ -152,8 +175,8 @@ struct CallState {
     server_hint: Mutex<Option<Duration>>,
 }
 
-enum Sent {
-    Done(Value),
+enum Sent<T> {
+    Done(T),
     Unauthorized {
         token: SecretString,
         message: String,
@@ -213,7 +236,24 @@ impl CliqClient {
         params: &ListUsersParams,
         next_token: Option<&str>,
     ) -> Result<UsersPage, CliqError> {
-        let ep = Endpoint::ListUsers;
+        let v = self.execute(self.list_call(params, next_token)).await?;
+        UsersPage::from_owned(v).map_err(|e| decode(Endpoint::ListUsers, e))
+    }
+
+    /// As [`CliqClient::list_users_page`], each user kept as the JSON text
+    /// received (what a pull stores).
+    pub async fn list_users_raw_page(
+        &self,
+        params: &ListUsersParams,
+        next_token: Option<&str>,
+    ) -> Result<RawUsersPage, CliqError> {
+        self.execute_as(self.list_call(params, next_token), |body| {
+            RawUsersPage::from_slice(body).map_err(BodyError::from)
+        })
+        .await
+    }
+
+    fn list_call(&self, params: &ListUsersParams, next_token: Option<&str>) -> Call {
         let cfg = &self.inner.cfg;
         let mut query = params.to_query(cfg.modified_after_format);
         if params.limit.is_none() {
@@ -222,20 +262,17 @@ impl CliqClient {
         if let Some(t) = next_token {
             query.push(("next_token", t.to_string()));
         }
-        let v = self
-            .execute(Call {
-                ep,
-                method: http::Method::GET,
-                path: "/users".into(),
-                query,
-                body: None,
-                ctx: RequestContext {
-                    had_cursor: next_token.is_some(),
-                    ..Default::default()
-                },
-            })
-            .await?;
-        UsersPage::from_owned(v).map_err(|e| decode(ep, e))
+        Call {
+            ep: Endpoint::ListUsers,
+            method: http::Method::GET,
+            path: "/users".into(),
+            query,
+            body: None,
+            ctx: RequestContext {
+                had_cursor: next_token.is_some(),
+                ..Default::default()
+            },
+        }
     }
 
     /// `GET /users`, every page: follows cursors to the last page. An expired
@@ -246,12 +283,38 @@ impl CliqClient {
         &self,
         params: ListUsersParams,
     ) -> BoxStream<'static, Result<ListEvent, CliqError>> {
-        struct St {
+        self.paginate(params, |client, params, cursor| async move {
+            client.list_users_page(&params, cursor.as_deref()).await
+        })
+    }
+
+    /// As [`CliqClient::list_users`], with [`RawUsersPage`]s.
+    pub fn list_users_raw(
+        &self,
+        params: ListUsersParams,
+    ) -> BoxStream<'static, Result<ListEvent<RawUsersPage>, CliqError>> {
+        self.paginate(params, |client, params, cursor| async move {
+            client.list_users_raw_page(&params, cursor.as_deref()).await
+        })
+    }
+
+    fn paginate<P, F, Fut>(
+        &self,
+        params: ListUsersParams,
+        fetch: F,
+    ) -> BoxStream<'static, Result<ListEvent<P>, CliqError>>
+    where
+        P: Paged + Send + 'static,
+        F: Fn(CliqClient, ListUsersParams, Option<String>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<P, CliqError>> + Send,
+    {
+        struct St<F> {
             client: CliqClient,
             params: ListUsersParams,
             cursor: Option<String>,
             restarts: u32,
             done: bool,
+            fetch: F,
         }
         let st = St {
             client: self.clone(),
@@ -259,18 +322,16 @@ impl CliqClient {
             cursor: None,
             restarts: 0,
             done: false,
+            fetch,
         };
         futures::stream::unfold(st, |mut s| async move {
             if s.done {
                 return None;
             }
-            let res = s
-                .client
-                .list_users_page(&s.params, s.cursor.as_deref())
-                .await;
+            let res = (s.fetch)(s.client.clone(), s.params.clone(), s.cursor.clone()).await;
             match res {
                 Ok(page) => {
-                    if page.next_token.is_some() && page.next_token == s.cursor {
+                    if page.next_token().is_some() && page.next_token() == s.cursor.as_deref() {
                         s.done = true;
                         let e = CliqError::Decode {
                             endpoint: Endpoint::ListUsers,
@@ -279,8 +340,8 @@ impl CliqClient {
                         };
                         return Some((Err(e), s));
                     }
-                    s.cursor = page.next_token.clone();
-                    s.done = page.is_last();
+                    s.cursor = page.next_token().map(str::to_owned);
+                    s.done = page.next_token().is_none();
                     Some((Ok(ListEvent::Page(page)), s))
                 }
                 Err(CliqError::ExpiredCursor { message, .. }) if s.restarts < MAX_LIST_RESTARTS => {
@@ -430,16 +491,22 @@ impl CliqClient {
     // -----------------------------------------------------------------
 
     async fn execute(&self, call: Call) -> Result<Value, CliqError> {
+        self.execute_as(call, decode_value).await
+    }
+
+    /// [`CliqClient::execute`] with the body decoded by `decode` (inside
+    /// the retry loop: a body cut short is retried like a 5xx).
+    async fn execute_as<T>(&self, call: Call, decode: Decoder<T>) -> Result<T, CliqError> {
         let span = tracing::info_span!(
             "cliq_request",
             endpoint = %call.ep,
             method = %call.method,
             path = %call.path,
         );
-        self.execute_inner(call).instrument(span).await
+        self.execute_inner(call, decode).instrument(span).await
     }
 
-    async fn execute_inner(&self, call: Call) -> Result<Value, CliqError> {
+    async fn execute_inner<T>(&self, call: Call, decode: Decoder<T>) -> Result<T, CliqError> {
         let inner = &*self.inner;
         let cfg = &inner.cfg;
         let state = CallState::default();
@@ -450,7 +517,7 @@ impl CliqClient {
                 .with_min_delay(cfg.min_backoff)
                 .with_max_delay(cfg.max_backoff)
                 .with_max_times(cfg.max_transient_retries);
-            let res = (|| self.attempt(&call, &state))
+            let res = (|| self.attempt(&call, &state, decode))
                 .retry(backoff)
                 .sleep(backon::TokioSleeper)
                 .when(CliqError::is_transient)
@@ -477,13 +544,18 @@ impl CliqClient {
     }
 
     /// One attempt, including the single re-send after a 401.
-    async fn attempt(&self, call: &Call, state: &CallState) -> Result<Value, CliqError> {
-        match self.send(call, state).await? {
+    async fn attempt<T>(
+        &self,
+        call: &Call,
+        state: &CallState,
+        decode: Decoder<T>,
+    ) -> Result<T, CliqError> {
+        match self.send(call, state, decode).await? {
             Sent::Done(v) => Ok(v),
             Sent::Unauthorized { token, message } => {
                 tracing::info!(%message, "401 from Cliq; refreshing the token and re-sending once");
                 self.inner.auth.invalidate(&token).await;
-                match self.send(call, state).await? {
+                match self.send(call, state, decode).await? {
                     Sent::Done(v) => Ok(v),
                     Sent::Unauthorized { message, .. } => Err(CliqError::Unauthorized {
                         endpoint: call.ep,
@@ -495,7 +567,12 @@ impl CliqClient {
     }
 
     /// acquire → token → one HTTP request → classification.
-    async fn send(&self, call: &Call, state: &CallState) -> Result<Sent, CliqError> {
+    async fn send<T>(
+        &self,
+        call: &Call,
+        state: &CallState,
+        decode: Decoder<T>,
+    ) -> Result<Sent<T>, CliqError> {
         let inner = &*self.inner;
         let ep = call.ep;
         // Token first: a refresh is a request of its own and takes time, and
@@ -537,7 +614,7 @@ impl CliqClient {
             status = status.as_u16(),
             "cliq response"
         );
-        match classify(ep, status, resp.headers(), resp.body(), &call.ctx) {
+        match classify(ep, status, resp.headers(), resp.body(), &call.ctx, decode) {
             Classified::Ok(v) => Ok(Sent::Done(v)),
             Classified::Unauthorized { message } => {
                 inner.stats.record_unauthorized(ep);

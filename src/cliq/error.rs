@@ -158,13 +158,39 @@ pub(crate) struct RequestContext {
 
 /// The classification of one complete HTTP response.
 #[derive(Debug)]
-pub(crate) enum Classified {
-    Ok(Value),
+pub(crate) enum Classified<T = Value> {
+    Ok(T),
     /// 401: the caller invalidates the token and re-sends once.
     Unauthorized {
         message: String,
     },
     Err(CliqError),
+}
+
+/// Why a successful response's body could not be used.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// Not JSON (or cut short): a transport problem, worth retrying.
+    Unreadable(String),
+    /// JSON of the wrong shape: retrying will not change it.
+    Shape(String),
+}
+
+impl From<crate::cliq::models::RawPageError> for BodyError {
+    fn from(e: crate::cliq::models::RawPageError) -> Self {
+        match e {
+            crate::cliq::models::RawPageError::Shape(m) => BodyError::Shape(m),
+            crate::cliq::models::RawPageError::Json(e) => BodyError::Unreadable(e.to_string()),
+        }
+    }
+}
+
+/// A body as a `Value` (an empty body is `null`, e.g. a 204).
+pub(crate) fn decode_value(body: &[u8]) -> Result<Value, BodyError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(body).map_err(|e| BodyError::Unreadable(e.to_string()))
 }
 
 /// `{"code", "message"}` of an error body (also `error`, `error_description`,
@@ -223,25 +249,27 @@ fn mentions_throttle(code: Option<&str>, message: &str) -> bool {
 }
 
 /// Classify one complete response of `ep`.
-pub(crate) fn classify(
+pub(crate) fn classify<T>(
     ep: Endpoint,
     status: http::StatusCode,
     headers: &http::HeaderMap,
     body: &[u8],
     ctx: &RequestContext,
-) -> Classified {
+    decode: impl FnOnce(&[u8]) -> Result<T, BodyError>,
+) -> Classified<T> {
     let code_u16 = status.as_u16();
     if status.is_success() {
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Classified::Ok(Value::Null);
-        }
-        return match serde_json::from_slice::<Value>(body) {
+        return match decode(body) {
             Ok(v) => Classified::Ok(v),
-            Err(e) => Classified::Err(CliqError::Transient {
+            Err(BodyError::Unreadable(e)) => Classified::Err(CliqError::Transient {
                 endpoint: ep,
                 reason: format!(
                     "HTTP {code_u16} with an unreadable body ({e}), probably truncated"
                 ),
+            }),
+            Err(BodyError::Shape(message)) => Classified::Err(CliqError::Decode {
+                endpoint: ep,
+                message,
             }),
         };
     }
@@ -357,6 +385,7 @@ mod tests {
             &HeaderMap::new(),
             body.as_bytes(),
             ctx,
+            decode_value,
         )
     }
 
@@ -519,6 +548,7 @@ mod tests {
             },
             b"",
             &RequestContext::default(),
+            decode_value,
         );
         assert!(matches!(
             e,

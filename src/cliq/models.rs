@@ -12,6 +12,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 // ---------------------------------------------------------------------------
@@ -298,6 +299,88 @@ impl UsersPage {
 
     pub fn is_last(&self) -> bool {
         !self.has_more
+    }
+}
+
+/// One page of `GET /users` with each user left as the JSON text received:
+/// what a pull stores, without building a `Value` per user (the shape
+/// tolerance is that of [`UsersPage`]).
+#[derive(Debug, Default)]
+pub struct RawUsersPage {
+    pub users: Vec<Box<RawValue>>,
+    pub next_token: Option<String>,
+    pub has_more: bool,
+}
+
+impl RawUsersPage {
+    /// Parse a body. A `serde_json` *data* error means the body has another
+    /// shape; any other error that it is damaged.
+    pub fn from_slice(body: &[u8]) -> Result<RawUsersPage, RawPageError> {
+        #[derive(Deserialize)]
+        struct Wire {
+            #[serde(default)]
+            data: Option<Vec<Box<RawValue>>>,
+            #[serde(default)]
+            users: Option<Vec<Box<RawValue>>>,
+            #[serde(default)]
+            next_token: Option<Value>,
+            #[serde(default)]
+            has_more: Option<Value>,
+        }
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        let (list, token, has_more_field) = match first {
+            Some(b'[') => (serde_json::from_slice(body)?, None, None),
+            Some(b'{') => {
+                let w: Wire = serde_json::from_slice(body)?;
+                (
+                    w.data.or(w.users).unwrap_or_default(),
+                    w.next_token.as_ref().and_then(json_string),
+                    w.has_more.as_ref().and_then(json_bool),
+                )
+            }
+            _ => {
+                // Not an object or array: let serde_json say what it is.
+                let v: Value = serde_json::from_slice(body)?;
+                return Err(RawPageError::Shape(format!(
+                    "list users: expected an object, got {}",
+                    type_name(&v)
+                )));
+            }
+        };
+        let list: Vec<Box<RawValue>> = list;
+        if let Some(i) = list.iter().position(|u| !u.get().starts_with('{')) {
+            return Err(RawPageError::Shape(format!(
+                "list users: item {i}: a user must be a JSON object"
+            )));
+        }
+        let has_more = has_more_field.unwrap_or(true) && token.is_some();
+        Ok(RawUsersPage {
+            users: list,
+            next_token: if has_more { token } else { None },
+            has_more,
+        })
+    }
+
+    pub fn is_last(&self) -> bool {
+        !self.has_more
+    }
+}
+
+/// Why a body is not a [`RawUsersPage`].
+#[derive(Debug)]
+pub enum RawPageError {
+    /// Valid JSON of another shape.
+    Shape(String),
+    /// Not valid JSON (e.g. cut short).
+    Json(serde_json::Error),
+}
+
+impl From<serde_json::Error> for RawPageError {
+    fn from(e: serde_json::Error) -> Self {
+        match e.classify() {
+            serde_json::error::Category::Data => RawPageError::Shape(e.to_string()),
+            _ => RawPageError::Json(e),
+        }
     }
 }
 
@@ -1098,6 +1181,41 @@ mod tests {
 
         assert!(UsersPage::from_value(&json!({"data": "nope"})).is_err());
         assert!(UsersPage::from_value(&json!({"data": [1]})).is_err());
+    }
+
+    /// The raw page accepts and refuses exactly what the typed page does.
+    #[test]
+    fn raw_users_page_matches_users_page() {
+        let bodies = [
+            r#"{"next_token": "abc", "has_more": true, "data": [{"id": "1"}, {"id": 2}]}"#,
+            r#"{"next_token": "abc", "has_more": false, "data": []}"#,
+            r#"{"has_more": true}"#,
+            r#"{"next_token": "t", "users": [{"id": "1"}]}"#,
+            r#"{"next_token": "", "data": []}"#,
+            r#"{"next_token": 5, "has_more": "yes", "data": null}"#,
+            r#"[{"id": "1"}]"#,
+            r#"{"data": "nope"}"#,
+            r#"{"data": [1]}"#,
+            r#""text""#,
+        ];
+        for body in bodies {
+            let typed = UsersPage::from_value(&serde_json::from_str(body).unwrap());
+            let raw = RawUsersPage::from_slice(body.as_bytes());
+            match (typed, raw) {
+                (Ok(t), Ok(r)) => {
+                    assert_eq!(t.users.len(), r.users.len(), "{body}");
+                    assert_eq!(t.next_token, r.next_token, "{body}");
+                    assert_eq!(t.has_more, r.has_more, "{body}");
+                }
+                (Err(_), Err(RawPageError::Shape(_))) => {}
+                (t, r) => panic!("{body}: typed {t:?}, raw {r:?}"),
+            }
+        }
+        // A body cut short is damaged, not of another shape (retried).
+        assert!(matches!(
+            RawUsersPage::from_slice(br#"{"data": [{"id": "1"}, {"id""#),
+            Err(RawPageError::Json(_))
+        ));
     }
 
     #[test]

@@ -108,6 +108,55 @@ impl FlatUser {
         })
     }
 
+    /// As [`FlatUser::from_map`], from the object's JSON text as received,
+    /// without building a `Value`: strings are borrowed from the text
+    /// where they have no escapes. `raw_json` is that text and the content
+    /// hash is of it, so it changes only when the server's bytes do (a
+    /// server that reorders keys would cost a rewrite of an unchanged row,
+    /// never a `user_changes` row: those compare the columns).
+    pub fn from_raw_json(raw: &str) -> Result<Option<FlatUser>, serde_json::Error> {
+        let w: wire::UserWire = serde_json::from_str(raw)?;
+        let t = |v: Option<wire::Scalar>| v.and_then(wire::Scalar::text);
+        let named = |n: &Option<wire::Named>, id: bool| {
+            n.as_ref()
+                .and_then(|n| if id { n.id.clone() } else { n.name.clone() })
+                .and_then(wire::Scalar::text)
+        };
+        let Some(id) = t(w.id).or_else(|| t(w.user_id)).or_else(|| t(w.zuid)) else {
+            return Ok(None);
+        };
+        let values = [
+            t(w.email_id).map(|e| e.to_lowercase()),
+            t(w.first_name),
+            t(w.last_name),
+            t(w.display_name),
+            t(w.full_name),
+            t(w.status),
+            t(w.employee_id),
+            t(w.mobile),
+            t(w.phone),
+            t(w.extension),
+            t(w.work_location),
+            t(w.timezone),
+            t(w.language),
+            t(w.country),
+            named(&w.department, true).or_else(|| t(w.department_id)),
+            named(&w.department, false),
+            named(&w.designation, true).or_else(|| t(w.designation_id)),
+            named(&w.designation, false),
+            named(&w.reportingto, true)
+                .or_else(|| named(&w.reporting_to, true))
+                .or_else(|| t(w.reporting_to_zuid)),
+            named(&w.reportingto, false).or_else(|| named(&w.reporting_to, false)),
+        ];
+        Ok(Some(FlatUser {
+            id,
+            values,
+            content_hash: hex(&Sha256::digest(raw.as_bytes())),
+            raw_json: raw.to_owned(),
+        }))
+    }
+
     pub fn get(&self, column: &str) -> Option<&str> {
         COLUMNS
             .iter()
@@ -115,6 +164,8 @@ impl FlatUser {
             .and_then(|i| self.values[i].as_deref())
     }
 }
+
+mod wire;
 
 /// Lower-case hex, without a `format!` per byte (this runs for every
 /// listed user).
@@ -387,6 +438,49 @@ impl Store {
 mod tests {
     use super::*;
     use crate::clock::{from_db, Clock};
+
+    /// The text path flattens exactly as the `Value` path does, whatever
+    /// variant of a user object arrives.
+    #[test]
+    fn raw_json_and_value_paths_agree() {
+        let org = crate::sim::org::Org::seed(200, 3, chrono::Utc::now());
+        let mut texts: Vec<String> = org
+            .users
+            .values()
+            .map(|u| org.render(u, crate::sim::org::Fields::ALL).to_string())
+            .collect();
+        texts.extend(
+            [
+                r#"{"user_id": 12, "email_id": " A\u00c9@X.example ", "first_name": "  ",
+                   "reporting_to": {"id": 7.5, "name": "M\"x"}, "department_id": 4,
+                   "designation": [1, 2], "status": true, "mobile": null,
+                   "phone": {"a": 1}, "extension": [], "country": "\t"}"#,
+                r#"{"zuid": "9", "reporting_to_zuid": "3", "department": "Ops",
+                   "designation": {"id": {"x": 1}, "name": "Lead", "other": [1]}}"#,
+                r#"{"id": "1", "id": "2", "timezone": "UTC", "timezone": "Asia/Kolkata",
+                   "reportingto": {"name": "Boss"}, "reporting_to": {"id": "5"}}"#,
+                r#"{"id": 18446744073709551615, "language": -3, "work_location": 1e3}"#,
+                r#"{"email_id": "nobody@x.example"}"#,
+            ]
+            .map(String::from),
+        );
+        for text in &texts {
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            let by_value = FlatUser::from_raw(&value);
+            let by_text = FlatUser::from_raw_json(text).unwrap();
+            assert_eq!(
+                by_value.as_ref().map(|u| (&u.id, &u.values)),
+                by_text.as_ref().map(|u| (&u.id, &u.values)),
+                "{text}"
+            );
+            if let Some(u) = by_text {
+                assert_eq!(u.raw_json, *text);
+                assert_eq!(u.content_hash, hex(&Sha256::digest(text.as_bytes())));
+            }
+        }
+        assert!(FlatUser::from_raw_json("[1]").is_err());
+        assert!(FlatUser::from_raw_json("{\"id\": \"1\"").is_err());
+    }
 
     #[test]
     fn hex_is_lower_case_two_digits_per_byte() {

@@ -28,7 +28,7 @@
 //!   included (endpoint [`Endpoint::OauthToken`]).
 
 mod api;
-mod org;
+pub(crate) mod org;
 #[cfg(test)]
 mod tests;
 

@@ -344,17 +344,24 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn flatten(users: &[crate::cliq::models::User]) -> Vec<FlatUser> {
-    users
-        .iter()
-        .filter_map(|u| {
-            let flat = FlatUser::from_map(&u.raw);
-            if flat.is_none() {
-                tracing::warn!("a listed user has no id; skipped");
+/// Flatten a page as received. A user without an id is skipped with a
+/// warning; one that cannot be read fails the page (and so the listing:
+/// skipping them would later mark them removed).
+fn flatten(users: &[Box<serde_json::value::RawValue>]) -> Result<Vec<FlatUser>, CliqError> {
+    let mut out = Vec::with_capacity(users.len());
+    for (i, u) in users.iter().enumerate() {
+        match FlatUser::from_raw_json(u.get()) {
+            Ok(Some(flat)) => out.push(flat),
+            Ok(None) => tracing::warn!("a listed user has no id; skipped"),
+            Err(e) => {
+                return Err(CliqError::Decode {
+                    endpoint: Endpoint::ListUsers,
+                    message: format!("list users: item {i}: {e}"),
+                })
             }
-            flat
-        })
-        .collect()
+        }
+    }
+    Ok(out)
 }
 
 enum ListFailure {
@@ -394,10 +401,10 @@ async fn list_into_mirror(
             // One listing, or one per status (`[sync] status_listing`),
             // one after the other: together they are the complete listing.
             for params in listings {
-                let mut stream = client.list_users(params);
+                let mut stream = client.list_users_raw(params);
                 while let Some(event) = stream.next().await {
                     let fetched = match event {
-                        Ok(ListEvent::Page(page)) => Ok(Fetched::Page(flatten(&page.users))),
+                        Ok(ListEvent::Page(page)) => flatten(&page.users).map(Fetched::Page),
                         Ok(ListEvent::Restarted) => Ok(Fetched::Restarted),
                         Err(e) => Err(e),
                     };
