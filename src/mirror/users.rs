@@ -1,12 +1,10 @@
 //! Users in the mirror: flattening Cliq's user objects into the public
 //! columns, and writing a page of them with change history.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use super::store::{Store, StoreError};
 use crate::clock::to_db;
@@ -189,17 +187,6 @@ pub struct PageOutcome {
     pub touched_ids: Vec<String>,
 }
 
-struct Existing {
-    values: Vec<Option<String>>,
-    removed: bool,
-}
-
-/// Serialise rows as a JSON array (for `json_each`).
-fn json_text<T: serde::Serialize>(rows: impl IntoIterator<Item = T>) -> String {
-    let rows: Vec<T> = rows.into_iter().collect();
-    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
-}
-
 /// Where a change was observed (the `source` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeSource {
@@ -218,28 +205,13 @@ impl ChangeSource {
     }
 }
 
-/// Rows per multi-row upsert statement. Plain `?` parameters only: sqlx
-/// looks every parameter's name up before binding it, and SQLite finds a
-/// `?NNN` name by a linear scan, so numbered parameters make binding a big
-/// statement quadratic. 25 rows × 26 parameters stays far below SQLite's
-/// parameter limit and cuts the round trips to sqlx's worker thread 25-fold.
-const UPSERT_CHUNK: usize = 25;
-
-/// Multi-row upsert of `rows` changed users (prepared and cached per
-/// connection, one text per row count). Each row binds the id, the 20
-/// [`COLUMNS`], raw_json, content_hash and the time three times (first
-/// seen, last seen, updated). Rows are applied in order, so a user listed
-/// twice ends as the later copy, as with one statement per row.
-fn upsert_sql(rows: usize) -> String {
-    let row =
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)";
-    let values = vec![row; rows].join(",\n    ");
-    format!(
-        "INSERT INTO users (id, email_id, first_name, last_name, display_name, full_name,
-    status, employee_id, mobile, phone, extension, work_location, timezone, language, country,
-    department_id, department_name, designation_id, designation_name, reporting_to_id,
+/// Insert or rewrite one user: binds the id, the 20 [`COLUMNS`], raw_json,
+/// content_hash and the time three times (first seen, last seen, updated).
+const UPSERT: &str = "INSERT INTO users (id, email_id, first_name, last_name, display_name,
+    full_name, status, employee_id, mobile, phone, extension, work_location, timezone, language,
+    country, department_id, department_name, designation_id, designation_name, reporting_to_id,
     reporting_to_name, raw_json, content_hash, first_seen_at, last_seen_at, updated_at, removed_at)
- VALUES {values}
+ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
  ON CONFLICT (id) DO UPDATE SET
     email_id = excluded.email_id, first_name = excluded.first_name, last_name = excluded.last_name,
     display_name = excluded.display_name, full_name = excluded.full_name, status = excluded.status,
@@ -250,14 +222,11 @@ fn upsert_sql(rows: usize) -> String {
     designation_id = excluded.designation_id, designation_name = excluded.designation_name,
     reporting_to_id = excluded.reporting_to_id, reporting_to_name = excluded.reporting_to_name,
     raw_json = excluded.raw_json, content_hash = excluded.content_hash,
-    last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at, removed_at = NULL"
-    )
-}
+    last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at, removed_at = NULL";
 
-/// `?1`: JSON array of `[user_id, field, old, new]`.
-const CHANGES: &str = "INSERT INTO user_changes
+const CHANGE: &str = "INSERT INTO user_changes
     (user_id, field, old_value, new_value, observed_at, run_id, source)
- SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ?2, ?3, ?4 FROM json_each(?1)";
+ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 impl Store {
     /// Write one page of users in one transaction, so a reader never sees
@@ -266,7 +235,8 @@ impl Store {
     /// Unchanged users (same content hash) only get `last_seen_at` bumped.
     /// Changed users get one `user_changes` row per changed column; a new
     /// user gets one row with field `user` and new value `added`, a user
-    /// who reappears after removal one with new value `restored`.
+    /// who reappears after removal one with new value `restored`. Users
+    /// are applied in order, so one listed twice ends as the later copy.
     pub async fn write_users_page(
         &self,
         users: &[FlatUser],
@@ -281,121 +251,77 @@ impl Store {
         if users.is_empty() {
             return Ok(out);
         }
-        let _hold = self.hold();
         let now_s = to_db(now);
-        let keys = json_text(users.iter().map(|u| [&u.id, &u.content_hash]));
-        let mut tx = self.write().await?;
-
-        // Everyone listed was seen (the upsert below rewrites the changed).
-        sqlx::query(
-            "UPDATE users SET last_seen_at = ?1
-             WHERE id IN (SELECT value ->> 0 FROM json_each(?2))",
-        )
-        .bind(&now_s)
-        .bind(&keys)
-        .execute(&mut *tx)
-        .await?;
-
-        // Only the new, changed or restored come back, with their old values.
-        let sql = format!(
-            "SELECT j.value ->> 0 AS key, u.id IS NOT NULL AS known,
-                    u.removed_at IS NOT NULL AS removed, {}
-             FROM json_each(?1) j LEFT JOIN users u ON u.id = j.value ->> 0
-             WHERE u.id IS NULL OR u.content_hash <> j.value ->> 1 OR u.removed_at IS NOT NULL",
-            COLUMNS.map(|c| format!("u.{c}")).join(", ")
-        );
-        let rows = sqlx::query(&sql).bind(&keys).fetch_all(&mut *tx).await?;
-        if rows.is_empty() {
-            tx.commit().await?;
-            return Ok(out);
-        }
-        let mut old: HashMap<String, Option<Existing>> = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let known: bool = row.get("known");
-            old.insert(
-                row.get("key"),
-                known.then(|| Existing {
-                    values: (0..COLUMNS.len())
-                        .map(|i| row.get::<Option<String>, _>(i + 3))
-                        .collect(),
-                    removed: row.get("removed"),
-                }),
-            );
-        }
-
-        let mut upserts: Vec<&FlatUser> = Vec::with_capacity(old.len());
-        let mut changes: Vec<[Option<&str>; 4]> = Vec::new();
-        for u in users {
-            let Some(prev) = old.get(&u.id) else { continue };
-            upserts.push(u);
-            match prev {
-                None => {
-                    changes.push([Some(&u.id), Some("user"), None, Some("added")]);
-                    out.added += 1;
-                    out.touched_ids.push(u.id.clone());
-                }
-                Some(prev) => {
-                    let before = changes.len();
-                    if prev.removed {
-                        changes.push([
-                            Some(&u.id),
-                            Some("user"),
-                            Some("removed"),
-                            Some("restored"),
-                        ]);
+        let old_columns_sql = format!("SELECT {} FROM users WHERE id = ?1", COLUMNS.join(", "));
+        self.write_direct(|tx| {
+            let mut state =
+                tx.prepare("SELECT content_hash, removed_at IS NOT NULL FROM users WHERE id = ?1")?;
+            let mut old_columns = tx.prepare(&old_columns_sql)?;
+            let mut seen = tx.prepare("UPDATE users SET last_seen_at = ?1 WHERE id = ?2")?;
+            let mut upsert = tx.prepare(UPSERT)?;
+            let mut change = tx.prepare(CHANGE)?;
+            let mut record = |id: &str, field: &str, old: Option<&str>, new: Option<&str>| {
+                change
+                    .execute(rusqlite::params![
+                        id,
+                        field,
+                        old,
+                        new,
+                        now_s,
+                        run_id,
+                        source.as_str()
+                    ])
+                    .map(drop)
+            };
+            for u in users {
+                let prev: Option<(String, bool)> = state
+                    .query_row([&u.id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                match prev {
+                    Some((hash, false)) if hash == u.content_hash => {
+                        seen.execute(rusqlite::params![now_s, u.id])?;
+                        continue;
                     }
-                    for (i, col) in COLUMNS.iter().enumerate() {
-                        if prev.values[i] != u.values[i] {
-                            changes.push([
-                                Some(&u.id),
-                                Some(col),
-                                prev.values[i].as_deref(),
-                                u.values[i].as_deref(),
-                            ]);
-                        }
-                    }
-                    if changes.len() > before {
-                        out.changed += 1;
+                    None => {
+                        record(&u.id, "user", None, Some("added"))?;
+                        out.added += 1;
                         out.touched_ids.push(u.id.clone());
                     }
+                    Some((_, removed)) => {
+                        let old: Vec<Option<String>> = old_columns.query_row([&u.id], |r| {
+                            (0..COLUMNS.len()).map(|i| r.get(i)).collect()
+                        })?;
+                        let mut changed = false;
+                        if removed {
+                            record(&u.id, "user", Some("removed"), Some("restored"))?;
+                            changed = true;
+                        }
+                        for (i, col) in COLUMNS.iter().enumerate() {
+                            if old[i] != u.values[i] {
+                                record(&u.id, col, old[i].as_deref(), u.values[i].as_deref())?;
+                                changed = true;
+                            }
+                        }
+                        if changed {
+                            out.changed += 1;
+                            out.touched_ids.push(u.id.clone());
+                        }
+                    }
                 }
-            }
-        }
-        let full_sql = upsert_sql(UPSERT_CHUNK);
-        for chunk in upserts.chunks(UPSERT_CHUNK) {
-            let tail_sql;
-            let sql = if chunk.len() == UPSERT_CHUNK {
-                &full_sql
-            } else {
-                tail_sql = upsert_sql(chunk.len());
-                &tail_sql
-            };
-            let mut q = sqlx::query(sql);
-            for u in chunk {
-                q = q.bind(&u.id);
-                for v in &u.values {
-                    q = q.bind(v);
+                upsert.raw_bind_parameter(1, &u.id)?;
+                for (i, v) in u.values.iter().enumerate() {
+                    upsert.raw_bind_parameter(i + 2, v)?;
                 }
-                q = q
-                    .bind(&u.raw_json)
-                    .bind(&u.content_hash)
-                    .bind(&now_s)
-                    .bind(&now_s)
-                    .bind(&now_s);
+                upsert.raw_bind_parameter(22, &u.raw_json)?;
+                upsert.raw_bind_parameter(23, &u.content_hash)?;
+                for i in 24..=26 {
+                    upsert.raw_bind_parameter(i, &now_s)?;
+                }
+                upsert.raw_execute()?;
             }
-            q.execute(&mut *tx).await?;
-        }
-        if !changes.is_empty() {
-            sqlx::query(CHANGES)
-                .bind(json_text(changes))
-                .bind(&now_s)
-                .bind(run_id)
-                .bind(source.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(out)
+            Ok(out)
+        })
+        .await
     }
 
     /// After a *complete* full listing that started at `listing_started`:
