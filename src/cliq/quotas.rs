@@ -25,22 +25,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
 use sqlx::{Row, SqlitePool};
 
 use crate::cliq::{Endpoint, Quota};
 use crate::clock::{from_db, to_db, Clock};
-use crate::mirror::Store;
+use crate::mirror::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {
     #[error("quota ledger: {0}")]
-    Store(#[from] sqlx::Error),
+    Store(#[from] StoreError),
 }
 
-impl From<QuotaError> for crate::mirror::StoreError {
+impl From<sqlx::Error> for QuotaError {
+    fn from(e: sqlx::Error) -> Self {
+        QuotaError::Store(StoreError::Db(e))
+    }
+}
+
+impl From<QuotaError> for StoreError {
     fn from(e: QuotaError) -> Self {
         match e {
-            QuotaError::Store(e) => crate::mirror::StoreError::Db(e),
+            QuotaError::Store(e) => e,
         }
     }
 }
@@ -213,68 +220,69 @@ impl QuotaScheduler {
     }
 
     /// One transaction: honour a lock, count the window, record the start.
+    /// It runs once per request, so it goes straight to SQLite
+    /// ([`Store::write_direct`]) rather than through sqlx's worker thread.
     async fn try_start(&self, ep: Endpoint) -> Result<Attempt, QuotaError> {
         let inner = &*self.inner;
-        let _hold = inner.clock.hold();
         let quota = inner.limits.get(ep);
         let window = chrono::Duration::from_std(inner.limits.effective_window(ep))
             .unwrap_or(chrono::Duration::MAX);
-        let mut tx = inner.store.write().await?;
-        // Read the clock only once the write lock is held: another process
-        // cannot slip a start in between our count and our insert.
-        let now = truncate_ms(inner.clock.now());
+        let clock = &inner.clock;
+        let wait = inner
+            .store
+            .write_direct(|tx| {
+                // Read the clock only once the write lock is held: another
+                // process cannot slip a start in between our count and our
+                // insert.
+                let now = truncate_ms(clock.now());
+                let lock: Option<String> = tx
+                    .prepare_cached("SELECT locked_until FROM endpoint_locks WHERE endpoint = ?1")?
+                    .query_row([ep.name()], |r| r.get(0))
+                    .optional()?;
+                if let Some(until) = lock.as_deref().and_then(from_db) {
+                    if until > now {
+                        return Ok((Some(Attempt::WaitUntil(until, WaitReason::Locked)), now));
+                    }
+                }
 
-        let lock: Option<String> =
-            sqlx::query_scalar("SELECT locked_until FROM endpoint_locks WHERE endpoint = ?")
-                .bind(ep.name())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(until) = lock.as_deref().and_then(from_db) {
-            if until > now {
-                tx.rollback().await?;
-                return Ok(Attempt::WaitUntil(until, WaitReason::Locked));
-            }
-        }
+                // The N-th most recent start decides: a new start is allowed
+                // once it has left the window, i.e. at nth + window.
+                let n = quota.requests.max(1);
+                let nth: Option<String> = tx
+                    .prepare_cached(
+                        "SELECT started_at FROM request_ledger WHERE endpoint = ?1
+                         ORDER BY started_at DESC LIMIT 1 OFFSET ?2",
+                    )?
+                    .query_row(rusqlite::params![ep.name(), i64::from(n - 1)], |r| r.get(0))
+                    .optional()?;
+                if let Some(nth) = nth.as_deref().and_then(from_db) {
+                    let free_at = nth + window;
+                    if free_at > now {
+                        let wait = Attempt::WaitUntil(free_at, WaitReason::WindowFull);
+                        return Ok((Some(wait), now));
+                    }
+                }
 
-        // The N-th most recent start decides: a new start is allowed once it
-        // has left the window, i.e. at nth + window.
-        let n = quota.requests.max(1);
-        let nth: Option<String> = sqlx::query_scalar(
-            "SELECT started_at FROM request_ledger WHERE endpoint = ?
-             ORDER BY started_at DESC LIMIT 1 OFFSET ?",
-        )
-        .bind(ep.name())
-        .bind(i64::from(n - 1))
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(nth) = nth.as_deref().and_then(from_db) {
-            let free_at = nth + window;
-            if free_at > now {
-                tx.rollback().await?;
-                return Ok(Attempt::WaitUntil(free_at, WaitReason::WindowFull));
-            }
-        }
-
-        sqlx::query("INSERT INTO request_ledger (endpoint, started_at) VALUES (?, ?)")
-            .bind(ep.name())
-            .bind(to_db(now))
-            .execute(&mut *tx)
+                tx.prepare_cached(
+                    "INSERT INTO request_ledger (endpoint, started_at) VALUES (?1, ?2)",
+                )?
+                .execute([ep.name(), &to_db(now)])?;
+                // Keep the ledger small: nothing older than the longest window
+                // matters.
+                let horizon = now - window - chrono::Duration::minutes(1);
+                tx.prepare_cached(
+                    "DELETE FROM request_ledger WHERE endpoint = ?1 AND started_at < ?2",
+                )?
+                .execute([ep.name(), &to_db(horizon)])?;
+                Ok((None, now))
+            })
             .await?;
-        // Keep the ledger small: nothing older than the longest window matters.
-        let horizon = now - window - chrono::Duration::minutes(1);
-        sqlx::query("DELETE FROM request_ledger WHERE endpoint = ? AND started_at < ?")
-            .bind(ep.name())
-            .bind(to_db(horizon))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-
-        if inner.clock.now() - now > MAX_RECORD_SKEW {
+        if let (Some(wait), _) = wait {
+            return Ok(wait);
+        }
+        if clock.now() - wait.1 > MAX_RECORD_SKEW {
             tracing::debug!(endpoint = %ep, "recorded start went stale before sending; taking a new slot");
-            return Ok(Attempt::WaitUntil(
-                inner.clock.now(),
-                WaitReason::WindowFull,
-            ));
+            return Ok(Attempt::WaitUntil(clock.now(), WaitReason::WindowFull));
         }
         Ok(Attempt::Started)
     }
@@ -374,7 +382,6 @@ fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mirror::Store;
 
     fn base() -> DateTime<Utc> {
         from_db("2026-03-01T08:00:00.000Z").unwrap()

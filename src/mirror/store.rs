@@ -37,6 +37,12 @@ pub enum StoreError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    #[error("cannot open the mirror at {path}: {source}")]
+    OpenDirect {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("mirror database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("mirror database error: {0}")]
@@ -54,6 +60,10 @@ const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 /// After a checkpoint, a WAL file larger than this is truncated to it.
 const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
+/// SQLite's busy handler waits in real time on the connection's thread;
+/// long enough for another process's transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The embedded migrations (applied on every open; idempotent).
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -63,19 +73,26 @@ pub struct Store {
     pool: SqlitePool,
     path: PathBuf,
     clock: Clock,
+    /// The writer turn, and the connection the hot writes use.
+    ///
     /// One writer at a time within this process. SQLite allows one writer
     /// anyway; queueing here (FIFO, no sleeping) instead of in SQLite's
     /// busy handler (which sleeps 1, 2, 5, 10… ms between tries) keeps a
     /// page write and a quota-ledger update from slowing each other down.
     /// Other processes still meet the busy handler, rarely.
-    writer: Arc<tokio::sync::Mutex<()>>,
+    ///
+    /// The guarded connection is a plain rusqlite one, used by
+    /// [`Store::write_direct`]: sqlx runs each statement on a worker
+    /// thread, a round trip of two thread wake-ups, and a page of users or a
+    /// quota-ledger update is a few hundred or a few statements.
+    writer: Arc<tokio::sync::Mutex<rusqlite::Connection>>,
 }
 
 /// A write transaction (`BEGIN IMMEDIATE`) holding this process's writer
 /// turn. Derefs to the connection, like sqlx's `Transaction`.
 pub struct WriteTx {
     tx: Transaction<'static, Sqlite>,
-    _turn: OwnedMutexGuard<()>,
+    _turn: OwnedMutexGuard<rusqlite::Connection>,
 }
 
 impl WriteTx {
@@ -128,9 +145,7 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            // SQLite's busy handler waits in real time on the connection's
-            // worker thread; long enough for another process's transaction.
-            .busy_timeout(Duration::from_secs(30))
+            .busy_timeout(BUSY_TIMEOUT)
             .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
             .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
 
@@ -158,11 +173,15 @@ impl Store {
                 path: path.to_owned(),
                 source,
             })?;
+        let direct = open_direct(path).map_err(|source| StoreError::OpenDirect {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(Self {
             pool,
             path: path.to_owned(),
             clock: clock.clone(),
-            writer: Arc::new(tokio::sync::Mutex::new(())),
+            writer: Arc::new(tokio::sync::Mutex::new(direct)),
         })
     }
 
@@ -192,46 +211,28 @@ impl Store {
         Ok(WriteTx { tx, _turn: turn })
     }
 
-    /// Run `f` in one `BEGIN IMMEDIATE` transaction on a connection's SQLite
-    /// handle directly (through rusqlite), committed if `f` succeeds and
-    /// rolled back if not.
+    /// Run `f` in one `BEGIN IMMEDIATE` transaction on the writer
+    /// connection (rusqlite, statements prepared once and cached),
+    /// committed if `f` succeeds and rolled back if not.
     ///
-    /// sqlx runs each statement on its worker thread, a round trip of two
-    /// thread wake-ups; a page of users is a few hundred statements, and
-    /// those wake-ups were a fifth of a first pull. Here the statements run
-    /// on this thread, prepared once per transaction. The work blocks: on a
-    /// multi-threaded runtime `block_in_place` lets the worker's other tasks
-    /// move elsewhere meanwhile.
+    /// It runs on the calling thread. That is deliberate: the transactions
+    /// given to it are short (a page of users: about a millisecond), and
+    /// handing them to another thread cost more than the work. Within this
+    /// process nobody else holds SQLite's write lock (every writer takes the
+    /// turn first), so it waits only for another process's transaction.
     pub async fn write_direct<R>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<R, rusqlite::Error>,
     ) -> Result<R, StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer.clone().lock_owned().await;
-        let mut conn = self.pool.acquire().await?;
-        let mut handle = conn.lock_handle().await?;
-        let raw = handle.as_raw_handle().as_ptr();
-        let run = move || -> Result<R, rusqlite::Error> {
-            // SAFETY: `handle` keeps sqlx's worker thread off this connection
-            // until it is dropped (the contract of `lock_handle`), and it
-            // outlives `db`. `from_handle` neither owns nor closes the
-            // handle; dropping `db` finalises the statements it prepared.
-            let mut db = unsafe { rusqlite::Connection::from_handle(raw) }?;
-            let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
-        };
-        let out = match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(run),
-            _ => run(),
-        };
-        drop(handle);
-        Ok(out?)
+        let mut conn = self.writer.lock().await;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
     }
 
     /// The writer turn, for a single auto-committed write statement.
-    pub async fn writer(&self) -> OwnedMutexGuard<()> {
+    pub async fn writer(&self) -> OwnedMutexGuard<rusqlite::Connection> {
         self.writer.clone().lock_owned().await
     }
 
@@ -240,6 +241,23 @@ impl Store {
         let _hold = self.hold();
         self.pool.close().await;
     }
+}
+
+/// The writer connection of [`Store::write_direct`], set up like the
+/// pool's connections (WAL is a property of the file, set by the pool).
+fn open_direct(path: &Path) -> Result<rusqlite::Connection, rusqlite::Error> {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
 }
 
 #[cfg(unix)]

@@ -205,13 +205,13 @@ impl ChangeSource {
     }
 }
 
-/// Insert or rewrite one user: binds the id, the 20 [`COLUMNS`], raw_json,
-/// content_hash and the time three times (first seen, last seen, updated).
-const UPSERT: &str = "INSERT INTO users (id, email_id, first_name, last_name, display_name,
-    full_name, status, employee_id, mobile, phone, extension, work_location, timezone, language,
-    country, department_id, department_name, designation_id, designation_name, reporting_to_id,
-    reporting_to_name, raw_json, content_hash, first_seen_at, last_seen_at, updated_at, removed_at)
- VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
+/// Insert or rewrite one user's content: binds the id, the 20 [`COLUMNS`],
+/// raw_json and the time twice (first seen, updated).
+const UPSERT_ROW: &str = "INSERT INTO user_rows (id, email_id, first_name, last_name,
+    display_name, full_name, status, employee_id, mobile, phone, extension, work_location,
+    timezone, language, country, department_id, department_name, designation_id,
+    designation_name, reporting_to_id, reporting_to_name, raw_json, first_seen_at, updated_at)
+ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
  ON CONFLICT (id) DO UPDATE SET
     email_id = excluded.email_id, first_name = excluded.first_name, last_name = excluded.last_name,
     display_name = excluded.display_name, full_name = excluded.full_name, status = excluded.status,
@@ -221,8 +221,13 @@ const UPSERT: &str = "INSERT INTO users (id, email_id, first_name, last_name, di
     department_id = excluded.department_id, department_name = excluded.department_name,
     designation_id = excluded.designation_id, designation_name = excluded.designation_name,
     reporting_to_id = excluded.reporting_to_id, reporting_to_name = excluded.reporting_to_name,
-    raw_json = excluded.raw_json, content_hash = excluded.content_hash,
-    last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at, removed_at = NULL";
+    raw_json = excluded.raw_json, updated_at = excluded.updated_at";
+
+/// A user seen with this content (`?1` id, `?2` hash, `?3` time): present.
+const UPSERT_STATE: &str = "INSERT INTO user_state (id, content_hash, last_seen_at, removed_at)
+ VALUES (?1, ?2, ?3, NULL)
+ ON CONFLICT (id) DO UPDATE SET
+    content_hash = excluded.content_hash, last_seen_at = excluded.last_seen_at, removed_at = NULL";
 
 const CHANGE: &str = "INSERT INTO user_changes
     (user_id, field, old_value, new_value, observed_at, run_id, source)
@@ -232,7 +237,8 @@ impl Store {
     /// Write one page of users in one transaction, so a reader never sees
     /// half a page and a crash loses at most the page in flight.
     ///
-    /// Unchanged users (same content hash) only get `last_seen_at` bumped.
+    /// Unchanged users (same content hash) only get `last_seen_at` bumped
+    /// in the narrow `user_state`; their `user_rows` row is not rewritten.
     /// Changed users get one `user_changes` row per changed column; a new
     /// user gets one row with field `user` and new value `added`, a user
     /// who reappears after removal one with new value `restored`. Users
@@ -252,16 +258,14 @@ impl Store {
             return Ok(out);
         }
         let now_s = to_db(now);
-        let old_columns_sql = format!("SELECT {} FROM users WHERE id = ?1", COLUMNS.join(", "));
+        let old_columns_sql = format!("SELECT {} FROM user_rows WHERE id = ?1", COLUMNS.join(", "));
         self.write_direct(|tx| {
-            let mut state =
-                tx.prepare("SELECT content_hash, removed_at IS NOT NULL FROM users WHERE id = ?1")?;
-            let mut old_columns = tx.prepare(&old_columns_sql)?;
-            let mut seen = tx.prepare("UPDATE users SET last_seen_at = ?1 WHERE id = ?2")?;
-            let mut upsert = tx.prepare(UPSERT)?;
-            let mut change = tx.prepare(CHANGE)?;
-            let mut record = |id: &str, field: &str, old: Option<&str>, new: Option<&str>| {
-                change
+            // Statements are prepared once per connection and cached.
+            let mut state = tx.prepare_cached(
+                "SELECT content_hash, removed_at IS NOT NULL FROM user_state WHERE id = ?1",
+            )?;
+            let record = |id: &str, field: &str, old: Option<&str>, new: Option<&str>| {
+                tx.prepare_cached(CHANGE)?
                     .execute(rusqlite::params![
                         id,
                         field,
@@ -279,7 +283,8 @@ impl Store {
                     .optional()?;
                 match prev {
                     Some((hash, false)) if hash == u.content_hash => {
-                        seen.execute(rusqlite::params![now_s, u.id])?;
+                        tx.prepare_cached("UPDATE user_state SET last_seen_at = ?1 WHERE id = ?2")?
+                            .execute(rusqlite::params![now_s, u.id])?;
                         continue;
                     }
                     None => {
@@ -288,9 +293,11 @@ impl Store {
                         out.touched_ids.push(u.id.clone());
                     }
                     Some((_, removed)) => {
-                        let old: Vec<Option<String>> = old_columns.query_row([&u.id], |r| {
-                            (0..COLUMNS.len()).map(|i| r.get(i)).collect()
-                        })?;
+                        let old: Vec<Option<String>> = tx
+                            .prepare_cached(&old_columns_sql)?
+                            .query_row([&u.id], |r| {
+                                (0..COLUMNS.len()).map(|i| r.get(i)).collect()
+                            })?;
                         let mut changed = false;
                         if removed {
                             record(&u.id, "user", Some("removed"), Some("restored"))?;
@@ -308,16 +315,20 @@ impl Store {
                         }
                     }
                 }
+                let mut upsert = tx.prepare_cached(UPSERT_ROW)?;
                 upsert.raw_bind_parameter(1, &u.id)?;
                 for (i, v) in u.values.iter().enumerate() {
                     upsert.raw_bind_parameter(i + 2, v)?;
                 }
                 upsert.raw_bind_parameter(22, &u.raw_json)?;
-                upsert.raw_bind_parameter(23, &u.content_hash)?;
-                for i in 24..=26 {
-                    upsert.raw_bind_parameter(i, &now_s)?;
-                }
+                upsert.raw_bind_parameter(23, &now_s)?;
+                upsert.raw_bind_parameter(24, &now_s)?;
                 upsert.raw_execute()?;
+                tx.prepare_cached(UPSERT_STATE)?.execute(rusqlite::params![
+                    u.id,
+                    u.content_hash,
+                    now_s
+                ])?;
             }
             Ok(out)
         })
@@ -334,29 +345,31 @@ impl Store {
         run_id: i64,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let _hold = self.hold();
         let now_s = to_db(now);
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO user_changes (user_id, field, old_value, new_value, observed_at, run_id, source)
-             SELECT id, 'user', 'present', 'removed', ?1, ?2, 'full' FROM users
-             WHERE removed_at IS NULL AND last_seen_at < ?3",
-        )
-        .bind(&now_s)
-        .bind(run_id)
-        .bind(to_db(listing_started))
-        .execute(&mut *tx)
-        .await?;
-        let done = sqlx::query(
-            "UPDATE users SET removed_at = ?1, updated_at = ?1
-             WHERE removed_at IS NULL AND last_seen_at < ?2",
-        )
-        .bind(&now_s)
-        .bind(to_db(listing_started))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
+        let started = to_db(listing_started);
+        self.write_direct(|tx| {
+            const UNSEEN: &str =
+                "SELECT id FROM user_state WHERE removed_at IS NULL AND last_seen_at < ?1";
+            tx.execute(
+                &format!(
+                    "INSERT INTO user_changes
+                         (user_id, field, old_value, new_value, observed_at, run_id, source)
+                     SELECT id, 'user', 'present', 'removed', ?2, ?3, 'full' FROM ({UNSEEN})"
+                ),
+                rusqlite::params![started, now_s, run_id],
+            )?;
+            tx.execute(
+                &format!("UPDATE user_rows SET updated_at = ?2 WHERE id IN ({UNSEEN})"),
+                rusqlite::params![started, now_s],
+            )?;
+            let removed = tx.execute(
+                "UPDATE user_state SET removed_at = ?2
+                 WHERE removed_at IS NULL AND last_seen_at < ?1",
+                rusqlite::params![started, now_s],
+            )?;
+            Ok(removed as u64)
+        })
+        .await
     }
 }
 
@@ -495,5 +508,177 @@ mod tests {
                 "work_location:B->C"
             ]
         );
+    }
+
+    /// The columns of `users`, in order: the public interface.
+    const USERS_COLUMNS: &str = "id,email_id,first_name,last_name,display_name,full_name,\
+        status,employee_id,mobile,phone,extension,work_location,timezone,language,country,\
+        department_id,department_name,designation_id,designation_name,reporting_to_id,\
+        reporting_to_name,raw_json,content_hash,first_seen_at,last_seen_at,updated_at,removed_at";
+
+    async fn users_columns(pool: &sqlx::SqlitePool) -> String {
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('users')")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        names.join(",")
+    }
+
+    /// An unchanged user costs a `user_state` update and nothing in
+    /// `user_rows`; a removed user who comes back unchanged is restored; a
+    /// user listed twice in a page ends as the later copy.
+    #[tokio::test(start_paused = true)]
+    async fn sightings_do_not_rewrite_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = from_db("2026-03-01T00:00:00Z").unwrap();
+        let clock = Clock::anchored(t0);
+        let store = Store::open(&dir.path().join("m.db"), &clock).await.unwrap();
+        let at = |m| t0 + chrono::Duration::minutes(m);
+        for _ in 0..4 {
+            store
+                .start_run(crate::mirror::runs::RunKind::Full, t0)
+                .await
+                .unwrap();
+        }
+        let page = [user("1", "A"), user("2", "B")];
+        store
+            .write_users_page(&page, 1, ChangeSource::Full, at(0))
+            .await
+            .unwrap();
+        let _hold = store.hold();
+        let rows_before: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, updated_at FROM user_rows ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        let out = store
+            .write_users_page(&page, 2, ChangeSource::Full, at(1))
+            .await
+            .unwrap();
+        assert_eq!((out.added, out.changed), (0, 0));
+        let rows_after: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, updated_at FROM user_rows ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(rows_before, rows_after);
+        let seen: Vec<String> = sqlx::query_scalar("SELECT last_seen_at FROM users ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(seen, vec![to_db(at(1)), to_db(at(1))]);
+
+        // User 2 is gone, then back with the same content: restored, one
+        // `restored` row and no field changes.
+        store
+            .write_users_page(&page[..1], 3, ChangeSource::Full, at(2))
+            .await
+            .unwrap();
+        assert_eq!(store.mark_unseen_removed(at(2), 3, at(3)).await.unwrap(), 1);
+        let out = store
+            .write_users_page(&page[1..], 4, ChangeSource::Full, at(4))
+            .await
+            .unwrap();
+        assert_eq!((out.added, out.changed), (0, 1));
+        let history: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT field, old_value, new_value FROM user_changes
+             WHERE user_id = '2' AND run_id = 4 ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            history,
+            vec![(
+                "user".into(),
+                Some("removed".into()),
+                Some("restored".into())
+            )]
+        );
+        let removed: Option<String> =
+            sqlx::query_scalar("SELECT removed_at FROM users WHERE id = '2'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(removed, None);
+
+        // Listed twice in one page: the later copy wins, with its change.
+        let twice = [user("1", "X"), user("1", "Y")];
+        let out = store
+            .write_users_page(&twice, 4, ChangeSource::Full, at(5))
+            .await
+            .unwrap();
+        assert_eq!(out.changed, 2);
+        let location: String = sqlx::query_scalar("SELECT work_location FROM users WHERE id = '1'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(location, "Y");
+        assert_eq!(users_columns(store.pool()).await, USERS_COLUMNS);
+    }
+
+    /// A mirror created before `users` became a view keeps every user,
+    /// every value and its column order.
+    #[tokio::test]
+    async fn a_mirror_from_before_the_split_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        // The migrations as they were before the split.
+        let old_migrations = dir.path().join("migrations");
+        std::fs::create_dir(&old_migrations).unwrap();
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap()
+        {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            if name.as_str() < "20261201" {
+                std::fs::copy(entry.path(), old_migrations.join(&name)).unwrap();
+            }
+        }
+        let pool = sqlx::SqlitePool::connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        sqlx::migrate::Migrator::new(old_migrations.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO users (id, email_id, first_name, work_location, raw_json, content_hash,
+                 first_seen_at, last_seen_at, updated_at, removed_at)
+             VALUES ('1', 'a@x.example', 'Ann', 'Pune', '{\"id\":\"1\"}', 'h1',
+                     '2026-01-01T00:00:00.000Z', '2026-02-01T00:00:00.000Z',
+                     '2026-01-15T00:00:00.000Z', NULL),
+                    ('2', 'b@x.example', 'Bob', NULL, '{\"id\":\"2\"}', 'h2',
+                     '2026-01-02T00:00:00.000Z', '2026-01-20T00:00:00.000Z',
+                     '2026-01-21T00:00:00.000Z', '2026-01-21T00:00:00.000Z')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let before: Vec<String> = sqlx::query_scalar(
+            "SELECT json_array(id, email_id, first_name, work_location, raw_json, content_hash,
+                 first_seen_at, last_seen_at, updated_at, removed_at) FROM users ORDER BY id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = Store::open(&path, &Clock::system()).await.unwrap();
+        let after: Vec<String> = sqlx::query_scalar(
+            "SELECT json_array(id, email_id, first_name, work_location, raw_json, content_hash,
+                 first_seen_at, last_seen_at, updated_at, removed_at) FROM users ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(before.len(), 2);
+        assert_eq!(before, after);
+        assert_eq!(users_columns(store.pool()).await, USERS_COLUMNS);
     }
 }

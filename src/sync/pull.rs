@@ -319,7 +319,8 @@ enum Listing {
 
 /// What the listing producer hands over.
 enum Fetched {
-    Page(Vec<FlatUser>),
+    /// A page being flattened (in order: the consumer awaits each in turn).
+    Page(tokio::task::JoinHandle<Result<Vec<FlatUser>, CliqError>>),
     Restarted,
     Failed(CliqError),
 }
@@ -380,9 +381,9 @@ async fn list_into_mirror(
 ) -> Result<Listing, ListFailure> {
     let (store, client) = (&app.store, &app.client);
     let queue_teams = opts.teams != TeamsMode::Off;
-    // The next page is fetched (and flattened) while this one is written:
-    // a producer task feeds a channel of one page, so memory stays bounded
-    // and the network and SQLite work overlap.
+    // Three stages overlap: the producer task fetches page k+2 while page
+    // k+1 is flattened (parsed and hashed, on the blocking pool) and page k
+    // is written. The channel holds one page, so memory stays bounded.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Fetched>(1);
     let listings: Vec<ListUsersParams> = if opts.per_status {
         UserStatus::ALL
@@ -404,7 +405,11 @@ async fn list_into_mirror(
                 let mut stream = client.list_users_raw(params);
                 while let Some(event) = stream.next().await {
                     let fetched = match event {
-                        Ok(ListEvent::Page(page)) => flatten(&page.users).map(Fetched::Page),
+                        Ok(ListEvent::Page(page)) => {
+                            Ok(Fetched::Page(tokio::task::spawn_blocking(move || {
+                                flatten(&page.users)
+                            })))
+                        }
                         Ok(ListEvent::Restarted) => Ok(Fetched::Restarted),
                         Err(e) => Err(e),
                     };
@@ -441,7 +446,17 @@ async fn list_into_mirror(
             }
             Some(Fetched::Failed(e)) => return Err(ListFailure::Cliq(e)),
             Some(Fetched::Restarted) => report.restarts += 1,
-            Some(Fetched::Page(users)) => {
+            Some(Fetched::Page(flattening)) => {
+                let users = match flattening.await {
+                    Ok(Ok(users)) => users,
+                    Ok(Err(e)) => return Err(ListFailure::Cliq(e)),
+                    Err(e) => {
+                        return Err(ListFailure::Cliq(CliqError::Decode {
+                            endpoint: Endpoint::ListUsers,
+                            message: format!("reading a listed page failed: {e}"),
+                        }))
+                    }
+                };
                 let received = tokio::time::Instant::now();
                 let now = store.clock().now();
                 let out = store

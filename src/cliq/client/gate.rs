@@ -89,7 +89,7 @@ impl QuotaGate for RecordingGate {
     fn acquire(&self, ep: Endpoint) -> GateFuture<'_> {
         Box::pin(async move {
             if self.fail_acquire.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(QuotaError::Store(sqlx::Error::Protocol(
+                return Err(QuotaError::from(sqlx::Error::Protocol(
                     "ledger unavailable".into(),
                 )));
             }
