@@ -11,7 +11,8 @@
 //!    users into an empty mirror, a second full pull of the unchanged org,
 //!    and an incremental pull that finds 100 changes.
 //!
-//! `BENCH_USERS=20000 cargo bench --bench pull` runs smaller sizes.
+//! `BENCH_USERS=20000 cargo bench --bench pull` runs smaller sizes;
+//! `BENCH_ROUNDS=N` sets the number of raw-speed rounds (default 3).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -91,32 +92,46 @@ fn quota_efficiency(users: usize) {
     });
 }
 
-/// Wall time and the peak RSS (so far) of waited-for child processes.
+/// Wall time, peak RSS (MB) and stdout of one `cliq-sync sync` process.
+/// The RSS is that process's own (`wait4`), not the running maximum over
+/// every child so far (which would include the simulators).
+// The child is reaped by `wait4` (which also gives its rusage), not `wait`.
+#[allow(clippy::zombie_processes)]
 fn run_sync(bin: &str, config: &std::path::Path, extra: &[&str]) -> (f64, i64, String) {
+    use std::io::Read;
     let start = Instant::now();
-    let out = Command::new(bin)
+    let mut child = Command::new(bin)
         .args(["--config", config.to_str().unwrap(), "sync"])
         .args(extra)
         .env("RUST_LOG", "warn")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let took = start.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).unwrap();
+    let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    (
-        took,
-        usage.ru_maxrss / 1024,
-        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-    )
+    // SAFETY: waits for our own child and writes into structs we own.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let took = start.elapsed().as_secs_f64();
+    let err = err_reader.join().unwrap_or_default();
+    assert!(
+        pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "sync failed: {err}"
+    );
+    (took, usage.ru_maxrss / 1024, out.trim().to_owned())
 }
 
-fn raw_speed(users: usize) {
+/// One round of the raw-speed figures: (first, second, incremental) seconds.
+fn raw_speed(users: usize, round: usize) -> (f64, f64, f64) {
     let bin = env!("CARGO_BIN_EXE_cliq-sync");
     let mut sim_proc = Command::new(bin)
         .args([
@@ -163,13 +178,13 @@ fn raw_speed(users: usize) {
 
     let (first, rss1, _) = run_sync(bin, &config, &["--full"]);
     println!(
-        "raw speed: first full pull of {users} users into an empty mirror: {first:.2} s wall, \
-         peak RSS {rss1} MB"
+        "raw speed, round {round}: first full pull of {users} users into an empty mirror: \
+         {first:.2} s wall, peak RSS {rss1} MB"
     );
     let (second, rss2, _) = run_sync(bin, &config, &["--full"]);
     println!(
-        "raw speed: second full pull of the unchanged org: {second:.2} s wall ({:.1}x faster), \
-         peak RSS so far {rss2} MB",
+        "raw speed, round {round}: second full pull of the unchanged org: {second:.2} s wall \
+         ({:.1}x faster), peak RSS {rss2} MB",
         first / second
     );
 
@@ -208,9 +223,18 @@ fn raw_speed(users: usize) {
         }
     });
     let (inc, rss3, line) = run_sync(bin, &config, &[]);
-    println!("raw speed: incremental pull finding 100 changes: {inc:.3} s wall, peak RSS so far {rss3} MB ({line})");
+    println!(
+        "raw speed, round {round}: incremental pull finding 100 changes: {inc:.3} s wall, \
+         peak RSS {rss3} MB ({line})"
+    );
     sim_proc.kill().unwrap();
     let _ = sim_proc.wait();
+    (first, second, inc)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn main() {
@@ -218,9 +242,31 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    // Raw speed first: a child's peak RSS (ru_maxrss) includes the memory
-    // of this process at the moment it was spawned, so spawn while small.
-    raw_speed(users);
+    // Wall times on a shared 2-core machine vary by ±15% from run to run,
+    // so the raw-speed figures are taken BENCH_ROUNDS times (default 3),
+    // each round against a fresh simulator and an empty mirror.
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    // Raw speed first: a child's peak RSS (ru_maxrss) counts the memory it
+    // shared with this process when spawned, so spawn while small.
+    let results: Vec<(f64, f64, f64)> = (1..=rounds).map(|r| raw_speed(users, r)).collect();
+    let firsts: Vec<f64> = results.iter().map(|r| r.0).collect();
+    let ratios: Vec<f64> = results.iter().map(|r| r.0 / r.1).collect();
+    println!(
+        "raw speed, median of {rounds}: first full pull {:.2} s (range {:.2}-{:.2}), second \
+         {:.2} s, second {:.1}x faster (range {:.1}-{:.1}x), incremental {:.3} s",
+        median(firsts.clone()),
+        firsts.iter().copied().fold(f64::INFINITY, f64::min),
+        firsts.iter().copied().fold(0.0, f64::max),
+        median(results.iter().map(|r| r.1).collect()),
+        median(ratios.clone()),
+        ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        ratios.iter().copied().fold(0.0, f64::max),
+        median(results.iter().map(|r| r.2).collect()),
+    );
     quota_efficiency(10_000);
     quota_efficiency(users);
 }
