@@ -43,6 +43,8 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("the mirror is closed")]
+    Closed,
     #[error("mirror database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("mirror database error: {0}")]
@@ -85,14 +87,15 @@ pub struct Store {
     /// [`Store::write_direct`]: sqlx runs each statement on a worker
     /// thread, a round trip of two thread wake-ups, and a page of users or a
     /// quota-ledger update is a few hundred or a few statements.
-    writer: Arc<tokio::sync::Mutex<rusqlite::Connection>>,
+    /// `None` once [`Store::close`] ran.
+    writer: Arc<tokio::sync::Mutex<Option<rusqlite::Connection>>>,
 }
 
 /// A write transaction (`BEGIN IMMEDIATE`) holding this process's writer
 /// turn. Derefs to the connection, like sqlx's `Transaction`.
 pub struct WriteTx {
     tx: Transaction<'static, Sqlite>,
-    _turn: OwnedMutexGuard<rusqlite::Connection>,
+    _turn: OwnedMutexGuard<Option<rusqlite::Connection>>,
 }
 
 impl WriteTx {
@@ -181,7 +184,7 @@ impl Store {
             pool,
             path: path.to_owned(),
             clock: clock.clone(),
-            writer: Arc::new(tokio::sync::Mutex::new(direct)),
+            writer: Arc::new(tokio::sync::Mutex::new(Some(direct))),
         })
     }
 
@@ -224,7 +227,8 @@ impl Store {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<R, rusqlite::Error>,
     ) -> Result<R, StoreError> {
-        let mut conn = self.writer.lock().await;
+        let mut turn = self.writer.lock().await;
+        let conn = turn.as_mut().ok_or(StoreError::Closed)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
@@ -232,12 +236,18 @@ impl Store {
     }
 
     /// The writer turn, for a single auto-committed write statement.
-    pub async fn writer(&self) -> OwnedMutexGuard<rusqlite::Connection> {
+    pub async fn writer(&self) -> OwnedMutexGuard<Option<rusqlite::Connection>> {
         self.writer.clone().lock_owned().await
     }
 
-    /// Close every connection (checkpointing the WAL).
+    /// Close every connection (checkpointing the WAL), after any write in
+    /// progress. Writes after this fail with [`StoreError::Closed`].
     pub async fn close(&self) {
+        if let Some(conn) = self.writer.lock().await.take() {
+            if let Err((_, e)) = conn.close() {
+                tracing::warn!(error = %e, "closing the mirror's writer connection failed");
+            }
+        }
         let _hold = self.hold();
         self.pool.close().await;
     }
@@ -278,4 +288,31 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn create_private(_path: &Path) -> std::io::Result<()> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `close` waits for a write in flight, closes both the pool and the
+    /// writer connection (the last one out checkpoints and removes the
+    /// WAL), and later writes fail plainly instead of reopening.
+    #[tokio::test]
+    async fn close_checkpoints_and_refuses_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let store = Store::open(&path, &Clock::system()).await.unwrap();
+        store
+            .write_direct(|tx| tx.execute("CREATE TABLE probe (x)", []))
+            .await
+            .unwrap();
+        assert!(dir.path().join("m.db-wal").exists());
+        store.close().await;
+        assert!(!dir.path().join("m.db-wal").exists());
+        let err = store
+            .write_direct(|tx| tx.execute("INSERT INTO probe VALUES (1)", []))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Closed), "{err}");
+    }
 }
