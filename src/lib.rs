@@ -18,7 +18,10 @@
 //!     classification and retries.
 //!   * [`cliq::models`]: request and response types that keep unknown fields.
 //!   * [`cliq::transport`]: HTTPS via reqwest, or in-process to the simulator.
-//! * [`mirror`]: the SQLite store (WAL, embedded migrations, the public schema).
+//! * [`mirror`]: the SQLite store (WAL, embedded migrations, the public schema;
+//!   reads and most writes through sqlx, the hot writes — a page of users, a
+//!   quota-ledger entry — through one rusqlite connection that is also the
+//!   process's writer turn).
 //! * [`sim`]: the built-in, strict Cliq simulator (`cliq-sync simulate`).
 //! * [`sync`]: pulls from Cliq into the mirror.
 //! * [`app`]: assembles store, scheduler, token cache and client from the settings.
