@@ -1,6 +1,6 @@
 //! Moving data between Cliq, the mirror and the HR source.
 //!
-//! * [`pull`]: full and incremental pulls from Cliq into the mirror.
+//! * [`mod@pull`]: full and incremental pulls from Cliq into the mirror.
 //! * [`plan`]: what a push would change (HR source joined to the mirror).
 //! * [`push`]: applying a plan to Cliq, resumable and within the quotas.
 
