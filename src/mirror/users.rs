@@ -205,13 +205,26 @@ impl ChangeSource {
     }
 }
 
-/// Insert or rewrite one user's content: binds the id, the 20 [`COLUMNS`],
-/// raw_json and the time twice (first seen, updated).
-const UPSERT_ROW: &str = "INSERT INTO user_rows (id, email_id, first_name, last_name,
+/// Insert one user's content: binds the id, the 20 [`COLUMNS`], raw_json
+/// and the time twice (first seen, updated).
+macro_rules! insert_row {
+    () => {
+        "INSERT INTO user_rows (id, email_id, first_name, last_name,
     display_name, full_name, status, employee_id, mobile, phone, extension, work_location,
     timezone, language, country, department_id, department_name, designation_id,
     designation_name, reporting_to_id, reporting_to_name, raw_json, first_seen_at, updated_at)
- VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    };
+}
+
+/// A new user. A plain insert, unlike the upsert, needs no statement
+/// journal: the first pull of a large org is almost all of these.
+const INSERT_ROW: &str = insert_row!();
+
+/// A known user's new content (`first_seen_at` is kept).
+const UPSERT_ROW: &str = concat!(
+    insert_row!(),
+    "
  ON CONFLICT (id) DO UPDATE SET
     email_id = excluded.email_id, first_name = excluded.first_name, last_name = excluded.last_name,
     display_name = excluded.display_name, full_name = excluded.full_name, status = excluded.status,
@@ -221,13 +234,23 @@ const UPSERT_ROW: &str = "INSERT INTO user_rows (id, email_id, first_name, last_
     department_id = excluded.department_id, department_name = excluded.department_name,
     designation_id = excluded.designation_id, designation_name = excluded.designation_name,
     reporting_to_id = excluded.reporting_to_id, reporting_to_name = excluded.reporting_to_name,
-    raw_json = excluded.raw_json, updated_at = excluded.updated_at";
+    raw_json = excluded.raw_json, updated_at = excluded.updated_at"
+);
 
 /// A user seen with this content (`?1` id, `?2` hash, `?3` time): present.
-const UPSERT_STATE: &str = "INSERT INTO user_state (id, content_hash, last_seen_at, removed_at)
- VALUES (?1, ?2, ?3, NULL)
+macro_rules! insert_state {
+    () => {
+        "INSERT INTO user_state (id, content_hash, last_seen_at, removed_at)
+ VALUES (?1, ?2, ?3, NULL)"
+    };
+}
+const INSERT_STATE: &str = insert_state!();
+const UPSERT_STATE: &str = concat!(
+    insert_state!(),
+    "
  ON CONFLICT (id) DO UPDATE SET
-    content_hash = excluded.content_hash, last_seen_at = excluded.last_seen_at, removed_at = NULL";
+    content_hash = excluded.content_hash, last_seen_at = excluded.last_seen_at, removed_at = NULL"
+);
 
 const CHANGE: &str = "INSERT INTO user_changes
     (user_id, field, old_value, new_value, observed_at, run_id, source)
@@ -315,7 +338,8 @@ impl Store {
                         }
                     }
                 }
-                let mut upsert = tx.prepare_cached(UPSERT_ROW)?;
+                let new = prev.is_none();
+                let mut upsert = tx.prepare_cached(if new { INSERT_ROW } else { UPSERT_ROW })?;
                 upsert.raw_bind_parameter(1, &u.id)?;
                 for (i, v) in u.values.iter().enumerate() {
                     upsert.raw_bind_parameter(i + 2, v)?;
@@ -324,11 +348,8 @@ impl Store {
                 upsert.raw_bind_parameter(23, &now_s)?;
                 upsert.raw_bind_parameter(24, &now_s)?;
                 upsert.raw_execute()?;
-                tx.prepare_cached(UPSERT_STATE)?.execute(rusqlite::params![
-                    u.id,
-                    u.content_hash,
-                    now_s
-                ])?;
+                tx.prepare_cached(if new { INSERT_STATE } else { UPSERT_STATE })?
+                    .execute(rusqlite::params![u.id, u.content_hash, now_s])?;
             }
             Ok(out)
         })
