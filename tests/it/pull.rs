@@ -483,3 +483,84 @@ async fn a_per_status_full_pull_lists_each_status_and_still_sees_everyone() {
     // A second one removes nobody: the five listings together are complete.
     assert_eq!(run(&t, PullKind::Full).await.removed, 0);
 }
+
+/// The three example queries in the README run against a real mirror and
+/// answer what they say (their `'now'` is the test clock's time).
+#[tokio::test(start_paused = true)]
+async fn the_readme_queries_answer_what_they_say() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## Reading the mirror")
+        .nth(1)
+        .and_then(|s| s.split("```sh").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("README: a sh block under 'Reading the mirror'");
+    // Each example: a `# question` line, then sqlite3 ... "QUERY".
+    let queries: Vec<String> = section
+        .split("mirror.db \"")
+        .skip(1)
+        .map(|q| q.split('"').next().unwrap().trim().to_owned())
+        .collect();
+    assert_eq!(queries.len(), 3, "{section}");
+
+    let t = spawn_app(Opts {
+        settings: Box::new(no_teams),
+        ..Opts::default()
+    })
+    .await;
+    run(&t, PullKind::Full).await;
+    let users = t.sim.users();
+    let moved = users[3]["id"].as_str().unwrap().to_owned();
+    let gone = leaf(&users);
+    let gone_email = users
+        .iter()
+        .find(|u| u["id"] == gone.as_str())
+        .and_then(|u| u["email_id"].as_str())
+        .unwrap()
+        .to_lowercase();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(t
+        .sim
+        .mutate_user(&moved, json!({"work_location": "Annex 9"})));
+    assert!(t.sim.remove_user(&gone));
+    assert!(run(&t, PullKind::Full).await.ok());
+
+    let now = cliq_sync::clock::to_db(t.clock.now());
+    let _hold = t.app.store.hold();
+    let rows = |sql: &str| {
+        let sql = sql.replace("'now'", &format!("'{now}'"));
+        let pool = t.app.store.pool().clone();
+        async move {
+            sqlx::query(&sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        }
+    };
+
+    // What changed in the last 24 hours: the move and the removal, and the
+    // 200 additions of the first pull an hour ago.
+    let changes = rows(&queries[0]).await;
+    let described: Vec<(String, Option<String>)> = changes
+        .iter()
+        .map(|r| (r.get::<String, _>("field"), r.get("new_value")))
+        .collect();
+    assert!(described.contains(&("work_location".into(), Some("Annex 9".into()))));
+    assert!(described.contains(&("user".into(), Some("removed".into()))));
+    assert_eq!(changes.len(), 50, "LIMIT 50 of 202 changes");
+
+    // Users per department: every present user counted once.
+    let per_department = rows(&queries[1]).await;
+    let total: i64 = per_department
+        .iter()
+        .map(|r| r.get::<i64, _>("users"))
+        .sum();
+    assert_eq!(total, 199);
+    assert!(per_department.len() > 1);
+
+    // Removed this week: exactly the one who left.
+    let removed = rows(&queries[2]).await;
+    let emails: Vec<String> = removed.iter().map(|r| r.get("email_id")).collect();
+    assert_eq!(emails, vec![gone_email]);
+}
