@@ -1,5 +1,10 @@
 //! Users in the mirror: flattening Cliq's user objects into the public
 //! columns, and writing a page of them with change history.
+//!
+//! A user is stored in two tables, read together through the `users` view:
+//! `user_rows` (the content, rewritten only when it changes) and
+//! `user_state` (content hash, last seen, removed; touched by every
+//! listing). See `migrations/20261201000001_user_state.sql`.
 
 use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
