@@ -49,17 +49,6 @@ pub struct FlatUser {
     pub content_hash: String,
 }
 
-/// A JSON scalar as text (Cliq sends ids as strings or numbers); empty → None.
-fn text(v: Option<&Value>) -> Option<String> {
-    let s = match v? {
-        Value::String(s) => s.trim().to_owned(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        _ => return None,
-    };
-    (!s.is_empty()).then_some(s)
-}
-
 impl FlatUser {
     /// Flatten a user object as received (any of the documented variants:
     /// `id`, `user_id` or `zuid`; nested `department`, `designation`,
@@ -68,52 +57,21 @@ impl FlatUser {
         Self::from_map(raw.as_object()?)
     }
 
-    /// As [`FlatUser::from_raw`], from the object's map.
+    /// As [`FlatUser::from_raw`], from the object's map. The map is written
+    /// as text and read by [`FlatUser::from_raw_json`], so both paths share
+    /// one mapping; serde_json's Map is ordered by key, so this text is
+    /// canonical and its hash changes only when the content does.
     pub fn from_map(obj: &serde_json::Map<String, Value>) -> Option<FlatUser> {
-        let get = |k: &str| text(obj.get(k));
-        let id = get("id")
-            .or_else(|| get("user_id"))
-            .or_else(|| get("zuid"))?;
-        let nested = |k: &str, f: &str| obj.get(k).and_then(|o| text(o.get(f)));
-        let values = [
-            get("email_id").map(|e| e.to_lowercase()),
-            get("first_name"),
-            get("last_name"),
-            get("display_name"),
-            get("full_name"),
-            get("status"),
-            get("employee_id"),
-            get("mobile"),
-            get("phone"),
-            get("extension"),
-            get("work_location"),
-            get("timezone"),
-            get("language"),
-            get("country"),
-            nested("department", "id").or_else(|| get("department_id")),
-            nested("department", "name"),
-            nested("designation", "id").or_else(|| get("designation_id")),
-            nested("designation", "name"),
-            nested("reportingto", "id")
-                .or_else(|| nested("reporting_to", "id"))
-                .or_else(|| get("reporting_to_zuid")),
-            nested("reportingto", "name").or_else(|| nested("reporting_to", "name")),
-        ];
-        // serde_json's Map is ordered by key, so this text is canonical and
-        // its hash changes only when the content does.
         let raw_json = serde_json::to_string(obj).ok()?;
-        let content_hash = hex(&Sha256::digest(raw_json.as_bytes()));
-        Some(FlatUser {
-            id,
-            values,
-            raw_json,
-            content_hash,
-        })
+        Self::from_raw_json(&raw_json).ok().flatten()
     }
 
-    /// As [`FlatUser::from_map`], from the object's JSON text as received,
-    /// without building a `Value`: strings are borrowed from the text
-    /// where they have no escapes. `raw_json` is that text and the content
+    /// Flatten a user object from its JSON text as received (any of the
+    /// documented variants: `id`, `user_id` or `zuid`; nested `department`,
+    /// `designation`, `reportingto` objects or flat ids; a JSON scalar as
+    /// text, blank → `None`), without building a `Value`: strings are
+    /// borrowed from the text where they have no escapes. `None` if it has
+    /// no id at all. `raw_json` is that text and the content
     /// hash is of it, so it changes only when the server's bytes do (a
     /// server that reorders keys would cost a rewrite of an unchanged row,
     /// never a `user_changes` row: those compare the columns).
@@ -404,8 +362,9 @@ mod tests {
     use super::*;
     use crate::clock::{from_db, Clock};
 
-    /// The text path flattens exactly as the `Value` path does, whatever
-    /// variant of a user object arrives.
+    /// A user flattened from the text as received and from a `Value` of it
+    /// (written out again, compact and key-sorted) gets the same columns,
+    /// whatever whitespace, escapes or key order the text had.
     #[test]
     fn raw_json_and_value_paths_agree() {
         let org = crate::sim::org::Org::seed(200, 3, chrono::Utc::now());
@@ -445,6 +404,75 @@ mod tests {
         }
         assert!(FlatUser::from_raw_json("[1]").is_err());
         assert!(FlatUser::from_raw_json("{\"id\": \"1\"").is_err());
+    }
+
+    /// What each documented variant flattens to, column by column.
+    #[test]
+    fn variant_objects_flatten_to_these_columns() {
+        let flat = |text: &str| FlatUser::from_raw_json(text).unwrap();
+        let u = flat(
+            r#"{"user_id": 12, "email_id": " A\u00c9@X.example ", "first_name": "  ",
+                "reporting_to": {"id": 7.5, "name": "M\"x"}, "department_id": 4,
+                "designation": [1, 2], "status": true, "mobile": null,
+                "phone": {"a": 1}, "extension": [], "country": "\t"}"#,
+        )
+        .unwrap();
+        assert_eq!(u.id, "12");
+        let expect = [
+            ("email_id", Some("aé@x.example")),
+            ("first_name", None),
+            ("status", Some("true")),
+            ("mobile", None),
+            ("phone", None),
+            ("extension", None),
+            ("country", None),
+            ("department_id", Some("4")),
+            ("designation_id", None),
+            ("designation_name", None),
+            ("reporting_to_id", Some("7.5")),
+            ("reporting_to_name", Some("M\"x")),
+        ];
+        for (col, want) in expect {
+            assert_eq!(u.get(col), want, "{col}");
+        }
+
+        let u = flat(
+            r#"{"zuid": "9", "reporting_to_zuid": "3", "department": "Ops",
+                "designation": {"id": {"x": 1}, "name": "Lead", "other": [1]}}"#,
+        )
+        .unwrap();
+        assert_eq!(u.id, "9");
+        assert_eq!(u.get("reporting_to_id"), Some("3"));
+        assert_eq!(
+            (u.get("department_id"), u.get("department_name")),
+            (None, None)
+        );
+        assert_eq!(
+            (u.get("designation_id"), u.get("designation_name")),
+            (None, Some("Lead"))
+        );
+
+        // A key given twice keeps its last value; `reportingto` and
+        // `reporting_to` fill in for each other.
+        let u = flat(
+            r#"{"id": "1", "id": "2", "timezone": "UTC", "timezone": "Asia/Kolkata",
+                "reportingto": {"name": "Boss"}, "reporting_to": {"id": "5"}}"#,
+        )
+        .unwrap();
+        assert_eq!(u.id, "2");
+        assert_eq!(u.get("timezone"), Some("Asia/Kolkata"));
+        assert_eq!(
+            (u.get("reporting_to_id"), u.get("reporting_to_name")),
+            (Some("5"), Some("Boss"))
+        );
+
+        let u =
+            flat(r#"{"id": 18446744073709551615, "language": -3, "work_location": 1e3}"#).unwrap();
+        assert_eq!(u.id, "18446744073709551615");
+        assert_eq!(u.get("language"), Some("-3"));
+        assert_eq!(u.get("work_location"), Some("1000.0"));
+
+        assert_eq!(flat(r#"{"email_id": "nobody@x.example"}"#), None);
     }
 
     #[test]
