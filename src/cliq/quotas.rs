@@ -228,7 +228,7 @@ impl QuotaScheduler {
         let window = chrono::Duration::from_std(inner.limits.effective_window(ep))
             .unwrap_or(chrono::Duration::MAX);
         let clock = &inner.clock;
-        let wait = inner
+        let (attempt, recorded) = inner
             .store
             .write_direct(|tx| {
                 // Read the clock only once the write lock is held: another
@@ -241,7 +241,7 @@ impl QuotaScheduler {
                     .optional()?;
                 if let Some(until) = lock.as_deref().and_then(from_db) {
                     if until > now {
-                        return Ok((Some(Attempt::WaitUntil(until, WaitReason::Locked)), now));
+                        return Ok((Attempt::WaitUntil(until, WaitReason::Locked), now));
                     }
                 }
 
@@ -258,8 +258,7 @@ impl QuotaScheduler {
                 if let Some(nth) = nth.as_deref().and_then(from_db) {
                     let free_at = nth + window;
                     if free_at > now {
-                        let wait = Attempt::WaitUntil(free_at, WaitReason::WindowFull);
-                        return Ok((Some(wait), now));
+                        return Ok((Attempt::WaitUntil(free_at, WaitReason::WindowFull), now));
                     }
                 }
 
@@ -274,17 +273,14 @@ impl QuotaScheduler {
                     "DELETE FROM request_ledger WHERE endpoint = ?1 AND started_at < ?2",
                 )?
                 .execute([ep.name(), &to_db(horizon)])?;
-                Ok((None, now))
+                Ok((Attempt::Started, now))
             })
             .await?;
-        if let (Some(wait), _) = wait {
-            return Ok(wait);
-        }
-        if clock.now() - wait.1 > MAX_RECORD_SKEW {
+        if matches!(attempt, Attempt::Started) && clock.now() - recorded > MAX_RECORD_SKEW {
             tracing::debug!(endpoint = %ep, "recorded start went stale before sending; taking a new slot");
             return Ok(Attempt::WaitUntil(clock.now(), WaitReason::WindowFull));
         }
-        Ok(Attempt::Started)
+        Ok(attempt)
     }
 
     /// The server said "throttled" for `ep`: lock it for its full lock period
