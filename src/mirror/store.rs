@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use std::sync::Arc;
 
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
@@ -51,16 +51,25 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// Checkpoint the WAL into the database file once it holds this many pages
-/// (SQLite's default is 1,000, about 4 MB). A pull commits a transaction
-/// per page of users, and every checkpoint copies each touched index page
-/// back and syncs the file: checkpointing every ~40 MB instead of every
-/// 4 MB cut a 100,000-user first pull by a third (the pages an index keeps
-/// rewriting are copied once per checkpoint, not once per 4 MB).
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
-
-/// After a checkpoint, a WAL file larger than this is truncated to it.
-const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+/// Set on every connection, the pool's and the writer's (WAL itself is a
+/// property of the file, set when the pool opens it).
+///
+/// * `synchronous = NORMAL`: in WAL mode a commit is durable against a
+///   process crash; only a checkpoint syncs the file.
+/// * `wal_autocheckpoint`: checkpoint once the WAL holds 10,000 pages
+///   (SQLite's default is 1,000, about 4 MB). A pull commits a transaction
+///   per page of users, and every checkpoint copies each touched index page
+///   back and syncs the file: checkpointing every ~40 MB instead of every
+///   4 MB cut a 100,000-user first pull by a third (the pages an index
+///   keeps rewriting are copied once per checkpoint, not once per 4 MB).
+/// * `journal_size_limit`: after a checkpoint, a WAL file larger than
+///   64 MB is truncated to it.
+const CONNECTION_PRAGMAS: [(&str, &str); 4] = [
+    ("synchronous", "NORMAL"),
+    ("foreign_keys", "ON"),
+    ("wal_autocheckpoint", "10000"),
+    ("journal_size_limit", "67108864"),
+];
 
 /// SQLite's busy handler waits in real time on the connection's thread;
 /// long enough for another process's transaction.
@@ -146,11 +155,10 @@ impl Store {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
-            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
+            .busy_timeout(BUSY_TIMEOUT);
+        let options = CONNECTION_PRAGMAS
+            .iter()
+            .fold(options, |o, (key, value)| o.pragma(*key, *value));
 
         let pool = SqlitePoolOptions::new()
             // Enough that callers never queue for a connection: under tokio's
@@ -262,10 +270,9 @@ fn open_direct(path: &Path) -> Result<rusqlite::Connection, rusqlite::Error> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.pragma_update(None, "foreign_keys", true)?;
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
-    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
+    for (key, value) in CONNECTION_PRAGMAS {
+        conn.pragma_update(None, key, value)?;
+    }
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }
@@ -293,6 +300,57 @@ fn create_private(_path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pool's connections and the writer connection run with the same
+    /// settings.
+    #[tokio::test]
+    async fn every_connection_gets_the_same_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.db"), &Clock::system())
+            .await
+            .unwrap();
+        let names = [
+            "synchronous",
+            "foreign_keys",
+            "wal_autocheckpoint",
+            "journal_size_limit",
+            "journal_mode",
+        ];
+        let expected = ["1", "1", "10000", "67108864", "wal"];
+        let mut conn = store.pool().acquire().await.unwrap();
+        let mut pooled = Vec::new();
+        for name in names {
+            let v: sqlx::sqlite::SqliteRow = sqlx::query(&format!("PRAGMA {name}"))
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            use sqlx::{Row, ValueRef};
+            let raw = v.try_get_raw(0).unwrap();
+            let text = match raw.type_info().to_string().as_str() {
+                "INTEGER" => v.get::<i64, _>(0).to_string(),
+                _ => v.get::<String, _>(0),
+            };
+            pooled.push(text);
+        }
+        assert_eq!(pooled, expected);
+        let direct: Vec<String> = store
+            .write_direct(|tx| {
+                names
+                    .iter()
+                    .map(|name| {
+                        tx.pragma_query_value(None, name, |r| {
+                            Ok(match r.get_ref(0)? {
+                                rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                                other => other.as_str()?.to_owned(),
+                            })
+                        })
+                    })
+                    .collect()
+            })
+            .await
+            .unwrap();
+        assert_eq!(direct, expected);
+    }
 
     /// `close` waits for a write in flight, closes both the pool and the
     /// writer connection (the last one out checkpoints and removes the
