@@ -85,6 +85,27 @@ pub struct NewPush<'a> {
     pub error_code: Option<&'a str>,
 }
 
+impl<'a> NewPush<'a> {
+    /// The `INSERT` of this row at `at` (returns its id).
+    fn insert<'q>(
+        &'q self,
+        at: &'q str,
+    ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+        sqlx::query(
+            "INSERT INTO pushes (run_id, user_id, email_id, action, fields_json, status, error_code, at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(self.run_id)
+        .bind(self.user_id)
+        .bind(self.email)
+        .bind(self.action)
+        .bind(&self.fields_json)
+        .bind(self.status.as_str())
+        .bind(self.error_code)
+        .bind(at)
+    }
+}
+
 /// A `planned` row of a run that ended: the request may or may not have
 /// reached Cliq.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,20 +175,8 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let _hold = self.hold();
         let _turn = self.writer().await;
-        let id = sqlx::query_scalar(
-            "INSERT INTO pushes (run_id, user_id, email_id, action, fields_json, status, error_code, at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(p.run_id)
-        .bind(p.user_id)
-        .bind(p.email)
-        .bind(p.action)
-        .bind(&p.fields_json)
-        .bind(p.status.as_str())
-        .bind(p.error_code)
-        .bind(to_db(now))
-        .fetch_one(self.pool())
-        .await?;
+        let now = to_db(now);
+        let id = p.insert(&now).fetch_one(self.pool()).await?.get(0);
         Ok(id)
     }
 
@@ -184,20 +193,7 @@ impl Store {
         let now = to_db(now);
         let mut tx = self.write().await?;
         for p in rows {
-            sqlx::query(
-                "INSERT INTO pushes (run_id, user_id, email_id, action, fields_json, status, error_code, at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(p.run_id)
-            .bind(p.user_id)
-            .bind(p.email)
-            .bind(p.action)
-            .bind(&p.fields_json)
-            .bind(p.status.as_str())
-            .bind(p.error_code)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
+            p.insert(&now).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
