@@ -147,7 +147,7 @@ struct Call {
 }
 
 /// A listing page: where the next one starts.
-pub trait Paged {
+trait Paged {
     /// `None` on the last page.
     fn next_token(&self) -> Option<&str>;
 }

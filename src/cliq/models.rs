@@ -329,7 +329,11 @@ impl RawUsersPage {
         }
         let first = body.iter().find(|b| !b.is_ascii_whitespace());
         let (list, token, has_more_field) = match first {
-            Some(b'[') => (serde_json::from_slice(body)?, None, None),
+            Some(b'[') => (
+                serde_json::from_slice::<Vec<Box<RawValue>>>(body)?,
+                None,
+                None,
+            ),
             Some(b'{') => {
                 let w: Wire = serde_json::from_slice(body)?;
                 (
@@ -347,7 +351,6 @@ impl RawUsersPage {
                 )));
             }
         };
-        let list: Vec<Box<RawValue>> = list;
         if let Some(i) = list.iter().position(|u| !u.get().starts_with('{')) {
             return Err(RawPageError::Shape(format!(
                 "list users: item {i}: a user must be a JSON object"
