@@ -338,33 +338,24 @@ impl State {
             }
             page.push(u);
         }
-        // Written straight to bytes (keys in the order `serde_json` would
-        // write them): no `Value` per user.
-        let mut body = Vec::with_capacity(256 + page.len() * 1024);
-        body.extend_from_slice(b"{\"data\":[");
-        for (i, u) in page.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            if serde_json::to_writer(&mut body, &org.view(u, fields)).is_err() {
-                return Reply::error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "cannot render a user",
-                );
-            }
+        // Serialised from borrowed views, no `Value` per user. Fields in the
+        // order `serde_json::Map` writes keys, as for [`org::UserView`].
+        #[derive(Serialize)]
+        struct Page<'a> {
+            data: Vec<org::UserView<'a>>,
+            has_more: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            next_token: Option<String>,
         }
-        body.extend_from_slice(b"],\"has_more\":");
-        body.extend_from_slice(if has_more { b"true" } else { b"false" });
-        if has_more {
-            if let Some(last) = page.last() {
-                let token = self.issue_cursor(&filter, last, at);
-                body.extend_from_slice(b",\"next_token\":");
-                body.extend_from_slice(Value::String(token).to_string().as_bytes());
-            }
-        }
-        body.push(b'}');
-        Reply::ok_bytes(body)
+        let next_token = page
+            .last()
+            .filter(|_| has_more)
+            .map(|last| self.issue_cursor(&filter, last, at));
+        Reply::ok(&Page {
+            data: page.iter().map(|u| org.view(u, fields)).collect(),
+            has_more,
+            next_token,
+        })
     }
 
     fn find_user(&self, id: &str) -> Option<&User> {

@@ -198,7 +198,7 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    fn json(status: StatusCode, v: &Value) -> Reply {
+    fn json(status: StatusCode, v: &impl serde::Serialize) -> Reply {
         Reply {
             status,
             body: Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
@@ -206,17 +206,8 @@ impl Reply {
         }
     }
 
-    fn ok(v: &Value) -> Reply {
+    fn ok(v: &impl serde::Serialize) -> Reply {
         Reply::json(StatusCode::OK, v)
-    }
-
-    /// 200 with a body already serialised as JSON.
-    fn ok_bytes(body: Vec<u8>) -> Reply {
-        Reply {
-            status: StatusCode::OK,
-            body: Bytes::from(body),
-            content_type: "application/json;charset=UTF-8",
-        }
     }
 
     fn error(status: StatusCode, code: &str, message: &str) -> Reply {
