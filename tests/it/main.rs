@@ -3,6 +3,7 @@
 //! `helpers`); `client::over_real_http` is the exception that proves the
 //! socket path too.
 
+mod adversarial;
 mod client;
 mod crash;
 mod daemon;

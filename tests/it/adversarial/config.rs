@@ -1,0 +1,1 @@
+//! Bad configs: see the module doc of `adversarial`.

@@ -1,0 +1,1 @@
+//! Bad HR sources: see the module doc of `adversarial`.
