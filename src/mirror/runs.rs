@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
+use super::lease;
 use super::store::{Store, StoreError};
 use crate::clock::{from_db, to_db};
 
@@ -75,11 +76,16 @@ impl Store {
     pub async fn start_run(&self, kind: RunKind, now: DateTime<Utc>) -> Result<i64, StoreError> {
         let _hold = self.hold();
         let _turn = self.writer().await;
+        let owner = self.lease();
         let id = sqlx::query_scalar(
-            "INSERT INTO sync_runs (kind, started_at, status) VALUES (?, ?, 'running') RETURNING id",
+            "INSERT INTO sync_runs (kind, started_at, status, owner, owner_pid, owner_host)
+             VALUES (?, ?, 'running', ?, ?, ?) RETURNING id",
         )
         .bind(kind.as_str())
         .bind(to_db(now))
+        .bind(owner.id())
+        .bind(owner.holder().pid)
+        .bind(&owner.holder().host)
         .fetch_one(self.pool())
         .await?;
         Ok(id)
@@ -110,16 +116,58 @@ impl Store {
         Ok(())
     }
 
-    /// Runs left `running` by a process that died: they did not complete.
-    pub async fn abandon_running_runs(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    /// Runs left `running` by a process that ended: they did not
+    /// complete. Only runs whose owner is provably gone (its lease file
+    /// unlocked or missing, see [`super::lease`]) are marked failed, with
+    /// the dead pid in the error; a live process's runs are left alone.
+    /// Dead owners' lease files are removed on the way.
+    pub async fn abandon_dead_runs(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let owners: Vec<(Option<String>, Option<i64>, Option<String>)> = {
+            let _hold = self.hold();
+            sqlx::query_as(
+                "SELECT DISTINCT owner, owner_pid, owner_host FROM sync_runs
+                 WHERE status = 'running'",
+            )
+            .fetch_all(self.pool())
+            .await?
+        };
+        let mut abandoned = 0;
+        for (owner, pid, host) in owners {
+            if owner.as_deref() == Some(self.lease().id()) {
+                continue;
+            }
+            let gone = owner
+                .as_deref()
+                .is_none_or(|id| lease::owner_liveness(self.path(), id) != lease::Liveness::Alive);
+            if !gone {
+                continue;
+            }
+            let who = match (pid, host) {
+                (Some(pid), Some(host)) => format!("the process that ran it (pid {pid} on {host})"),
+                _ => "the process that ran it (an earlier version)".into(),
+            };
+            abandoned += self.fail_runs_of(owner.as_deref(), &who, now).await?;
+        }
+        lease::sweep_dead_owners(self.path());
+        Ok(abandoned)
+    }
+
+    async fn fail_runs_of(
+        &self,
+        owner: Option<&str>,
+        who: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let _hold = self.hold();
         let _turn = self.writer().await;
         let r = sqlx::query(
-            "UPDATE sync_runs SET status = 'failed', finished_at = ?,
-                error = coalesce(error, 'the process ended during the run')
-             WHERE status = 'running'",
+            "UPDATE sync_runs SET status = 'failed', finished_at = ?1,
+                error = coalesce(error, ?2 || ' ended during the run')
+             WHERE status = 'running' AND owner IS ?3",
         )
         .bind(to_db(now))
+        .bind(who)
+        .bind(owner)
         .execute(self.pool())
         .await?;
         Ok(r.rows_affected())
@@ -209,9 +257,9 @@ impl Store {
 }
 
 impl Store {
-    /// Runs started since `since` and still `running` when the daemon had
-    /// to abandon them on stop (runs of other processes started earlier are
-    /// left alone).
+    /// Runs of this opener started since `since` and still `running` when
+    /// the daemon had to abandon them on stop (runs of other processes are
+    /// left alone, whenever they started).
     pub async fn stop_running_runs(
         &self,
         since: DateTime<Utc>,
@@ -222,10 +270,11 @@ impl Store {
         let r = sqlx::query(
             "UPDATE sync_runs SET status = 'stopped', finished_at = ?1,
                 error = coalesce(error, 'stopped by shutdown before the run could finish')
-             WHERE status = 'running' AND started_at >= ?2",
+             WHERE status = 'running' AND started_at >= ?2 AND owner = ?3",
         )
         .bind(to_db(now))
         .bind(to_db(since))
+        .bind(self.lease().id())
         .execute(self.pool())
         .await?;
         Ok(r.rows_affected())

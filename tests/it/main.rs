@@ -9,6 +9,7 @@ mod crash;
 mod daemon;
 mod demo;
 mod helpers;
+mod leases;
 mod pull;
 mod push;
 mod safety;
