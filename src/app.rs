@@ -136,6 +136,9 @@ impl App {
             teams_per_run: s.teams_per_run,
             per_status: s.status_listing == "per_status",
             layouts: true,
+            max_removals: s.max_removals,
+            max_removal_fraction: s.max_removal_fraction,
+            allow_removals: false,
         }
     }
 }

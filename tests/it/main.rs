@@ -12,4 +12,5 @@ mod helpers;
 mod leases;
 mod pull;
 mod push;
+mod removals;
 mod safety;
