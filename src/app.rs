@@ -83,11 +83,11 @@ impl App {
         let client_secret = settings.client_secret()?;
         let refresh_token = settings.refresh_token()?;
         let store = Store::open(&settings.mirror.path, &clock).await?;
-        let abandoned = store.abandon_running_runs(clock.now()).await?;
+        let abandoned = store.abandon_dead_runs(clock.now()).await?;
         if abandoned > 0 {
             tracing::warn!(
                 runs = abandoned,
-                "runs left unfinished by an earlier process were marked failed"
+                "runs left unfinished by processes that have ended were marked failed"
             );
         }
         let limits = settings.limits.to_limits()?;
@@ -136,6 +136,9 @@ impl App {
             teams_per_run: s.teams_per_run,
             per_status: s.status_listing == "per_status",
             layouts: true,
+            max_removals: s.max_removals,
+            max_removal_fraction: s.max_removal_fraction,
+            allow_removals: false,
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::mirror::Store;
 use crate::sim::{SimConfig, Simulator};
-use crate::sync::{pull, PullKind, PullReport};
+use crate::sync::{PullKind, PullReport};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,6 +41,10 @@ pub enum Command {
     Sync {
         #[arg(long)]
         full: bool,
+        /// Let this full pull mark more users removed than [sync]
+        /// max_removals / max_removal_fraction allow (after a held full pull).
+        #[arg(long)]
+        allow_removals: bool,
     },
     /// What a push would change in Cliq, per user and field; writes nothing to Cliq.
     Plan {
@@ -163,10 +167,13 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Sync { full } => {
+        Command::Sync {
+            full,
+            allow_removals,
+        } => {
             let settings = load_settings(cli.config.as_deref())?;
             init_logging(&settings.log.level, &settings.log.format);
-            sync_once(settings, full).await
+            sync_once(settings, full, allow_removals).await
         }
         Command::Status { json } => {
             let settings = load_settings(cli.config.as_deref())?;
@@ -186,9 +193,11 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// `cliq-sync sync [--full]`: one pull, then exit. SIGINT/SIGTERM stop it
-/// cleanly (the run is recorded as `stopped`, nobody is marked removed).
-async fn sync_once(settings: Settings, full: bool) -> Result<(), Failure> {
+/// `cliq-sync sync [--full] [--allow-removals]`: one pull, then exit.
+/// SIGINT/SIGTERM stop it cleanly (the run is recorded as `stopped`, nobody
+/// is marked removed). A full pull held by the removal circuit breaker
+/// exits 3.
+async fn sync_once(settings: Settings, full: bool, allow_removals: bool) -> Result<(), Failure> {
     let app = App::open(settings).await.map_err(Failure::config)?;
     let cancel = CancellationToken::new();
     let stopper = {
@@ -204,12 +213,26 @@ async fn sync_once(settings: Settings, full: bool) -> Result<(), Failure> {
     } else {
         PullKind::Incremental
     };
-    let report = pull(&app, kind, &cancel).await.map_err(Failure::runtime)?;
+    let mut opts = app.pull_options();
+    opts.allow_removals = allow_removals;
+    let report = crate::sync::pull_with(&app, kind, &opts, &cancel)
+        .await
+        .map_err(Failure::runtime)?;
     stopper.abort();
     app.store.close().await;
     println!("{}", report_line(&report));
     match report.status.as_str() {
         "ok" | "stopped" => Ok(()),
+        "held" => Err(Failure {
+            code: 3,
+            error: anyhow::anyhow!(
+                "the full pull was {}",
+                report
+                    .error
+                    .as_deref()
+                    .unwrap_or("held by a safety threshold")
+            ),
+        }),
         _ => Err(Failure::runtime(anyhow::anyhow!(
             "the pull failed: {}",
             report.error.as_deref().unwrap_or("unknown error")

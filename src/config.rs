@@ -200,6 +200,11 @@ pub struct SyncSettings {
     /// our reading of the API, returns every status); "per_status": one
     /// listing per status, for an API that filters by default.
     pub status_listing: String,
+    /// A full pull that would mark more users removed than this marks
+    /// nobody: the run is `held` until `sync --full --allow-removals`.
+    pub max_removals: u64,
+    /// … or more than this fraction (0..=1) of the users present.
+    pub max_removal_fraction: f64,
 }
 
 impl Default for SyncSettings {
@@ -210,6 +215,8 @@ impl Default for SyncSettings {
             teams: "changed".into(),
             teams_per_run: 20,
             status_listing: "combined".into(),
+            max_removals: 500,
+            max_removal_fraction: 0.1,
         }
     }
 }
@@ -482,6 +489,12 @@ impl Settings {
             return Err(invalid(
                 "push.max_source_drop",
                 "must be between 0 and 1 (a share of the previous source's records)",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.sync.max_removal_fraction) {
+            return Err(invalid(
+                "sync.max_removal_fraction",
+                "must be between 0 and 1 (a share of the users present in the mirror)",
             ));
         }
         if !(1..=100).contains(&self.push.add_batch_size) {

@@ -67,6 +67,8 @@ pub struct DaemonState {
     pub runs_ok: AtomicU64,
     pub runs_failed: AtomicU64,
     pub runs_stopped: AtomicU64,
+    /// Runs held by a safety threshold (a full pull's removal breaker).
+    pub runs_held: AtomicU64,
     pub pushes_applied: AtomicU64,
     pub pushes_failed: AtomicU64,
     pub pushes_skipped: AtomicU64,
@@ -88,6 +90,7 @@ impl DaemonState {
         let c = match status {
             "ok" => &self.runs_ok,
             "stopped" => &self.runs_stopped,
+            "held" => &self.runs_held,
             _ => &self.runs_failed,
         };
         c.fetch_add(1, Ordering::Relaxed);
@@ -279,6 +282,13 @@ impl Daemon {
                             "pull failed"
                         );
                     }
+                    // The pull itself worked; the breaker already logged
+                    // why at error level. Repeated until someone confirms.
+                    "held" => tracing::error!(
+                        run = r.run_id,
+                        "full pull held: nobody was marked removed; check the org, then run \
+                         `cliq-sync sync --full --allow-removals`"
+                    ),
                     _ => {}
                 }
             }

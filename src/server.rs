@@ -232,6 +232,7 @@ pub async fn render(s: &ServerState) -> anyhow::Result<String> {
         ("ok", &s.daemon.runs_ok),
         ("failed", &s.daemon.runs_failed),
         ("stopped", &s.daemon.runs_stopped),
+        ("held", &s.daemon.runs_held),
     ] {
         runs.get_or_create(&StatusLabel {
             status: name.into(),

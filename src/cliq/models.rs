@@ -289,16 +289,37 @@ impl UsersPage {
                 User::from_value(u).map_err(|e| shape(format!("list users: item {i}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let has_more = has_more_field.unwrap_or(true) && token.is_some();
+        let (next_token, has_more) = continuation(token, has_more_field).map_err(shape)?;
         Ok(UsersPage {
             users,
-            next_token: if has_more { token } else { None },
+            next_token,
             has_more,
         })
     }
 
     pub fn is_last(&self) -> bool {
         !self.has_more
+    }
+}
+
+/// Where a listing goes after a page: `(next_token, has_more)`. The spec:
+/// "the last page has no next_token (or has_more: false)". So a cursor
+/// without `has_more` continues, `has_more: false` ends whatever the
+/// cursor, and neither ends. But `has_more: true` without a cursor is a
+/// broken page, not the end: taken as the end, an incomplete listing would
+/// look complete and mark everyone after it removed.
+fn continuation(
+    token: Option<String>,
+    has_more: Option<bool>,
+) -> Result<(Option<String>, bool), String> {
+    match (token, has_more) {
+        (None, Some(true)) => Err(
+            "list users: the page says has_more but carries no next_token; \
+             the listing cannot continue and is not complete"
+                .into(),
+        ),
+        (Some(t), None | Some(true)) => Ok((Some(t), true)),
+        (_, _) => Ok((None, false)),
     }
 }
 
@@ -356,10 +377,11 @@ impl RawUsersPage {
                 "list users: item {i}: a user must be a JSON object"
             )));
         }
-        let has_more = has_more_field.unwrap_or(true) && token.is_some();
+        let (next_token, has_more) =
+            continuation(token, has_more_field).map_err(RawPageError::Shape)?;
         Ok(RawUsersPage {
             users: list,
-            next_token: if has_more { token } else { None },
+            next_token,
             has_more,
         })
     }
@@ -1169,9 +1191,19 @@ mod tests {
         assert!(p.is_last());
         assert_eq!(p.next_token, None);
 
-        // No token: last page, whatever has_more says; missing data = empty.
-        let p = UsersPage::from_value(&json!({"has_more": true})).unwrap();
+        // No token and no has_more: last page; missing data = empty.
+        let p = UsersPage::from_value(&json!({"data": []})).unwrap();
         assert!(p.is_last() && p.users.is_empty());
+
+        // has_more true without a cursor is a broken page, not the end: a
+        // listing accepted as complete there would mark the rest removed.
+        for body in [
+            json!({"has_more": true}),
+            json!({"has_more": true, "next_token": "", "data": [{"id": "1"}]}),
+        ] {
+            let e = UsersPage::from_value(&body).unwrap_err();
+            assert!(e.to_string().contains("has_more"), "{e}");
+        }
 
         // Token without has_more: more pages.
         let p = UsersPage::from_value(&json!({"next_token": "t", "users": [{"id": "1"}]})).unwrap();

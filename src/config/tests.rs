@@ -315,3 +315,26 @@ fn syntax_errors_do_not_quote_the_line() {
     assert!(e.starts_with("FILE: TOML parse error at line 2"), "{e}");
     assert!(!e.contains("s3cr3t"), "{e}");
 }
+
+#[test]
+fn removal_breaker_keys_default_and_validate() {
+    let s = load("", &[]).unwrap();
+    assert_eq!(
+        (s.sync.max_removals, s.sync.max_removal_fraction),
+        (500, 0.1)
+    );
+    let s = load(
+        "[sync]\nmax_removals = 20\nmax_removal_fraction = 0.5\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        (s.sync.max_removals, s.sync.max_removal_fraction),
+        (20, 0.5)
+    );
+    let e = err("[sync]\nmax_removal_fraction = 1.5\n", &[]);
+    assert!(e.contains("sync.max_removal_fraction"), "{e}");
+    assert!(e.contains("between 0 and 1"), "{e}");
+    let e = err("[sync]\nmax_removals = -1\n", &[]);
+    assert!(e.contains("sync.max_removals"), "{e}");
+}

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
+use super::lease;
 use super::store::{Store, StoreError};
 use crate::clock::{from_db, to_db};
 
@@ -34,6 +35,9 @@ pub enum RunStatus {
     Ok,
     Failed,
     Stopped,
+    /// Stopped by a safety threshold before it wrote what it would have
+    /// (e.g. a full pull's removals); `error` says why and how to confirm.
+    Held,
 }
 
 impl RunStatus {
@@ -42,6 +46,7 @@ impl RunStatus {
             RunStatus::Ok => "ok",
             RunStatus::Failed => "failed",
             RunStatus::Stopped => "stopped",
+            RunStatus::Held => "held",
         }
     }
 }
@@ -75,11 +80,16 @@ impl Store {
     pub async fn start_run(&self, kind: RunKind, now: DateTime<Utc>) -> Result<i64, StoreError> {
         let _hold = self.hold();
         let _turn = self.writer().await;
+        let owner = self.lease();
         let id = sqlx::query_scalar(
-            "INSERT INTO sync_runs (kind, started_at, status) VALUES (?, ?, 'running') RETURNING id",
+            "INSERT INTO sync_runs (kind, started_at, status, owner, owner_pid, owner_host)
+             VALUES (?, ?, 'running', ?, ?, ?) RETURNING id",
         )
         .bind(kind.as_str())
         .bind(to_db(now))
+        .bind(owner.id())
+        .bind(owner.holder().pid)
+        .bind(&owner.holder().host)
         .fetch_one(self.pool())
         .await?;
         Ok(id)
@@ -110,16 +120,58 @@ impl Store {
         Ok(())
     }
 
-    /// Runs left `running` by a process that died: they did not complete.
-    pub async fn abandon_running_runs(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    /// Runs left `running` by a process that ended: they did not
+    /// complete. Only runs whose owner is provably gone (its lease file
+    /// unlocked or missing, see [`super::lease`]) are marked failed, with
+    /// the dead pid in the error; a live process's runs are left alone.
+    /// Dead owners' lease files are removed on the way.
+    pub async fn abandon_dead_runs(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let owners: Vec<(Option<String>, Option<i64>, Option<String>)> = {
+            let _hold = self.hold();
+            sqlx::query_as(
+                "SELECT DISTINCT owner, owner_pid, owner_host FROM sync_runs
+                 WHERE status = 'running'",
+            )
+            .fetch_all(self.pool())
+            .await?
+        };
+        let mut abandoned = 0;
+        for (owner, pid, host) in owners {
+            if owner.as_deref() == Some(self.lease().id()) {
+                continue;
+            }
+            let gone = owner
+                .as_deref()
+                .is_none_or(|id| lease::owner_liveness(self.path(), id) != lease::Liveness::Alive);
+            if !gone {
+                continue;
+            }
+            let who = match (pid, host) {
+                (Some(pid), Some(host)) => format!("the process that ran it (pid {pid} on {host})"),
+                _ => "the process that ran it (an earlier version)".into(),
+            };
+            abandoned += self.fail_runs_of(owner.as_deref(), &who, now).await?;
+        }
+        lease::sweep_dead_owners(self.path());
+        Ok(abandoned)
+    }
+
+    async fn fail_runs_of(
+        &self,
+        owner: Option<&str>,
+        who: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let _hold = self.hold();
         let _turn = self.writer().await;
         let r = sqlx::query(
-            "UPDATE sync_runs SET status = 'failed', finished_at = ?,
-                error = coalesce(error, 'the process ended during the run')
-             WHERE status = 'running'",
+            "UPDATE sync_runs SET status = 'failed', finished_at = ?1,
+                error = coalesce(error, ?2 || ' ended during the run')
+             WHERE status = 'running' AND owner IS ?3",
         )
         .bind(to_db(now))
+        .bind(who)
+        .bind(owner)
         .execute(self.pool())
         .await?;
         Ok(r.rows_affected())
@@ -209,9 +261,9 @@ impl Store {
 }
 
 impl Store {
-    /// Runs started since `since` and still `running` when the daemon had
-    /// to abandon them on stop (runs of other processes started earlier are
-    /// left alone).
+    /// Runs of this opener started since `since` and still `running` when
+    /// the daemon had to abandon them on stop (runs of other processes are
+    /// left alone, whenever they started).
     pub async fn stop_running_runs(
         &self,
         since: DateTime<Utc>,
@@ -222,10 +274,11 @@ impl Store {
         let r = sqlx::query(
             "UPDATE sync_runs SET status = 'stopped', finished_at = ?1,
                 error = coalesce(error, 'stopped by shutdown before the run could finish')
-             WHERE status = 'running' AND started_at >= ?2",
+             WHERE status = 'running' AND started_at >= ?2 AND owner = ?3",
         )
         .bind(to_db(now))
         .bind(to_db(since))
+        .bind(self.lease().id())
         .execute(self.pool())
         .await?;
         Ok(r.rows_affected())
@@ -261,5 +314,113 @@ impl Store {
             return Err(format!("{applied} of {expected} migrations applied"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+
+    /// The rebuilt `sync_runs` takes `held`, keeps its owner columns, and
+    /// the tables that reference it still enforce it.
+    #[tokio::test]
+    async fn a_run_can_be_held_and_references_still_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.db"), &Clock::system())
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let id = store.start_run(RunKind::Full, now).await.unwrap();
+        let figures = RunFigures {
+            error: Some("held: why".into()),
+            ..RunFigures::default()
+        };
+        store
+            .finish_run(id, RunStatus::Held, &figures, now)
+            .await
+            .unwrap();
+        let runs = store.recent_runs(1).await.unwrap();
+        assert_eq!((runs[0].status.as_str(), runs[0].id), ("held", id));
+        let owner: Option<String> = sqlx::query_scalar("SELECT owner FROM sync_runs")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(owner.as_deref(), Some(store.lease().id()));
+        let orphan = sqlx::query(
+            "INSERT INTO user_changes (user_id, field, observed_at, run_id, source)
+             VALUES ('1', 'user', 'now', 999, 'full')",
+        )
+        .execute(store.pool())
+        .await;
+        assert!(orphan.is_err(), "a change of a run that does not exist");
+        let bad = sqlx::query("UPDATE sync_runs SET status = 'bogus'")
+            .execute(store.pool())
+            .await;
+        assert!(bad.is_err());
+    }
+
+    /// The rebuild keeps every run, its id and the sequence, and the rows
+    /// that reference runs stay attached.
+    #[tokio::test]
+    async fn the_held_migration_keeps_runs_and_their_references() {
+        use sqlx::migrate::Migrator;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        let before = Migrator {
+            migrations: std::borrow::Cow::Owned(
+                super::super::store::MIGRATIONS
+                    .iter()
+                    .filter(|m| m.version < 20261202100002)
+                    .cloned()
+                    .collect(),
+            ),
+            ..Migrator::DEFAULT
+        };
+        before.run(&pool).await.unwrap();
+        for sql in [
+            "INSERT INTO sync_runs (kind, started_at, status) VALUES ('full', 'a', 'ok')",
+            "INSERT INTO sync_runs (kind, started_at, status, owner) VALUES ('push', 'b', 'running', 'x')",
+            "INSERT INTO user_changes (user_id, field, observed_at, run_id, source)
+             VALUES ('1', 'user', 'a', 1, 'full')",
+            "INSERT INTO pushes (run_id, email_id, action, fields_json, status, at)
+             VALUES (2, 'a@x', 'update', '{}', 'planned', 'b')",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+        let store = Store::open(&path, &Clock::system()).await.unwrap();
+        let runs: Vec<(i64, String, Option<String>)> =
+            sqlx::query_as("SELECT id, status, owner FROM sync_runs ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            runs,
+            [
+                (1, "ok".into(), None),
+                (2, "running".into(), Some("x".into()))
+            ]
+        );
+        let broken: Vec<(String, i64)> =
+            sqlx::query_as("SELECT \"table\", rowid FROM pragma_foreign_key_check")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert!(broken.is_empty(), "{broken:?}");
+        let parents: Vec<String> = sqlx::query_scalar(
+            "SELECT \"table\" FROM pragma_foreign_key_list('pushes')
+             UNION ALL SELECT \"table\" FROM pragma_foreign_key_list('user_changes')",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(parents, ["sync_runs", "sync_runs"]);
+        assert_eq!(store.start_run(RunKind::Full, Utc::now()).await.unwrap(), 3);
     }
 }

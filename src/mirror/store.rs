@@ -15,6 +15,7 @@ use std::sync::Arc;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
+use super::lease::OwnerLease;
 use crate::clock::{Clock, TimeHold};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,8 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error(transparent)]
+    Lease(#[from] super::lease::LeaseError),
     #[error("the mirror is closed")]
     Closed,
     #[error("mirror database error: {0}")]
@@ -98,6 +101,8 @@ pub struct Store {
     /// quota-ledger update is a few hundred or a few statements.
     /// `None` once [`Store::close`] ran.
     writer: Arc<tokio::sync::Mutex<Option<rusqlite::Connection>>>,
+    /// This opener's claim on the runs it starts (see [`super::lease`]).
+    lease: Arc<OwnerLease>,
 }
 
 /// A write transaction (`BEGIN IMMEDIATE`) holding this process's writer
@@ -146,6 +151,7 @@ impl Store {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         create_private(path).map_err(io)?;
+        let lease = Arc::new(OwnerLease::take(path)?);
 
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(|source| StoreError::Open {
@@ -193,6 +199,7 @@ impl Store {
             path: path.to_owned(),
             clock: clock.clone(),
             writer: Arc::new(tokio::sync::Mutex::new(Some(direct))),
+            lease,
         })
     }
 
@@ -212,6 +219,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// This opener's owner lease: the runs it starts carry its id.
+    pub fn lease(&self) -> &OwnerLease {
+        &self.lease
     }
 
     /// Start a write transaction that takes SQLite's write lock at once,

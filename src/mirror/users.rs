@@ -319,6 +319,23 @@ impl Store {
         .await
     }
 
+    /// What [`Store::mark_unseen_removed`] would do now:
+    /// `(users it would mark removed, users present before)`.
+    pub async fn unseen_since(
+        &self,
+        listing_started: DateTime<Utc>,
+    ) -> Result<(u64, u64), StoreError> {
+        let _hold = self.hold();
+        let (unseen, present): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce(sum(last_seen_at < ?1), 0), count(*) FROM user_state
+             WHERE removed_at IS NULL",
+        )
+        .bind(to_db(listing_started))
+        .fetch_one(self.pool())
+        .await?;
+        Ok((unseen as u64, present as u64))
+    }
+
     /// After a *complete* full listing that started at `listing_started`:
     /// everyone not seen since then is gone from Cliq. Returns how many
     /// users were newly marked removed. Never call it for a listing that

@@ -152,6 +152,9 @@ struct CursorPayload {
     u: Option<u32>,
     /// Issue time, epoch milliseconds.
     t: i64,
+    /// Pages served so far in this listing (for the listing faults).
+    #[serde(default)]
+    n: u32,
 }
 
 enum CursorError {
@@ -168,12 +171,19 @@ impl State {
         hex(&h.finalize()[..12])
     }
 
-    fn issue_cursor(&self, filter: &ListFilter, last: &User, at: DateTime<Utc>) -> String {
+    fn issue_cursor(
+        &self,
+        filter: &ListFilter,
+        last: &User,
+        page: u32,
+        at: DateTime<Utc>,
+    ) -> String {
         let payload = CursorPayload {
             f: filter.fingerprint(),
             i: last.id,
             u: filter.by_usage.then_some(last.usage),
             t: at.timestamp_millis(),
+            n: page,
         };
         let bytes = serde_json::to_vec(&payload).unwrap_or_default();
         format!(
@@ -343,17 +353,30 @@ impl State {
         #[derive(Serialize)]
         struct Page<'a> {
             data: Vec<org::UserView<'a>>,
-            has_more: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            has_more: Option<bool>,
             #[serde(skip_serializing_if = "Option::is_none")]
             next_token: Option<String>,
+        }
+        // This page's number within the listing (1 = the first page).
+        let number = after.as_ref().map_or(0, |p| p.n) + 1;
+        // Listing faults: the page says nothing about more (no has_more,
+        // no next_token), as a listing that just stops would.
+        let cut = self.faults.list_end_early_at_page == Some(number)
+            || self.faults.list_empty_page_at == Some(number);
+        if cut {
+            has_more = false;
+        }
+        if self.faults.list_empty_page_at == Some(number) {
+            page.clear();
         }
         let next_token = page
             .last()
             .filter(|_| has_more)
-            .map(|last| self.issue_cursor(&filter, last, at));
+            .map(|last| self.issue_cursor(&filter, last, number, at));
         Reply::ok(&Page {
             data: page.iter().map(|u| org.view(u, fields)).collect(),
-            has_more,
+            has_more: (!cut).then_some(has_more),
             next_token,
         })
     }

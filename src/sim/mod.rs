@@ -119,6 +119,12 @@ pub struct Faults {
     /// [`Simulator::set_faults`]) finds its token expired: 401, and that
     /// token stays invalid.
     pub expire_token_every: Option<u32>,
+    /// Page n (1-based) of every listing ends it early: its users are
+    /// there, but it carries neither `has_more` nor `next_token`.
+    pub list_end_early_at_page: Option<u32>,
+    /// Page n (1-based) of every listing comes back empty, without
+    /// `has_more` or `next_token` (an empty page in the middle).
+    pub list_empty_page_at: Option<u32>,
 }
 
 /// What the simulator has seen (test hooks).

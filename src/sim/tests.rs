@@ -1169,3 +1169,28 @@ async fn serves_over_tcp() {
     let _ = tx.send(());
     server.await.unwrap().unwrap();
 }
+
+/// The listing faults end a listing early: page n has neither `has_more`
+/// nor `next_token` (with its users, or empty); the pages before it are
+/// normal, and every listing is cut at the same page.
+#[tokio::test(start_paused = true)]
+async fn listing_faults_end_a_listing_early() {
+    let h = harness(users(50)).await;
+    h.sim.set_faults(Faults {
+        list_end_early_at_page: Some(3),
+        ..Faults::default()
+    });
+    for _ in 0..2 {
+        assert_eq!(h.list_all("limit=10").await.len(), 30);
+    }
+    // A listing shorter than the cut is not touched.
+    let (_, v) = h.get_json("/api/v2/users?limit=100").await;
+    assert_eq!(v["has_more"], json!(false), "{v}");
+    h.sim.set_faults(Faults {
+        list_empty_page_at: Some(2),
+        ..Faults::default()
+    });
+    assert_eq!(h.list_all("limit=10").await.len(), 10);
+    h.sim.set_faults(Faults::default());
+    assert_eq!(h.list_all("limit=10").await.len(), h.sim.users().len());
+}

@@ -84,6 +84,14 @@ pub struct PullOptions {
     /// instead of one listing without a status filter. The documentation
     /// does not say whether an unfiltered listing returns every status.
     pub per_status: bool,
+    /// The removal circuit breaker: a full pull that would mark more users
+    /// removed than this …
+    pub max_removals: u64,
+    /// … or more than this fraction of the users present marks nobody and
+    /// is `held`.
+    pub max_removal_fraction: f64,
+    /// Lift the breaker for this run (`sync --full --allow-removals`).
+    pub allow_removals: bool,
 }
 
 impl Default for PullOptions {
@@ -95,6 +103,9 @@ impl Default for PullOptions {
             teams_per_run: 20,
             layouts: true,
             per_status: false,
+            max_removals: 500,
+            max_removal_fraction: 0.1,
+            allow_removals: false,
         }
     }
 }
@@ -246,6 +257,14 @@ pub async fn pull_with(
         }
     };
 
+    if status == RunStatus::Ok && kind == PullKind::Full {
+        if let Some(reason) = removal_breaker(store, opts, started_at, report.users_seen).await? {
+            // The pages are written; nobody is marked removed, and the run
+            // is no successful full pull (the watermark stays).
+            report.error = Some(reason);
+            status = RunStatus::Held;
+        }
+    }
     if status == RunStatus::Ok {
         let now = clock.now();
         if kind == PullKind::Full {
@@ -290,6 +309,60 @@ pub async fn pull_with(
         "pull finished"
     );
     Ok(report)
+}
+
+/// The removal circuit breaker, after a full listing that looked
+/// complete: `Some(why)` when marking the unseen users removed would cross
+/// `max_removals` or `max_removal_fraction` of the present users (a listing
+/// that ended early looks exactly like a mass removal), unless
+/// `allow_removals` lifts it for this run.
+async fn removal_breaker(
+    store: &Store,
+    opts: &PullOptions,
+    started_at: DateTime<Utc>,
+    seen: u64,
+) -> Result<Option<String>, StoreError> {
+    let (unseen, present) = store.unseen_since(started_at).await?;
+    let share = if present == 0 {
+        0.0
+    } else {
+        unseen as f64 / present as f64
+    };
+    let over_count = unseen > opts.max_removals;
+    let over_share = share > opts.max_removal_fraction;
+    if !(over_count || over_share) {
+        return Ok(None);
+    }
+    tracing::warn!(
+        seen,
+        present,
+        would_remove = unseen,
+        "suspicious full listing: it is short against the mirror"
+    );
+    if opts.allow_removals {
+        tracing::warn!(
+            removed = unseen,
+            "--allow-removals: marking them removed as confirmed"
+        );
+        return Ok(None);
+    }
+    let limit = if over_count {
+        format!("more than [sync] max_removals = {}", opts.max_removals)
+    } else {
+        format!(
+            "more than [sync] max_removal_fraction = {} of the {present} present",
+            opts.max_removal_fraction
+        )
+    };
+    let why = format!(
+        "held: the full listing saw {seen} users and would mark {unseen} of {present} \
+         removed ({:.1}%), {limit}; nobody was marked removed. A listing that ended early \
+         looks like this: check the org in Cliq, then confirm with \
+         `cliq-sync sync --full --allow-removals`",
+        share * 100.0
+    );
+    tracing::error!(reason = %why, "full pull held by the removal circuit breaker");
+    Ok(Some(why))
 }
 
 async fn finish(

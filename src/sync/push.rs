@@ -47,6 +47,7 @@ use crate::cliq::error::CliqError;
 use crate::cliq::models::{Fields, UserFields};
 use crate::cliq::quotas::Limits;
 use crate::hr::{Attr, HrSource};
+use crate::mirror::lease::{LeaseError, PushLock, PushLockError};
 use crate::mirror::pushes::{NewPush, PushFailure, PushStatus};
 use crate::mirror::runs::{RunFigures, RunKind, RunStatus};
 use crate::mirror::users::{ChangeSource, FlatUser};
@@ -94,8 +95,12 @@ pub enum PushError {
     /// A safety threshold stopped the push (exit code 3).
     #[error("push stopped by a safety threshold: {0}")]
     Safety(String),
-    #[error("another push is in progress on this mirror (run {0}); try again when it has ended")]
-    Busy(i64),
+    /// Another push holds the mirror's push lock (its holder named: pid,
+    /// host and run). The second push does not wait: exit 1.
+    #[error("another push is in progress on this mirror ({0}); try again when it has ended")]
+    Busy(String),
+    #[error(transparent)]
+    Lock(#[from] LeaseError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -193,7 +198,35 @@ pub fn check_safety(
     Ok(())
 }
 
-/// Run one push.
+/// The mirror's push lock, held by the caller for the whole push, planning
+/// included (a plan made while another push runs would re-send its
+/// changes). Holding it, any push row still `running` is a dead process's
+/// or, if its owner is alive, one of a version without the lock.
+async fn take_push_lock(store: &Store) -> Result<PushLock, PushError> {
+    let lock = match PushLock::try_acquire(store.path()) {
+        Ok(lock) => lock,
+        Err(PushLockError::Held(holder)) => return Err(PushError::Busy(holder.to_string())),
+        Err(PushLockError::Io(e)) => return Err(e.into()),
+    };
+    // A push run of a process killed since we opened the mirror would keep
+    // its unknown-outcome attempts from being reconciled.
+    let abandoned = store.abandon_dead_runs(store.clock().now()).await?;
+    if abandoned > 0 {
+        tracing::warn!(
+            runs = abandoned,
+            "runs left unfinished by processes that have ended were marked failed"
+        );
+    }
+    if let Some(run) = store.running_push().await? {
+        return Err(PushError::Busy(format!(
+            "run {run}, started by a live process"
+        )));
+    }
+    Ok(lock)
+}
+
+/// Run one push. At most one runs at a time per mirror, across processes
+/// ([`PushError::Busy`] otherwise).
 pub async fn push(
     store: &Store,
     client: &CliqClient,
@@ -203,9 +236,7 @@ pub async fn push(
     cancel: &CancellationToken,
 ) -> Result<PushOutcome, PushError> {
     let started = tokio::time::Instant::now();
-    if let Some(run) = store.running_push().await? {
-        return Err(PushError::Busy(run));
-    }
+    let mut lock = take_push_lock(store).await?;
     let first = plan::plan(store, hr, &opts.plan, limits).await?;
     if !opts.enabled {
         return Ok(PushOutcome {
@@ -227,6 +258,7 @@ pub async fn push(
 
     let clock = store.clock().clone();
     let run_id = store.start_run(RunKind::Push, clock.now()).await?;
+    lock.set_run(run_id);
     let requests_before = client.stats().total_requests();
     let mut run = Run {
         store,

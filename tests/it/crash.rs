@@ -11,31 +11,46 @@ use cliq_sync::sim::{Faults, SimConfig, Simulator};
 use cliq_sync::sync::{pull, PullKind};
 use tokio_util::sync::CancellationToken;
 
-/// A simulator served on a loopback port in real time, the listing quota
+/// A simulator served on a loopback port in real time, every quota
 /// lifted (these tests are about processes, not quotas), each answer
-/// delayed by `latency` so a pull takes a while; and a config file for it.
-struct TcpSim {
-    sim: Simulator,
-    config: std::path::PathBuf,
-    db: std::path::PathBuf,
+/// delayed by `latency` so a run takes a while; and a config file for it
+/// (`extra_config` is appended; the mirror's directory is `dir()`).
+pub(crate) struct TcpSim {
+    pub(crate) sim: Simulator,
+    pub(crate) config: std::path::PathBuf,
+    pub(crate) db: std::path::PathBuf,
     stop: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
 }
 
-async fn tcp_sim(users: usize, latency: Duration, extra_config: &str) -> TcpSim {
+/// The endpoints whose quotas [`tcp_sim`] lifts, by their `[limits]` key.
+const LIFTED: [(Endpoint, &str); 6] = [
+    (Endpoint::ListUsers, "list_users"),
+    (Endpoint::AddUsers, "add_users"),
+    (Endpoint::UpdateUser, "update_user"),
+    (Endpoint::GetUser, "get_user"),
+    (Endpoint::UserTeams, "user_teams"),
+    (Endpoint::UserLayouts, "user_layouts"),
+];
+
+pub(crate) async fn tcp_sim(users: usize, latency: Duration, extra_config: &str) -> TcpSim {
     let mut sim_cfg = SimConfig {
         users,
         ..SimConfig::default()
     };
-    sim_cfg.quotas.insert(
-        Endpoint::ListUsers,
-        Quota {
-            requests: 100_000,
-            per: Duration::from_secs(60),
-            lock: Duration::from_secs(600),
-        },
-    );
+    let mut limits = String::new();
+    for (ep, key) in LIFTED {
+        sim_cfg.quotas.insert(
+            ep,
+            Quota {
+                requests: 100_000,
+                per: Duration::from_secs(60),
+                lock: Duration::from_secs(600),
+            },
+        );
+        limits.push_str(&format!("{key} = {{ requests = 100000 }}\n"));
+    }
     let sim = Simulator::new(sim_cfg.clone(), Clock::system());
     sim.set_faults(Faults {
         latency,
@@ -63,7 +78,7 @@ refresh_token = "{}"
 path = "{}"
 
 [limits]
-list_users = {{ requests = 100000 }}
+{limits}
 {extra_config}
 "#,
             sim_cfg.client_id,
@@ -84,7 +99,11 @@ list_users = {{ requests = 100000 }}
 }
 
 impl TcpSim {
-    async fn shut(self) {
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    pub(crate) async fn shut(self) {
         self.stop.cancel();
         self.server.await.unwrap().unwrap();
     }

@@ -89,8 +89,11 @@ pub async fn spawn_app(opts: Opts) -> TestApp {
 
 impl TestApp {
     /// A second program (a new process, as far as state goes) on the same
-    /// mirror file and the same simulator.
+    /// mirror file and the same simulator. The first one's owner lease is
+    /// released first, as if its process had ended: its `running` runs are
+    /// a dead owner's.
     pub async fn restart(&self) -> App {
+        self.app.store.lease().release();
         App::open_with(
             self.app.settings.clone(),
             self.clock.clone(),

@@ -9,6 +9,8 @@ mod crash;
 mod daemon;
 mod demo;
 mod helpers;
+mod leases;
 mod pull;
 mod push;
+mod removals;
 mod safety;

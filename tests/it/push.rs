@@ -305,7 +305,7 @@ async fn a_bad_source_is_exit_2_naming_file_line_and_field_and_pushes_nothing() 
     assert!(e.contains("did you mean 'department'"), "{e}");
 }
 
-fn changes_csv(users: &[Value], n: usize, tag: &str) -> String {
+pub(crate) fn changes_csv(users: &[Value], n: usize, tag: &str) -> String {
     let mut csv = String::from("email_id,work_location\n");
     for u in users.iter().take(n) {
         csv.push_str(&format!("{},{tag} {}\n", s(u, "email_id"), s(u, "id")));
