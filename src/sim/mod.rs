@@ -631,7 +631,17 @@ async fn handle(AxState(sim): AxState<Simulator>, req: Request) -> Response {
         at,
         status: reply.status.as_u16(),
     });
-    reply.into_response()
+    with_date(reply.into_response(), sim.inner.clock.now())
+}
+
+/// Every answer carries a `Date` from the *simulator's* clock, as a real
+/// server's does from its own: clients take Cliq's notion of time from it
+/// (an explicit header also stops hyper adding one from the system clock).
+fn with_date(mut resp: Response, now: DateTime<Utc>) -> Response {
+    if let Ok(v) = header::HeaderValue::try_from(crate::clock::to_http_date(now)) {
+        resp.headers_mut().insert(header::DATE, v);
+    }
+    resp
 }
 
 impl Simulator {
