@@ -33,6 +33,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the `simulate` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The daemon: cron schedules, health/metrics server, graceful stop on SIGTERM/SIGINT.
@@ -95,6 +97,46 @@ pub struct SimulateArgs {
     /// Lift every API quota (benchmarks of raw speed only; never like Cliq).
     #[arg(long)]
     pub unlimited: bool,
+    /// Fraction (0..1) of API requests answered 500/502/503, after counting against the quota.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    pub fail_rate: f64,
+    /// Fraction (0..1) of 200 API answers whose body is cut in half.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    pub truncate_rate: f64,
+    /// Delay added to every API answer, e.g. 250ms or 2s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub latency: Option<Duration>,
+    /// The simulator's clock is the real clock plus this (signed): -10m runs ten
+    /// minutes behind, 10m ten minutes ahead. It drives quotas, cursors,
+    /// modification times and the Date header.
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_signed_duration)]
+    pub clock_offset: Option<chrono::Duration>,
+    /// The one PUT body shape accepted: the documented `wrapped` ({"users":[{email_id,…}]},
+    /// email_id required) or `flat` (match `[cliq] update_body`).
+    #[arg(long, default_value = "wrapped", value_parser = ["wrapped", "flat"])]
+    pub update_body: String,
+}
+
+/// A fraction from 0 to 1 (`--fail-rate`, `--truncate-rate`).
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!(
+            "expected a fraction from 0 to 1 (0.05 is 5%), not {s:?}"
+        )),
+    }
+}
+
+/// A humantime duration with an optional sign: `-10m`, `+90s`, `1h`.
+fn parse_signed_duration(s: &str) -> Result<chrono::Duration, String> {
+    let (negative, text) = match s.trim() {
+        t if t.starts_with('-') => (true, &t[1..]),
+        t => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e} (examples: -10m, 10m, +90s)"))?;
+    let d = chrono::Duration::from_std(d).map_err(|e| e.to_string())?;
+    Ok(if negative { -d } else { d })
 }
 
 /// A failure with the exit code it deserves.
@@ -387,7 +429,10 @@ pub fn init_logging(level: &str, format: &str) {
     };
 }
 
-async fn simulate(args: SimulateArgs) -> Result<(), Failure> {
+/// The simulator `simulate` serves, with its config (for the banner):
+/// seeded org, fault knobs and clock offset from the flags. Needs a tokio
+/// runtime (an offset clock follows tokio's clock from the real time now).
+pub fn build_simulator(args: &SimulateArgs) -> Result<(Simulator, SimConfig), Failure> {
     if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
         return Err(Failure::config(anyhow::anyhow!(
             "--time-scale must be a positive number, got {}",
@@ -398,16 +443,20 @@ async fn simulate(args: SimulateArgs) -> Result<(), Failure> {
         users: args.users,
         seed: args.seed,
         time_scale: args.time_scale,
+        update_body: args
+            .update_body
+            .parse()
+            .map_err(|e: String| Failure::config(anyhow::anyhow!("--update-body: {e}")))?,
         ..SimConfig::default()
     };
-    if let Some(v) = args.client_id {
-        cfg.client_id = v;
+    if let Some(v) = &args.client_id {
+        cfg.client_id = v.clone();
     }
-    if let Some(v) = args.client_secret {
-        cfg.client_secret = v;
+    if let Some(v) = &args.client_secret {
+        cfg.client_secret = v.clone();
     }
-    if let Some(v) = args.refresh_token {
-        cfg.refresh_token = v;
+    if let Some(v) = &args.refresh_token {
+        cfg.refresh_token = v.clone();
     }
     if let Some(v) = args.token_ttl {
         cfg.token_ttl = Duration::from_secs(v);
@@ -418,12 +467,27 @@ async fn simulate(args: SimulateArgs) -> Result<(), Failure> {
         }
         cfg.max_tokens_per_window = u32::MAX / 2;
     }
+    let clock = match args.clock_offset {
+        Some(offset) if !offset.is_zero() => Clock::anchored(chrono::Utc::now() + offset),
+        _ => Clock::system(),
+    };
+    let sim = Simulator::new(cfg.clone(), clock);
+    sim.set_faults(crate::sim::Faults {
+        error_5xx_rate: args.fail_rate,
+        truncate_rate: args.truncate_rate,
+        latency: args.latency.unwrap_or_default(),
+        ..crate::sim::Faults::default()
+    });
+    Ok((sim, cfg))
+}
+
+async fn simulate(args: SimulateArgs) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
+    let (sim, cfg) = build_simulator(&args)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener.local_addr().map_err(Failure::runtime)?;
-    let started = std::time::Instant::now();
-    let sim = Simulator::new(cfg.clone(), Clock::system());
     println!(
         "Cliq simulator: {} users (seed {}) generated in {:.0?}, time scale {}{}",
         cfg.users,
@@ -441,6 +505,18 @@ async fn simulate(args: SimulateArgs) -> Result<(), Failure> {
     println!("  client_secret:  {}", cfg.client_secret);
     println!("  refresh_token:  {}", cfg.refresh_token);
     println!("  token lifetime: {}s", cfg.token_ttl.as_secs());
+    println!("  PUT body:       {}", args.update_body);
+    if let Some(offset) = args.clock_offset.filter(|o| !o.is_zero()) {
+        println!("  clock offset:   {}s", offset.num_seconds());
+    }
+    println!(
+        "  faults:         {} (change them at run time, from loopback only:",
+        serde_json::to_string(&sim.faults()).unwrap_or_default()
+    );
+    println!(
+        "                  curl -X PUT -d '{{\"error_5xx_rate\": 0.1}}' http://{addr}{})",
+        crate::sim::admin::FAULTS_PATH
+    );
     println!("Point cliq-sync at it with:");
     println!(
         "  CLIQ_SYNC__CLIQ__BASE_URL=http://{addr} CLIQ_SYNC__CLIQ__ACCOUNTS_URL=http://{addr}"

@@ -135,6 +135,20 @@ pub fn from_db(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// An HTTP `Date` header value (RFC 7231 IMF-fixdate, e.g.
+/// `Sun, 06 Nov 1994 08:49:37 GMT`): whole seconds, truncated, as servers send it.
+pub fn to_http_date(t: DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// Parse an HTTP `Date` header value (IMF-fixdate; RFC 2822 forms with a
+/// zone are tolerated). `None` if it is anything else.
+pub fn from_http_date(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc2822(s.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +164,16 @@ mod tests {
             .sleep_until(base + chrono::Duration::minutes(10))
             .await;
         assert_eq!(to_db(clock.now()), "2026-01-01T00:10:00.000Z");
+    }
+
+    #[test]
+    fn http_dates_round_trip_at_one_second_resolution() {
+        let t = from_db("2026-06-01T09:00:07.900Z").unwrap();
+        let text = to_http_date(t);
+        assert_eq!(text, "Mon, 01 Jun 2026 09:00:07 GMT");
+        // Truncated, never rounded up: a Date never claims a later second.
+        assert_eq!(from_http_date(&text), from_db("2026-06-01T09:00:07.000Z"));
+        assert_eq!(from_http_date("yesterday"), None);
+        assert_eq!(from_http_date(""), None);
     }
 }

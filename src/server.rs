@@ -209,6 +209,16 @@ pub async fn render(s: &ServerState) -> anyhow::Result<String> {
         watermark_age,
     );
 
+    if let Some(ms) = stats.clock_skew_ms {
+        let skew = FGauge::default();
+        skew.set(ms as f64 / 1000.0);
+        reg.register(
+            "clock_skew_seconds",
+            "Cliq's clock minus this host's at the last listing's first answer (Date header, 1 s resolution)",
+            skew,
+        );
+    }
+
     let durations = Family::<KindLabel, FGauge>::default();
     if let Ok(d) = s.daemon.last_duration.lock() {
         for (kind, secs) in ["full", "incremental", "push"].iter().zip(d.iter()) {

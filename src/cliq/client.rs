@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -173,6 +174,8 @@ struct CallState {
     attempts: AtomicU32,
     /// `Retry-After` of the last transient answer.
     server_hint: Mutex<Option<Duration>>,
+    /// The `Date` header of the successful answer (Cliq's clock).
+    server_date: Mutex<Option<DateTime<Utc>>>,
 }
 
 enum Sent<T> {
@@ -225,6 +228,12 @@ impl CliqClient {
         self.inner.stats.snapshot()
     }
 
+    /// Remember how far Cliq's clock is from ours (`Date` of an answer minus
+    /// our clock when it arrived), for `/metrics`.
+    pub fn record_clock_skew(&self, skew: chrono::Duration) {
+        self.inner.stats.record_clock_skew(skew);
+    }
+
     // -----------------------------------------------------------------
     // Endpoints
     // -----------------------------------------------------------------
@@ -236,8 +245,12 @@ impl CliqClient {
         params: &ListUsersParams,
         next_token: Option<&str>,
     ) -> Result<UsersPage, CliqError> {
-        let v = self.execute(self.list_call(params, next_token)).await?;
-        UsersPage::from_owned(v).map_err(|e| decode(Endpoint::ListUsers, e))
+        let (v, date) = self
+            .execute_dated(self.list_call(params, next_token), decode_value)
+            .await?;
+        let mut page = UsersPage::from_owned(v).map_err(|e| decode(Endpoint::ListUsers, e))?;
+        page.server_date = date;
+        Ok(page)
     }
 
     /// As [`CliqClient::list_users_page`], each user kept as the JSON text
@@ -247,10 +260,13 @@ impl CliqClient {
         params: &ListUsersParams,
         next_token: Option<&str>,
     ) -> Result<RawUsersPage, CliqError> {
-        self.execute_as(self.list_call(params, next_token), |body| {
-            RawUsersPage::from_slice(body).map_err(BodyError::from)
-        })
-        .await
+        let (mut page, date) = self
+            .execute_dated(self.list_call(params, next_token), |body| {
+                RawUsersPage::from_slice(body).map_err(BodyError::from)
+            })
+            .await?;
+        page.server_date = date;
+        Ok(page)
     }
 
     fn list_call(&self, params: &ListUsersParams, next_token: Option<&str>) -> Call {
@@ -497,19 +513,39 @@ impl CliqClient {
     /// [`CliqClient::execute`] with the body decoded by `decode` (inside
     /// the retry loop: a body cut short is retried like a 5xx).
     async fn execute_as<T>(&self, call: Call, decode: Decoder<T>) -> Result<T, CliqError> {
+        Ok(self.execute_dated(call, decode).await?.0)
+    }
+
+    /// [`CliqClient::execute_as`], also returning the `Date` header of the
+    /// answer that succeeded (`None` if absent or unparseable).
+    async fn execute_dated<T>(
+        &self,
+        call: Call,
+        decode: Decoder<T>,
+    ) -> Result<(T, Option<DateTime<Utc>>), CliqError> {
         let span = tracing::info_span!(
             "cliq_request",
             endpoint = %call.ep,
             method = %call.method,
             path = %call.path,
         );
-        self.execute_inner(call, decode).instrument(span).await
+        let state = CallState::default();
+        let v = self
+            .execute_inner(call, &state, decode)
+            .instrument(span)
+            .await?;
+        let date = *state.server_date.lock().unwrap();
+        Ok((v, date))
     }
 
-    async fn execute_inner<T>(&self, call: Call, decode: Decoder<T>) -> Result<T, CliqError> {
+    async fn execute_inner<T>(
+        &self,
+        call: Call,
+        state: &CallState,
+        decode: Decoder<T>,
+    ) -> Result<T, CliqError> {
         let inner = &*self.inner;
         let cfg = &inner.cfg;
-        let state = CallState::default();
         let mut throttles = 0usize;
         loop {
             let backoff = ExponentialBuilder::default()
@@ -517,7 +553,7 @@ impl CliqClient {
                 .with_min_delay(cfg.min_backoff)
                 .with_max_delay(cfg.max_backoff)
                 .with_max_times(cfg.max_transient_retries);
-            let res = (|| self.attempt(&call, &state, decode))
+            let res = (|| self.attempt(&call, state, decode))
                 .retry(backoff)
                 .sleep(backon::TokioSleeper)
                 .when(CliqError::is_transient)
@@ -615,7 +651,14 @@ impl CliqClient {
             "cliq response"
         );
         match classify(ep, status, resp.headers(), resp.body(), &call.ctx, decode) {
-            Classified::Ok(v) => Ok(Sent::Done(v)),
+            Classified::Ok(v) => {
+                *state.server_date.lock().unwrap() = resp
+                    .headers()
+                    .get(http::header::DATE)
+                    .and_then(|d| d.to_str().ok())
+                    .and_then(crate::clock::from_http_date);
+                Ok(Sent::Done(v))
+            }
             Classified::Unauthorized { message } => {
                 inner.stats.record_unauthorized(ep);
                 Ok(Sent::Unauthorized { token, message })

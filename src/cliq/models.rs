@@ -242,6 +242,9 @@ pub struct UsersPage {
     pub next_token: Option<String>,
     /// `false` on the last page (normalised: `has_more` implies `next_token`).
     pub has_more: bool,
+    /// The HTTP `Date` of the answer (Cliq's clock, whole seconds); set by
+    /// the client, `None` if the header was absent or unparseable.
+    pub server_date: Option<DateTime<Utc>>,
 }
 
 impl UsersPage {
@@ -294,6 +297,7 @@ impl UsersPage {
             users,
             next_token,
             has_more,
+            server_date: None,
         })
     }
 
@@ -331,6 +335,8 @@ pub struct RawUsersPage {
     pub users: Vec<Box<RawValue>>,
     pub next_token: Option<String>,
     pub has_more: bool,
+    /// As [`UsersPage::server_date`].
+    pub server_date: Option<DateTime<Utc>>,
 }
 
 impl RawUsersPage {
@@ -383,6 +389,7 @@ impl RawUsersPage {
             users: list,
             next_token,
             has_more,
+            server_date: None,
         })
     }
 

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::org::{self, ChangeError, Fields, Org, Status, User};
-use super::{chrono_dur, hex, Reply, State};
+use super::{chrono_dur, hex, Reply, State, UpdateBody};
 
 /// Default page size of `GET /users`.
 pub(crate) const DEFAULT_LIMIT: usize = 50;
@@ -40,6 +40,34 @@ fn extra_key(key: &str) -> Reply {
         "extra_key_found",
         &format!("'{key}' is an extra key in the JSON Object."),
     )
+}
+
+fn missing_key(key: &str) -> Reply {
+    Reply::bad_request(
+        "missing_key",
+        &format!("'{key}' is missing in the JSON Object."),
+    )
+}
+
+/// The one user object of a wrapped body `{"users": [{...}]}`.
+fn unwrap_single_user(mut top: Map<String, Value>) -> Result<Map<String, Value>, Reply> {
+    if let Some(k) = top.keys().find(|k| *k != "users") {
+        return Err(extra_key(k));
+    }
+    match top.remove("users") {
+        None => Err(missing_key("users")),
+        Some(Value::Array(list)) => match <[Value; 1]>::try_from(list) {
+            Ok([Value::Object(o)]) => Ok(o),
+            _ => Err(bad_value(
+                "users",
+                "must be an array of exactly one user object",
+            )),
+        },
+        Some(_) => Err(bad_value(
+            "users",
+            "must be an array of exactly one user object",
+        )),
+    }
 }
 
 fn user_not_found() -> Reply {
@@ -443,7 +471,7 @@ impl State {
             return extra_key(k);
         }
         let Some(list) = top.get("users") else {
-            return Reply::bad_request("missing_key", "'users' is missing in the JSON Object.");
+            return missing_key("users");
         };
         let Some(list) = list.as_array() else {
             return bad_value("users", "must be an array of user objects");
@@ -468,12 +496,7 @@ impl State {
         let mut emails = Vec::with_capacity(objs.len());
         for o in &objs {
             match o.get("email_id") {
-                None => {
-                    return Reply::bad_request(
-                        "missing_key",
-                        "'email_id' is missing in the JSON Object.",
-                    )
-                }
+                None => return missing_key("email_id"),
                 Some(Value::String(e)) if org::valid_email(e) => emails.push(e.clone()),
                 Some(_) => return bad_value("email_id", "must be a valid email address"),
             }
@@ -518,8 +541,11 @@ impl State {
         Reply::ok(&json!({"data": {"success_users": success, "failed_users": failed}}))
     }
 
-    /// `PUT /users/{id}`: the documented wrapped body `{"users":[{...}]}` or
-    /// the flat `{...}` some clients send.
+    /// `PUT /users/{id}`: the documented wrapped body `{"users":[{...}]}`
+    /// with a mandatory `email_id`, or, only when the simulator is in
+    /// [`UpdateBody::Flat`] mode, the flat `{...}` some clients send. Never
+    /// both: a client must not pass against the simulator with a shape
+    /// Cliq would refuse.
     pub(super) fn update_user(
         &mut self,
         id: &str,
@@ -531,19 +557,19 @@ impl State {
             Ok(m) => m,
             Err(r) => return r,
         };
-        let obj = if top.contains_key("users") {
-            if let Some(k) = top.keys().find(|k| *k != "users") {
-                return extra_key(k);
-            }
-            match top["users"].as_array().map(Vec::as_slice) {
-                Some([Value::Object(o)]) => o.clone(),
-                _ => return bad_value("users", "must be an array of exactly one user object"),
-            }
-        } else {
-            top
+        let obj = match self.cfg.update_body {
+            UpdateBody::Wrapped => match unwrap_single_user(top) {
+                Ok(o) => o,
+                Err(r) => return r,
+            },
+            UpdateBody::Flat => top,
         };
         if let Err(ChangeError::ExtraKey(k)) = Org::check_keys(&obj, &[]) {
             return extra_key(&k);
+        }
+        if self.cfg.update_body == UpdateBody::Wrapped && !obj.contains_key("email_id") {
+            // Documented as mandatory; Cliq refuses the body without it.
+            return missing_key("email_id");
         }
         let Some(user) = self.find_user(id) else {
             return Reply::bad_request(

@@ -24,9 +24,16 @@
 //!   it sits in the sliding window like any other).
 //! * POST and PUT require `Content-Type: application/json`.
 //! * An empty update (no field besides `email_id`) is a 400.
+//! * `PUT` takes one body shape, [`SimConfig::update_body`]: the documented
+//!   wrapped `{"users": [{…}]}` with `email_id` required (else 400
+//!   `missing_key`), or the flat one; the other shape is a 400 `extra_key_found`.
+//! * Every answer has a `Date` header from the simulator's clock.
+//! * `/_sim/faults` (loopback peers only, see [`admin`]) reads and replaces
+//!   the fault knobs at run time.
 //! * The request log keeps the latest [`LOG_CAPACITY`] requests, OAuth ones
 //!   included (endpoint [`Endpoint::OauthToken`]).
 
+pub mod admin;
 mod api;
 pub(crate) mod org;
 #[cfg(test)]
@@ -80,6 +87,33 @@ pub struct SimConfig {
     pub max_tokens_per_window: u32,
     /// Per-endpoint quotas before scaling; a missing endpoint gets its documented quota.
     pub quotas: HashMap<Endpoint, Quota>,
+    /// The PUT body shape accepted (`simulate --update-body`); the other is refused.
+    pub update_body: UpdateBody,
+}
+
+/// The one `PUT /users/{id}` body shape the simulator accepts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UpdateBody {
+    /// The documented `{"users": [{"email_id": …, …}]}`, `email_id` required
+    /// (what Cliq's documentation shows, and the client's default).
+    #[default]
+    Wrapped,
+    /// `{…fields}` alone, as a public third-party client sends it
+    /// (`[cliq] update_body = "flat"`); `email_id` optional.
+    Flat,
+}
+
+impl std::str::FromStr for UpdateBody {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "wrapped" => Ok(UpdateBody::Wrapped),
+            "flat" => Ok(UpdateBody::Flat),
+            _ => Err(format!(
+                "the update body must be wrapped or flat, not {s:?}"
+            )),
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -97,17 +131,21 @@ impl Default for SimConfig {
                 .iter()
                 .map(|e| (*e, e.documented_quota()))
                 .collect(),
+            update_body: UpdateBody::Wrapped,
         }
     }
 }
 
-/// Fault injection knobs (all off by default).
-#[derive(Clone, Debug, Default)]
+/// Fault injection knobs (all off by default). As JSON (the admin path
+/// `/_sim/faults`), a missing field is off and an unknown one an error.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Faults {
     /// Fraction of API requests answered 500/502/503 (after counting against quota).
     pub error_5xx_rate: f64,
     /// Added to every API answer (refusals included) after the request is
-    /// counted (tokio time, so paused tests do not wait).
+    /// counted (tokio time, so paused tests do not wait). JSON: `"250ms"`.
+    #[serde(with = "duration_text")]
     pub latency: Duration,
     /// Every API request is answered as throttled (no lock is imposed).
     pub force_throttle: bool,
@@ -125,6 +163,42 @@ pub struct Faults {
     /// Page n (1-based) of every listing comes back empty, without
     /// `has_more` or `next_token` (an empty page in the middle).
     pub list_empty_page_at: Option<u32>,
+}
+
+impl Faults {
+    /// Rates must be fractions: a typo like `5` for 5% must not silently
+    /// fail every request.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, rate) in [
+            ("error_5xx_rate", self.error_5xx_rate),
+            ("truncate_rate", self.truncate_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("{name} must be a fraction from 0 to 1, not {rate}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `Duration` as humantime text (`"250ms"`, `"1s"`) in the JSON of [`Faults`].
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(text.trim()).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?}: {e} (examples: \"0s\", \"250ms\", \"2s\")"
+            ))
+        })
+    }
 }
 
 /// What the simulator has seen (test hooks).
@@ -595,6 +669,10 @@ impl State {
 }
 
 async fn handle(AxState(sim): AxState<Simulator>, req: Request) -> Response {
+    if admin::is_admin_path(req.uri().path()) {
+        let resp = admin::handle(&sim, req).await;
+        return with_date(resp, sim.inner.clock.now());
+    }
     let (parts, body) = req.into_parts();
     let at = sim.inner.clock.now();
     let path = parts.uri.path().to_string();
@@ -637,7 +715,17 @@ async fn handle(AxState(sim): AxState<Simulator>, req: Request) -> Response {
         at,
         status: reply.status.as_u16(),
     });
-    reply.into_response()
+    with_date(reply.into_response(), sim.inner.clock.now())
+}
+
+/// Every answer carries a `Date` from the *simulator's* clock, as a real
+/// server's does from its own: clients take Cliq's notion of time from it
+/// (an explicit header also stops hyper adding one from the system clock).
+fn with_date(mut resp: Response, now: DateTime<Utc>) -> Response {
+    if let Ok(v) = header::HeaderValue::try_from(crate::clock::to_http_date(now)) {
+        resp.headers_mut().insert(header::DATE, v);
+    }
+    resp
 }
 
 impl Simulator {
@@ -724,7 +812,11 @@ impl Simulator {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
+        // The peer address lets the admin path answer loopback peers only.
+        let service = self
+            .router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await
     }

@@ -695,11 +695,12 @@ async fn modified_after_sees_only_tracked_fields_within_seven_days() {
         .sim
         .mutate_user(&ids[2], json!({"work_location": "Moon base"})));
     let (dept, _) = h.sim.departments()[5].clone();
+    let email = h.sim.user(&ids[3]).unwrap()["email_id"].clone();
     let (s, _) = h
         .send_json(
             "PUT",
             &format!("/api/v2/users/{}", ids[3]),
-            json!({"users": [{"department_id": dept}]}),
+            json!({"users": [{"email_id": email, "department_id": dept}]}),
         )
         .await;
     assert_eq!(s, 200);
@@ -743,19 +744,27 @@ async fn put_validation_and_application() {
     assert_eq!((s, code(&v)), (400, "extra_key_found"));
     assert_eq!(v["message"], "'colour' is an extra key in the JSON Object.");
     let (s, v) = h
-        .send_json("PUT", &uri, json!({"users": [{"department_id": "999"}]}))
+        .send_json(
+            "PUT",
+            &uri,
+            json!({"users": [{"email_id": email, "department_id": "999"}]}),
+        )
         .await;
     assert_eq!((s, code(&v)), (500, "internal_error"));
     assert!(v["message"].as_str().unwrap().contains("technical error"));
     let (s, _) = h
-        .send_json("PUT", &uri, json!({"users": [{"reporting_to_zuid": "1"}]}))
+        .send_json(
+            "PUT",
+            &uri,
+            json!({"users": [{"email_id": email, "reporting_to_zuid": "1"}]}),
+        )
         .await;
     assert_eq!(s, 500);
     let (s, v) = h
         .send_json(
             "PUT",
             "/api/v2/users/12345",
-            json!({"users": [{"mobile": "1"}]}),
+            json!({"users": [{"email_id": "nobody@zylker.example", "mobile": "1"}]}),
         )
         .await;
     assert_eq!((s, code(&v)), (400, "operation_not_allowed"));
@@ -767,7 +776,13 @@ async fn put_validation_and_application() {
         )
         .await;
     assert_eq!(s, 400);
-    let (s, v) = h.send_json("PUT", &uri, json!({"mobile": 5})).await;
+    let (s, v) = h
+        .send_json(
+            "PUT",
+            &uri,
+            json!({"users": [{"email_id": email, "mobile": 5}]}),
+        )
+        .await;
     assert_eq!((s, code(&v)), (400, "invalid_value"));
     let (s, _) = h
         .send_json("PUT", &uri, json!({"users": [{"email_id": email}]}))
@@ -809,9 +824,15 @@ async fn put_validation_and_application() {
     let u = h.sim.user(&id).unwrap();
     assert_eq!(u["department"], json!({"id": dept_id, "name": dept_name}));
     assert_eq!(u["work_location"], "Lab");
-    // ...and the flat one.
+    assert_eq!(h.sim.counters().server_errors, 2);
+    // ...and the flat one, in the simulator's flat mode (same seeded org).
+    let flat = harness(SimConfig {
+        update_body: UpdateBody::Flat,
+        ..users(50)
+    })
+    .await;
     let boss = all[0]["id"].as_str().unwrap();
-    let (s, _) = h
+    let (s, _) = flat
         .send_json(
             "PUT",
             &uri,
@@ -819,10 +840,9 @@ async fn put_validation_and_application() {
         )
         .await;
     assert_eq!(s, 200);
-    let u = h.sim.user(&id).unwrap();
+    let u = flat.sim.user(&id).unwrap();
     assert_eq!(u["reportingto"]["id"], boss);
     assert_eq!(u["extension"], "4242");
-    assert_eq!(h.sim.counters().server_errors, 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -1193,4 +1213,118 @@ async fn listing_faults_end_a_listing_early() {
     assert_eq!(h.list_all("limit=10").await.len(), 10);
     h.sim.set_faults(Faults::default());
     assert_eq!(h.list_all("limit=10").await.len(), h.sim.users().len());
+}
+
+// ------------------------------------------- strictness and outside steering
+
+#[tokio::test(start_paused = true)]
+async fn a_wrapped_put_without_email_id_is_refused_as_cliq_does() {
+    let h = harness(users(20)).await;
+    let id = h.sim.users()[3]["id"].as_str().unwrap().to_string();
+    let uri = format!("/api/v2/users/{id}");
+    let (s, v) = h
+        .send_json("PUT", &uri, json!({"users": [{"extension": "4242"}]}))
+        .await;
+    assert_eq!((s, code(&v)), (400, "missing_key"), "{v}");
+    assert_eq!(v["message"], "'email_id' is missing in the JSON Object.");
+    assert_ne!(h.sim.user(&id).unwrap()["extension"], "4242");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_flat_put_body_is_refused_unless_the_simulator_is_in_flat_mode() {
+    let h = harness(users(20)).await;
+    let u = &h.sim.users()[3];
+    let (id, email) = (u["id"].as_str().unwrap(), u["email_id"].as_str().unwrap());
+    let uri = format!("/api/v2/users/{id}");
+    let (s, v) = h.send_json("PUT", &uri, json!({"extension": "4242"})).await;
+    assert_eq!((s, code(&v)), (400, "extra_key_found"), "{v}");
+    assert_ne!(h.sim.user(id).unwrap()["extension"], "4242");
+
+    let flat = harness(SimConfig {
+        update_body: UpdateBody::Flat,
+        ..users(20)
+    })
+    .await;
+    let (s, v) = flat
+        .send_json("PUT", &uri, json!({"extension": "4242"}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(flat.sim.user(id).unwrap()["extension"], "4242");
+    // Flat mode is not "both": the wrapped shape is then the stranger.
+    let (s, v) = flat
+        .send_json(
+            "PUT",
+            &uri,
+            json!({"users": [{"email_id": email, "extension": "1"}]}),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (400, "extra_key_found"), "{v}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_answer_carries_a_date_from_the_simulator_clock() {
+    let behind = Clock::anchored(t0() - chrono::Duration::minutes(10));
+    let sim = Simulator::new(users(5), behind);
+    let resp = sim
+        .router()
+        .oneshot(
+            http::Request::get("/api/v2/users")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let date = resp.headers()[header::DATE].to_str().unwrap();
+    assert_eq!(date, "Wed, 31 Dec 2025 23:50:00 GMT");
+}
+
+#[test]
+fn faults_travel_as_json_and_missing_fields_mean_off() {
+    let f: Faults =
+        serde_json::from_str(r#"{"error_5xx_rate": 0.25, "latency": "150ms"}"#).unwrap();
+    assert_eq!(f.error_5xx_rate, 0.25);
+    assert_eq!(f.latency, Duration::from_millis(150));
+    assert!(!f.force_throttle && f.truncate_rate == 0.0);
+    let back: Faults = serde_json::from_value(serde_json::to_value(&f).unwrap()).unwrap();
+    assert_eq!(
+        serde_json::to_value(&back).unwrap(),
+        serde_json::to_value(&f).unwrap()
+    );
+    let off: Faults = serde_json::from_str("{}").unwrap();
+    assert_eq!(
+        serde_json::to_value(off).unwrap(),
+        serde_json::to_value(Faults::default()).unwrap()
+    );
+    assert!(
+        serde_json::from_str::<Faults>(r#"{"fail_rat": 1}"#).is_err(),
+        "a typo is an error"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fault_admin_path_refuses_peers_that_are_not_loopback() {
+    let sim = Simulator::new(users(5), Clock::anchored(t0()));
+    for peer in [None, Some("10.1.2.3:5555")] {
+        let mut req = http::Request::get("/_sim/faults")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        if let Some(p) = peer {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(
+                p.parse::<std::net::SocketAddr>().unwrap(),
+            ));
+        }
+        let resp = sim.router().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), 403, "{peer:?}");
+    }
+    let mut req = http::Request::get("/_sim/faults")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    req.extensions_mut().insert(axum::extract::ConnectInfo(
+        "127.0.0.1:5555".parse::<std::net::SocketAddr>().unwrap(),
+    ));
+    let resp = sim.router().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(sim.requests().is_empty(), "not in the API request log");
+    assert!(sim.counters().requests.is_empty(), "not counted");
 }

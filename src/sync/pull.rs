@@ -9,8 +9,12 @@
 //!   turns the run into a full pull, and the daemon also runs full pulls on
 //!   their own schedule.
 //!
-//! The watermark is the start time of the last successful pull, advanced only
-//! when a run succeeds.
+//! The watermark is *Cliq's* time at the start of the last successful pull:
+//! the `Date` header of the run's first listing answer (whole seconds,
+//! truncated), advanced only when a run succeeds. Cliq stamps modifications
+//! with its own clock, so a watermark from ours would lose every change made
+//! within the skew whenever Cliq runs behind by more than the overlap. Only
+//! when that header is missing or unreadable is our clock used, with a warning.
 
 use std::time::Duration;
 
@@ -31,6 +35,11 @@ use crate::mirror::{Store, StoreError};
 
 /// How far back Cliq's `modified_after` can see.
 pub const MODIFIED_AFTER_HORIZON: chrono::Duration = chrono::Duration::days(7);
+
+/// Clock skew (Cliq's `Date` against our clock) beyond this is logged as a
+/// warning on every pull: Cliq's clock is the one the watermark follows, but
+/// a skewed host clock also shifts cron schedules and the mirror's timestamps.
+pub const CLOCK_SKEW_WARN: chrono::Duration = chrono::Duration::seconds(60);
 
 /// The four layouts Cliq documents.
 pub const LAYOUT_NAMES: [&str; 4] = [
@@ -134,6 +143,10 @@ pub struct PullReport {
     pub teams_fetched: u64,
     pub teams_pending: i64,
     pub started_at: DateTime<Utc>,
+    /// `Date` of the first listing answer (Cliq's clock): the next watermark.
+    pub cliq_date: Option<DateTime<Utc>>,
+    /// Cliq's clock minus ours at that answer, in milliseconds.
+    pub clock_skew_ms: Option<i64>,
     pub elapsed: Duration,
     pub error: Option<String>,
 }
@@ -230,6 +243,8 @@ pub async fn pull_with(
         teams_fetched: 0,
         teams_pending: 0,
         started_at,
+        cliq_date: None,
+        clock_skew_ms: None,
         elapsed: Duration::ZERO,
         error: None,
     };
@@ -278,9 +293,11 @@ pub async fn pull_with(
                 }
             }
         }
-        // The listing is complete: the mirror holds everything modified
-        // before this run started.
-        store.set_watermark(started_at, now).await?;
+        // The listing is complete: the mirror holds everything Cliq had
+        // modified before its first answer.
+        store
+            .set_watermark(next_watermark(report.cliq_date, started_at), now)
+            .await?;
         if opts.teams != TeamsMode::Off {
             match fetch_teams(app, opts.teams_per_run, cancel).await {
                 Ok(n) => report.teams_fetched = n,
@@ -365,6 +382,50 @@ async fn removal_breaker(
     Ok(Some(why))
 }
 
+/// The watermark a complete listing earns: Cliq's `Date` of its first
+/// answer. The header is already truncated to the second, so it never lies
+/// after a modification the listing could have missed; `[sync] overlap` is
+/// subtracted when it is used. Without the header: our clock at the start.
+fn next_watermark(cliq_date: Option<DateTime<Utc>>, started_at: DateTime<Utc>) -> DateTime<Utc> {
+    match cliq_date {
+        Some(date) => date,
+        None => {
+            tracing::warn!(
+                "Cliq's answer had no readable Date header: the watermark follows this host's \
+                 clock, so a clock skew larger than [sync] overlap can hide changes until the \
+                 next full pull; keep the host clock synchronised (NTP)"
+            );
+            started_at
+        }
+    }
+}
+
+/// Record Cliq's clock against ours from the first listing answer: the
+/// report and `cliq_sync_clock_skew_seconds` get it, and a skew beyond
+/// [`CLOCK_SKEW_WARN`] is a warning.
+fn note_first_answer(
+    client: &CliqClient,
+    report: &mut PullReport,
+    cliq_date: Option<DateTime<Utc>>,
+    ours: DateTime<Utc>,
+) {
+    report.cliq_date = cliq_date;
+    let Some(date) = cliq_date else { return };
+    let skew = date - ours;
+    report.clock_skew_ms = Some(skew.num_milliseconds());
+    client.record_clock_skew(skew);
+    if skew.abs() > CLOCK_SKEW_WARN {
+        tracing::warn!(
+            skew_seconds = skew.num_seconds(),
+            cliq_date = %crate::clock::to_db(date),
+            our_clock = %crate::clock::to_db(ours),
+            "clock skew: Cliq's clock differs from this host's by more than {}s; the watermark \
+             follows Cliq's clock, but check the host's time synchronisation (NTP)",
+            CLOCK_SKEW_WARN.num_seconds()
+        );
+    }
+}
+
 async fn finish(
     store: &Store,
     client: &CliqClient,
@@ -395,6 +456,8 @@ enum Fetched {
     /// A page being flattened (in order: the consumer awaits each in turn).
     Page(tokio::task::JoinHandle<Result<Vec<FlatUser>, CliqError>>),
     Restarted,
+    /// Before the first page: its `Date` header and our clock on arrival.
+    FirstAnswer(Option<DateTime<Utc>>, DateTime<Utc>),
     Failed(CliqError),
 }
 
@@ -471,12 +534,22 @@ async fn list_into_mirror(
     };
     let producer = AbortOnDrop(Some(tokio::spawn({
         let client = client.clone();
+        let clock = store.clock().clone();
         async move {
+            let mut first = true;
             // One listing, or one per status (`[sync] status_listing`),
             // one after the other: together they are the complete listing.
             for params in listings {
                 let mut stream = client.list_users_raw(params);
                 while let Some(event) = stream.next().await {
+                    if let (true, Ok(ListEvent::Page(page))) = (first, &event) {
+                        // The earliest answer bounds what the whole run saw.
+                        first = false;
+                        let answer = Fetched::FirstAnswer(page.server_date, clock.now());
+                        if tx.send(answer).await.is_err() {
+                            return;
+                        }
+                    }
                     let fetched = match event {
                         Ok(ListEvent::Page(page)) => {
                             Ok(Fetched::Page(tokio::task::spawn_blocking(move || {
@@ -519,6 +592,7 @@ async fn list_into_mirror(
             }
             Some(Fetched::Failed(e)) => return Err(ListFailure::Cliq(e)),
             Some(Fetched::Restarted) => report.restarts += 1,
+            Some(Fetched::FirstAnswer(date, ours)) => note_first_answer(client, report, date, ours),
             Some(Fetched::Page(flattening)) => {
                 let users = match flattening.await {
                     Ok(Ok(users)) => users,

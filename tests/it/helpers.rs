@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cliq_sync::app::App;
-use cliq_sync::cliq::transport::{RouterTransport, Transport};
+use cliq_sync::cliq::transport::{RouterTransport, Transport, TransportFuture};
 use cliq_sync::cliq::Endpoint;
 use cliq_sync::clock::{from_db, Clock};
 use cliq_sync::config::Settings;
@@ -29,8 +29,12 @@ pub struct TestApp {
 pub struct Opts {
     pub users: usize,
     pub token_ttl: Duration,
-    /// How far the simulator's clock runs behind ours (clock skew).
+    /// How far the simulator's clock runs behind ours (clock skew); a
+    /// negative value puts it ahead.
     pub sim_behind: chrono::Duration,
+    /// `false`: the simulator's answers reach the program without a `Date`
+    /// header (a proxy that strips it), so the program falls back to its clock.
+    pub date_header: bool,
     pub settings: Box<dyn Fn(&mut Settings)>,
 }
 
@@ -40,6 +44,7 @@ impl Default for Opts {
             users: 200,
             token_ttl: Duration::from_secs(3600),
             sim_behind: chrono::Duration::zero(),
+            date_header: true,
             settings: Box::new(|_| {}),
         }
     }
@@ -74,7 +79,10 @@ pub async fn spawn_app(opts: Opts) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut settings = settings_for(&sim_cfg, dir.path());
     (opts.settings)(&mut settings);
-    let transport: Arc<dyn Transport> = Arc::new(RouterTransport::new(sim.router()));
+    let mut transport: Arc<dyn Transport> = Arc::new(RouterTransport::new(sim.router()));
+    if !opts.date_header {
+        transport = Arc::new(WithoutDate(transport));
+    }
     let app = App::open_with(settings, clock.clone(), transport.clone())
         .await
         .unwrap();
@@ -84,6 +92,19 @@ pub async fn spawn_app(opts: Opts) -> TestApp {
         clock,
         _dir: dir,
         transport,
+    }
+}
+
+/// Removes the `Date` header from every answer.
+struct WithoutDate(Arc<dyn Transport>);
+
+impl Transport for WithoutDate {
+    fn send(&self, req: http::Request<bytes::Bytes>) -> TransportFuture<'_> {
+        Box::pin(async move {
+            let mut resp = self.0.send(req).await?;
+            resp.headers_mut().remove(http::header::DATE);
+            Ok(resp)
+        })
     }
 }
 

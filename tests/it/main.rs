@@ -14,3 +14,4 @@ mod pull;
 mod push;
 mod removals;
 mod safety;
+mod simulate;

@@ -213,10 +213,12 @@ async fn a_watermark_eight_days_old_forces_a_full_pull() {
 }
 
 /// The server's clock runs two minutes behind ours: a change made right
-/// after our pull carries a timestamp *before* our watermark.
-async fn skewed_change_is_seen(overlap: &'static str) -> bool {
+/// after our pull carries a timestamp *before* our clock's time. With
+/// `date_header` the watermark follows Cliq's clock; without it, ours.
+async fn skewed_change_is_seen(overlap: &'static str, date_header: bool) -> bool {
     let t = spawn_app(Opts {
         sim_behind: chrono::Duration::minutes(2),
+        date_header,
         settings: Box::new(move |s| {
             s.sync.teams = "off".into();
             s.sync.overlap = humantime::parse_duration(overlap).unwrap();
@@ -235,11 +237,24 @@ async fn skewed_change_is_seen(overlap: &'static str) -> bool {
 
 #[tokio::test(start_paused = true)]
 async fn the_overlap_catches_a_change_stamped_before_the_watermark() {
-    assert!(skewed_change_is_seen("5m").await, "default overlap");
+    // Without Cliq's Date the watermark is our clock: only the overlap
+    // helps, and the operator is told.
+    let logs = Logs::default();
+    let guard = logs.capture();
+    assert!(skewed_change_is_seen("5m", false).await, "default overlap");
+    drop(guard);
     assert!(
-        !skewed_change_is_seen("0s").await,
-        "without overlap it is missed"
+        logs.text().contains("no readable Date header"),
+        "{}",
+        logs.text()
     );
+    assert!(
+        !skewed_change_is_seen("0s", false).await,
+        "without overlap (and without Cliq's Date) it is missed"
+    );
+    // With it, the watermark is on Cliq's clock and the skew does not matter.
+    assert!(skewed_change_is_seen("5m", true).await);
+    assert!(skewed_change_is_seen("0s", true).await);
 }
 
 #[tokio::test(start_paused = true)]
@@ -563,4 +578,141 @@ async fn the_readme_queries_answer_what_they_say() {
     let removed = rows(&queries[2]).await;
     let emails: Vec<String> = removed.iter().map(|r| r.get("email_id")).collect();
     assert_eq!(emails, vec![gone_email]);
+}
+
+/// A `tracing` writer into a shared buffer (what an operator would read).
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Capture this thread's logs (paused tests run on one thread) while
+    /// the guard lives.
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let logs = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("cliq_sync=info"))
+            .with_writer(move || logs.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// The value of an unlabelled series in `/metrics`.
+async fn metric(t: &TestApp, name: &str) -> Option<f64> {
+    let state = cliq_sync::server::ServerState {
+        app: t.app.clone(),
+        daemon: std::sync::Arc::new(cliq_sync::daemon::DaemonState::default()),
+        max_pull_failures: 3,
+    };
+    let text = cliq_sync::server::render(&state).await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+/// 28 tracked changes made in Cliq between two incremental pulls, with
+/// Cliq's clock `sim_behind` ours (negative: ahead): how many arrive.
+async fn changes_caught_under_skew(
+    sim_behind: chrono::Duration,
+    overlap: Duration,
+    pause_before_changes: Duration,
+) -> (usize, TestApp) {
+    let t = spawn_app(Opts {
+        sim_behind,
+        settings: Box::new(move |s| {
+            s.sync.teams = "off".into();
+            s.sync.overlap = overlap;
+        }),
+        ..Opts::default()
+    })
+    .await;
+    assert!(run(&t, PullKind::Full).await.ok());
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    let first = run(&t, PullKind::Incremental).await;
+    assert!(
+        first.ok() && first.kind == PullKind::Incremental,
+        "{first:?}"
+    );
+    tokio::time::sleep(pause_before_changes).await;
+    let ids: Vec<String> = t.sim.users()[..28]
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        assert!(t
+            .sim
+            .mutate_user(id, json!({"extension": format!("7{i:03}")})));
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let second = run(&t, PullKind::Incremental).await;
+    assert!(
+        second.ok() && second.kind == PullKind::Incremental,
+        "{second:?}"
+    );
+    let mut caught = 0;
+    for (i, id) in ids.iter().enumerate() {
+        if column(&t, id, "extension").await == Some(format!("7{i:03}")) {
+            caught += 1;
+        }
+    }
+    (caught, t)
+}
+
+#[tokio::test(start_paused = true)]
+async fn cliq_ten_minutes_behind_or_ahead_loses_no_change_and_the_skew_is_reported() {
+    let default_overlap = cliq_sync::sync::PullOptions::default().overlap;
+    for (label, behind, expected_skew) in [
+        ("behind", chrono::Duration::minutes(10), -600.0),
+        ("ahead", chrono::Duration::minutes(-10), 600.0),
+    ] {
+        let logs = Logs::default();
+        let guard = logs.capture();
+        let (caught, t) =
+            changes_caught_under_skew(behind, default_overlap, Duration::from_secs(30)).await;
+        drop(guard);
+        assert_eq!(
+            caught, 28,
+            "Cliq's clock 10 minutes {label}: {caught}/28 caught"
+        );
+        let skew = metric(&t, "cliq_sync_clock_skew_seconds").await;
+        // The Date header has one-second resolution.
+        assert!(
+            skew.is_some_and(|s| (s - expected_skew).abs() <= 1.0),
+            "{label}: skew {skew:?}"
+        );
+        let text = logs.text();
+        assert!(
+            text.lines()
+                .any(|l| l.contains("WARN") && l.contains("clock") && l.contains("skew")),
+            "{label}: no skew warning in\n{text}"
+        );
+    }
+}
+
+/// The `Date` header has one-second resolution: the watermark is that second
+/// (floored), so a change made a fraction of a second after the previous
+/// listing's answer, in the same second, is still caught without any overlap.
+#[tokio::test(start_paused = true)]
+async fn a_change_in_the_same_second_as_the_listing_answer_is_caught_without_overlap() {
+    // Cliq 10 min 0.3 s behind: its Date reads x.700 floored to x.000; the
+    // change lands at x.900, before the next second.
+    let behind = chrono::Duration::minutes(10) + chrono::Duration::milliseconds(300);
+    let (caught, _t) =
+        changes_caught_under_skew(behind, Duration::ZERO, Duration::from_millis(200)).await;
+    assert_eq!(caught, 28, "{caught}/28 caught");
 }

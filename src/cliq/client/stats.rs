@@ -23,6 +23,9 @@ pub struct ClientStatsSnapshot {
     pub retries: BTreeMap<Endpoint, u64>,
     /// 401 answers by endpoint.
     pub unauthorized: BTreeMap<Endpoint, u64>,
+    /// Cliq's clock minus ours, in milliseconds, at the latest measurement
+    /// (a listing's first answer); `None` until one was made.
+    pub clock_skew_ms: Option<i64>,
 }
 
 impl ClientStatsSnapshot {
@@ -69,6 +72,10 @@ impl ClientStats {
 
     pub fn record_unauthorized(&self, ep: Endpoint) {
         self.with(|s| *s.unauthorized.entry(ep).or_default() += 1);
+    }
+
+    pub fn record_clock_skew(&self, skew: chrono::Duration) {
+        self.with(|s| s.clock_skew_ms = Some(skew.num_milliseconds()));
     }
 
     pub fn snapshot(&self) -> ClientStatsSnapshot {
