@@ -347,6 +347,30 @@ impl Store {
         .await?)
     }
 
+    /// Does the mirror know this reference? `department_id` and
+    /// `designation_id`: some current user has it; `reporting_to_zuid`: it
+    /// is a current user. Any other key is unknown.
+    pub async fn reference_known(&self, key: &str, id: &str) -> Result<bool, StoreError> {
+        let _hold = self.hold();
+        let sql = match key {
+            "department_id" => {
+                "SELECT EXISTS (SELECT 1 FROM users WHERE department_id = ? AND removed_at IS NULL)"
+            }
+            "designation_id" => {
+                "SELECT EXISTS (SELECT 1 FROM users WHERE designation_id = ? AND removed_at IS NULL)"
+            }
+            "reporting_to_zuid" => {
+                "SELECT EXISTS (SELECT 1 FROM users WHERE id = ? AND removed_at IS NULL)"
+            }
+            _ => return Ok(false),
+        };
+        let known: bool = sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(known)
+    }
+
     /// The current raw JSON of a user.
     pub async fn user_raw_json(&self, id: &str) -> Result<Option<String>, StoreError> {
         let _hold = self.hold();

@@ -128,6 +128,9 @@ pub struct Faults {
     /// Fraction of successful writes (PUT/POST) that are applied, then get
     /// no answer for [`WRITE_HANG`] (the client times out first).
     pub write_hang_rate: f64,
+    /// Fraction of writes (PUT/POST) lost before they are applied: no
+    /// answer for [`WRITE_HANG`], and nothing changes.
+    pub write_drop_rate: f64,
     /// The next this-many writes (PUT/POST, past auth and quota) are
     /// answered 500 "technical error" without being applied; `u32::MAX`
     /// makes that permanent.
@@ -506,6 +509,13 @@ impl State {
                 "internal_error",
                 "Sorry, we couldn't process your request due to a technical error.",
             ));
+        }
+        let drop = self.faults.write_drop_rate;
+        if write && drop > 0.0 && self.fault_rng.gen::<f64>() < drop {
+            return Processed {
+                lost: Some(LostAnswer::Hang),
+                ..Processed::plain(Reply::error(StatusCode::OK, "", ""))
+            };
         }
         if let Some(n) = self.faults.expire_token_every {
             if n > 0 && self.api_seq % u64::from(n) == 0 {
