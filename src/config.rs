@@ -233,6 +233,9 @@ pub struct PushSettings {
     pub max_source_drop: f64,
     /// People per `POST /users` request when adding (1..=100).
     pub add_batch_size: usize,
+    /// A remembered permanent failure is tried again after this.
+    #[serde(with = "humantime_serde_compat")]
+    pub retry_failed_after: Duration,
 }
 
 impl Default for PushSettings {
@@ -243,6 +246,7 @@ impl Default for PushSettings {
             max_changes_per_run: 100,
             max_source_drop: 0.2,
             add_batch_size: 10,
+            retry_failed_after: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -585,8 +585,11 @@ impl Run<'_> {
                     .set_push_status(push_id, PushStatus::Applied, Some(code), self.now())
                     .await?;
             } else {
-                let msg = format!("the update's outcome was lost twice ({reason}); left for the next push");
-                self.fail_retryable(push_id, &u.email, "update", code, msg).await?;
+                let msg = format!(
+                    "the update's outcome was lost twice ({reason}); left for the next push"
+                );
+                self.fail_retryable(push_id, &u.email, "update", code, msg)
+                    .await?;
             }
             return Ok(Ok(()));
         }
@@ -612,7 +615,8 @@ impl Run<'_> {
                 Some(code) => {
                     let code = code.to_owned();
                     let msg = format!("Cliq refused the update: {code}");
-                    self.fail_update(push_id, u, fields_json, Some(code), msg).await?;
+                    self.fail_update(push_id, u, fields_json, Some(code), msg)
+                        .await?;
                 }
             },
             Err(e @ CliqError::TechnicalError { .. }) => {
@@ -620,7 +624,8 @@ impl Run<'_> {
             }
             Err(e) if per_person(&e) => {
                 let code = e.code().map(str::to_owned);
-                self.fail_update(push_id, u, fields_json, code, e.to_string()).await?;
+                self.fail_update(push_id, u, fields_json, code, e.to_string())
+                    .await?;
             }
             Err(e) => {
                 return Ok(Err(self
@@ -728,8 +733,17 @@ impl Run<'_> {
         message: String,
     ) -> Result<(), StoreError> {
         let (email, id, hash) = (&u.email, Some(u.user_id.as_str()), &u.desired_hash);
-        self.fail(push_id, email, id, "update", hash, fields_json, code, message)
-            .await
+        self.fail(
+            push_id,
+            email,
+            id,
+            "update",
+            hash,
+            fields_json,
+            code,
+            message,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -888,7 +902,12 @@ impl Run<'_> {
             for i in left {
                 if found.contains(&batch[i].email.to_lowercase()) {
                     self.store
-                        .set_push_status(ids[i], PushStatus::Applied, Some("reconciled"), self.now())
+                        .set_push_status(
+                            ids[i],
+                            PushStatus::Applied,
+                            Some("reconciled"),
+                            self.now(),
+                        )
                         .await?;
                     self.report.adds_applied += 1;
                     self.report.reconciled += 1;
@@ -901,7 +920,9 @@ impl Run<'_> {
             }
             if resent {
                 for i in missing {
-                    let msg = format!("the add's outcome was lost twice ({reason}); left for the next push");
+                    let msg = format!(
+                        "the add's outcome was lost twice ({reason}); left for the next push"
+                    );
                     self.fail_retryable(ids[i], &batch[i].email, "add", "not_applied", msg)
                         .await?;
                 }
@@ -930,8 +951,17 @@ impl Run<'_> {
                 for &i in left {
                     let (a, id, fields_json) = (&rows.batch[i], rows.ids[i], &rows.jsons[i]);
                     let code = e.code().map(str::to_owned);
-                    self.fail(id, &a.email, None, "add", &a.desired_hash, fields_json, code, e.to_string())
-                        .await?;
+                    self.fail(
+                        id,
+                        &a.email,
+                        None,
+                        "add",
+                        &a.desired_hash,
+                        fields_json,
+                        code,
+                        e.to_string(),
+                    )
+                    .await?;
                 }
             }
             Err(e) => {
@@ -975,8 +1005,17 @@ impl Run<'_> {
         } else {
             let message = format!("Cliq refused to add {}: {code}", a.email);
             let hash = &a.desired_hash;
-            self.fail(id, &a.email, None, "add", hash, fields_json, Some(code), message)
-                .await?;
+            self.fail(
+                id,
+                &a.email,
+                None,
+                "add",
+                hash,
+                fields_json,
+                Some(code),
+                message,
+            )
+            .await?;
         }
         Ok(())
     }

@@ -535,7 +535,9 @@ async fn a_write_whose_answer_is_lost_is_not_resent() {
         RecordingGate::default(),
         |c| c.request_timeout = Duration::from_secs(30),
         |n, _| match n {
-            0 => ok(json!({"data": {"success_users": ["a@x.com"]}})).delayed(Duration::from_secs(60)),
+            0 => {
+                ok(json!({"data": {"success_users": ["a@x.com"]}})).delayed(Duration::from_secs(60))
+            }
             1 => reply(200, r#"{"data": {"success_us"#),
             _ => ok(json!({"data": {"success_users": ["a@x.com"]}})),
         },
