@@ -23,8 +23,12 @@
 //! (quota: 20/min, its own endpoint) refreshes the mirror row; if Cliq already
 //! has the desired values the row becomes `applied` (`error_code`
 //! `reconciled`) and nothing is re-sent, otherwise `skipped` (`not_applied`)
-//! and the recomputed plan sends it once. There is no lookup by email for an
-//! add, so an add of unknown outcome is re-sent; Cliq then answers
+//! and the recomputed plan sends it once. The same re-check runs *within*
+//! a run when a write's answer is lost after sending (the client's
+//! `OutcomeUnknown`): an update is re-checked with `GET /users/{id}`, an
+//! add batch with one `GET /users?status=pending` listing, and only what
+//! Cliq does not have is sent again, once. An add left `planned` by a run
+//! that ended is re-sent; Cliq then answers
 //! `email.activeuser` / `email.pendinguser`, which the push counts as
 //! "already there" (`applied`, with that code), never as a failure. An add
 //! that succeeded is not re-planned while the mirror has not seen the person
@@ -33,8 +37,8 @@
 //! ## Safety
 //! `push.enabled = false`: plan only. More planned changes (updates + adds)
 //! than `max_changes_per_run`, or an HR source with fewer records than
-//! (1 − `max_source_drop`) × the previous push's source, stop the push
-//! (exit 3) unless forced. Only one push runs at a time per mirror.
+//! (1 − `max_source_drop`) × the largest source pushed in the last 7 days
+//! (since the last forced push), stop the push (exit 3) unless forced. Only one push runs at a time per mirror.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -56,6 +60,10 @@ use crate::sync::plan::{self, Plan, PlanOptions, PlannedAdd, PlannedUpdate};
 
 /// `sync_state` key: record count of the last pushed source.
 pub const SOURCE_RECORDS_KEY: &str = "push.source_records";
+
+/// How far back the source-drop baseline looks: the largest source pushed
+/// in this window (since the last forced push) is the reference.
+pub const SOURCE_BASELINE_WINDOW: chrono::Duration = chrono::Duration::days(7);
 
 /// Add answers that mean "this person is already in the org".
 pub const ALREADY_THERE: [&str; 2] = ["email.activeuser", "email.pendinguser"];
@@ -181,8 +189,9 @@ pub fn check_safety(
         if (n as f64) < floor {
             return Err(PushError::Safety(format!(
                 "the HR source {} has {n} records, fewer than (1 − push.max_source_drop {}) × {prev} \
-                 (the previous push's source) = {floor:.0}: is the export truncated? \
-                 Check it, or run `cliq-sync push --force`",
+                 (the largest source pushed in the last 7 days, or since the last forced push) \
+                 = {floor:.0}: is the export truncated? Check it, or run `cliq-sync push --force` \
+                 to approve this size as the new reference",
                 plan.source, opts.max_source_drop
             )));
         }
@@ -196,6 +205,22 @@ pub fn check_safety(
         )));
     }
     Ok(())
+}
+
+/// The source size a push is compared with: the largest pushed in the
+/// last [`SOURCE_BASELINE_WINDOW`] since the last forced push (a baseline
+/// taken from the previous push alone creeps down: 100 → 85 → 73 → 62 → 53
+/// passes a 20% check at every step). A mirror from before that history
+/// falls back to the last pushed size.
+async fn source_baseline(store: &Store) -> Result<Option<u64>, StoreError> {
+    let since = store.clock().now() - SOURCE_BASELINE_WINDOW;
+    if let Some(n) = store.push_source_baseline(since).await? {
+        return Ok(Some(n));
+    }
+    Ok(store
+        .state(SOURCE_RECORDS_KEY)
+        .await?
+        .and_then(|v| v.parse::<u64>().ok()))
 }
 
 /// Run one push.
@@ -218,10 +243,7 @@ pub async fn push(
             report: PushReport::new("disabled"),
         });
     }
-    let previous = store
-        .state(SOURCE_RECORDS_KEY)
-        .await?
-        .and_then(|v| v.parse::<u64>().ok());
+    let previous = source_baseline(store).await?;
     check_safety(&first, previous, opts)?;
     if opts.dry_run {
         return Ok(PushOutcome {
@@ -243,6 +265,9 @@ pub async fn push(
     run.report.run_id = Some(run_id);
     store
         .set_state(SOURCE_RECORDS_KEY, &hr.len().to_string(), clock.now())
+        .await?;
+    store
+        .record_push_source(run_id, hr.len() as u64, opts.force, clock.now())
         .await?;
 
     let result = run.execute(first, hr, opts, limits).await;

@@ -1,6 +1,7 @@
 //! Issue 9 "Trust": writes of unknown outcome are reconciled, transient 500s
 //! are retried, remembered failures come back, safety baselines do not creep.
 
+mod baseline;
 mod server_errors;
 mod unknown_outcome;
 
