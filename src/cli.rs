@@ -60,6 +60,10 @@ pub enum Command {
         /// Pass the safety thresholds.
         #[arg(long)]
         force: bool,
+        /// Try remembered permanent failures again now (instead of after
+        /// [push] retry_failed_after).
+        #[arg(long)]
+        retry_failed: bool,
     },
     /// Last runs, watermark, endpoint lock states, mirror counts.
     Status {
@@ -228,9 +232,11 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             run_daemon(settings).await
         }
         Command::Plan { json } => plan_command(cli.config.as_deref(), json).await,
-        Command::Push { dry_run, force } => {
-            push_command(cli.config.as_deref(), dry_run, force).await
-        }
+        Command::Push {
+            dry_run,
+            force,
+            retry_failed,
+        } => push_command(cli.config.as_deref(), dry_run, force, retry_failed).await,
         Command::Demo => crate::demo::main().await,
     }
 }
@@ -586,18 +592,21 @@ async fn plan_command(config: Option<&std::path::Path>, json: bool) -> Result<()
     Ok(())
 }
 
-/// `push [--dry-run] [--force]`: exit 3 when a safety threshold stops it.
+/// `push [--dry-run] [--force] [--retry-failed]`: exit 3 when a safety
+/// threshold stops it.
 async fn push_command(
     config: Option<&std::path::Path>,
     dry_run: bool,
     force: bool,
+    retry_failed: bool,
 ) -> Result<(), Failure> {
     use crate::sync::push::{push, PushError, PushOptions};
     let settings = load_settings(config)?;
     init_logging(&settings.log.level, &settings.log.format);
     let hr = load_hr(&settings)?;
-    let opts = PushOptions::from_settings(&settings, dry_run, force)
+    let mut opts = PushOptions::from_settings(&settings, dry_run, force)
         .map_err(|m| Failure::config(anyhow::anyhow!("hr.managed_fields: {m}")))?;
+    opts.plan.retry_failed = retry_failed;
     let app = crate::app::App::open(settings)
         .await
         .map_err(Failure::runtime)?;
@@ -652,7 +661,7 @@ async fn push_command(
             f.email,
             f.message,
             if f.permanent {
-                " (not retried until the HR values change)"
+                " (not retried until the HR values change or push.retry_failed_after has passed)"
             } else {
                 ""
             }
@@ -668,5 +677,25 @@ async fn push_command(
                 .as_deref()
                 .unwrap_or("the rest is left for the next push")
         )))
+    }
+}
+
+#[cfg(test)]
+mod retry_failed_tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn push_takes_retry_failed() {
+        let cli = Cli::try_parse_from(["cliq-sync", "push", "--retry-failed"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Push {
+                retry_failed: true,
+                force: false,
+                dry_run: false
+            }
+        ));
     }
 }

@@ -234,12 +234,15 @@ pub struct PushSettings {
     pub enabled: bool,
     pub create_missing: bool,
     pub max_changes_per_run: u32,
-    /// Refuse a push when the HR source has fewer records than this share of
-    /// the previous push's source (a truncated export must not look like
-    /// mass departures).
+    /// Refuse a push when the HR source has lost more than this share of the
+    /// largest source pushed in the last 7 days (a truncated export must not
+    /// look like mass departures).
     pub max_source_drop: f64,
     /// People per `POST /users` request when adding (1..=100).
     pub add_batch_size: usize,
+    /// A remembered permanent failure is tried again after this.
+    #[serde(with = "humantime_serde_compat")]
+    pub retry_failed_after: Duration,
 }
 
 impl Default for PushSettings {
@@ -250,6 +253,7 @@ impl Default for PushSettings {
             max_changes_per_run: 100,
             max_source_drop: 0.2,
             add_batch_size: 10,
+            retry_failed_after: Duration::from_secs(24 * 3600),
         }
     }
 }

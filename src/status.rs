@@ -116,7 +116,7 @@ impl StatusReport {
         }
         if !self.pushes.failures.is_empty() {
             out.push_str(&format!(
-                "\n{} push failures not retried until the HR values change:\n",
+                "\n{} push failures not retried until the HR values change or push.retry_failed_after has passed (or push --retry-failed):\n",
                 self.pushes.failures.len()
             ));
             for f in self.pushes.failures.iter().take(20) {

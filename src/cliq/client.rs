@@ -10,6 +10,10 @@
 //! * transient (5xx, timeout, connection failure, truncated 2xx body):
 //!   retried with jittered exponential backoff (backon, tokio's sleeper, so
 //!   paused test time works), honouring a `Retry-After` header;
+//! * for a write (PUT/POST) only a 5xx answer or a connection that never
+//!   opened is transient: a timeout, reset or truncated body after sending
+//!   is [`CliqError::OutcomeUnknown`], returned at once for the caller to
+//!   re-check (a blind re-send may apply a change twice);
 //! * throttled (429, 400 `request_limit_exceeded`): reported to the scheduler
 //!   (which locks the endpoint), then tried again — the next `acquire` sleeps
 //!   until the lock ends — at most `max_throttle_retries` times;
@@ -427,6 +431,7 @@ impl CliqClient {
                 ctx: RequestContext {
                     had_cursor: false,
                     sent_fields: sent_fields(fields),
+                    write: true,
                 },
             })
             .await?;
@@ -463,6 +468,7 @@ impl CliqClient {
                 ctx: RequestContext {
                     had_cursor: false,
                     sent_fields: users.iter().flat_map(sent_fields).collect(),
+                    write: true,
                 },
             })
             .await?;
@@ -627,18 +633,14 @@ impl CliqClient {
             Err(_) => {
                 inner.stats.record_request(ep, "timeout");
                 tracing::debug!(attempt, latency_ms, "request timed out");
-                return Err(CliqError::Transient {
-                    endpoint: ep,
-                    reason: format!("no response within {:?}", inner.cfg.request_timeout),
-                });
+                let reason = format!("no response within {:?}", inner.cfg.request_timeout);
+                // The request may have been sent before the timer fired.
+                return Err(lost(call, reason, false));
             }
             Ok(Err(e)) => {
                 inner.stats.record_request(ep, "transport_error");
                 tracing::debug!(attempt, latency_ms, error = %e, "request failed");
-                return Err(CliqError::Transient {
-                    endpoint: ep,
-                    reason: e.to_string(),
-                });
+                return Err(lost(call, e.to_string(), e.never_sent()));
             }
             Ok(Ok(r)) => r,
         };
@@ -719,6 +721,22 @@ impl CliqClient {
                 endpoint: call.ep,
                 message: format!("cannot build a request for {url}: {e}"),
             })
+    }
+}
+
+/// No complete answer: transient for a read or a request that never left,
+/// outcome unknown for a write that may have reached Cliq.
+fn lost(call: &Call, reason: String, never_sent: bool) -> CliqError {
+    if call.ctx.write && !never_sent {
+        CliqError::OutcomeUnknown {
+            endpoint: call.ep,
+            reason,
+        }
+    } else {
+        CliqError::Transient {
+            endpoint: call.ep,
+            reason,
+        }
     }
 }
 

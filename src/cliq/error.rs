@@ -7,6 +7,14 @@
 //! * [`CliqError::Transient`]: worth a retry with backoff (5xx, timeouts,
 //!   connection failures, a truncated 2xx body).
 //! * [`CliqError::Permanent`]: the request itself is wrong; never retried.
+//! * [`CliqError::OutcomeUnknown`]: a write (PUT/POST) reached Cliq, or may
+//!   have, and its answer was lost (timeout after sending, connection reset
+//!   or closed, truncated body). Never retried blindly: re-sending a write
+//!   that was applied is what turned 60 changes into 86 PUTs. The caller
+//!   re-checks Cliq first. Reads keep treating these cases as transient.
+//! * [`CliqError::TechnicalError`]: a 500 "technical error" to an update.
+//!   Retried as transient first (Cliq has transient 500s); the push decides
+//!   whether a persistent one is about a reference the mirror does not know.
 
 use std::time::Duration;
 
@@ -79,6 +87,20 @@ pub enum CliqError {
     /// 5xx, timeout, connection failure, truncated body: retried with backoff.
     #[error("{endpoint}: transient failure: {reason}")]
     Transient { endpoint: Endpoint, reason: String },
+    /// A write was sent (or may have been) and its answer was lost: it may
+    /// or may not be applied. Re-check Cliq before sending it again.
+    #[error("{endpoint}: the outcome of the write is unknown ({reason}); it is re-checked in Cliq before anything is sent again")]
+    OutcomeUnknown { endpoint: Endpoint, reason: String },
+    /// HTTP 500 "couldn't process your request due to a technical error" to
+    /// an update (not applied). Retried with backoff; seen persistently when a
+    /// referenced department, designation or manager does not exist.
+    #[error("{endpoint}: HTTP 500 technical error (fields sent: {}): {message}", fields_sent(.sent_fields))]
+    TechnicalError {
+        endpoint: Endpoint,
+        message: String,
+        /// The fields and values sent, references included.
+        sent_fields: Vec<(String, String)>,
+    },
     /// The request was refused for a reason a retry will not fix.
     #[error("{endpoint}: HTTP {status}{}: {message}", code.as_ref().map(|c| format!(" {c}")).unwrap_or_default())]
     Permanent {
@@ -110,7 +132,7 @@ pub enum CliqError {
 impl CliqError {
     pub fn is_transient(&self) -> bool {
         match self {
-            CliqError::Transient { .. } => true,
+            CliqError::Transient { .. } | CliqError::TechnicalError { .. } => true,
             CliqError::Auth(a) => a.is_transient(),
             _ => false,
         }
@@ -125,6 +147,8 @@ impl CliqError {
         match self {
             CliqError::Throttled { endpoint, .. }
             | CliqError::Transient { endpoint, .. }
+            | CliqError::OutcomeUnknown { endpoint, .. }
+            | CliqError::TechnicalError { endpoint, .. }
             | CliqError::Permanent { endpoint, .. }
             | CliqError::Unauthorized { endpoint, .. }
             | CliqError::ExpiredCursor { endpoint, .. }
@@ -142,9 +166,33 @@ impl CliqError {
             CliqError::Throttled { .. } => Some("throttled"),
             CliqError::Unauthorized { .. } => Some("unauthorized"),
             CliqError::ExpiredCursor { .. } => Some("expired_cursor"),
+            CliqError::OutcomeUnknown { .. } => Some("outcome_unknown"),
+            CliqError::TechnicalError { .. } => Some("technical_error"),
             _ => None,
         }
     }
+
+    /// The references (`department_id`, `designation_id`,
+    /// `reporting_to_zuid`) and values a [`CliqError::TechnicalError`] was
+    /// answered to; empty for any other error.
+    pub fn sent_references(&self) -> Vec<(&str, &str)> {
+        use crate::cliq::models::UserFields;
+        match self {
+            CliqError::TechnicalError { sent_fields, .. } => sent_fields
+                .iter()
+                .filter(|(k, _)| UserFields::REFERENCE_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn fields_sent(f: &[(String, String)]) -> String {
+    f.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What a request carried, for classification.
@@ -154,6 +202,9 @@ pub(crate) struct RequestContext {
     pub had_cursor: bool,
     /// The body's fields and values (update/add), for error messages.
     pub sent_fields: Vec<(String, String)>,
+    /// A write (PUT/POST): a lost answer means "outcome unknown", not
+    /// "transient".
+    pub write: bool,
 }
 
 /// The classification of one complete HTTP response.
@@ -261,12 +312,21 @@ pub(crate) fn classify<T>(
     if status.is_success() {
         return match decode(body) {
             Ok(v) => Classified::Ok(v),
-            Err(BodyError::Unreadable(e)) => Classified::Err(CliqError::Transient {
-                endpoint: ep,
-                reason: format!(
-                    "HTTP {code_u16} with an unreadable body ({e}), probably truncated"
-                ),
-            }),
+            Err(BodyError::Unreadable(e)) => {
+                let reason =
+                    format!("HTTP {code_u16} with an unreadable body ({e}), probably truncated");
+                Classified::Err(if ctx.write {
+                    CliqError::OutcomeUnknown {
+                        endpoint: ep,
+                        reason,
+                    }
+                } else {
+                    CliqError::Transient {
+                        endpoint: ep,
+                        reason,
+                    }
+                })
+            }
             Err(BodyError::Shape(message)) => Classified::Err(CliqError::Decode {
                 endpoint: ep,
                 message,
@@ -311,6 +371,13 @@ pub(crate) fn classify<T>(
     {
         return Classified::Err(technical_error(ep, code, &message, ctx));
     }
+    // A gateway timeout may come after the backend applied the write.
+    if ctx.write && code_u16 == 504 {
+        return Classified::Err(CliqError::OutcomeUnknown {
+            endpoint: ep,
+            reason: format!("HTTP 504: {message}"),
+        });
+    }
     if status.is_server_error() || code_u16 == 408 {
         return Classified::Err(CliqError::Transient {
             endpoint: ep,
@@ -329,47 +396,21 @@ pub(crate) fn classify<T>(
 }
 
 /// A 500 "couldn't process your request due to a technical error" to an
-/// update: seen when a referenced department/designation/manager does not
-/// exist. Report it against the fields that were sent.
+/// update: retried as transient; the fields sent travel with it so that a
+/// persistent one can be reported against the reference that was sent.
 fn technical_error(
     ep: Endpoint,
     code: Option<String>,
     message: &str,
     ctx: &RequestContext,
 ) -> CliqError {
-    use crate::cliq::models::UserFields;
-    let refs: Vec<String> = ctx
-        .sent_fields
-        .iter()
-        .filter(|(k, _)| UserFields::REFERENCE_KEYS.contains(&k.as_str()))
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let all: Vec<&str> = ctx.sent_fields.iter().map(|(k, _)| k.as_str()).collect();
-    let server = match &code {
-        Some(c) => format!("{c}: {message}"),
-        None => message.to_string(),
-    };
-    if refs.is_empty() {
-        CliqError::Permanent {
-            endpoint: ep,
-            status: 500,
-            code: Some("technical_error".into()),
-            message: format!(
-                "Cliq could not apply the update (fields sent: {}); the server said: {server}",
-                all.join(", ")
-            ),
-        }
-    } else {
-        CliqError::Permanent {
-            endpoint: ep,
-            status: 500,
-            code: Some("reference_rejected".into()),
-            message: format!(
-                "Cliq rejected a reference it probably does not know: {} (fields sent: {}); the server said: {server}",
-                refs.join(", "),
-                all.join(", ")
-            ),
-        }
+    CliqError::TechnicalError {
+        endpoint: ep,
+        message: match &code {
+            Some(c) => format!("{c}: {message}"),
+            None => message.to_string(),
+        },
+        sent_fields: ctx.sent_fields.clone(),
     }
 }
 
@@ -486,13 +527,14 @@ mod tests {
     }
 
     #[test]
-    fn update_technical_error_names_the_fields() {
+    fn update_technical_error_is_transient_and_names_the_fields() {
         let ctx = RequestContext {
-            had_cursor: false,
             sent_fields: vec![
                 ("department_id".into(), "999".into()),
                 ("work_location".into(), "B".into()),
             ],
+            write: true,
+            ..Default::default()
         };
         let e = err(cl(
             Endpoint::UpdateUser,
@@ -500,32 +542,32 @@ mod tests {
             r#"{"message":"Sorry, we couldn't process your request due to a technical error. Please try again later."}"#,
             &ctx,
         ));
-        assert!(!e.is_transient());
-        match &e {
-            CliqError::Permanent {
-                status,
-                code,
-                message,
-                ..
-            } => {
-                assert_eq!(*status, 500);
-                assert_eq!(code.as_deref(), Some("reference_rejected"));
-                assert!(message.contains("department_id=999"), "{message}");
-                assert!(message.contains("work_location"), "{message}");
-            }
-            e => panic!("{e:?}"),
-        }
-        let e = err(cl(
-            Endpoint::UpdateUser,
-            500,
-            r#"{"message":"couldn't process your request due to a technical error"}"#,
-            &RequestContext {
-                had_cursor: false,
-                sent_fields: vec![("mobile".into(), "1".into())],
-            },
-        ));
+        // Retried first: Cliq has transient 500s too.
+        assert!(e.is_transient(), "{e:?}");
         assert_eq!(e.code(), Some("technical_error"));
-        assert!(e.to_string().contains("mobile"), "{e}");
+        assert_eq!(e.sent_references(), vec![("department_id", "999")]);
+        let text = e.to_string();
+        assert!(text.contains("department_id=999"), "{text}");
+        assert!(text.contains("work_location=B"), "{text}");
+    }
+
+    #[test]
+    fn a_lost_answer_to_a_write_is_unknown_not_transient() {
+        let write = RequestContext {
+            write: true,
+            ..Default::default()
+        };
+        let ep = Endpoint::UpdateUser;
+        let e = err(cl(ep, 200, r#"{"data":{"success_us"#, &write));
+        assert!(matches!(e, CliqError::OutcomeUnknown { .. }), "{e:?}");
+        assert!(!e.is_transient());
+        let e = err(cl(ep, 504, "<html>gateway timeout</html>", &write));
+        assert!(matches!(e, CliqError::OutcomeUnknown { .. }), "{e:?}");
+        // A 5xx answer is "not applied": transient, retried with backoff.
+        assert!(err(cl(ep, 503, "<html>down</html>", &write)).is_transient());
+        // The same cut-short body to a read is transient.
+        let read = RequestContext::default();
+        assert!(err(cl(Endpoint::GetUser, 200, r#"{"data":{"#, &read)).is_transient());
     }
 
     #[test]

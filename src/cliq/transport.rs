@@ -13,15 +13,25 @@ use std::pin::Pin;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 
-/// A failure to get a complete HTTP response. Always worth a retry.
+/// A failure to get a complete HTTP response. Worth a retry for a read; for
+/// a write only [`TransportError::Connect`] proves nothing reached the server.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
+    /// Nothing was sent: the connection could not be made.
     #[error("could not connect: {0}")]
     Connect(String),
     #[error("request failed: {0}")]
     Io(String),
     #[error("response body incomplete: {0}")]
     Body(String),
+}
+
+impl TransportError {
+    /// The request certainly never reached the server (so even a write may
+    /// be sent again blindly).
+    pub fn never_sent(&self) -> bool {
+        matches!(self, TransportError::Connect(_))
+    }
 }
 
 pub type TransportFuture<'a> =

@@ -347,6 +347,78 @@ impl Store {
         .await?)
     }
 
+    /// Does the mirror know this reference? `department_id` and
+    /// `designation_id`: some current user has it; `reporting_to_zuid`: it
+    /// is a current user. Any other key is unknown.
+    pub async fn reference_known(&self, key: &str, id: &str) -> Result<bool, StoreError> {
+        let _hold = self.hold();
+        let sql = match key {
+            "department_id" => {
+                "SELECT EXISTS (SELECT 1 FROM users WHERE department_id = ? AND removed_at IS NULL)"
+            }
+            "designation_id" => {
+                "SELECT EXISTS (SELECT 1 FROM users WHERE designation_id = ? AND removed_at IS NULL)"
+            }
+            "reporting_to_zuid" => {
+                "SELECT EXISTS (SELECT 1 FROM users WHERE id = ? AND removed_at IS NULL)"
+            }
+            _ => return Ok(false),
+        };
+        let known: bool = sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(known)
+    }
+
+    /// Remember the HR source size a push run was checked with; `approved`
+    /// when it was forced past the thresholds.
+    pub async fn record_push_source(
+        &self,
+        run_id: i64,
+        records: u64,
+        approved: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let _hold = self.hold();
+        let mut tx = self.write().await?;
+        sqlx::query("INSERT INTO push_sources (run_id, at, records, approved) VALUES (?, ?, ?, ?)")
+            .bind(run_id)
+            .bind(to_db(now))
+            .bind(i64::try_from(records).unwrap_or(i64::MAX))
+            .bind(approved)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The source size a new push is compared with: the largest pushed since
+    /// `since` and since the last approved one; if none is that recent, the
+    /// last one pushed. `None` before the first push.
+    pub async fn push_source_baseline(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        let _hold = self.hold();
+        let recent: Option<i64> = sqlx::query_scalar(
+            "SELECT max(records) FROM push_sources WHERE at >= ?1
+               AND id >= coalesce((SELECT max(id) FROM push_sources WHERE approved = 1), 0)",
+        )
+        .bind(to_db(since))
+        .fetch_one(self.pool())
+        .await?;
+        let n = match recent {
+            Some(n) => Some(n),
+            None => {
+                sqlx::query_scalar("SELECT records FROM push_sources ORDER BY id DESC LIMIT 1")
+                    .fetch_optional(self.pool())
+                    .await?
+            }
+        };
+        Ok(n.and_then(|n| u64::try_from(n).ok()))
+    }
+
     /// The current raw JSON of a user.
     pub async fn user_raw_json(&self, id: &str) -> Result<Option<String>, StoreError> {
         let _hold = self.hold();

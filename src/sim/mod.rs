@@ -66,6 +66,9 @@ pub const LOG_CAPACITY: usize = 100_000;
 const MAX_BODY: usize = 16 * 1024 * 1024;
 /// The OAuth token-minting window before scaling.
 const TOKEN_WINDOW: Duration = Duration::from_secs(600);
+/// How long a write hit by [`Faults::write_hang_rate`] goes unanswered
+/// (tokio time: a paused test does not wait, the client's timeout fires).
+pub const WRITE_HANG: Duration = Duration::from_secs(3600);
 
 /// What the simulator serves and accepts.
 #[derive(Clone, Debug)]
@@ -151,8 +154,25 @@ pub struct Faults {
     pub force_throttle: bool,
     /// Throttling answered as HTTP 400 `request_limit_exceeded` instead of 429.
     pub throttle_as_400: bool,
-    /// Fraction of 200 API responses whose body is cut in half.
+    /// Fraction of 200 API responses whose body is cut in half. A write
+    /// (PUT/POST) is applied first: only its answer is lost.
     pub truncate_rate: f64,
+    /// Fraction of successful writes (PUT/POST) that are applied, then
+    /// answered with the body cut in half (only writes, unlike `truncate_rate`).
+    pub write_truncate_rate: f64,
+    /// Fraction of successful writes (PUT/POST) that are applied, then the
+    /// connection is reset before any byte of the answer.
+    pub write_reset_rate: f64,
+    /// Fraction of successful writes (PUT/POST) that are applied, then get
+    /// no answer for [`WRITE_HANG`] (the client times out first).
+    pub write_hang_rate: f64,
+    /// Fraction of writes (PUT/POST) lost before they are applied: no
+    /// answer for [`WRITE_HANG`], and nothing changes.
+    pub write_drop_rate: f64,
+    /// The next this-many writes (PUT/POST, past auth and quota) are
+    /// answered 500 "technical error" without being applied; `u32::MAX`
+    /// makes that permanent.
+    pub write_500_next: u32,
     /// Every n-th API request (past auth and quota, counted from the last
     /// [`Simulator::set_faults`]) finds its token expired: 401, and that
     /// token stays invalid.
@@ -388,11 +408,22 @@ fn unauthorized() -> Reply {
     )
 }
 
+/// How the answer to an applied write is lost (fault injection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LostAnswer {
+    /// The body is cut in half.
+    Truncate,
+    /// The connection is reset before the answer.
+    Reset,
+    /// No answer for [`WRITE_HANG`].
+    Hang,
+}
+
 /// Outcome of the synchronous part of handling a request.
 struct Processed {
     reply: Reply,
     latency: Duration,
-    truncate: bool,
+    lost: Option<LostAnswer>,
 }
 
 impl Processed {
@@ -400,7 +431,7 @@ impl Processed {
         Processed {
             reply,
             latency: Duration::ZERO,
-            truncate: false,
+            lost: None,
         }
     }
 }
@@ -547,6 +578,25 @@ impl State {
             };
             return Processed::plain(reply);
         }
+        let write = matches!(ep, Endpoint::AddUsers | Endpoint::UpdateUser);
+        if write && self.faults.write_500_next > 0 {
+            if self.faults.write_500_next != u32::MAX {
+                self.faults.write_500_next -= 1;
+            }
+            self.counters.server_errors += 1;
+            return Processed::plain(Reply::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Sorry, we couldn't process your request due to a technical error.",
+            ));
+        }
+        let drop = self.faults.write_drop_rate;
+        if write && drop > 0.0 && self.fault_rng.gen::<f64>() < drop {
+            return Processed {
+                lost: Some(LostAnswer::Hang),
+                ..Processed::plain(Reply::error(StatusCode::OK, "", ""))
+            };
+        }
         if let Some(n) = self.faults.expire_token_every {
             if n > 0 && self.api_seq % u64::from(n) == 0 {
                 if let Some(t) = token {
@@ -571,13 +621,35 @@ impl State {
         if reply.status.is_server_error() {
             self.counters.server_errors += 1;
         }
-        let truncate = reply.status == StatusCode::OK
-            && self.faults.truncate_rate > 0.0
-            && self.fault_rng.gen::<f64>() < self.faults.truncate_rate;
+        let lost = self.lost_answer(&reply, write);
         Processed {
             reply,
             latency: self.faults.latency,
-            truncate,
+            lost,
+        }
+    }
+
+    /// Whether (and how) the answer to a handled request is lost. The
+    /// handler already ran: a write is applied whatever happens here.
+    fn lost_answer(&mut self, reply: &Reply, write: bool) -> Option<LostAnswer> {
+        let f = &self.faults;
+        let (truncate, reset, hang) = (f.truncate_rate, f.write_reset_rate, f.write_hang_rate);
+        let write_truncate = f.write_truncate_rate;
+        let mut hit = |rate: f64| rate > 0.0 && self.fault_rng.gen::<f64>() < rate;
+        if reply.status == StatusCode::OK && hit(truncate) {
+            return Some(LostAnswer::Truncate);
+        }
+        if !(write && reply.status.is_success()) {
+            return None;
+        }
+        if reply.status == StatusCode::OK && hit(write_truncate) {
+            Some(LostAnswer::Truncate)
+        } else if hit(reset) {
+            Some(LostAnswer::Reset)
+        } else if hit(hang) {
+            Some(LostAnswer::Hang)
+        } else {
+            None
         }
     }
 
@@ -703,7 +775,7 @@ async fn handle(AxState(sim): AxState<Simulator>, req: Request) -> Response {
         tokio::time::sleep(processed.latency).await;
     }
     let mut reply = processed.reply;
-    if processed.truncate {
+    if processed.lost == Some(LostAnswer::Truncate) {
         reply.body = reply.body.slice(..reply.body.len() / 2);
     }
     sim.state().record(RecordedRequest {
@@ -715,7 +787,14 @@ async fn handle(AxState(sim): AxState<Simulator>, req: Request) -> Response {
         at,
         status: reply.status.as_u16(),
     });
-    with_date(reply.into_response(), sim.inner.clock.now())
+    match processed.lost {
+        Some(LostAnswer::Reset) => reset_response(),
+        Some(LostAnswer::Hang) => {
+            tokio::time::sleep(WRITE_HANG).await;
+            with_date(reply.into_response(), sim.inner.clock.now())
+        }
+        _ => with_date(reply.into_response(), sim.inner.clock.now()),
+    }
 }
 
 /// Every answer carries a `Date` from the *simulator's* clock, as a real
@@ -726,6 +805,19 @@ fn with_date(mut resp: Response, now: DateTime<Utc>) -> Response {
         resp.headers_mut().insert(header::DATE, v);
     }
     resp
+}
+
+/// A response whose body fails before its first byte: in process the
+/// transport sees a body error, over TCP hyper aborts the connection (the
+/// client sees it closed or reset after sending).
+fn reset_response() -> Response {
+    let failing = futures::stream::once(async {
+        Err::<Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by peer (simulated)",
+        ))
+    });
+    Response::new(Body::from_stream(failing))
 }
 
 impl Simulator {

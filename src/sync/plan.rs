@@ -34,6 +34,11 @@ pub struct PlanOptions {
     pub create_missing: bool,
     /// People per `POST /users`.
     pub add_batch_size: usize,
+    /// A remembered permanent failure older than this is planned again
+    /// (`[push] retry_failed_after`).
+    pub retry_failed_after: Duration,
+    /// Plan every remembered failure again now (`push --retry-failed`).
+    pub retry_failed: bool,
 }
 
 impl Default for PlanOptions {
@@ -42,6 +47,8 @@ impl Default for PlanOptions {
             managed: Attr::ALL.to_vec(),
             create_missing: false,
             add_batch_size: 10,
+            retry_failed_after: Duration::from_secs(24 * 3600),
+            retry_failed: false,
         }
     }
 }
@@ -54,6 +61,8 @@ impl PlanOptions {
             managed,
             create_missing: s.push.create_missing,
             add_batch_size: s.push.add_batch_size.max(1),
+            retry_failed_after: s.push.retry_failed_after,
+            retry_failed: false,
         })
     }
 }
@@ -184,9 +193,31 @@ pub async fn plan(
     limits: &Limits,
 ) -> Result<Plan, StoreError> {
     let users = store.plan_snapshot().await?;
-    let failures = store.push_failures().await?;
+    let failures = still_remembered(store.push_failures().await?, opts, store.clock().now());
     let recent_adds = store.recent_adds().await?;
     Ok(compute(hr, &users, &failures, &recent_adds, opts, limits))
+}
+
+/// The remembered failures that still suppress a change: none with
+/// `--retry-failed`, else those younger than `retry_failed_after` (a
+/// refusal may have been Cliq's passing trouble, or the reference may exist
+/// by now). A failure whose time cannot be read is kept.
+fn still_remembered(
+    failures: Vec<PushFailure>,
+    opts: &PlanOptions,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<PushFailure> {
+    if opts.retry_failed {
+        return Vec::new();
+    }
+    let max_age =
+        chrono::Duration::from_std(opts.retry_failed_after).unwrap_or(chrono::Duration::MAX);
+    failures
+        .into_iter()
+        .filter(|f| {
+            crate::clock::from_db(&f.at).is_none_or(|at| now.signed_duration_since(at) < max_age)
+        })
+        .collect()
 }
 
 /// Name → ids and id → name of departments / designations seen in the mirror.
@@ -385,7 +416,7 @@ pub fn compute(
                             field: None,
                             kind: "failed_before",
                             reason: format!(
-                                "Cliq refused these values at {} ({}{}); not retried until the HR values change",
+                                "Cliq refused these values at {} ({}{}); not retried until the HR values change, push.retry_failed_after has passed, or `push --retry-failed`",
                                 f.at,
                                 f.error_code.as_deref().unwrap_or("error"),
                                 f.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
@@ -449,7 +480,7 @@ pub fn compute(
                             field: None,
                             kind: "failed_before",
                             reason: format!(
-                                "Cliq refused to add this person at {} ({}); not retried until the HR values change",
+                                "Cliq refused to add this person at {} ({}); not retried until the HR values change, push.retry_failed_after has passed, or `push --retry-failed`",
                                 f.at,
                                 f.error_code.as_deref().unwrap_or("error")
                             ),
@@ -635,8 +666,15 @@ pub fn render(plan: &Plan) -> String {
         s.add_requests,
         humantime::format_duration(Duration::from_secs(plan.min_duration().as_secs()))
     );
-    if plan.is_empty() {
+    if plan.is_empty() && plan.blocked.is_empty() {
         let _ = writeln!(out, "Nothing to push: Cliq already matches the HR source.");
+    } else if plan.is_empty() {
+        let _ = writeln!(
+            out,
+            "Nothing can be pushed now: {} blocked item{} above (see the reasons).",
+            s.blocked,
+            if s.blocked == 1 { "" } else { "s" }
+        );
     }
     out
 }

@@ -23,8 +23,12 @@
 //! (quota: 20/min, its own endpoint) refreshes the mirror row; if Cliq already
 //! has the desired values the row becomes `applied` (`error_code`
 //! `reconciled`) and nothing is re-sent, otherwise `skipped` (`not_applied`)
-//! and the recomputed plan sends it once. There is no lookup by email for an
-//! add, so an add of unknown outcome is re-sent; Cliq then answers
+//! and the recomputed plan sends it once. The same re-check runs *within*
+//! a run when a write's answer is lost after sending (the client's
+//! `OutcomeUnknown`): an update is re-checked with `GET /users/{id}`, an
+//! add batch with one `GET /users?status=pending` listing, and only what
+//! Cliq does not have is sent again, once. An add left `planned` by a run
+//! that ended is re-sent; Cliq then answers
 //! `email.activeuser` / `email.pendinguser`, which the push counts as
 //! "already there" (`applied`, with that code), never as a failure. An add
 //! that succeeded is not re-planned while the mirror has not seen the person
@@ -33,18 +37,19 @@
 //! ## Safety
 //! `push.enabled = false`: plan only. More planned changes (updates + adds)
 //! than `max_changes_per_run`, or an HR source with fewer records than
-//! (1 − `max_source_drop`) × the previous push's source, stop the push
-//! (exit 3) unless forced. Only one push runs at a time per mirror.
+//! (1 − `max_source_drop`) × the largest source pushed in the last 7 days
+//! (since the last forced push), stop the push (exit 3) unless forced. Only one push runs at a time per mirror.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::cliq::client::CliqClient;
+use crate::cliq::client::{CliqClient, ListEvent};
 use crate::cliq::error::CliqError;
-use crate::cliq::models::{Fields, UserFields};
+use crate::cliq::models::{BatchResult, Fields, ListUsersParams, UserFields, UserStatus};
 use crate::cliq::quotas::Limits;
 use crate::hr::{Attr, HrSource};
 use crate::mirror::lease::{LeaseError, PushLock, PushLockError};
@@ -56,6 +61,10 @@ use crate::sync::plan::{self, Plan, PlanOptions, PlannedAdd, PlannedUpdate};
 
 /// `sync_state` key: record count of the last pushed source.
 pub const SOURCE_RECORDS_KEY: &str = "push.source_records";
+
+/// How far back the source-drop baseline looks: the largest source pushed
+/// in this window (since the last forced push) is the reference.
+pub const SOURCE_BASELINE_WINDOW: chrono::Duration = chrono::Duration::days(7);
 
 /// Add answers that mean "this person is already in the org".
 pub const ALREADY_THERE: [&str; 2] = ["email.activeuser", "email.pendinguser"];
@@ -130,6 +139,9 @@ pub struct PushReport {
     pub skipped: u64,
     /// Attempts of unknown outcome found applied by a re-check.
     pub reconciled: u64,
+    /// Writes of unknown outcome that a re-check found not applied, sent
+    /// again (once each, in the same run).
+    pub resent: u64,
     pub requests: u64,
     pub elapsed_secs: f64,
     pub error: Option<String>,
@@ -147,6 +159,7 @@ impl PushReport {
             failed: 0,
             skipped: 0,
             reconciled: 0,
+            resent: 0,
             requests: 0,
             elapsed_secs: 0.0,
             error: None,
@@ -181,8 +194,9 @@ pub fn check_safety(
         if (n as f64) < floor {
             return Err(PushError::Safety(format!(
                 "the HR source {} has {n} records, fewer than (1 − push.max_source_drop {}) × {prev} \
-                 (the previous push's source) = {floor:.0}: is the export truncated? \
-                 Check it, or run `cliq-sync push --force`",
+                 (the largest source pushed in the last 7 days, or since the last forced push) \
+                 = {floor:.0}: is the export truncated? Check it, or run `cliq-sync push --force` \
+                 to approve this size as the new reference",
                 plan.source, opts.max_source_drop
             )));
         }
@@ -225,6 +239,22 @@ async fn take_push_lock(store: &Store) -> Result<PushLock, PushError> {
     Ok(lock)
 }
 
+/// The source size a push is compared with: the largest pushed in the
+/// last [`SOURCE_BASELINE_WINDOW`] since the last forced push (a baseline
+/// taken from the previous push alone creeps down: 100 → 85 → 73 → 62 → 53
+/// passes a 20% check at every step). A mirror from before that history
+/// falls back to the last pushed size.
+async fn source_baseline(store: &Store) -> Result<Option<u64>, StoreError> {
+    let since = store.clock().now() - SOURCE_BASELINE_WINDOW;
+    if let Some(n) = store.push_source_baseline(since).await? {
+        return Ok(Some(n));
+    }
+    Ok(store
+        .state(SOURCE_RECORDS_KEY)
+        .await?
+        .and_then(|v| v.parse::<u64>().ok()))
+}
+
 /// Run one push. At most one runs at a time per mirror, across processes
 /// ([`PushError::Busy`] otherwise).
 pub async fn push(
@@ -244,10 +274,7 @@ pub async fn push(
             report: PushReport::new("disabled"),
         });
     }
-    let previous = store
-        .state(SOURCE_RECORDS_KEY)
-        .await?
-        .and_then(|v| v.parse::<u64>().ok());
+    let previous = source_baseline(store).await?;
     check_safety(&first, previous, opts)?;
     if opts.dry_run {
         return Ok(PushOutcome {
@@ -270,6 +297,9 @@ pub async fn push(
     run.report.run_id = Some(run_id);
     store
         .set_state(SOURCE_RECORDS_KEY, &hr.len().to_string(), clock.now())
+        .await?;
+    store
+        .record_push_source(run_id, hr.len() as u64, opts.force, clock.now())
         .await?;
 
     let result = run.execute(first, hr, opts, limits).await;
@@ -339,11 +369,15 @@ fn per_person(e: &CliqError) -> bool {
     }
 }
 
-/// The request certainly did not change anything in Cliq.
+/// The request certainly did not change anything in Cliq. For a write, a
+/// transient error is a 5xx answer or a connection that never opened: the
+/// client reports every other lost answer as [`CliqError::OutcomeUnknown`].
 fn not_sent(e: &CliqError) -> bool {
     matches!(
         e,
         CliqError::Throttled { .. }
+            | CliqError::Transient { .. }
+            | CliqError::TechnicalError { .. }
             | CliqError::Unauthorized { .. }
             | CliqError::Auth(_)
             | CliqError::Quota(_)
@@ -445,49 +479,93 @@ impl Run<'_> {
                 .ok()
                 .and_then(|v| serde_json::from_value(v.get("fields")?.clone()).ok())
                 .unwrap_or_default();
-            let got = tokio::select! {
-                biased;
-                _ = self.cancel.cancelled() => return Ok(Err(Halt::Stopped)),
-                r = self.client.get_user(user_id, Some(&Fields::All)) => r,
+            let (status, code) = match self.recheck_update(user_id, &d.email, &wanted).await? {
+                Recheck::Applied => {
+                    self.report.reconciled += 1;
+                    (PushStatus::Applied, "reconciled")
+                }
+                Recheck::NotApplied => (PushStatus::Skipped, "not_applied"),
+                Recheck::Unknown => (PushStatus::Skipped, "reconcile_failed"),
+                Recheck::Halt(h) => return Ok(Err(h)),
             };
-            match got {
-                Ok(user) => {
-                    let Some(flat) = FlatUser::from_map(&user.raw) else {
-                        self.skip_attempt(d.id, "reconcile_failed").await?;
-                        done += 1;
-                        continue;
-                    };
-                    let applied = wanted.iter().all(|(k, v)| {
-                        attr_of_cliq_key(k)
-                            .is_some_and(|a| flat.get(a.mirror_column()) == Some(v.as_str()))
-                    });
-                    self.store
-                        .write_users_page(&[flat], self.run_id, ChangeSource::Push, self.now())
-                        .await?;
-                    let (status, code) = if applied {
-                        self.report.reconciled += 1;
-                        (PushStatus::Applied, "reconciled")
-                    } else {
-                        (PushStatus::Skipped, "not_applied")
-                    };
-                    self.store
-                        .set_push_status(d.id, status, Some(code), self.now())
-                        .await?;
-                    done += 1;
-                }
-                Err(e) if per_person(&e) => {
-                    self.skip_attempt(d.id, "reconcile_failed").await?;
-                    done += 1;
-                }
-                Err(e) => {
-                    return Ok(Err(Halt::Failed(format!(
-                        "cannot re-check an earlier attempt for {}: {e}",
-                        d.email
-                    ))))
-                }
-            }
+            self.store
+                .set_push_status(d.id, status, Some(code), self.now())
+                .await?;
+            done += 1;
         }
         Ok(Ok(done))
+    }
+
+    /// `GET /users/{id}`: does Cliq have the `wanted` values (Cliq key →
+    /// value)? The mirror row is refreshed from the answer either way.
+    async fn recheck_update(
+        &mut self,
+        user_id: &str,
+        email: &str,
+        wanted: &BTreeMap<String, String>,
+    ) -> Result<Recheck, StoreError> {
+        let got = tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => return Ok(Recheck::Halt(Halt::Stopped)),
+            r = self.client.get_user(user_id, Some(&Fields::All)) => r,
+        };
+        let user = match got {
+            Ok(user) => user,
+            Err(e) if per_person(&e) => return Ok(Recheck::Unknown),
+            Err(e) => {
+                return Ok(Recheck::Halt(Halt::Failed(format!(
+                    "cannot re-check a write of unknown outcome for {email}: {e}"
+                ))))
+            }
+        };
+        let Some(flat) = FlatUser::from_map(&user.raw) else {
+            return Ok(Recheck::Unknown);
+        };
+        let applied = wanted.iter().all(|(k, v)| {
+            attr_of_cliq_key(k).is_some_and(|a| flat.get(a.mirror_column()) == Some(v.as_str()))
+        });
+        self.store
+            .write_users_page(&[flat], self.run_id, ChangeSource::Push, self.now())
+            .await?;
+        Ok(if applied {
+            Recheck::Applied
+        } else {
+            Recheck::NotApplied
+        })
+    }
+
+    /// Which of `emails` Cliq has as pending invitations (what an add
+    /// creates): one complete `GET /users?status=pending` listing. A
+    /// listing that does not complete proves nothing and stops the run.
+    async fn lookup_added(
+        &mut self,
+        emails: &[&str],
+    ) -> Result<Result<HashSet<String>, Halt>, CliqError> {
+        let wanted: HashSet<String> = emails.iter().map(|e| e.to_lowercase()).collect();
+        let params = ListUsersParams {
+            status: Some(UserStatus::Pending),
+            ..Default::default()
+        };
+        let mut pages = self.client.list_users(params);
+        let mut found = HashSet::new();
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Ok(Err(Halt::Stopped)),
+                n = pages.next() => n,
+            };
+            match next {
+                None => return Ok(Ok(found)),
+                Some(Ok(ListEvent::Restarted)) => found.clear(),
+                Some(Ok(ListEvent::Page(page))) => found.extend(
+                    page.users
+                        .iter()
+                        .filter_map(|u| u.email_id.as_deref().map(str::to_lowercase))
+                        .filter(|e| wanted.contains(e)),
+                ),
+                Some(Err(e)) => return Err(e),
+            }
+        }
     }
 
     async fn update(&mut self, u: &PlannedUpdate) -> Result<Result<(), Halt>, StoreError> {
@@ -527,13 +605,61 @@ impl Run<'_> {
             body.set(c.cliq_key, c.desired.clone())
                 .expect("plan keys are Cliq keys");
         }
-        // Cancelled while waiting for the quota or in flight: the row stays
-        // `planned` and the next run re-checks it.
-        let res = tokio::select! {
-            biased;
-            _ = self.cancel.cancelled() => return Ok(Err(Halt::Stopped)),
-            r = self.client.update_user(&u.user_id, &u.email, &body) => r,
-        };
+        let wanted: BTreeMap<String, String> = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let mut resent = false;
+        loop {
+            // Cancelled while waiting for the quota or in flight: the row
+            // stays `planned` and the next run re-checks it.
+            let res = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Ok(Err(Halt::Stopped)),
+                r = self.client.update_user(&u.user_id, &u.email, &body) => r,
+            };
+            let Err(CliqError::OutcomeUnknown { reason, .. }) = res else {
+                return self.settle_update(u, push_id, &fields_json, res).await;
+            };
+            tracing::warn!(email = %u.email, %reason, "update of unknown outcome; re-checking it in Cliq");
+            let code = match self.recheck_update(&u.user_id, &u.email, &wanted).await? {
+                Recheck::Applied => {
+                    self.report.updates_applied += 1;
+                    self.report.reconciled += 1;
+                    "reconciled"
+                }
+                Recheck::NotApplied if !resent => {
+                    resent = true;
+                    self.report.resent += 1;
+                    continue;
+                }
+                Recheck::NotApplied => "not_applied",
+                Recheck::Unknown => "reconcile_failed",
+                Recheck::Halt(h) => return Ok(Err(h)),
+            };
+            if code == "reconciled" {
+                self.store
+                    .set_push_status(push_id, PushStatus::Applied, Some(code), self.now())
+                    .await?;
+            } else {
+                let msg = format!(
+                    "the update's outcome was lost twice ({reason}); left for the next push"
+                );
+                self.fail_retryable(push_id, &u.email, "update", code, msg)
+                    .await?;
+            }
+            return Ok(Ok(()));
+        }
+    }
+
+    /// The outcome of an update that got an answer.
+    async fn settle_update(
+        &mut self,
+        u: &PlannedUpdate,
+        push_id: i64,
+        fields_json: &str,
+        res: Result<BatchResult, CliqError>,
+    ) -> Result<Result<(), Halt>, StoreError> {
         match res {
             Ok(batch) => match batch.failure_code(&u.email) {
                 None => {
@@ -545,31 +671,18 @@ impl Run<'_> {
                 }
                 Some(code) => {
                     let code = code.to_owned();
-                    self.fail(
-                        push_id,
-                        &u.email,
-                        Some(&u.user_id),
-                        "update",
-                        &u.desired_hash,
-                        &fields_json,
-                        Some(code.clone()),
-                        format!("Cliq refused the update: {code}"),
-                    )
-                    .await?;
+                    let msg = format!("Cliq refused the update: {code}");
+                    self.fail_update(push_id, u, fields_json, Some(code), msg)
+                        .await?;
                 }
             },
+            Err(e @ CliqError::TechnicalError { .. }) => {
+                self.technical_error(u, push_id, fields_json, e).await?;
+            }
             Err(e) if per_person(&e) => {
-                self.fail(
-                    push_id,
-                    &u.email,
-                    Some(&u.user_id),
-                    "update",
-                    &u.desired_hash,
-                    &fields_json,
-                    e.code().map(str::to_owned),
-                    e.to_string(),
-                )
-                .await?;
+                let code = e.code().map(str::to_owned);
+                self.fail_update(push_id, u, fields_json, code, e.to_string())
+                    .await?;
             }
             Err(e) => {
                 return Ok(Err(self
@@ -578,6 +691,61 @@ impl Run<'_> {
             }
         }
         Ok(Ok(()))
+    }
+
+    /// A 500 "technical error" that persisted through the retries. Only when
+    /// it names a reference the mirror does not know is it about the HR
+    /// value (`reference_rejected`, remembered); otherwise it is Cliq's
+    /// trouble: `failed` with `technical_error`, tried again next run.
+    async fn technical_error(
+        &mut self,
+        u: &PlannedUpdate,
+        push_id: i64,
+        fields_json: &str,
+        e: CliqError,
+    ) -> Result<(), StoreError> {
+        let mut unknown = Vec::new();
+        for (k, v) in e.sent_references() {
+            if !self.store.reference_known(k, v).await? {
+                unknown.push(format!("{k}={v}"));
+            }
+        }
+        if unknown.is_empty() {
+            let msg = format!("{e}; every reference sent is known to the mirror, so this is taken as Cliq's trouble and tried again at the next push");
+            return self
+                .fail_retryable(push_id, &u.email, "update", "technical_error", msg)
+                .await;
+        }
+        let msg = format!(
+            "Cliq rejected a reference the mirror does not know: {} ({e}); fix the HR value",
+            unknown.join(", ")
+        );
+        let code = Some("reference_rejected".to_owned());
+        self.fail_update(push_id, u, fields_json, code, msg).await
+    }
+
+    /// A failure that is not remembered: the next push plans it again.
+    async fn fail_retryable(
+        &mut self,
+        push_id: i64,
+        email: &str,
+        action: &'static str,
+        code: &str,
+        message: String,
+    ) -> Result<(), StoreError> {
+        tracing::warn!(email, action, code, %message, "push attempt failed; it is tried again at the next push");
+        self.store
+            .set_push_status(push_id, PushStatus::Failed, Some(code), self.now())
+            .await?;
+        self.report.failed += 1;
+        self.report.failures.push(FailureLine {
+            email: email.into(),
+            action,
+            code: Some(code.into()),
+            message,
+            permanent: false,
+        });
+        Ok(())
     }
 
     /// A failure that is not about this person: record it (when the request
@@ -610,6 +778,29 @@ impl Run<'_> {
         Ok(Halt::Failed(format!(
             "stopped at {email}: {e}; the rest is left for the next push"
         )))
+    }
+
+    /// [`Run::fail`] for an update.
+    async fn fail_update(
+        &mut self,
+        push_id: i64,
+        u: &PlannedUpdate,
+        fields_json: &str,
+        code: Option<String>,
+        message: String,
+    ) -> Result<(), StoreError> {
+        let (email, id, hash) = (&u.email, Some(u.user_id.as_str()), &u.desired_hash);
+        self.fail(
+            push_id,
+            email,
+            id,
+            "update",
+            hash,
+            fields_json,
+            code,
+            message,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -733,73 +924,176 @@ impl Run<'_> {
             }
             bodies.push(f);
         }
-        let res = tokio::select! {
-            biased;
-            _ = self.cancel.cancelled() => return Ok(Err(Halt::Stopped)),
-            r = self.client.add_users(&bodies) => r,
+        let rows = AddRows {
+            batch,
+            ids: &ids,
+            jsons: &jsons,
         };
+        // Indices into the batch still to send.
+        let mut left: Vec<usize> = (0..batch.len()).collect();
+        let mut resent = false;
+        loop {
+            let send: Vec<UserFields> = left.iter().map(|&i| bodies[i].clone()).collect();
+            let res = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Ok(Err(Halt::Stopped)),
+                r = self.client.add_users(&send) => r,
+            };
+            let Err(CliqError::OutcomeUnknown { reason, .. }) = res else {
+                return self.settle_adds(&rows, &left, res).await;
+            };
+            tracing::warn!(%reason, people = left.len(), "add of unknown outcome; looking the emails up in Cliq");
+            let emails: Vec<&str> = left.iter().map(|&i| batch[i].email.as_str()).collect();
+            let found = match self.lookup_added(&emails).await {
+                Ok(Ok(found)) => found,
+                Ok(Err(halt)) => return Ok(Err(halt)),
+                // The rows stay `planned`: the next run deals with them.
+                Err(e) => {
+                    return Ok(Err(Halt::Failed(format!(
+                        "cannot look up an add of unknown outcome ({}): {e}",
+                        emails.join(", ")
+                    ))))
+                }
+            };
+            let mut missing = Vec::new();
+            for i in left {
+                if found.contains(&batch[i].email.to_lowercase()) {
+                    self.store
+                        .set_push_status(
+                            ids[i],
+                            PushStatus::Applied,
+                            Some("reconciled"),
+                            self.now(),
+                        )
+                        .await?;
+                    self.report.adds_applied += 1;
+                    self.report.reconciled += 1;
+                } else {
+                    missing.push(i);
+                }
+            }
+            if missing.is_empty() {
+                return Ok(Ok(()));
+            }
+            if resent {
+                for i in missing {
+                    let msg = format!(
+                        "the add's outcome was lost twice ({reason}); left for the next push"
+                    );
+                    self.fail_retryable(ids[i], &batch[i].email, "add", "not_applied", msg)
+                        .await?;
+                }
+                return Ok(Ok(()));
+            }
+            resent = true;
+            self.report.resent += missing.len() as u64;
+            left = missing;
+        }
+    }
+
+    /// The outcome of an add request (for the people at `left`) that got an answer.
+    async fn settle_adds(
+        &mut self,
+        rows: &AddRows<'_>,
+        left: &[usize],
+        res: Result<BatchResult, CliqError>,
+    ) -> Result<Result<(), Halt>, StoreError> {
         match res {
             Ok(result) => {
-                for ((a, id), fields_json) in batch.iter().zip(&ids).zip(&jsons) {
-                    if result.is_success(&a.email) {
-                        self.store
-                            .set_push_status(*id, PushStatus::Applied, None, self.now())
-                            .await?;
-                        self.report.adds_applied += 1;
-                    } else if let Some(code) = result.failure_code(&a.email) {
-                        let code = code.to_owned();
-                        if ALREADY_THERE.contains(&code.as_str()) {
-                            // Already in the org (e.g. our earlier attempt or
-                            // a retried request got there first).
-                            self.store
-                                .set_push_status(*id, PushStatus::Applied, Some(&code), self.now())
-                                .await?;
-                            self.report.adds_already_present += 1;
-                        } else {
-                            let message = format!("Cliq refused to add {}: {code}", a.email);
-                            self.fail(
-                                *id,
-                                &a.email,
-                                None,
-                                "add",
-                                &a.desired_hash,
-                                fields_json,
-                                Some(code),
-                                message,
-                            )
-                            .await?;
-                        }
-                    }
-                    // Not mentioned at all: outcome unknown, the row stays
-                    // `planned` and the next run re-sends it.
+                for &i in left {
+                    self.settle_add(rows, i, &result).await?;
                 }
             }
             Err(e) if per_person(&e) => {
-                for ((a, id), fields_json) in batch.iter().zip(&ids).zip(&jsons) {
+                for &i in left {
+                    let (a, id, fields_json) = (&rows.batch[i], rows.ids[i], &rows.jsons[i]);
+                    let code = e.code().map(str::to_owned);
                     self.fail(
-                        *id,
+                        id,
                         &a.email,
                         None,
                         "add",
                         &a.desired_hash,
                         fields_json,
-                        e.code().map(str::to_owned),
+                        code,
                         e.to_string(),
                     )
                     .await?;
                 }
             }
             Err(e) => {
-                let rows: Vec<(i64, &str)> = ids
+                let stop: Vec<(i64, &str)> = left
                     .iter()
-                    .zip(batch)
-                    .map(|(id, a)| (*id, a.email.as_str()))
+                    .map(|&i| (rows.ids[i], rows.batch[i].email.as_str()))
                     .collect();
-                return Ok(Err(self.stop_on(&rows, "add", e).await?));
+                return Ok(Err(self.stop_on(&stop, "add", e).await?));
             }
         }
         Ok(Ok(()))
     }
+
+    /// One person of an answered add request.
+    async fn settle_add(
+        &mut self,
+        rows: &AddRows<'_>,
+        i: usize,
+        result: &BatchResult,
+    ) -> Result<(), StoreError> {
+        let (a, id, fields_json) = (&rows.batch[i], rows.ids[i], &rows.jsons[i]);
+        if result.is_success(&a.email) {
+            self.store
+                .set_push_status(id, PushStatus::Applied, None, self.now())
+                .await?;
+            self.report.adds_applied += 1;
+            return Ok(());
+        }
+        // Not mentioned at all: outcome unknown, the row stays `planned`
+        // and the next run deals with it.
+        let Some(code) = result.failure_code(&a.email) else {
+            return Ok(());
+        };
+        let code = code.to_owned();
+        if ALREADY_THERE.contains(&code.as_str()) {
+            // Already in the org (e.g. an earlier attempt got there first).
+            self.store
+                .set_push_status(id, PushStatus::Applied, Some(&code), self.now())
+                .await?;
+            self.report.adds_already_present += 1;
+        } else {
+            let message = format!("Cliq refused to add {}: {code}", a.email);
+            let hash = &a.desired_hash;
+            self.fail(
+                id,
+                &a.email,
+                None,
+                "add",
+                hash,
+                fields_json,
+                Some(code),
+                message,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The `pushes` rows of one add batch, by index into the batch.
+struct AddRows<'a> {
+    batch: &'a [PlannedAdd],
+    ids: &'a [i64],
+    jsons: &'a [String],
+}
+
+/// What a re-check of an update of unknown outcome found.
+enum Recheck {
+    /// Cliq has the values.
+    Applied,
+    /// Cliq does not have them: the update may be sent (once more).
+    NotApplied,
+    /// The user could not be fetched or read: nothing can be said.
+    Unknown,
+    Halt(Halt),
 }
 
 /// The push side of `cliq-sync status`: attempts per status and the

@@ -15,3 +15,4 @@ mod push;
 mod removals;
 mod safety;
 mod simulate;
+mod trust;

@@ -512,7 +512,7 @@ async fn update_flat_body_and_bare_success() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn update_technical_error_is_reported_against_the_reference() {
+async fn update_technical_error_is_retried_then_names_the_reference() {
     let h = harness(|_, _| {
         reply(
             500,
@@ -523,20 +523,33 @@ async fn update_technical_error_is_reported_against_the_reference() {
     f.designation_id = Some("404404".into());
     f.mobile = Some("1".into());
     let e = h.client.update_user("42", "a@x.com", &f).await.unwrap_err();
-    match &e {
-        CliqError::Permanent {
-            status,
-            code,
-            message,
-            ..
-        } => {
-            assert_eq!(*status, 500);
-            assert_eq!(code.as_deref(), Some("reference_rejected"));
-            assert!(message.contains("designation_id=404404"), "{message}");
-        }
-        e => panic!("{e:?}"),
-    }
-    assert_eq!(h.api_calls(), 1, "never retried");
+    assert!(matches!(e, CliqError::TechnicalError { .. }), "{e:?}");
+    assert_eq!(e.sent_references(), vec![("designation_id", "404404")]);
+    // Transient first: the first try and max_transient_retries more.
+    assert_eq!(h.api_calls(), 1 + h.client.config().max_transient_retries);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_whose_answer_is_lost_is_not_resent() {
+    let h = harness_with(
+        RecordingGate::default(),
+        |c| c.request_timeout = Duration::from_secs(30),
+        |n, _| match n {
+            0 => {
+                ok(json!({"data": {"success_users": ["a@x.com"]}})).delayed(Duration::from_secs(60))
+            }
+            1 => reply(200, r#"{"data": {"success_us"#),
+            _ => ok(json!({"data": {"success_users": ["a@x.com"]}})),
+        },
+    );
+    let f = UserFields::new().with("extension", "1").unwrap();
+    let e = h.client.update_user("42", "a@x.com", &f).await.unwrap_err();
+    assert!(matches!(e, CliqError::OutcomeUnknown { .. }), "{e:?}");
+    assert_eq!(h.api_calls(), 1, "a timed-out PUT was re-sent");
+    let e = h.client.update_user("42", "a@x.com", &f).await.unwrap_err();
+    assert!(matches!(e, CliqError::OutcomeUnknown { .. }), "{e:?}");
+    assert_eq!(h.api_calls(), 2, "a truncated answer to a PUT was re-sent");
+    h.client.update_user("42", "a@x.com", &f).await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
