@@ -393,6 +393,15 @@ pub fn load(path: &Path) -> Result<HrSource, HrErrors> {
     load_bytes(path, format, &bytes)
 }
 
+/// Load the content of `path` already read (the daemon reads the file
+/// once, checks it has settled, and loads exactly those bytes).
+pub fn load_read(path: &Path, bytes: &[u8]) -> Result<HrSource, HrErrors> {
+    match Format::of(path) {
+        Some(format) => load_bytes(path, format, bytes),
+        None => load(path),
+    }
+}
+
 /// Load from bytes already read (tests, benchmarks); `path` names the file in errors.
 pub fn load_bytes(path: &Path, format: Format, bytes: &[u8]) -> Result<HrSource, HrErrors> {
     let mut c = Collector::new(path);

@@ -12,3 +12,4 @@ mod helpers;
 mod pull;
 mod push;
 mod safety;
+mod settle;
