@@ -14,6 +14,10 @@
 //!
 //! The daemon's own figures (consecutive failures, last durations, push
 //! results) live in [`DaemonState`], read by `/readyz` and `/metrics`.
+//!
+//! The HR file is used only once it has settled (`hr_watch`): unchanged
+//! for `[hr] settle`, read whole. A push tick without a settled, valid
+//! source pushes nothing and logs why.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};

@@ -21,73 +21,19 @@ pub struct QuoteError {
 
 /// Scan `bytes` (the CSV, BOM removed) for broken quoting.
 pub fn check(bytes: &[u8]) -> Result<(), QuoteError> {
-    let (mut line, mut field) = (1u64, 0usize);
-    let mut at_field_start = true;
-    // (line, field) of the open quote, while inside one.
-    let mut open: Option<(u64, usize)> = None;
-    let mut after_close = false;
+    let mut s = Scan::default();
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
         i += 1;
-        if let Some((qline, qfield)) = open {
-            match b {
-                b'"' if bytes.get(i) == Some(&b'"') => i += 1,
-                b'"' => {
-                    open = None;
-                    after_close = true;
-                }
-                b'\n' => {
-                    return Err(QuoteError {
-                        line: qline,
-                        field: qfield,
-                        message: "a quoted field does not end on its line: an unterminated quote \
-                                  (it would swallow the following rows), or a line break inside \
-                                  a value, which HR values may not contain"
-                            .into(),
-                    })
-                }
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b',' => {
-                field += 1;
-                at_field_start = true;
-                after_close = false;
-            }
-            b'\n' => {
-                line += 1;
-                field = 0;
-                at_field_start = true;
-                after_close = false;
-            }
-            b'\r' => {}
-            b'"' if at_field_start => {
-                open = Some((line, field));
-                at_field_start = false;
-            }
-            _ => {
-                let message = if after_close {
-                    "text after the closing quote of a quoted field: quote the whole field and \
-                     double every quote inside it (\"\")"
-                } else if b == b'"' {
-                    "a quote inside an unquoted field: quote the whole field and double every \
-                     quote inside it (\"\")"
-                } else {
-                    at_field_start = false;
-                    continue;
-                };
-                return Err(QuoteError {
-                    line,
-                    field,
-                    message: message.into(),
-                });
-            }
+        match s.open {
+            // A doubled quote inside quotes is one literal quote.
+            Some(_) if b == b'"' && bytes.get(i) == Some(&b'"') => i += 1,
+            Some(at) => s.quoted(b, at)?,
+            None => s.unquoted(b)?,
         }
     }
-    match open {
+    match s.open {
         Some((line, field)) => Err(QuoteError {
             line,
             field,
@@ -96,6 +42,87 @@ pub fn check(bytes: &[u8]) -> Result<(), QuoteError> {
                 .into(),
         }),
         None => Ok(()),
+    }
+}
+
+/// The scan's state between bytes.
+struct Scan {
+    line: u64,
+    field: usize,
+    at_field_start: bool,
+    /// (line, field) of the open quote, while inside one.
+    open: Option<(u64, usize)>,
+    after_close: bool,
+}
+
+impl Default for Scan {
+    fn default() -> Self {
+        Self {
+            line: 1,
+            field: 0,
+            at_field_start: true,
+            open: None,
+            after_close: false,
+        }
+    }
+}
+
+impl Scan {
+    /// A byte inside quotes (not the first of a doubled quote).
+    fn quoted(&mut self, b: u8, (line, field): (u64, usize)) -> Result<(), QuoteError> {
+        match b {
+            b'"' => {
+                self.open = None;
+                self.after_close = true;
+                Ok(())
+            }
+            b'\n' => Err(QuoteError {
+                line,
+                field,
+                message: "a quoted field does not end on its line: an unterminated quote \
+                          (it would swallow the following rows), or a line break inside a \
+                          value, which HR values may not contain"
+                    .into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A byte outside quotes.
+    fn unquoted(&mut self, b: u8) -> Result<(), QuoteError> {
+        match b {
+            b',' | b'\n' => {
+                if b == b'\n' {
+                    self.line += 1;
+                    self.field = 0;
+                } else {
+                    self.field += 1;
+                }
+                self.at_field_start = true;
+                self.after_close = false;
+            }
+            b'\r' => {}
+            b'"' if self.at_field_start => {
+                self.open = Some((self.line, self.field));
+                self.at_field_start = false;
+            }
+            _ if self.after_close || b == b'"' => {
+                let message = if self.after_close {
+                    "text after the closing quote of a quoted field: quote the whole field and \
+                     double every quote inside it (\"\")"
+                } else {
+                    "a quote inside an unquoted field: quote the whole field and double every \
+                     quote inside it (\"\")"
+                };
+                return Err(QuoteError {
+                    line: self.line,
+                    field: self.field,
+                    message: message.into(),
+                });
+            }
+            _ => self.at_field_start = false,
+        }
+        Ok(())
     }
 }
 
