@@ -186,7 +186,11 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {:#}", f.error);
+            // Errors quote HR values and Cliq's messages: escape them.
+            eprintln!(
+                "error: {}",
+                crate::text::escape_lines(&format!("{:#}", f.error))
+            );
             ExitCode::from(f.code)
         }
     }
@@ -658,8 +662,8 @@ async fn push_command(
         println!(
             "  failed {} {}: {}{}",
             f.action,
-            f.email,
-            f.message,
+            crate::text::escape(&f.email),
+            crate::text::escape(&f.message),
             if f.permanent {
                 " (not retried until the HR values change or push.retry_failed_after has passed)"
             } else {

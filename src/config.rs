@@ -226,6 +226,26 @@ impl Default for SyncSettings {
 pub struct HrSettings {
     pub source: PathBuf,
     pub managed_fields: Option<Vec<String>>,
+    /// The daemon uses a version of the file only once it has been
+    /// unchanged (length, mtime, content) this long: an export caught
+    /// half-written must never be pushed.
+    #[serde(default = "default_hr_settle", with = "humantime_serde_compat")]
+    pub settle: Duration,
+}
+
+fn default_hr_settle() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl HrSettings {
+    /// `[hr] source = path`, every other key at its default.
+    pub fn new(source: impl Into<PathBuf>) -> Self {
+        Self {
+            source: source.into(),
+            managed_fields: None,
+            settle: default_hr_settle(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -433,8 +453,8 @@ impl Settings {
         s.cliq.refresh_token = Some(SecretString::from(String::new()));
         s.cliq.refresh_token_file = Some(PathBuf::new());
         s.hr = Some(HrSettings {
-            source: PathBuf::new(),
             managed_fields: Some(Vec::new()),
+            ..HrSettings::new(PathBuf::new())
         });
         s.limits = LimitsSettings {
             add_users: limit(),

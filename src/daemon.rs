@@ -14,12 +14,15 @@
 //!
 //! The daemon's own figures (consecutive failures, last durations, push
 //! results) live in [`DaemonState`], read by `/readyz` and `/metrics`.
+//!
+//! The HR file is used only once it has settled (`hr_watch`): unchanged
+//! for `[hr] settle`, read whole. A push tick without a settled, valid
+//! source pushes nothing and logs why.
 
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cron::Schedule;
@@ -28,6 +31,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::hr::HrSource;
+use hr_watch::{HrWatch, Unusable};
+
+mod hr_watch;
 use crate::sync::push::{push, PushError, PushOptions};
 use crate::sync::{pull, PullKind};
 
@@ -74,6 +80,8 @@ pub struct DaemonState {
     pub pushes_skipped: AtomicU64,
     pub hr_reloads: AtomicU64,
     pub hr_errors: AtomicU64,
+    /// Push ticks skipped because the HR file had not settled or could not be read whole.
+    pub hr_unsettled: AtomicU64,
     /// Seconds the last run of each kind took: (full, incremental, push).
     pub last_duration: Mutex<[Option<f64>; 3]>,
     pub running: AtomicBool,
@@ -104,35 +112,27 @@ enum Job {
     Push,
 }
 
-/// The HR source as last loaded, and the file's identity at that time.
-struct LoadedHr {
-    source: HrSource,
-    stamp: Option<(SystemTime, u64)>,
-}
-
-fn file_stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
-}
-
 pub struct Daemon {
     app: App,
     schedules: Schedules,
     state: Arc<DaemonState>,
-    hr_path: Option<PathBuf>,
-    hr: Option<LoadedHr>,
+    /// The HR file and its settled version (`None` without `[hr]`).
+    hr: Option<HrWatch>,
 }
 
 impl Daemon {
     pub fn new(app: App, state: Arc<DaemonState>) -> anyhow::Result<Self> {
         let schedules = Schedules::parse(&app.settings.schedule)?;
-        let hr_path = app.settings.hr.as_ref().map(|h| h.source.clone());
+        let hr = app
+            .settings
+            .hr
+            .as_ref()
+            .map(|h| HrWatch::new(h.source.clone(), h.settle));
         Ok(Self {
             app,
             schedules,
             state,
-            hr_path,
-            hr: None,
+            hr,
         })
     }
 
@@ -170,7 +170,7 @@ impl Daemon {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = reload.notified() => {
-                        self.reload_hr("SIGHUP");
+                        self.reload_hr("SIGHUP", &shutdown).await;
                         continue;
                     }
                     _ = clock.sleep_until(wake) => continue,
@@ -302,46 +302,41 @@ impl Daemon {
         }
     }
 
-    /// (Re)load the HR source, keeping the previous one if the new one is bad.
-    fn reload_hr(&mut self, why: &str) {
-        let Some(path) = self.hr_path.clone() else {
-            return;
-        };
-        match crate::hr::load(&path) {
-            Ok(source) => {
-                tracing::info!(reason = why, path = %path.display(), records = source.records.len(), "HR source loaded");
-                self.state.hr_reloads.fetch_add(1, Ordering::Relaxed);
-                self.hr = Some(LoadedHr {
-                    source,
-                    stamp: file_stamp(&path),
-                });
+    /// The settled HR source, (re)loaded if the file changed; `None` (and
+    /// a log line saying why) when there is none to push from.
+    async fn reload_hr(&mut self, why: &str, cancel: &CancellationToken) -> Option<&HrSource> {
+        let clock = self.app.store.clock().clone();
+        let watch = self.hr.as_mut()?;
+        match watch.settled(&clock, cancel).await {
+            Ok((source, fresh)) => {
+                if fresh {
+                    tracing::info!(reason = why, path = %source.path.display(), records = source.records.len(), "HR source loaded");
+                    self.state.hr_reloads.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(source)
+            }
+            Err(Unusable::Stopped) => None,
+            Err(e @ Unusable::Invalid(_)) => {
+                self.state.hr_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(reason = why, error = %e, "the HR source is invalid; no push until it is fixed");
+                None
             }
             Err(e) => {
-                self.state.hr_errors.fetch_add(1, Ordering::Relaxed);
-                // Forget the old source: pushing from a file we know is no
-                // longer what HR exports would be worse than not pushing.
-                self.hr = None;
-                tracing::error!(reason = why, error = %e, "the HR source is invalid; no push until it is fixed");
+                self.state.hr_unsettled.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(reason = why, error = %e, "no settled HR source; nothing pushed");
+                None
             }
         }
     }
 
     async fn push(&mut self, cancel: &CancellationToken) {
-        let Some(path) = self.hr_path.clone() else {
-            return; // No [hr]: the daemon only mirrors.
-        };
-        let changed = match &self.hr {
-            None => true,
-            Some(h) => h.stamp != file_stamp(&path),
-        };
-        if changed {
-            self.reload_hr(if self.hr.is_none() {
-                "first push"
-            } else {
-                "file changed"
-            });
+        // No [hr]: the daemon only mirrors.
+        if self.reload_hr("push", cancel).await.is_none() {
+            return;
         }
-        let Some(hr) = &self.hr else { return };
+        let Some(hr) = self.hr.as_ref().and_then(HrWatch::source) else {
+            return;
+        };
         let opts = match PushOptions::from_settings(&self.app.settings, false, false) {
             Ok(o) => o,
             Err(e) => {
@@ -354,7 +349,7 @@ impl Daemon {
             &self.app.store,
             &self.app.client,
             &limits,
-            &hr.source,
+            hr,
             &opts,
             cancel,
         )

@@ -281,10 +281,7 @@ fn demo_settings(
     s.cliq.refresh_token = Some(SecretString::from(sim_cfg.refresh_token.clone()));
     s.cliq.request_timeout = Duration::from_secs(10);
     s.mirror.path = mirror.to_owned();
-    s.hr = Some(HrSettings {
-        source: hr_file.to_owned(),
-        managed_fields: None,
-    });
+    s.hr = Some(HrSettings::new(hr_file));
     s.push.enabled = true;
     s.push.create_missing = true;
     s.push.max_changes_per_run = 100;

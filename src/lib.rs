@@ -28,6 +28,7 @@
 //! * [`config`]: layered configuration (defaults, file, environment).
 //! * [`hr`]: loading and validating the HR source (CSV, JSON, YAML, TOML).
 //! * [`demo`]: `cliq-sync demo`, the whole loop against a loopback simulator.
+//! * [`text`]: escaping untrusted text in every human-readable output.
 //! * [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 
 pub mod app;
@@ -44,6 +45,7 @@ pub mod server;
 pub mod sim;
 pub mod status;
 pub mod sync;
+pub mod text;
 
 /// rustls needs one process-wide crypto provider; we ship `ring` (small, no
 /// C toolchain beyond a compiler). Installing twice is harmless.

@@ -163,6 +163,7 @@ impl StatusReport {
                 r.error.as_deref().unwrap_or("")
             ));
         }
-        out
+        // Emails, run errors and Cliq messages: never raw to a terminal.
+        crate::text::escape_lines(&out).into_owned()
     }
 }

@@ -13,15 +13,32 @@
 //! the field. An empty value means "not managed here": it is never pushed as
 //! a blank.
 //!
-//! Values are kept as trimmed text; numbers and booleans become text.
+//! Values are kept as trimmed text. The reading is strict, because a lenient
+//! reader turns a broken export into a valid-looking one with people or
+//! values missing:
+//! * CSV quotes are checked before parsing ([`quotes`]): an unterminated
+//!   quote, a quoted field crossing a line, text after a closing quote;
+//!   every row must have the header's number of fields.
+//! * A value may not contain a control character (C0 including tab and
+//!   newline, DEL, C1, bidi controls; [`crate::text::is_unsafe`]) nor be
+//!   longer than its field's limit ([`max_len`]).
+//! * A non-string scalar (JSON/YAML/TOML) is taken only when it is a plain
+//!   decimal integer, as written; floats, exponents, signs, leading zeros,
+//!   hex/octal/binary, booleans and dates are refused with "quote it"
+//!   ([`doc`] keeps each literal's text). A duplicate key is refused.
+//!
 //! CSV is read record by record (100,000 rows load in well under a second in
-//! a release build); JSON, YAML and TOML are parsed whole by their crates.
+//! a release build); JSON, YAML and TOML are parsed whole.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
+use crate::text::{describe, escape, is_unsafe};
+use doc::Node;
+
+pub mod doc;
+pub mod quotes;
 
 /// An attribute of a Cliq user that the HR source can manage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -243,10 +260,11 @@ impl fmt::Display for HrError {
         if self.location != Location::File {
             write!(f, ": {}", self.location)?;
         }
+        // Messages quote values from the file: never let them drive the terminal.
         if let Some(field) = &self.field {
-            write!(f, ": field `{field}`")?;
+            write!(f, ": field `{}`", escape(field))?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", escape(&self.message))
     }
 }
 
@@ -375,6 +393,15 @@ pub fn load(path: &Path) -> Result<HrSource, HrErrors> {
     load_bytes(path, format, &bytes)
 }
 
+/// Load the content of `path` already read (the daemon reads the file
+/// once, checks it has settled, and loads exactly those bytes).
+pub fn load_read(path: &Path, bytes: &[u8]) -> Result<HrSource, HrErrors> {
+    match Format::of(path) {
+        Some(format) => load_bytes(path, format, bytes),
+        None => load(path),
+    }
+}
+
 /// Load from bytes already read (tests, benchmarks); `path` names the file in errors.
 pub fn load_bytes(path: &Path, format: Format, bytes: &[u8]) -> Result<HrSource, HrErrors> {
     let mut c = Collector::new(path);
@@ -444,6 +471,10 @@ impl Collector {
         values: impl Iterator<Item = (&'a str, Attr, ValueKind, &'a str)>,
     ) -> Option<HrRecord> {
         let mut ok = true;
+        if let Some(msg) = email.and_then(|e| check_value("email_id", e)) {
+            self.push(location, Some("email_id"), msg);
+            return None;
+        }
         let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
             None => {
                 self.push(
@@ -484,6 +515,11 @@ impl Collector {
         let mut out: [Option<HrValue>; 14] = Default::default();
         let mut from: [&str; 14] = [""; 14];
         for (key, attr, kind, text) in values {
+            if let Some(msg) = check_value(key, text) {
+                self.push(location, Some(key), msg);
+                ok = false;
+                continue;
+            }
             let text = text.trim();
             if text.is_empty() {
                 continue;
@@ -544,6 +580,45 @@ pub fn valid_email(e: &str) -> bool {
         && !e.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// The longest value accepted for a source key, in characters. Generous
+/// for real data, far below what a corrupted or hostile export produces
+/// (10 kB, 1 MB): names 100 (Cliq's own name fields are short), emails 254
+/// (the SMTP path limit, RFC 5321), phone numbers 40 (E.164 is 15 digits;
+/// room for spacing and an extension), ids 40 (Cliq ids are 19 digits),
+/// extensions 20, timezones and languages 64 (IANA names are under 40),
+/// countries 100, locations and department/designation names 255.
+pub fn max_len(key: &str) -> usize {
+    match key {
+        "email_id" | "reporting_to_email" => 254,
+        "first_name" | "last_name" | "display_name" | "country" => 100,
+        "phone" | "mobile" => 40,
+        "employee_id" | "department_id" | "designation_id" | "reporting_to_zuid" => 40,
+        "extension" => 20,
+        "timezone" | "language" => 64,
+        _ => 255,
+    }
+}
+
+/// Why `raw` (untrimmed) is not an acceptable value of `key`, if it is not.
+fn check_value(key: &str, raw: &str) -> Option<String> {
+    if let Some((i, c)) = raw.chars().enumerate().find(|(_, c)| is_unsafe(*c)) {
+        let shown: String = raw.chars().take(60).collect();
+        return Some(format!(
+            "contains a control character ({}) at character {}: HR values must be \
+             single-line printable text (tab, newline, DEL, C1 and bidi controls are \
+             refused in every field); the value starts '{}'",
+            describe(c),
+            i + 1,
+            escape(&shown)
+        ));
+    }
+    let len = raw.trim().chars().count();
+    let max = max_len(key);
+    (len > max).then(|| {
+        format!("is {len} characters long; at most {max} are allowed for {key} (see the README)")
+    })
+}
+
 fn unknown_key_message(key: &str) -> String {
     let allowed: Vec<&str> = allowed_keys().collect();
     format!(
@@ -588,6 +663,17 @@ fn levenshtein(a: &str, b: &str) -> usize {
 
 fn load_csv(bytes: &[u8], c: &mut Collector) -> Vec<HrRecord> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    // Broken quoting makes every later row doubtful: refuse the file whole.
+    if let Err(q) = quotes::check(bytes) {
+        let header = csv::Reader::from_reader(bytes).headers().ok().cloned();
+        let field = header.filter(|_| q.line > 1);
+        c.push(
+            Location::Line(q.line),
+            field.as_ref().and_then(|h| h.get(q.field)),
+            format!("malformed CSV: {}", q.message),
+        );
+        return Vec::new();
+    }
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -694,26 +780,34 @@ fn load_csv(bytes: &[u8], c: &mut Collector) -> Vec<HrRecord> {
 // JSON, YAML, TOML
 // ---------------------------------------------------------------------------
 
-fn parse_document(format: Format, bytes: &[u8]) -> Result<Value, String> {
+fn parse_document(format: Format, bytes: &[u8]) -> Result<Node, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    match format {
-        Format::Json => serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}")),
-        Format::Yaml => serde_norway::from_str(text).map_err(|e| format!("malformed YAML: {e}")),
-        Format::Toml => {
-            let table: toml::Table =
-                toml::from_str(text).map_err(|e| format!("malformed TOML: {e}"))?;
-            serde_json::to_value(table).map_err(|e| format!("TOML: {e}"))
-        }
-        Format::Csv => unreachable!("CSV is streamed"),
-    }
+    doc::parse(format, text)
 }
 
-fn load_values(doc: Value, c: &mut Collector) -> Vec<HrRecord> {
+/// The first key of `pairs` that appears twice, if any.
+fn duplicate_key(pairs: &[(String, Node)]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::new();
+    pairs
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .find(|k| !seen.insert(*k))
+}
+
+fn load_values(doc: Node, c: &mut Collector) -> Vec<HrRecord> {
     let list = match doc {
-        Value::Array(items) => items,
-        Value::Object(mut m) => {
-            if let Some(k) = m.keys().find(|k| *k != "users") {
+        Node::List(items) => items,
+        Node::Map(mut m) => {
+            if let Some(k) = duplicate_key(&m) {
+                c.push(
+                    Location::File,
+                    Some(k),
+                    "duplicate key: it appears more than once at the top level",
+                );
+                return Vec::new();
+            }
+            if let Some((k, _)) = m.iter().find(|(k, _)| k != "users") {
                 c.push(
                     Location::File,
                     Some(k),
@@ -721,9 +815,9 @@ fn load_values(doc: Value, c: &mut Collector) -> Vec<HrRecord> {
                 );
                 return Vec::new();
             }
-            match m.remove("users") {
-                Some(Value::Array(items)) => items,
-                Some(Value::Null) | None => Vec::new(),
+            match m.pop().map(|(_, v)| v) {
+                Some(Node::List(items)) => items,
+                Some(Node::Null) | None => Vec::new(),
                 Some(other) => {
                     c.push(
                         Location::File,
@@ -734,7 +828,7 @@ fn load_values(doc: Value, c: &mut Collector) -> Vec<HrRecord> {
                 }
             }
         }
-        Value::Null => Vec::new(),
+        Node::Null => Vec::new(),
         other => {
             c.push(
                 Location::File,
@@ -750,7 +844,7 @@ fn load_values(doc: Value, c: &mut Collector) -> Vec<HrRecord> {
     let mut out = Vec::with_capacity(list.len());
     for (i, item) in list.into_iter().enumerate() {
         let loc = Location::Record(i as u64 + 1);
-        let Value::Object(m) = item else {
+        let Node::Map(m) = item else {
             c.push(
                 loc,
                 None,
@@ -768,11 +862,47 @@ fn load_values(doc: Value, c: &mut Collector) -> Vec<HrRecord> {
     out
 }
 
-fn value_record(loc: Location, m: &Map<String, Value>, c: &mut Collector) -> Option<HrRecord> {
+/// A plain decimal integer with no sign and no leading zero: the only
+/// non-string scalar whose text means one thing in every format and reader.
+fn is_plain_integer(t: &str) -> bool {
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) && (t == "0" || !t.starts_with('0'))
+}
+
+/// The text of one value, or why it has none.
+fn scalar_text(v: &Node) -> Result<String, String> {
+    match v {
+        Node::Null => Ok(String::new()),
+        Node::Str(s) => Ok(s.clone()),
+        Node::Other { text, .. } if is_plain_integer(text) => Ok(text.clone()),
+        Node::Other { what, text } => Err(format!(
+            "{what} written as {text}, which readers convert differently (1e3 becomes \
+             1000.0, 0x1F becomes 31, a leading + or 0 is dropped, true becomes text): \
+             quote it (\"{text}\") if that exact text is meant"
+        )),
+        other => Err(format!(
+            "expected text (or a number), got {}",
+            type_name(other)
+        )),
+    }
+}
+
+fn value_record(loc: Location, m: &[(String, Node)], c: &mut Collector) -> Option<HrRecord> {
     let mut ok = true;
+    if let Some(k) = duplicate_key(m) {
+        c.push(
+            loc,
+            Some(k),
+            "duplicate key: this person gives it more than once; give it once",
+        );
+        ok = false;
+    }
     let mut email: Option<String> = None;
     let mut texts: Vec<(&'static str, Attr, ValueKind, String)> = Vec::new();
-    for (k, v) in m {
+    for (i, (k, v)) in m.iter().enumerate() {
+        // A repeated key was reported above; its later values are not read.
+        if m[..i].iter().any(|(first, _)| first == k) {
+            continue;
+        }
         let key = k.trim();
         let target = if key == "email_id" {
             None
@@ -783,17 +913,10 @@ fn value_record(loc: Location, m: &Map<String, Value>, c: &mut Collector) -> Opt
             ok = false;
             continue;
         };
-        let text = match v {
-            Value::Null => String::new(),
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            other => {
-                c.push(
-                    loc,
-                    Some(k),
-                    format!("expected text (or a number), got {}", type_name(other)),
-                );
+        let text = match scalar_text(v) {
+            Ok(t) => t,
+            Err(msg) => {
+                c.push(loc, Some(k), msg);
                 ok = false;
                 continue;
             }
@@ -817,14 +940,13 @@ fn value_record(loc: Location, m: &Map<String, Value>, c: &mut Collector) -> Opt
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
+fn type_name(v: &Node) -> &'static str {
     match v {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "text",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
+        Node::Null => "nothing",
+        Node::Other { what, .. } => what,
+        Node::Str(_) => "text",
+        Node::List(_) => "a list",
+        Node::Map(_) => "an object",
     }
 }
 

@@ -286,3 +286,280 @@ fn a_large_csv_streams() {
     // Generous (debug build, shared machine); see examples/plan_bench.rs for figures.
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+// ---------------------------------------------------------------------------
+// Issue 9, point 4: a partial or malformed CSV is refused, naming the line.
+// ---------------------------------------------------------------------------
+
+fn one_err(name: &str, text: &str) -> HrError {
+    let e = errs(name, text);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    e.into_iter().next().unwrap()
+}
+
+#[test]
+fn csv_an_unterminated_quote_at_the_end_is_refused_with_its_line() {
+    // Cut mid-value, inside a quote: the csv crate reads "Bo" as the value.
+    let e = one_err(
+        "hr.csv",
+        "email_id,first_name\na@x.example,Ann\nb@x.example,\"Bo",
+    );
+    assert_eq!(e.location, Location::Line(3), "{e}");
+    assert_eq!(e.field.as_deref(), Some("first_name"), "{e}");
+    assert!(e.message.contains("unterminated quote"), "{e}");
+    // The same with a final newline: the quoted field runs to the end of the file.
+    let e = one_err(
+        "hr.csv",
+        "email_id,first_name\na@x.example,Ann\nb@x.example,\"Bo\n",
+    );
+    assert_eq!(e.location, Location::Line(3), "{e}");
+}
+
+#[test]
+fn csv_a_stray_quote_in_the_middle_does_not_swallow_the_next_rows() {
+    // Before: b@x.example vanished into Ann's first_name, exit 0.
+    let text = "email_id,first_name\na@x.example,\"Ann\nb@x.example,Bob\nc@x.example,\"Carl\"\n";
+    let e = errs("hr.csv", text);
+    assert!(!e.is_empty());
+    assert_eq!(e[0].location, Location::Line(2), "{}", e[0]);
+    assert_eq!(e[0].field.as_deref(), Some("first_name"), "{}", e[0]);
+    // Text after a closing quote is refused too.
+    let e = one_err("hr.csv", "email_id,first_name\na@x.example,\"Ann\"x\n");
+    assert_eq!(e.location, Location::Line(2), "{e}");
+    // Proper quoting still works: commas and doubled quotes inside quotes.
+    let s = load_str(
+        "hr.csv",
+        "email_id,work_location\na@x.example,\"Block C, \"\"North\"\"\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        s.records[0].get(Attr::WorkLocation).unwrap().text.as_ref(),
+        "Block C, \"North\""
+    );
+}
+
+#[test]
+fn csv_a_row_with_too_few_fields_is_refused_with_its_line() {
+    let e = one_err(
+        "hr.csv",
+        "email_id,first_name,last_name\na@x.example,A,B\nb@x.example,B\n",
+    );
+    assert_eq!(e.location, Location::Line(3), "{e}");
+    assert!(e.message.contains("2 fields"), "{e}");
+}
+
+// ---------------------------------------------------------------------------
+// Issue 9, point 5: values are checked (control characters, lengths).
+// ---------------------------------------------------------------------------
+
+/// `value` as `first_name` of one record, in each format.
+fn in_every_format(field: &str, value: &str) -> Vec<(&'static str, String)> {
+    // Every unsafe character as \uXXXX: YAML and TOML double-quoted strings
+    // accept JSON's escapes (and their parsers refuse some raw controls).
+    let mut json = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' | '\\' => json.extend(['\\', c]),
+            c if crate::text::is_unsafe(c) => json.push_str(&format!("\\u{:04X}", c as u32)),
+            c => json.push(c),
+        }
+    }
+    json.push('"');
+    vec![
+        (
+            "hr.json",
+            format!("[{{\"email_id\":\"a@x.example\",\"{field}\":{json}}}]"),
+        ),
+        (
+            "hr.yaml",
+            format!("- email_id: a@x.example\n  {field}: {json}\n"),
+        ),
+        (
+            "hr.toml",
+            format!("[[users]]\nemail_id = \"a@x.example\"\n{field} = {json}\n"),
+        ),
+    ]
+}
+
+#[test]
+fn control_characters_are_refused_in_every_format_naming_record_and_field() {
+    for ch in [
+        '\u{1b}', '\0', '\u{7}', '\u{7f}', '\u{202e}', '\u{2066}', '\u{85}', '\t', '\n', '\r',
+    ] {
+        let value = format!("An{ch}n");
+        for (name, text) in in_every_format("first_name", &value) {
+            let e = one_err(name, &text);
+            assert_eq!(e.location, Location::Record(1), "{name} {ch:?}: {e}");
+            assert_eq!(e.field.as_deref(), Some("first_name"), "{name}: {e}");
+            assert!(
+                e.message.contains(&format!("U+{:04X}", ch as u32)),
+                "{name} {ch:?}: {e}"
+            );
+            assert!(
+                !e.to_string().contains(ch),
+                "the message echoes {ch:?}: {e}"
+            );
+        }
+    }
+    // CSV: unquoted ESC, NUL, BEL, DEL, U+202E; a tab too.
+    for ch in ['\u{1b}', '\0', '\u{7}', '\u{7f}', '\u{202e}', '\t'] {
+        let e = one_err(
+            "hr.csv",
+            &format!("email_id,first_name\na@x.example,An{ch}n\n"),
+        );
+        assert_eq!(e.location, Location::Line(2), "{ch:?}: {e}");
+        assert_eq!(e.field.as_deref(), Some("first_name"), "{e}");
+        assert!(!e.to_string().contains(ch), "{e}");
+    }
+    // A newline inside a quoted CSV field is refused (and names its line).
+    let e = one_err("hr.csv", "email_id,first_name\na@x.example,\"An\nn\"\n");
+    assert_eq!(e.location, Location::Line(2), "{e}");
+    // An email with ESC is refused without echoing it raw.
+    let e = one_err("hr.csv", "email_id\na\u{1b}[2J@x.example\n");
+    assert!(!e.to_string().contains('\u{1b}'), "{e}");
+    // Ordinary non-ASCII text is fine.
+    let s = load_str("hr.csv", "email_id,first_name\na@x.example,Zoë 李\n").unwrap();
+    assert_eq!(
+        s.records[0].get(Attr::FirstName).unwrap().text.as_ref(),
+        "Zoë 李"
+    );
+}
+
+#[test]
+fn values_over_the_field_limit_are_refused() {
+    for (field, limit) in [
+        ("first_name", 100),
+        ("display_name", 100),
+        ("phone", 40),
+        ("employee_id", 40),
+        ("work_location", 255),
+    ] {
+        let ok = "x".repeat(limit);
+        let csv = format!("email_id,{field}\na@x.example,{ok}\n");
+        assert!(load_str("hr.csv", &csv).is_ok(), "{field} at its limit");
+        for len in [limit + 1, 10_000, 1_000_000] {
+            let long = "x".repeat(len);
+            let e = one_err("hr.csv", &format!("email_id,{field}\na@x.example,{long}\n"));
+            assert_eq!(e.location, Location::Line(2));
+            assert_eq!(e.field.as_deref(), Some(field));
+            assert!(e.message.contains(&format!("at most {limit}")), "{e}");
+            assert!(e.to_string().len() < 400, "the message echoes the value");
+            for (name, text) in in_every_format(field, &long) {
+                let e = one_err(name, &text);
+                assert_eq!(e.location, Location::Record(1), "{name}");
+                assert_eq!(e.field.as_deref(), Some(field), "{name}");
+            }
+        }
+    }
+    let long_email = format!("{}@x.example", "a".repeat(250));
+    let e = one_err("hr.csv", &format!("email_id\n{long_email}\n"));
+    assert_eq!(e.field.as_deref(), Some("email_id"), "{e}");
+    assert!(e.message.contains("at most 254"), "{e}");
+}
+
+// ---------------------------------------------------------------------------
+// Issue 9, point 6: numbers are taken only when unambiguous.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_plain_integer_is_taken_exactly_as_written() {
+    let big = "12345678901234567890123";
+    for (name, text) in [
+        ("hr.json", format!("[{{\"email_id\":\"a@x.example\",\"employee_id\":{big},\"extension\":0}}]")),
+        ("hr.yaml", format!("- email_id: a@x.example\n  employee_id: {big}\n  extension: 0\n")),
+        ("hr.toml", "[[users]]\nemail_id = \"a@x.example\"\nemployee_id = 1234567890123456789\nextension = 0\n".to_string()),
+    ] {
+        let s = load_str(name, &text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let want = if name == "hr.toml" { "1234567890123456789" } else { big };
+        assert_eq!(s.records[0].get(Attr::EmployeeId).unwrap().text.as_ref(), want, "{name}");
+        assert_eq!(s.records[0].get(Attr::Extension).unwrap().text.as_ref(), "0", "{name}");
+    }
+}
+
+#[test]
+fn ambiguous_scalars_are_refused_with_quote_it() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "hr.json",
+            &["1e3", "1.5", "1.0", "-5", "true", "false", "1E+22"],
+        ),
+        (
+            "hr.yaml",
+            &[
+                "1e3",
+                "1.5",
+                "+4915112345678",
+                "0x1F",
+                "0o17",
+                "true",
+                "false",
+                "-5",
+                ".inf",
+            ],
+        ),
+        (
+            "hr.toml",
+            &[
+                "1e3",
+                "1.5",
+                "+4915112345678",
+                "0x1F",
+                "0o17",
+                "0b11",
+                "1_000",
+                "true",
+                "-5",
+                "1979-05-27",
+            ],
+        ),
+    ];
+    for (name, literals) in cases {
+        for lit in *literals {
+            let text = match *name {
+                "hr.json" => format!("[{{\"email_id\":\"a@x.example\",\"mobile\":{lit}}}]"),
+                "hr.yaml" => format!("- email_id: a@x.example\n  mobile: {lit}\n"),
+                _ => format!("[[users]]\nemail_id = \"a@x.example\"\nmobile = {lit}\n"),
+            };
+            let e = one_err(name, &text);
+            assert_eq!(e.location, Location::Record(1), "{name} {lit}: {e}");
+            assert_eq!(e.field.as_deref(), Some("mobile"), "{name} {lit}: {e}");
+            assert!(e.message.contains("quote it"), "{name} {lit}: {e}");
+            assert!(
+                e.message.contains(lit),
+                "{name} {lit}: the literal as written: {e}"
+            );
+        }
+    }
+    // Quoted, the same texts are fine.
+    let s = load_str(
+        "hr.yaml",
+        "- email_id: a@x.example\n  mobile: \"+4915112345678\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        s.records[0].get(Attr::Mobile).unwrap().text.as_ref(),
+        "+4915112345678"
+    );
+}
+
+#[test]
+fn a_duplicate_key_is_refused() {
+    let e = one_err(
+        "hr.json",
+        r#"[{"email_id":"a@x.example","first_name":"A"},{"email_id":"b@x.example","first_name":"B","first_name":"C"}]"#,
+    );
+    assert_eq!(e.location, Location::Record(2), "{e}");
+    assert_eq!(e.field.as_deref(), Some("first_name"), "{e}");
+    assert!(e.message.contains("duplicate key"), "{e}");
+    let e = one_err(
+        "hr.json",
+        r#"{"users":[],"users":[{"email_id":"a@x.example"}]}"#,
+    );
+    assert_eq!(e.field.as_deref(), Some("users"), "{e}");
+    assert!(e.message.contains("duplicate key"), "{e}");
+    let e = one_err(
+        "hr.yaml",
+        "- email_id: a@x.example\n  mobile: \"1\"\n  mobile: \"2\"\n",
+    );
+    assert_eq!(e.field.as_deref(), Some("mobile"), "{e}");
+}

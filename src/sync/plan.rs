@@ -114,7 +114,9 @@ pub struct Blocked {
     /// The attribute concerned; `None` for the whole person.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<&'static str>,
-    /// `unresolved`, `ambiguous`, `failed_before`, `duplicate_in_cliq`.
+    /// `unresolved`, `ambiguous`, `failed_before`, `duplicate_in_cliq`,
+    /// `self_report` (the manager would be the person), `cycle` (a
+    /// management cycle once the plan is applied).
     pub kind: &'static str,
     pub reason: String,
 }
@@ -362,6 +364,24 @@ pub fn compute(
         })
     };
 
+    let manager_col = attr_cols[Attr::ReportingTo.index()];
+    let loops = if managed.contains(&Attr::ReportingTo) {
+        let mut desired: HashMap<&str, String> = HashMap::new();
+        for rec in &hr.records {
+            let Some([u]) = by_email.get(rec.email.as_str()).map(Vec::as_slice) else {
+                continue;
+            };
+            if let Some(Resolved::Value(id, _)) = resolve(rec, Attr::ReportingTo) {
+                if u.values[manager_col].as_deref() != Some(id.as_str()) {
+                    desired.insert(u.id.as_str(), id);
+                }
+            }
+        }
+        manager_loops(&desired, &user_by_id, manager_col)
+    } else {
+        HashMap::new()
+    };
+
     let mut updates = Vec::new();
     let mut adds = Vec::new();
     let mut blocked = Vec::new();
@@ -386,6 +406,18 @@ pub fn compute(
                             kind,
                             reason,
                         }),
+                        Some(Resolved::Value(_, _))
+                            if a == Attr::ReportingTo && loops.contains_key(u.id.as_str()) =>
+                        {
+                            let (kind, reason) = &loops[u.id.as_str()];
+                            blocked.push(Blocked {
+                                email: rec.email.clone(),
+                                user_id: Some(u.id.clone()),
+                                field: Some(a.name()),
+                                kind,
+                                reason: reason.clone(),
+                            });
+                        }
                         Some(Resolved::Value(desired, desired_name)) => {
                             let current = u.values[attr_cols[a.index()]].as_deref();
                             if current != Some(desired.as_str()) {
@@ -548,6 +580,67 @@ pub fn compute(
     }
 }
 
+/// The people whose planned manager change would make them report to
+/// themselves, directly (`self_report`) or around a cycle (`cycle`), once
+/// every planned change is applied: user id → (kind, reason naming the
+/// people). `desired` holds the planned changes (user id → manager id);
+/// everyone else keeps their manager in the mirror, so a loop through
+/// people HR does not manage is seen too. Only a changed edge is blocked:
+/// a loop already in Cliq that HR merely restates changes nothing.
+fn manager_loops<'a>(
+    desired: &HashMap<&'a str, String>,
+    users: &HashMap<&'a str, &'a MirrorUser>,
+    manager_col: usize,
+) -> HashMap<&'a str, (&'static str, String)> {
+    let manager_of = |id: &str| -> Option<String> {
+        match desired.get(id) {
+            Some(m) => Some(m.clone()),
+            None => users.get(id)?.values[manager_col].clone(),
+        }
+    };
+    let name = |id: &str| {
+        users
+            .get(id)
+            .and_then(|u| u.email.clone())
+            .unwrap_or_else(|| format!("user {id}"))
+    };
+    let mut out = HashMap::new();
+    for &start in desired.keys() {
+        let mut path = vec![start.to_owned()];
+        let mut seen: HashSet<String> = HashSet::from([start.to_owned()]);
+        while let Some(next) = manager_of(path.last().expect("non-empty")) {
+            if next == start {
+                let reason = if path.len() == 1 {
+                    format!(
+                        "{} would report to themselves (reporting_to resolves to their own id {start}); fix the HR value",
+                        name(start)
+                    )
+                } else {
+                    let people: Vec<String> = path.iter().map(|id| name(id)).collect();
+                    format!(
+                        "reporting_to would make a management cycle: {} -> {}; fix the HR values of the people in it",
+                        people.join(" -> "),
+                        name(start)
+                    )
+                };
+                let kind = if path.len() == 1 {
+                    "self_report"
+                } else {
+                    "cycle"
+                };
+                out.insert(start, (kind, reason));
+                break;
+            }
+            // A loop that `start` only leads into is blocked at its own members.
+            if !seen.insert(next.clone()) {
+                break;
+            }
+            path.push(next);
+        }
+    }
+    out
+}
+
 /// Hash of `key=value` lines, sorted by key.
 pub fn hash_fields<'a>(fields: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let mut v: Vec<(&str, &str)> = fields.collect();
@@ -676,5 +769,9 @@ pub fn render(plan: &Plan) -> String {
             if s.blocked == 1 { "" } else { "s" }
         );
     }
-    out
+    // Names, emails and values come from Cliq and HR: never raw to a terminal.
+    crate::text::escape_lines(&out).into_owned()
 }
+
+#[cfg(test)]
+mod tests;

@@ -73,10 +73,7 @@ async fn a_simulated_day_runs_every_schedule_without_overlap_or_throttles() {
     let t = spawn_app(Opts {
         users: 500,
         settings: Box::new(move |s| {
-            s.hr = Some(cliq_sync::config::HrSettings {
-                source: path_for_settings.clone(),
-                managed_fields: None,
-            });
+            s.hr = Some(cliq_sync::config::HrSettings::new(&path_for_settings));
             s.push.enabled = true;
         }),
         ..Opts::default()
@@ -346,10 +343,7 @@ async fn a_changed_hr_file_or_sighup_reloads_the_source_for_the_next_push() {
     let for_settings = hr_path.clone();
     let t = spawn_app(Opts {
         settings: Box::new(move |s| {
-            s.hr = Some(cliq_sync::config::HrSettings {
-                source: for_settings.clone(),
-                managed_fields: None,
-            });
+            s.hr = Some(cliq_sync::config::HrSettings::new(&for_settings));
             s.push.enabled = true;
             s.sync.teams = "off".into();
         }),
@@ -390,11 +384,12 @@ async fn a_changed_hr_file_or_sighup_reloads_the_source_for_the_next_push() {
         .count();
     assert_eq!(puts, 2);
 
-    // Fixed, and SIGHUP: reloaded at once (before the next push).
+    // Fixed, and SIGHUP: reloaded as soon as it has settled (10 s), before
+    // the next push.
     std::fs::write(&hr_path, format!("email_id,extension\n{email},1003\n")).unwrap();
     let reloads = state.hr_reloads.load(std::sync::atomic::Ordering::Relaxed);
     reload.notify_one();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
     assert_eq!(
         state.hr_reloads.load(std::sync::atomic::Ordering::Relaxed),
         reloads + 1

@@ -14,5 +14,6 @@ mod pull;
 mod push;
 mod removals;
 mod safety;
+mod settle;
 mod simulate;
 mod trust;

@@ -272,10 +272,7 @@ async fn a_bad_source_is_exit_2_naming_file_line_and_field_and_pushes_nothing() 
     )
     .unwrap();
     let mut settings = t.app.settings.clone();
-    settings.hr = Some(HrSettings {
-        source: path.clone(),
-        managed_fields: None,
-    });
+    settings.hr = Some(HrSettings::new(&path));
     let f = cliq_sync::cli::load_hr(&settings).unwrap_err();
     assert_eq!(f.code, 2);
     let msg = format!("{:#}", f.error);

@@ -1,0 +1,134 @@
+//! Manager resolution: self-reports and cycles (issue 9, point 5), and the
+//! escaping of the human plan.
+
+use std::path::Path;
+
+use super::*;
+use crate::hr::{load_bytes, Format};
+use crate::mirror::pushes::PLAN_COLUMNS;
+
+/// A mirror user `n` (id `10n`, email `un@x.example`) reporting to `manager`.
+fn user(n: u32, manager: Option<u32>) -> MirrorUser {
+    let mut values = vec![None; PLAN_COLUMNS.len()];
+    let col = |c: &str| PLAN_COLUMNS.iter().position(|x| *x == c).unwrap();
+    values[col("display_name")] = Some(format!("User {n}"));
+    values[col("reporting_to_id")] = manager.map(|m| format!("10{m}"));
+    MirrorUser {
+        id: format!("10{n}"),
+        email: Some(format!("u{n}@x.example")),
+        status: Some("active".into()),
+        removed: false,
+        values,
+    }
+}
+
+fn plan_of(csv: &str, users: &[MirrorUser]) -> Plan {
+    let hr = load_bytes(Path::new("hr.csv"), Format::Csv, csv.as_bytes()).unwrap();
+    compute(
+        &hr,
+        users,
+        &[],
+        &[],
+        &PlanOptions::default(),
+        &Limits::documented(),
+    )
+}
+
+fn reporting_changes(p: &Plan) -> Vec<(&str, &str)> {
+    p.updates
+        .iter()
+        .flat_map(|u| u.changes.iter().map(move |c| (u.email.as_str(), c)))
+        .filter(|(_, c)| c.field == "reporting_to")
+        .map(|(e, c)| (e, c.desired.as_str()))
+        .collect()
+}
+
+fn blocked_of<'a>(p: &'a Plan, kind: &str) -> Vec<&'a Blocked> {
+    p.blocked.iter().filter(|b| b.kind == kind).collect()
+}
+
+#[test]
+fn a_person_reporting_to_themselves_is_blocked_by_email_and_by_zuid() {
+    let users = [user(1, None), user(2, None)];
+    let p = plan_of(
+        "email_id,reporting_to_email,reporting_to_zuid\nu1@x.example,u1@x.example,\nu2@x.example,,102\n",
+        &users,
+    );
+    assert_eq!(reporting_changes(&p), vec![], "{p:#?}");
+    let b = blocked_of(&p, "self_report");
+    assert_eq!(b.len(), 2, "{:#?}", p.blocked);
+    assert_eq!(b[0].email, "u1@x.example");
+    assert_eq!(b[0].field, Some("reporting_to"));
+    assert!(b[0].reason.contains("u1@x.example"), "{}", b[0].reason);
+    assert!(b[1].reason.contains("u2@x.example"), "{}", b[1].reason);
+}
+
+#[test]
+fn a_two_person_cycle_is_blocked_naming_both() {
+    let users = [user(1, None), user(2, None)];
+    let p = plan_of(
+        "email_id,reporting_to_email\nu1@x.example,u2@x.example\nu2@x.example,u1@x.example\n",
+        &users,
+    );
+    assert_eq!(reporting_changes(&p), vec![], "{p:#?}");
+    let b = blocked_of(&p, "cycle");
+    assert_eq!(b.len(), 2, "{:#?}", p.blocked);
+    for x in b {
+        assert!(
+            x.reason.contains("u1@x.example") && x.reason.contains("u2@x.example"),
+            "{}",
+            x.reason
+        );
+    }
+}
+
+#[test]
+fn a_three_person_cycle_through_a_manager_hr_does_not_manage_is_blocked() {
+    // u3 already reports to u1 in Cliq and is not in HR; HR makes u1 -> u2 -> u3.
+    let users = [user(1, None), user(2, None), user(3, Some(1))];
+    let p = plan_of(
+        "email_id,reporting_to_zuid\nu1@x.example,102\nu2@x.example,103\n",
+        &users,
+    );
+    assert_eq!(reporting_changes(&p), vec![], "{p:#?}");
+    let b = blocked_of(&p, "cycle");
+    assert_eq!(b.len(), 2, "{:#?}", p.blocked);
+    assert!(b[0].reason.contains("u3@x.example"), "{}", b[0].reason);
+}
+
+#[test]
+fn a_chain_and_a_cycle_already_in_cliq_are_not_blocked() {
+    // u1 -> u2 -> u3 is a chain; u4 <-> u5 already loop in Cliq and HR only
+    // restates it (no change, nothing to block).
+    let users = [
+        user(1, None),
+        user(2, None),
+        user(3, None),
+        user(4, Some(5)),
+        user(5, Some(4)),
+    ];
+    let p = plan_of(
+        "email_id,reporting_to_zuid\nu1@x.example,102\nu2@x.example,103\nu4@x.example,105\n",
+        &users,
+    );
+    assert_eq!(
+        reporting_changes(&p),
+        vec![("u1@x.example", "102"), ("u2@x.example", "103")]
+    );
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+}
+
+#[test]
+fn the_human_plan_escapes_control_characters_from_the_mirror() {
+    let mut u = user(1, None);
+    u.values[2] = Some("Evil\u{1b}[2J\u{202e}Name".into());
+    u.email = Some("u1@x.example".into());
+    let users = [u, user(2, None)];
+    let p = plan_of("email_id,display_name\nu1@x.example,Good\n", &users);
+    let text = render(&p);
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+        "{text}"
+    );
+    assert!(text.contains("Evil\\u{1b}[2J"), "{text}");
+}
