@@ -222,11 +222,15 @@ async fn run_daemon(settings: Settings) -> Result<(), Failure> {
     use std::sync::Arc;
 
     use crate::daemon::{Daemon, DaemonState};
-    use crate::server::{router, ServerState};
+    use crate::server::{router, serve, ServeOptions, ServerState};
 
     crate::daemon::Schedules::parse(&settings.schedule).map_err(Failure::config)?;
     let listen = settings.server.listen.clone();
     let max_pull_failures = settings.server.ready_max_pull_failures;
+    let serve_options = ServeOptions {
+        max_connections: settings.server.max_connections,
+        ..ServeOptions::default()
+    };
     let app = App::open(settings).await.map_err(Failure::config)?;
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
         Failure::runtime(anyhow::anyhow!(
@@ -242,11 +246,7 @@ async fn run_daemon(settings: Settings) -> Result<(), Failure> {
             max_pull_failures,
         }));
         let stop = shutdown.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        })
+        tokio::spawn(serve(listener, app, serve_options, stop.cancelled_owned()))
     };
     tracing::info!(%listen, "health and metrics server listening (/healthz, /readyz, /metrics)");
     let reload = Arc::new(tokio::sync::Notify::new());

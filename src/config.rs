@@ -320,6 +320,8 @@ pub struct ServerSettings {
     pub listen: String,
     /// `/readyz` answers 503 once this many pulls in a row have failed.
     pub ready_max_pull_failures: u32,
+    /// Connections the health server serves at once (see `server/conns.rs`).
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -327,6 +329,7 @@ impl Default for ServerSettings {
         Self {
             listen: "127.0.0.1:9464".into(),
             ready_max_pull_failures: 3,
+            max_connections: 64,
         }
     }
 }
@@ -488,6 +491,12 @@ impl Settings {
             return Err(invalid("push.add_batch_size", "must be between 1 and 100"));
         }
         self.limits.to_limits()?;
+        if self.server.max_connections == 0 {
+            return Err(invalid(
+                "server.max_connections",
+                "must be at least 1 (the probes need a connection)",
+            ));
+        }
         if c.request_timeout.is_zero() {
             return Err(invalid(
                 "cliq.request_timeout",

@@ -8,6 +8,7 @@ mod client;
 mod crash;
 mod daemon;
 mod demo;
+mod health;
 mod helpers;
 mod pull;
 mod push;
