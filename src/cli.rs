@@ -153,6 +153,12 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             // The secrets must be readable (and private) where this runs.
             settings.check_secrets().map_err(Failure::config)?;
             print!("{}", settings.to_masked_toml());
+            for key in settings.limits.above_documented() {
+                println!(
+                    "# {key} is above Cliq's documented quota (allowed by [limits] \
+                     allow_above_documented = true): exceeding a real quota locks the endpoint"
+                );
+            }
             if settings.hr.is_some() {
                 let hr = load_hr(&settings)?;
                 println!(

@@ -63,6 +63,7 @@ refresh_token = "{}"
 path = "{}"
 
 [limits]
+allow_above_documented = true
 list_users = {{ requests = 100000 }}
 {extra_config}
 "#,
