@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::mirror::Store;
+use crate::mirror::{Store, StoreError};
 use crate::sim::{SimConfig, Simulator};
 use crate::sync::{pull, PullKind, PullReport};
 
@@ -101,10 +101,19 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// Exit 1, except for a mirror made by a newer cliq-sync: that is the
+    /// installation's problem, not the run's, and exits 2 from every command.
     pub fn runtime(error: impl Into<anyhow::Error>) -> Self {
+        let error = error.into();
+        let newer = error.chain().any(|e| {
+            matches!(
+                e.downcast_ref::<StoreError>(),
+                Some(StoreError::NewerMirror { .. })
+            )
+        });
         Self {
-            code: 1,
-            error: error.into(),
+            code: if newer { 2 } else { 1 },
+            error,
         }
     }
     pub fn config(error: impl Into<anyhow::Error>) -> Self {
@@ -136,10 +145,28 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {:#}", f.error);
+            eprintln!("error: {}", error_chain(&f.error));
             ExitCode::from(f.code)
         }
     }
+}
+
+/// An error and its causes, each said once: a thiserror message that
+/// includes its source (`cannot open X: E`) and the source itself (`E`)
+/// would otherwise print as "cannot open X: E: E".
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
@@ -333,9 +360,24 @@ pub fn report_line(r: &PullReport) -> String {
 
 async fn status(settings: Settings, json: bool) -> Result<(), Failure> {
     let clock = Clock::system();
-    let store = Store::open(&settings.mirror.path, &clock)
-        .await
-        .map_err(Failure::runtime)?;
+    let path = &settings.mirror.path;
+    // Read-only (a read-only mount, beside the daemon); a mirror that does
+    // not exist yet is created as before, so status on a fresh install works.
+    let store = if path.exists() {
+        let (store, pending) = Store::open_read_only(path, &clock)
+            .await
+            .map_err(Failure::runtime)?;
+        if let Some(first) = pending.first() {
+            eprintln!(
+                "note: the mirror predates this cliq-sync ({} migration(s) from {first} not \
+                 applied), shown as it is; run any write command (e.g. cliq-sync sync) to migrate it.",
+                pending.len()
+            );
+        }
+        store
+    } else {
+        Store::open(path, &clock).await.map_err(Failure::runtime)?
+    };
     let report = crate::status::collect(&store, &settings, clock.now())
         .await
         .map_err(Failure::runtime)?;

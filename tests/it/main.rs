@@ -10,6 +10,7 @@ mod daemon;
 mod demo;
 mod health;
 mod helpers;
+mod mirror_open;
 mod pull;
 mod push;
 mod safety;
