@@ -166,7 +166,7 @@ fn raw_speed(users: usize, round: usize) -> (f64, f64, f64) {
         format!(
             "[cliq]\nbase_url = \"{addr}\"\naccounts_url = \"{addr}\"\nclient_id = \"{}\"\n\
              client_secret = \"{}\"\nrefresh_token = \"{}\"\n[mirror]\npath = \"{}\"\n\
-             [sync]\nteams = \"off\"\n[limits]\nlist_users = {{ requests = 1000000 }}\n\
+             [sync]\nteams = \"off\"\n[limits]\nallow_above_documented = true\nlist_users = {{ requests = 1000000 }}\n\
              update_user = {{ requests = 1000000 }}\nuser_layouts = {{ requests = 1000000 }}\n",
             sim_cfg.client_id,
             sim_cfg.client_secret,

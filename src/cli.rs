@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::mirror::Store;
+use crate::mirror::{Store, StoreError};
 use crate::sim::{SimConfig, Simulator};
 use crate::sync::{PullKind, PullReport};
 
@@ -151,10 +151,19 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// Exit 1, except for a mirror made by a newer cliq-sync: that is the
+    /// installation's problem, not the run's, and exits 2 from every command.
     pub fn runtime(error: impl Into<anyhow::Error>) -> Self {
+        let error = error.into();
+        let newer = error.chain().any(|e| {
+            matches!(
+                e.downcast_ref::<StoreError>(),
+                Some(StoreError::NewerMirror { .. })
+            )
+        });
         Self {
-            code: 1,
-            error: error.into(),
+            code: if newer { 2 } else { 1 },
+            error,
         }
     }
     pub fn config(error: impl Into<anyhow::Error>) -> Self {
@@ -189,11 +198,29 @@ pub fn main() -> ExitCode {
             // Errors quote HR values and Cliq's messages: escape them.
             eprintln!(
                 "error: {}",
-                crate::text::escape_lines(&format!("{:#}", f.error))
+                crate::text::escape_lines(&error_chain(&f.error))
             );
             ExitCode::from(f.code)
         }
     }
+}
+
+/// An error and its causes, each said once: a thiserror message that
+/// includes its source (`cannot open X: E`) and the source itself (`E`)
+/// would otherwise print as "cannot open X: E: E".
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
@@ -207,6 +234,12 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             // The secrets must be readable (and private) where this runs.
             settings.check_secrets().map_err(Failure::config)?;
             print!("{}", settings.to_masked_toml());
+            for key in settings.limits.above_documented() {
+                println!(
+                    "# {key} is above Cliq's documented quota (allowed by [limits] \
+                     allow_above_documented = true): exceeding a real quota locks the endpoint"
+                );
+            }
             if settings.hr.is_some() {
                 let hr = load_hr(&settings)?;
                 println!(
@@ -297,11 +330,15 @@ async fn run_daemon(settings: Settings) -> Result<(), Failure> {
     use std::sync::Arc;
 
     use crate::daemon::{Daemon, DaemonState};
-    use crate::server::{router, ServerState};
+    use crate::server::{router, serve, ServeOptions, ServerState};
 
     crate::daemon::Schedules::parse(&settings.schedule).map_err(Failure::config)?;
     let listen = settings.server.listen.clone();
     let max_pull_failures = settings.server.ready_max_pull_failures;
+    let serve_options = ServeOptions {
+        max_connections: settings.server.max_connections,
+        ..ServeOptions::default()
+    };
     let app = App::open(settings).await.map_err(Failure::config)?;
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
         Failure::runtime(anyhow::anyhow!(
@@ -317,11 +354,7 @@ async fn run_daemon(settings: Settings) -> Result<(), Failure> {
             max_pull_failures,
         }));
         let stop = shutdown.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        })
+        tokio::spawn(serve(listener, app, serve_options, stop.cancelled_owned()))
     };
     tracing::info!(%listen, "health and metrics server listening (/healthz, /readyz, /metrics)");
     let reload = Arc::new(tokio::sync::Notify::new());
@@ -402,9 +435,24 @@ pub fn report_line(r: &PullReport) -> String {
 
 async fn status(settings: Settings, json: bool) -> Result<(), Failure> {
     let clock = Clock::system();
-    let store = Store::open(&settings.mirror.path, &clock)
-        .await
-        .map_err(Failure::runtime)?;
+    let path = &settings.mirror.path;
+    // Read-only (a read-only mount, beside the daemon); a mirror that does
+    // not exist yet is created as before, so status on a fresh install works.
+    let store = if path.exists() {
+        let (store, pending) = Store::open_read_only(path, &clock)
+            .await
+            .map_err(Failure::runtime)?;
+        if let Some(first) = pending.first() {
+            eprintln!(
+                "note: the mirror predates this cliq-sync ({} migration(s) from {first} not \
+                 applied), shown as it is; run any write command (e.g. cliq-sync sync) to migrate it.",
+                pending.len()
+            );
+        }
+        store
+    } else {
+        Store::open(path, &clock).await.map_err(Failure::runtime)?
+    };
     let report = crate::status::collect(&store, &settings, clock.now())
         .await
         .map_err(Failure::runtime)?;

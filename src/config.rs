@@ -302,6 +302,10 @@ pub struct LimitsSettings {
     /// Added to every quota window to absorb network jitter (default 500ms).
     #[serde(default, with = "humantime_serde_compat::option")]
     pub safety_margin: Option<Duration>,
+    /// Entries above Cliq's documented quotas (more requests, a shorter
+    /// window or lock) are refused unless this is true: the docs say "only
+    /// lower them", and a real Cliq locks an endpoint whose quota is exceeded.
+    pub allow_above_documented: bool,
 }
 
 impl LimitsSettings {
@@ -343,6 +347,53 @@ impl LimitsSettings {
         }
         Ok(limits)
     }
+
+    /// The keys of the entries above the documented quotas (`limits.list_users`).
+    pub fn above_documented(&self) -> Vec<String> {
+        Endpoint::ALL
+            .into_iter()
+            .filter(|ep| {
+                self.get(*ep)
+                    .is_some_and(|o| above(o, ep.documented_quota()))
+            })
+            .map(|ep| format!("limits.{}", ep.name()))
+            .collect()
+    }
+
+    /// Refuse an entry above the documented quota unless
+    /// `allow_above_documented` says it is meant.
+    fn check_documented(&self) -> Result<(), ConfigError> {
+        if self.allow_above_documented {
+            return Ok(());
+        }
+        let Some(ep) = Endpoint::ALL.into_iter().find(|ep| {
+            self.get(*ep)
+                .is_some_and(|o| above(o, ep.documented_quota()))
+        }) else {
+            return Ok(());
+        };
+        let d = ep.documented_quota();
+        let human = |d: Duration| humantime::format_duration(d).to_string();
+        Err(invalid(
+            &format!("limits.{}", ep.name()),
+            format!(
+                "is above Cliq's documented quota ({} requests per {}, lock {}); a real Cliq \
+                 locks the endpoint for the lock period when it is exceeded. Lower it (only \
+                 fewer requests, a longer per or lock are safe), or set [limits] \
+                 allow_above_documented = true if your org's quota really is higher",
+                d.requests,
+                human(d.per),
+                human(d.lock)
+            ),
+        ))
+    }
+}
+
+/// More requests, a shorter window or a shorter lock than documented.
+fn above(o: &LimitOverride, d: Quota) -> bool {
+    o.requests.is_some_and(|r| r > d.requests)
+        || o.per.is_some_and(|p| p < d.per)
+        || o.lock.is_some_and(|l| l < d.lock)
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -351,6 +402,8 @@ pub struct ServerSettings {
     pub listen: String,
     /// `/readyz` answers 503 once this many pulls in a row have failed.
     pub ready_max_pull_failures: u32,
+    /// Connections the health server serves at once (see `server/conns.rs`).
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -358,6 +411,7 @@ impl Default for ServerSettings {
         Self {
             listen: "127.0.0.1:9464".into(),
             ready_max_pull_failures: 3,
+            max_connections: 64,
         }
     }
 }
@@ -419,6 +473,10 @@ impl Settings {
         if !walk.unknown.is_empty() {
             return Err(ConfigError::UnknownKeys(walk.unknown));
         }
+        walk.env_bools(&env);
+        if let Some(e) = walk.bad_values.into_iter().next() {
+            return Err(e);
+        }
         builder = builder.add_source(
             config::Environment::with_prefix("CLIQ_SYNC")
                 .prefix_separator("__")
@@ -427,12 +485,53 @@ impl Settings {
         );
         let origins = walk.origins;
         let raw = builder.build().map_err(|e| explain(e, &origins, file))?;
-        let settings: Settings = raw
+        let mut settings: Settings = raw
             .try_deserialize()
             .map_err(|e| explain(e, &origins, file))?;
+        settings.prefer_env_secret_forms(&origins);
         settings.validate().map_err(|e| e.located(&origins))?;
         settings.check_secret_file_modes()?;
         Ok(settings)
+    }
+
+    /// A secret set one way in the file (`client_secret_file`) and the
+    /// other way by a variable (`CLIQ_SYNC__CLIQ__CLIENT_SECRET`): the
+    /// variable wins, as "every key can be overridden" promises; both forms
+    /// in the same layer stay an error ("not both", in `validate`).
+    fn prefer_env_secret_forms(&mut self, origins: &keys::Origins) {
+        let from_env = |key: &str| matches!(origins.get(key), Some(Origin::Env { .. }));
+        let c = &mut self.cliq;
+        for (key, inline_set, file_set) in [
+            (
+                "cliq.client_secret",
+                c.client_secret.is_some(),
+                c.client_secret_file.is_some(),
+            ),
+            (
+                "cliq.refresh_token",
+                c.refresh_token.is_some(),
+                c.refresh_token_file.is_some(),
+            ),
+        ] {
+            if !(inline_set && file_set) {
+                continue;
+            }
+            let (inline_env, file_env) = (from_env(key), from_env(&format!("{key}_file")));
+            let client = key == "cliq.client_secret";
+            if inline_env && !file_env {
+                if client {
+                    c.client_secret_file = None;
+                } else {
+                    c.refresh_token_file = None;
+                }
+            } else if file_env && !inline_env {
+                if client {
+                    c.client_secret = None;
+                } else {
+                    c.refresh_token = None;
+                }
+            }
+        }
     }
 
     /// Every optional part filled in: the shape of every valid key, from
@@ -465,6 +564,7 @@ impl Settings {
             user_layouts: limit(),
             oauth_token: limit(),
             safety_margin: Some(Duration::from_millis(500)),
+            allow_above_documented: false,
         };
         s
     }
@@ -525,6 +625,27 @@ impl Settings {
             return Err(invalid("push.add_batch_size", "must be between 1 and 100"));
         }
         self.limits.to_limits()?;
+        self.limits.check_documented()?;
+        checks::check_log_level(&self.log.level).map_err(|m| invalid("log.level", m))?;
+        self.server
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| {
+                invalid(
+                    "server.listen",
+                    format!(
+                        "{:?} is not an IP address and port; expected e.g. \"127.0.0.1:9464\" \
+                         or \"0.0.0.0:9464\"",
+                        self.server.listen
+                    ),
+                )
+            })?;
+        if self.server.max_connections == 0 {
+            return Err(invalid(
+                "server.max_connections",
+                "must be at least 1 (the probes need a connection)",
+            ));
+        }
         if c.request_timeout.is_zero() {
             return Err(invalid(
                 "cliq.request_timeout",

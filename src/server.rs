@@ -9,8 +9,10 @@
 //! Labels carry endpoint names, run kinds and statuses only: never an
 //! email, a name or an id.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -22,10 +24,13 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::cliq::Endpoint;
 use crate::daemon::DaemonState;
+
+mod conns;
 
 /// What the handlers read.
 pub struct ServerState {
@@ -33,6 +38,72 @@ pub struct ServerState {
     pub daemon: Arc<DaemonState>,
     /// `/readyz` fails once this many pulls in a row have failed.
     pub max_pull_failures: u32,
+}
+
+/// How connections are served (see [`serve`]).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// A client must send a whole request head within this (also the
+    /// keep-alive wait between requests).
+    pub header_read_timeout: Duration,
+    /// A connection on which nothing was read or written for this long is
+    /// closed (a client that stops reading an answer, a stalled body).
+    pub idle_timeout: Duration,
+    /// Connections served at once (`[server] max_connections`).
+    pub max_connections: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 64,
+        }
+    }
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves, with the limits of
+/// `opts` (see `server/conns.rs` for why and how).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let conns = conns::Connections::new(opts.max_connections);
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving
+                    // the connections we have and try again shortly.
+                    tracing::warn!(error = %e, "health server: accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        match conns.admit().await {
+            Some(admitted) => {
+                let task = conns::serve_connection(
+                    stream,
+                    app.clone(),
+                    opts.clone(),
+                    admitted,
+                    stop.clone(),
+                );
+                tokio::spawn(task);
+            }
+            None => drop(stream), // every connection is busy: close at once
+        }
+    }
+    stop.cancel();
+    Ok(())
 }
 
 pub fn router(state: Arc<ServerState>) -> Router {

@@ -70,7 +70,7 @@ pub fn check_cron(line: &str) -> Result<(), String> {
             "{line:?} has 5 fields but the seconds field is required; {hint}"
         ));
     }
-    cron::Schedule::from_str(line).map(|_| ()).map_err(|e| {
+    let schedule = cron::Schedule::from_str(line).map_err(|e| {
         // The cron crate draws a caret under the line; keep the sentence.
         let e = e.to_string();
         let why = e
@@ -79,5 +79,41 @@ pub fn check_cron(line: &str) -> Result<(), String> {
             .rfind(|l| !l.is_empty())
             .unwrap_or("");
         format!("{line:?} is not a valid cron line ({why}); {hint}")
-    })
+    })?;
+    // "0 0 0 30 2 *" parses but no date matches: a schedule that silently
+    // never runs. Five years covers every rare-but-real line (29 February).
+    let horizon = chrono::Utc::now() + chrono::Duration::days(5 * 366);
+    match schedule.upcoming(chrono::Utc).next() {
+        Some(next) if next <= horizon => Ok(()),
+        _ => Err(format!(
+            "{line:?} never fires (no date matches it within five years, e.g. 30 February); {hint}"
+        )),
+    }
+}
+
+/// `[log] level`: a level (`info`) or tracing filter directives
+/// (`info,cliq_sync::cliq=debug`). Anything else would be read by the
+/// filter as a target name and silence every log line, so it is refused.
+pub fn check_log_level(level: &str) -> Result<(), String> {
+    use tracing_subscriber::filter::LevelFilter;
+    let allowed = "off, error, warn, info, debug, trace";
+    let bad = |why: String| {
+        format!(
+            "{level:?} is not a log level or filter ({why}); use one of {allowed}, \
+             or directives like \"info,cliq_sync::cliq=debug\""
+        )
+    };
+    if level.trim().is_empty() {
+        return Err(bad("it is empty".into()));
+    }
+    for directive in level.split(',').map(str::trim) {
+        let lvl = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+        if LevelFilter::from_str(lvl).is_err() {
+            return Err(bad(format!("{lvl:?} is not a level")));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(level)
+        .map(|_| ())
+        .map_err(|e| bad(e.to_string()))
 }

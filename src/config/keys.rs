@@ -146,6 +146,11 @@ fn join(prefix: &str, k: &str) -> String {
 pub struct Origins(BTreeMap<String, Origin>);
 
 impl Origins {
+    /// The origin of exactly `key`.
+    pub fn get(&self, key: &str) -> Option<&Origin> {
+        self.0.get(key)
+    }
+
     /// The origin of `key`, or of the nearest enclosing table that has one
     /// (`hr.managed_fields[2]` → `hr.managed_fields`).
     pub fn find(&self, key: &str) -> Option<&Origin> {
@@ -164,9 +169,79 @@ impl Origins {
 pub struct Walk {
     pub origins: Origins,
     pub unknown: Vec<UnknownKey>,
+    /// Values refused before deserializing (a non-boolean for a boolean key).
+    pub bad_values: Vec<super::ConfigError>,
+    /// The boolean keys (dotted), filled in by [`Walk::file`] / [`Walk::env_bools`].
+    bools: Option<std::collections::BTreeSet<String>>,
+}
+
+/// Every boolean key (`push.enabled`), from [`Settings::exemplar`].
+fn bool_keys() -> std::collections::BTreeSet<String> {
+    fn walk(v: &serde_json::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.iter().for_each(|(k, v)| walk(v, &join(prefix, k), out))
+            }
+            serde_json::Value::Bool(_) => {
+                out.insert(prefix.to_owned());
+            }
+            _ => {}
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(
+        &serde_json::to_value(Settings::exemplar()).expect("settings serialize"),
+        "",
+        &mut out,
+    );
+    out
+}
+
+/// Booleans are strict: the `config` crate would read "yes", "on" or 1 as
+/// true, so `enabled = "yes"` would switch pushing on by accident of type.
+fn not_a_bool(key: &str, origin: Origin, found: &str) -> super::ConfigError {
+    super::ConfigError::Invalid {
+        key: key.to_owned(),
+        message: format!("expected true or false (a boolean), found {found}"),
+        origin: Some(origin),
+    }
+}
+
+fn describe(v: &toml::de::DeValue<'_>) -> String {
+    use toml::de::DeValue;
+    match v {
+        DeValue::String(s) => format!("the string {:?}", s.as_ref()),
+        DeValue::Integer(_) | DeValue::Float(_) => "a number".into(),
+        DeValue::Array(_) => "an array".into(),
+        DeValue::Table(_) => "a table".into(),
+        _ => "a value of another type".into(),
+    }
 }
 
 impl Walk {
+    fn is_bool(&mut self, key: &str) -> bool {
+        self.bools.get_or_insert_with(bool_keys).contains(key)
+    }
+
+    /// Refuse `CLIQ_SYNC__…` values other than `true`/`false` for boolean keys.
+    pub fn env_bools(&mut self, env: &BTreeMap<String, String>) {
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let key = rest
+                .split("__")
+                .map(str::to_lowercase)
+                .collect::<Vec<_>>()
+                .join(".");
+            if self.is_bool(&key) && !matches!(value.as_str(), "true" | "false") {
+                let origin = Origin::Env { var: var.clone() };
+                let e = not_a_bool(&key, origin, &format!("{value:?}"));
+                self.bad_values.push(e);
+            }
+        }
+    }
+
     /// Walk the parsed config file.
     pub fn file(&mut self, schema: &Node, path: &Path, text: &str, table: &toml::de::DeTable<'_>) {
         let lines = LineIndex::new(text);
@@ -203,7 +278,12 @@ impl Walk {
                     }
                     // A value where a table belongs: serde reports the type.
                 }
-                Some(Node::Value) => {}
+                Some(Node::Value) => {
+                    if self.is_bool(&key) && !matches!(sub, toml::de::DeValue::Boolean(_)) {
+                        self.bad_values
+                            .push(not_a_bool(&key, origin, &describe(sub)));
+                    }
+                }
             }
         }
     }

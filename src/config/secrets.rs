@@ -35,14 +35,9 @@ pub fn read(key: &'static str, path: &Path) -> Result<SecretString, ConfigError>
     let mut file = std::fs::File::open(path).map_err(cannot)?;
     // Judge the file we opened, not whatever the path points at a moment later.
     let meta = file.metadata().map_err(cannot)?;
+    // What it is comes first: a directory's 0755 is no secret's mode.
+    check_kind(key, path, &meta)?;
     check_mode(key, path, &meta)?;
-    if !meta.is_file() {
-        return Err(ConfigError::SecretFileBad {
-            key,
-            path: path.to_owned(),
-            why: "is not a regular file",
-        });
-    }
     let mut text = String::new();
     file.read_to_string(&mut text).map_err(cannot)?;
     let secret = text.trim();
@@ -62,9 +57,29 @@ pub fn read(key: &'static str, path: &Path) -> Result<SecretString, ConfigError>
 /// commands that need the secret call.
 pub fn check_mode_if_present(key: &'static str, path: &Path) -> Result<(), ConfigError> {
     match std::fs::metadata(path) {
-        Ok(meta) => check_mode(key, path, &meta),
+        Ok(meta) => {
+            check_kind(key, path, &meta)?;
+            check_mode(key, path, &meta)
+        }
         Err(_) => Ok(()),
     }
+}
+
+/// A secret file must be a regular file (a symlink to one is fine).
+fn check_kind(key: &'static str, path: &Path, meta: &std::fs::Metadata) -> Result<(), ConfigError> {
+    let why = if meta.is_dir() {
+        "is a directory, not a file; point the key at the file that holds the secret \
+         (e.g. a file inside that directory)"
+    } else if !meta.is_file() {
+        "is not a regular file; point the key at the file that holds the secret"
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::SecretFileBad {
+        key,
+        path: path.to_owned(),
+        why,
+    })
 }
 
 #[cfg(unix)]

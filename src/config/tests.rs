@@ -338,3 +338,123 @@ fn removal_breaker_keys_default_and_validate() {
     let e = err("[sync]\nmax_removals = -1\n", &[]);
     assert!(e.contains("sync.max_removals"), "{e}");
 }
+
+// ------------------------------------------------------------ issue 9, point 11
+
+#[test]
+fn an_inline_secret_from_the_environment_wins_over_the_files_file_form() {
+    // "Every key can be overridden": the variable replaces the file's
+    // client_secret_file instead of clashing with it ("not both").
+    let s = load(
+        "[cliq]\nclient_secret_file = \"/nonexistent/secret\"\n",
+        &[("CLIQ_SYNC__CLIQ__CLIENT_SECRET", "from-env")],
+    )
+    .unwrap();
+    assert_eq!(s.client_secret().unwrap().expose_secret(), "from-env");
+    assert!(s.cliq.client_secret_file.is_none());
+    // And the other way round: a _file variable beats the file's inline value.
+    let s = load(
+        "[cliq]\nrefresh_token = \"inline\"\n",
+        &[("CLIQ_SYNC__CLIQ__REFRESH_TOKEN_FILE", "/run/secrets/rt")],
+    )
+    .unwrap();
+    assert!(s.cliq.refresh_token.is_none());
+    assert_eq!(
+        s.cliq.refresh_token_file.as_deref(),
+        Some(Path::new("/run/secrets/rt"))
+    );
+    // Both forms in the same layer are still a mistake.
+    let e = err(
+        "[cliq]\nclient_secret = \"a\"\nclient_secret_file = \"/x\"\n",
+        &[],
+    );
+    assert!(e.contains("not both"), "{e}");
+}
+
+#[test]
+fn booleans_are_strict_in_the_file_and_in_variables() {
+    for (toml, env) in [
+        ("[push]\nenabled = \"yes\"\n", vec![]),
+        ("[push]\nenabled = \"true\"\n", vec![]),
+        ("[push]\ncreate_missing = 1\n", vec![]),
+        ("", vec![("CLIQ_SYNC__PUSH__ENABLED", "yes")]),
+        ("", vec![("CLIQ_SYNC__PUSH__ENABLED", "on")]),
+        ("", vec![("CLIQ_SYNC__PUSH__ENABLED", "1")]),
+    ] {
+        let e = err(toml, &env);
+        assert!(e.contains("push."), "{toml} {env:?}: {e}");
+        assert!(e.contains("true or false"), "{toml} {env:?}: {e}");
+    }
+    let s = load("[push]\nenabled = true\n", &[]).unwrap();
+    assert!(s.push.enabled);
+    let s = load("", &[("CLIQ_SYNC__PUSH__ENABLED", "true")]).unwrap();
+    assert!(s.push.enabled);
+    let s = load(
+        "[push]\nenabled = true\n",
+        &[("CLIQ_SYNC__PUSH__ENABLED", "false")],
+    )
+    .unwrap();
+    assert!(!s.push.enabled);
+}
+
+#[test]
+fn log_levels_are_checked_and_filters_still_work() {
+    let e = err("[log]\nlevel = \"verbose\"\n", &[]);
+    assert!(e.starts_with("FILE:2: log.level: "), "{e}");
+    assert!(e.contains("off, error, warn, info, debug, trace"), "{e}");
+    for ok in ["info", "DEBUG", "warn,cliq_sync::cliq=debug", "off"] {
+        let toml = format!("[log]\nlevel = \"{ok}\"\n");
+        load(&toml, &[]).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    assert!(err("[log]\nlevel = \"cliq_sync=loud\"\n", &[]).contains("log.level"));
+}
+
+#[test]
+fn listen_must_be_an_address_and_port() {
+    let e = err("[server]\nlisten = \"abc\"\n", &[]);
+    assert!(e.starts_with("FILE:2: server.listen: "), "{e}");
+    load("[server]\nlisten = \"0.0.0.0:9464\"\n", &[]).unwrap();
+    load("[server]\nlisten = \"[::1]:9464\"\n", &[]).unwrap();
+}
+
+#[test]
+fn a_cron_line_that_never_fires_is_refused() {
+    let e = err("[schedule]\nfull = \"0 0 0 30 2 *\"\n", &[]);
+    assert!(e.starts_with("FILE:2: schedule.full: "), "{e}");
+    assert!(e.contains("never fires"), "{e}");
+    // Once every four years is rare, not never.
+    load("[schedule]\nfull = \"0 0 0 29 2 *\"\n", &[]).unwrap();
+}
+
+#[test]
+fn limits_above_the_documented_quota_need_an_explicit_choice() {
+    for entry in [
+        "list_users = { requests = 31 }",
+        "update_user = { per = \"30s\" }",
+        "get_user = { lock = \"1m\" }",
+    ] {
+        let e = err(&format!("[limits]\n{entry}\n"), &[]);
+        assert!(e.starts_with("FILE:2: limits."), "{e}");
+        assert!(e.contains("allow_above_documented = true"), "{e}");
+    }
+    // Lowering is always fine.
+    load(
+        "[limits]\nlist_users = { requests = 10, per = \"2m\" }\n",
+        &[],
+    )
+    .unwrap();
+    let s = load(
+        "[limits]\nallow_above_documented = true\nlist_users = { requests = 1000 }\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        s.limits
+            .to_limits()
+            .unwrap()
+            .get(Endpoint::ListUsers)
+            .requests,
+        1000
+    );
+    assert_eq!(s.limits.above_documented(), vec!["limits.list_users"]);
+}

@@ -173,6 +173,18 @@ impl OwnerLease {
         })
     }
 
+    /// The stand-in of a read-only opener (`status` on a read-only mount):
+    /// it starts no run, so it claims nothing, and it could not create a
+    /// file beside the mirror anyway.
+    pub fn reader() -> OwnerLease {
+        OwnerLease {
+            id: String::new(),
+            holder: Holder::this_process(),
+            path: PathBuf::new(),
+            file: Mutex::new(None),
+        }
+    }
+
     /// The owner id recorded in `sync_runs.owner`.
     pub fn id(&self) -> &str {
         &self.id

@@ -46,6 +46,13 @@ pub enum StoreError {
     },
     #[error(transparent)]
     Lease(#[from] super::lease::LeaseError),
+    /// The mirror has a migration this binary does not know: it was
+    /// made (or last opened) by a newer cliq-sync. Nothing was changed.
+    #[error(
+        "the mirror at {path} was made by a newer cliq-sync (it has migration {version}, \
+         which this version does not know); upgrade cliq-sync to use it"
+    )]
+    NewerMirror { path: PathBuf, version: i64 },
     #[error("the mirror is closed")]
     Closed,
     #[error("mirror database error: {0}")]
@@ -183,13 +190,17 @@ impl Store {
                 path: path.to_owned(),
                 source,
             })?;
-        MIGRATIONS
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
+        MIGRATIONS.run(&pool).await.map_err(|source| match source {
+            // sqlx checks the applied migrations before applying any.
+            sqlx::migrate::MigrateError::VersionMissing(version) => StoreError::NewerMirror {
+                path: path.to_owned(),
+                version,
+            },
+            source => StoreError::Migrate {
                 path: path.to_owned(),
                 source,
-            })?;
+            },
+        })?;
         let direct = open_direct(path).map_err(|source| StoreError::OpenDirect {
             path: path.to_owned(),
             source,
@@ -201,6 +212,51 @@ impl Store {
             writer: Arc::new(tokio::sync::Mutex::new(Some(direct))),
             lease,
         })
+    }
+
+    /// Open an existing mirror for reading only (`status`): no file is
+    /// created or changed, no migration is run, so it works on a read-only
+    /// mount and beside a running daemon. A mirror without its `-shm` file
+    /// in a directory where SQLite cannot create one is read as immutable
+    /// (there is no WAL to miss then). Returns the migrations this binary
+    /// knows that the mirror lacks (an older mirror: readable, not migrated).
+    pub async fn open_read_only(
+        path: &Path,
+        clock: &Clock,
+    ) -> Result<(Self, Vec<i64>), StoreError> {
+        let _hold = clock.hold();
+        let open_err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let pool = match read_only_pool(path, false).await {
+            Ok(pool) => pool,
+            Err(_) if !wal_files_present(path) => {
+                read_only_pool(path, true).await.map_err(open_err)?
+            }
+            Err(e) => return Err(open_err(e)),
+        };
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+            .fetch_all(&pool)
+            .await
+            .map_err(open_err)?;
+        let known: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+        if let Some(&version) = applied.iter().find(|v| !known.contains(v)) {
+            pool.close().await;
+            return Err(StoreError::NewerMirror {
+                path: path.to_owned(),
+                version,
+            });
+        }
+        let pending = known.into_iter().filter(|v| !applied.contains(v)).collect();
+        let store = Self {
+            pool,
+            path: path.to_owned(),
+            clock: clock.clone(),
+            writer: Arc::new(tokio::sync::Mutex::new(None)),
+            lease: Arc::new(OwnerLease::reader()),
+        };
+        Ok((store, pending))
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -271,6 +327,36 @@ impl Store {
         let _hold = self.hold();
         self.pool.close().await;
     }
+}
+
+/// A read-only pool on an existing mirror; `immutable`: promise SQLite the
+/// file does not change, so it needs no `-shm` (see `Store::open_read_only`).
+async fn read_only_pool(path: &Path, immutable: bool) -> Result<SqlitePool, sqlx::Error> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .immutable(immutable)
+        .create_if_missing(false)
+        .busy_timeout(BUSY_TIMEOUT);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await?;
+    // Connecting is lazy about the WAL index: a first read tells.
+    sqlx::query("SELECT count(*) FROM sqlite_master")
+        .fetch_one(&pool)
+        .await?;
+    Ok(pool)
+}
+
+fn wal_files_present(path: &Path) -> bool {
+    let with = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p).exists()
+    };
+    with("-wal") || with("-shm")
 }
 
 /// The writer connection of [`Store::write_direct`], set up like the

@@ -78,6 +78,7 @@ refresh_token = "{}"
 path = "{}"
 
 [limits]
+allow_above_documented = true
 {limits}
 {extra_config}
 "#,
