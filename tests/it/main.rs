@@ -9,6 +9,7 @@ mod crash;
 mod daemon;
 mod demo;
 mod helpers;
+mod monitoring;
 mod pull;
 mod push;
 mod safety;
