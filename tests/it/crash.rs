@@ -14,16 +14,16 @@ use tokio_util::sync::CancellationToken;
 /// A simulator served on a loopback port in real time, the listing quota
 /// lifted (these tests are about processes, not quotas), each answer
 /// delayed by `latency` so a pull takes a while; and a config file for it.
-struct TcpSim {
-    sim: Simulator,
-    config: std::path::PathBuf,
+pub(crate) struct TcpSim {
+    pub(crate) sim: Simulator,
+    pub(crate) config: std::path::PathBuf,
     db: std::path::PathBuf,
     stop: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    _dir: tempfile::TempDir,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
-async fn tcp_sim(users: usize, latency: Duration, extra_config: &str) -> TcpSim {
+pub(crate) async fn tcp_sim(users: usize, latency: Duration, extra_config: &str) -> TcpSim {
     let mut sim_cfg = SimConfig {
         users,
         ..SimConfig::default()
@@ -84,7 +84,7 @@ list_users = {{ requests = 100000 }}
 }
 
 impl TcpSim {
-    async fn shut(self) {
+    pub(crate) async fn shut(self) {
         self.stop.cancel();
         self.server.await.unwrap().unwrap();
     }

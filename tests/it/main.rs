@@ -13,3 +13,4 @@ mod monitoring;
 mod pull;
 mod push;
 mod safety;
+mod systemd;
