@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Validate the deployment files: config examples, the systemd unit, the
-# kustomize base and the Dockerfile. Runs every check whose tools exist (and
+# Validate the deployment files: config examples, the systemd units, the
+# kustomize base and its monitoring component, the alert rules (promtool) and
+# the Dockerfile. Runs every check whose tools exist (and
 # installs the missing ones it can: pip packages, Debian packages when root),
 # says what it ran and what it skipped, and exits non-zero on any failure.
 #
@@ -16,6 +17,9 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/cliq-sync-validate.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
 UNIT=deploy/systemd/cliq-sync.service
+TEMPLATE=deploy/systemd/cliq-sync@.service
+INSTANCE=example                  # the instance name the template is checked as
+MONDIR=deploy/monitoring
 DROPIN=deploy/systemd/ops-group.conf
 SYSUSERS=deploy/systemd/cliq-sync.sysusers.conf
 KDIR=deploy/kubernetes
@@ -164,6 +168,22 @@ else
     say "$out" | sed 's/^/  /'
     fail "check-config config/cliq-sync.toml"
   fi
+  # The same with the template unit's environment (%i = the instance).
+  tpl_env=()
+  while IFS= read -r line; do
+    v=${line#Environment=}
+    v=${v//%d/$TMP}; v=${v//%i/$INSTANCE}
+    case $v in CLIQ_SYNC__MIRROR__PATH=*) continue ;; esac
+    tpl_env+=("$v")
+  done < <(grep -E '^Environment=CLIQ_SYNC__' "$TEMPLATE")
+  tpl_env+=("CLIQ_SYNC__MIRROR__PATH=$TMP/mirror.db" "CLIQ_SYNC__HR__SOURCE=$ROOT/config/hr.example.csv")
+  say "  \$ env ${tpl_env[*]} $BIN --config config/cliq-sync.toml check-config"
+  if out=$(env -u RUST_LOG "${tpl_env[@]}" "$BIN" --config config/cliq-sync.toml check-config 2>&1); then
+    pass "check-config config/cliq-sync.toml (with the template unit's environment)"
+  else
+    say "$out" | sed 's/^/  /'
+    fail "check-config config/cliq-sync.toml (template unit)"
+  fi
   # The Kubernetes config, with its mounts mapped to temporary files.
   k8s_env=("CLIQ_SYNC__CLIQ__CLIENT_SECRET_FILE=$TMP/client_secret"
            "CLIQ_SYNC__CLIQ__REFRESH_TOKEN_FILE=$TMP/refresh_token"
@@ -196,9 +216,9 @@ else
     # verify exits 0 on many errors ("Unknown key", "Failed to parse ...,
     # ignoring"): any line about our unit or drop-in counts as a failure.
     verify() {
-      local label=$1 out rc=0
-      say "  \$ systemd-analyze verify --man=no $TMP/unit/cliq-sync.service   # $label"
-      out=$(systemd-analyze verify --man=no "$TMP/unit/cliq-sync.service" 2>&1) || rc=$?
+      local label=$1 unit=${2:-$TMP/unit/cliq-sync.service} out rc=0
+      say "  \$ systemd-analyze verify --man=no $unit   # $label"
+      out=$(systemd-analyze verify --man=no "$unit" 2>&1) || rc=$?
       if [ -n "$out" ]; then say "$out" | sed "s|$TMP/unit/|$(dirname "$UNIT")/|g; s/^/  /"; fi
       if [ "$rc" != 0 ] || grep -q -e "$TMP/unit" -e 'cliq-sync' <<<"$out"; then
         fail "systemd-analyze verify ($label)"
@@ -207,10 +227,10 @@ else
       fi
     }
     security() {
-      local label=$1 out rc=0
-      say "  \$ systemd-analyze security --offline=yes --threshold=$SECURITY_THRESHOLD $TMP/unit/cliq-sync.service   # $label"
+      local label=$1 unit=${2:-$TMP/unit/cliq-sync.service} out rc=0
+      say "  \$ systemd-analyze security --offline=yes --threshold=$SECURITY_THRESHOLD $unit   # $label"
       out=$(systemd-analyze security --offline=yes --threshold="$SECURITY_THRESHOLD" --no-pager \
-              "$TMP/unit/cliq-sync.service" 2>&1) || rc=$?
+              "$unit" 2>&1) || rc=$?
       say "  $(grep -m1 'Overall exposure level' <<<"$out" || echo "$out" | tail -3)"
       if [ "$rc" != 0 ]; then
         fail "systemd-analyze security ($label)" "exposure above $((SECURITY_THRESHOLD / 10)).$((SECURITY_THRESHOLD % 10))"
@@ -224,6 +244,30 @@ else
     cp "$DROPIN" "$TMP/unit/cliq-sync.service.d/"
     verify "$UNIT + $(basename "$DROPIN")"
     if [ "${sd_version:-0}" -ge 250 ]; then security "$UNIT + $(basename "$DROPIN")"; fi
+  fi
+  # The template, checked as instance "$INSTANCE" (verify loads the template
+  # file next to the instance name). The drop-in is not for it: its paths are
+  # the single unit's.
+  mkdir -p "$TMP/template"
+  sed "s|^ExecStart=/usr/local/bin/cliq-sync |ExecStart=$TMP/bin/cliq-sync |" "$TEMPLATE" >"$TMP/template/cliq-sync@.service"
+  if [ "$(grep -c "^ExecStart=$TMP/bin/cliq-sync --config /etc/cliq-sync/%i.toml run$" "$TMP/template/cliq-sync@.service")" != 1 ]; then
+    fail "systemd verify" "$TEMPLATE must have exactly one ExecStart=/usr/local/bin/cliq-sync --config /etc/cliq-sync/%i.toml run"
+  else
+    verify "$TEMPLATE as cliq-sync@$INSTANCE" "$TMP/template/cliq-sync@$INSTANCE.service"
+    if [ "${sd_version:-0}" -ge 250 ]; then security "$TEMPLATE as cliq-sync@$INSTANCE" "$TMP/template/cliq-sync@$INSTANCE.service"; fi
+  fi
+  # What the template must keep per instance, and the watchdog both units need.
+  missing=()
+  for want in 'StateDirectory=cliq-sync/%i' 'CLIQ_SYNC__MIRROR__PATH=/var/lib/cliq-sync/%i/mirror.db' \
+              'LoadCredential=client_secret:/etc/cliq-sync/%i/client_secret' \
+              'LoadCredential=refresh_token:/etc/cliq-sync/%i/refresh_token' 'WatchdogSec=' 'Type=notify'; do
+    grep -qF "$want" "$TEMPLATE" || missing+=("$TEMPLATE: $want")
+  done
+  grep -q '^WatchdogSec=' "$UNIT" || missing+=("$UNIT: WatchdogSec=")
+  if [ ${#missing[@]} -eq 0 ]; then
+    pass "template unit per instance (config, state, credentials) and WatchdogSec= in both units"
+  else
+    printf '  missing %s\n' "${missing[@]}"; fail "systemd units: per-instance settings"
   fi
   if have systemd-sysusers; then
     mkdir -p "$TMP/sysroot/etc"
@@ -316,7 +360,10 @@ def check(cond, msg):
 
 check(sorted(by) == ["ConfigMap", "Deployment", "PersistentVolumeClaim", "Service"],
       f"resources: {sorted(by)}")
-dep, = by["Deployment"]; svc, = by["Service"]; pvc, = by["PersistentVolumeClaim"]; cm, = by["ConfigMap"]
+dep, = by["Deployment"]; svc, = by["Service"]; pvc, = by["PersistentVolumeClaim"]
+cms = {d["metadata"]["name"]: d for d in by["ConfigMap"]}
+cm = next(d for n, d in cms.items() if n.startswith("cliq-sync-config"))
+hr_cm = cms.get("cliq-sync-hr")
 spec = dep["spec"]; pod = spec["template"]["spec"]; c, = pod["containers"]
 check(spec.get("replicas") == 1, "Deployment: replicas must be 1 (one SQLite writer)")
 check(spec.get("strategy", {}).get("type") == "Recreate", "Deployment: strategy must be Recreate")
@@ -328,7 +375,8 @@ check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", "seccompPro
 check(csc.get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem")
 check(csc.get("allowPrivilegeEscalation") is False, "allowPrivilegeEscalation false")
 check(csc.get("capabilities", {}).get("drop") == ["ALL"], "capabilities drop ALL")
-check("memory" in c.get("resources", {}).get("limits", {}), "memory limit")
+res = c.get("resources", {})
+check("memory" in res.get("limits", {}) and "memory" in res.get("requests", {}), "memory request and limit")
 ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
 check(ports.get("metrics") == 9464, "container port metrics=9464")
 check(c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz", "liveness on /healthz")
@@ -351,10 +399,18 @@ m, v = vol_at(conf["mirror"]["path"])
 check(v is not None and v.get("persistentVolumeClaim", {}).get("claimName") == pvc["metadata"]["name"],
       f"[mirror] path {conf['mirror']['path']} must be on the PVC")
 check(pvc["spec"]["accessModes"] == ["ReadWriteOnce"], "PVC ReadWriteOnce")
-for key in ("/etc/cliq-sync/cliq-sync.toml", conf["hr"]["source"]):
-    m, v = vol_at(key)
-    check(v is not None and v.get("configMap", {}).get("name") == cm["metadata"]["name"]
-          and key[len(m) + 1:] in cm["data"], f"{key} must come from the generated ConfigMap")
+m, v = vol_at("/etc/cliq-sync/cliq-sync.toml")
+check(v is not None and v.get("configMap", {}).get("name") == cm["metadata"]["name"]
+      and "cliq-sync.toml" in cm["data"], "/etc/cliq-sync/cliq-sync.toml must come from the generated ConfigMap")
+# The HR file: a directory mount of a ConfigMap with a fixed name, so an
+# update reaches the running pod (subPath mounts never see updates).
+hr = conf["hr"]["source"]
+m, v = vol_at(hr)
+check(hr_cm is not None, "ConfigMap cliq-sync-hr (fixed name, disableNameSuffixHash) missing")
+check(v is not None and v.get("configMap", {}).get("name") == "cliq-sync-hr"
+      and hr_cm is not None and hr[len(m) + 1:] in hr_cm["data"], f"{hr} must come from ConfigMap cliq-sync-hr")
+check(all("subPath" not in vm and "subPathExpr" not in vm for vm in c["volumeMounts"]),
+      "no subPath mounts: they never receive ConfigMap updates")
 for k in ("client_secret_file", "refresh_token_file"):
     path = conf["cliq"][k]
     m, v = vol_at(path)
@@ -374,6 +430,71 @@ PY
   fi
 elif [ -s "$TMP/rendered.yaml" ]; then
   skip "kustomize base consistency" "no python3 with PyYAML"
+fi
+
+# ---------------------------------------------------------------- monitoring
+section "monitoring: promtool check/test rules, the kustomize component"
+if ! apt_ensure promtool prometheus; then
+  skip "promtool" "promtool not found and Debian package prometheus not installable"
+else
+  say "  $(promtool --version 2>&1 | head -1)"
+  if run promtool check rules "$MONDIR/alerts.yml"; then pass "promtool check rules $MONDIR/alerts.yml"
+  else fail "promtool check rules $MONDIR/alerts.yml"; fi
+  if (cd "$MONDIR" && run promtool test rules alerts.test.yml); then pass "promtool test rules $MONDIR/alerts.test.yml"
+  else fail "promtool test rules $MONDIR/alerts.test.yml"; fi
+  # The PrometheusRule's groups as a rule file of their own.
+  if [ -n "$PY" ] && pip_ensure yaml PyYAML; then
+    "$PY" -c 'import sys, yaml; print(yaml.safe_dump(yaml.safe_load(open(sys.argv[1]))["spec"]))' \
+      "$MONDIR/kubernetes/prometheusrule.yaml" >"$TMP/prometheusrule-groups.yml"
+    if run promtool check rules "$TMP/prometheusrule-groups.yml"; then pass "promtool check rules (PrometheusRule spec)"
+    else fail "promtool check rules (PrometheusRule spec)"; fi
+  fi
+fi
+# An overlay in $TMP = the base + the component, as an operator would write it.
+if [ ${#RENDER[@]} -gt 0 ]; then
+  mkdir -p "$TMP/overlay"
+  rel() { realpath --relative-to="$TMP/overlay" "$ROOT/$1"; }
+  printf 'resources:\n  - %s\ncomponents:\n  - %s\n' "$(rel "$KDIR")" "$(rel "$MONDIR/kubernetes")" >"$TMP/overlay/kustomization.yaml"
+  render=("${RENDER[@]}"); render[${#render[@]}-1]="$TMP/overlay"
+  say "  \$ ${render[*]}   # base + $MONDIR/kubernetes"
+  if "${render[@]}" >"$TMP/with-monitoring.yaml" 2>"$TMP/render.err"; then
+    pass "kustomize render of base + monitoring component ($(grep -c '^kind:' "$TMP/with-monitoring.yaml") resources)"
+    if [ -n "$PY" ] && pip_ensure yaml PyYAML; then
+      if run "$PY" - "$TMP/with-monitoring.yaml" "$MONDIR/alerts.yml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+by = {}
+for d in docs:
+    by.setdefault(d["kind"], []).append(d)
+errors = []
+check = lambda cond, msg: cond or errors.append(msg)
+sm = (by.get("ServiceMonitor") or [None])[0]
+pr = (by.get("PrometheusRule") or [None])[0]
+svc, = by["Service"]
+check(sm is not None and pr is not None, "ServiceMonitor and PrometheusRule expected")
+if sm:
+    sel = sm["spec"]["selector"]["matchLabels"]
+    check(all(svc["metadata"].get("labels", {}).get(k) == v for k, v in sel.items()),
+          f"ServiceMonitor selector {sel} does not match the Service's labels")
+    ports = [p["name"] for p in svc["spec"]["ports"]]
+    check(all(e.get("port") in ports for e in sm["spec"]["endpoints"]), "ServiceMonitor port not on the Service")
+    check("cliq-sync" in svc["metadata"]["name"], "the job (= Service name) must contain cliq-sync for the alerts")
+if pr:
+    check(pr["spec"] == yaml.safe_load(open(sys.argv[2])), "PrometheusRule spec differs from alerts.yml")
+for e in errors:
+    print("  " + e)
+print(f"  {len(errors)} problem(s) in the monitoring component")
+sys.exit(1 if errors else 0)
+PY
+      then pass "monitoring component: ServiceMonitor selects the Service, PrometheusRule = alerts.yml"
+      else fail "monitoring component consistency"
+      fi
+    fi
+  else
+    sed 's/^/  /' "$TMP/render.err"; fail "kustomize render of base + monitoring component"
+  fi
+else
+  skip "monitoring component render" "no kustomize >= v4"
 fi
 
 # ---------------------------------------------------------------- docker

@@ -345,7 +345,11 @@ async fn run_daemon(settings: Settings) -> Result<(), Failure> {
             "cannot listen on {listen} ([server] listen): {e}"
         ))
     })?;
-    let state = Arc::new(DaemonState::default());
+    let systemd = crate::systemd::Systemd::from_env();
+    let state = Arc::new(DaemonState {
+        systemd: systemd.clone(),
+        ..DaemonState::default()
+    });
     let shutdown = CancellationToken::new();
     let server = {
         let app = router(Arc::new(ServerState {
@@ -362,13 +366,22 @@ async fn run_daemon(settings: Settings) -> Result<(), Failure> {
         let (shutdown, reload) = (shutdown.clone(), reload.clone());
         tokio::spawn(async move { forward_signals(shutdown, reload).await })
     };
-    crate::notify::ready();
-    Daemon::new(app.clone(), state)
-        .map_err(Failure::config)?
-        .run(shutdown.clone(), reload)
+    systemd.ready("started; first pull");
+    // STOPPING=1 as soon as a stop is asked for, not after the run in flight.
+    let stopping = {
+        let (systemd, shutdown) = (systemd.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            systemd.stopping();
+        })
+    };
+    let daemon = Daemon::new(app.clone(), state).map_err(Failure::config)?;
+    // WATCHDOG=1 from the daemon's own task, while its loop is polled.
+    systemd
+        .supervise(daemon.run(shutdown.clone(), reload))
         .await;
-    crate::notify::stopping();
     shutdown.cancel();
+    let _ = stopping.await;
     signals.abort();
     if let Ok(Err(e)) = server.await {
         tracing::warn!(error = %e, "the health server ended with an error");

@@ -85,6 +85,8 @@ pub struct DaemonState {
     /// Seconds the last run of each kind took: (full, incremental, push).
     pub last_duration: Mutex<[Option<f64>; 3]>,
     pub running: AtomicBool,
+    /// systemd's view (STATUS=, RELOADING=1); a no-op outside systemd.
+    pub systemd: crate::systemd::Systemd,
 }
 
 impl DaemonState {
@@ -110,6 +112,34 @@ enum Job {
     Full,
     Incremental,
     Push,
+}
+
+impl Job {
+    fn describe(self) -> &'static str {
+        match self {
+            Job::Full => "full pull",
+            Job::Incremental => "incremental pull",
+            Job::Push => "push",
+        }
+    }
+}
+
+/// systemd's STATUS= between runs: the next run due, e.g. "idle; next:
+/// incremental pull at 2026-06-01T09:05:00Z".
+fn idle_status(next: &[Option<DateTime<Utc>>; 3]) -> String {
+    let soonest = [Job::Full, Job::Incremental, Job::Push]
+        .into_iter()
+        .zip(next.iter())
+        .filter_map(|(job, at)| at.map(|at| (at, job)))
+        .min_by_key(|(at, _)| *at);
+    match soonest {
+        Some((at, job)) => format!(
+            "idle; next: {} at {}",
+            job.describe(),
+            at.format("%Y-%m-%dT%H:%M:%SZ")
+        ),
+        None => "idle; no run scheduled".to_owned(),
+    }
 }
 
 pub struct Daemon {
@@ -167,10 +197,13 @@ impl Daemon {
                     shutdown.cancelled().await;
                     break;
                 };
+                self.state.systemd.status(&idle_status(&next));
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = reload.notified() => {
+                        self.state.systemd.reloading("reloading the HR source (SIGHUP)");
                         self.reload_hr("SIGHUP", &shutdown).await;
+                        self.state.systemd.ready("HR source reloaded");
                         continue;
                     }
                     _ = clock.sleep_until(wake) => continue,
@@ -218,6 +251,11 @@ impl Daemon {
         self.state.running.store(true, Ordering::Relaxed);
         let started = tokio::time::Instant::now();
         let started_at = self.app.store.clock().now();
+        self.state.systemd.status(&format!(
+            "{} running since {}",
+            job.describe(),
+            started_at.format("%Y-%m-%dT%H:%M:%SZ")
+        ));
         let cancel = shutdown.child_token();
         // The run sees the stop at once; if it has not ended within the
         // grace period (a request hanging), it is abandoned and its row

@@ -27,6 +27,9 @@
 //! * [`app`]: assembles store, scheduler, token cache and client from the settings.
 //! * [`config`]: layered configuration (defaults, file, environment).
 //! * [`hr`]: loading and validating the HR source (CSV, JSON, YAML, TOML).
+//! * [`server`]: `/healthz`, `/readyz`, `/metrics` (OpenMetrics, or the
+//!   Prometheus text format on request; process metrics from `/proc`).
+//! * [`systemd`]: sd_notify (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
 //! * [`demo`]: `cliq-sync demo`, the whole loop against a loopback simulator.
 //! * [`text`]: escaping untrusted text in every human-readable output.
 //! * [`cli`]: the command line; `main.rs` only calls [`cli::main`].
@@ -40,11 +43,11 @@ pub mod daemon;
 pub mod demo;
 pub mod hr;
 pub mod mirror;
-pub mod notify;
 pub mod server;
 pub mod sim;
 pub mod status;
 pub mod sync;
+pub mod systemd;
 pub mod text;
 
 /// rustls needs one process-wide crypto provider; we ship `ring` (small, no

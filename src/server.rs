@@ -31,6 +31,10 @@ use crate::cliq::Endpoint;
 use crate::daemon::DaemonState;
 
 mod conns;
+mod exposition;
+mod process;
+
+pub use exposition::Format;
 
 /// What the handlers read.
 pub struct ServerState {
@@ -131,15 +135,20 @@ async fn readyz(State(s): State<Arc<ServerState>>) -> impl IntoResponse {
     (StatusCode::OK, "ready\n".to_owned())
 }
 
-async fn metrics(State(s): State<Arc<ServerState>>) -> impl IntoResponse {
+async fn metrics(
+    State(s): State<Arc<ServerState>>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
     match render(&s).await {
         Ok(text) => (
             StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
+            [(header::CONTENT_TYPE, format.content_type())],
+            match format {
+                Format::OpenMetrics => text,
+                Format::PrometheusText => exposition::to_prometheus_text(&text),
+            },
         )
             .into_response(),
         Err(e) => (
@@ -184,7 +193,10 @@ pub async fn render(s: &ServerState) -> anyhow::Result<String> {
     let now = app.store.clock().now();
     let status = crate::status::collect(&app.store, &app.settings, now).await?;
     let stats = app.client.stats();
-    let mut reg = Registry::with_prefix("cliq_sync");
+    // process_* names are standard, not ours: only the rest gets the prefix.
+    let mut root = Registry::default();
+    process::register(&mut root);
+    let reg = root.sub_registry_with_prefix("cliq_sync");
 
     let requests = Family::<EndpointStatusLabels, Counter>::default();
     for ((ep, outcome), n) in &stats.requests {
@@ -221,9 +233,11 @@ pub async fn render(s: &ServerState) -> anyhow::Result<String> {
             .map(|u| (u - now).num_milliseconds().max(0) as f64 / 1000.0)
             .unwrap_or(0.0);
         unlock.get_or_create(&l).set(left);
+        // A locked endpoint allows no request start, whatever the window says.
+        let room = i64::from(e.quota) - i64::from(e.used_in_window);
         headroom
             .get_or_create(&l)
-            .set(i64::from(e.quota) - i64::from(e.used_in_window));
+            .set(if e.locked { 0 } else { room });
     }
     reg.register(
         "throttle_responses",
@@ -363,6 +377,6 @@ pub async fn render(s: &ServerState) -> anyhow::Result<String> {
     );
 
     let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, &reg)?;
+    prometheus_client::encoding::text::encode(&mut out, &root)?;
     Ok(out)
 }

@@ -21,7 +21,7 @@ pub(crate) struct TcpSim {
     pub(crate) db: std::path::PathBuf,
     stop: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    _dir: tempfile::TempDir,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
 /// The endpoints whose quotas [`tcp_sim`] lifts, by their `[limits]` key.
