@@ -486,19 +486,8 @@ pub fn load_settings(file: Option<&std::path::Path>) -> Result<Settings, Failure
     Settings::load(file).map_err(Failure::config)
 }
 
-/// Install the tracing subscriber: `RUST_LOG` wins over the configured level.
-pub fn init_logging(level: &str, format: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-}
+/// Logging setup lives in [`crate::logging`].
+pub use crate::logging::init_logging;
 
 /// The simulator `simulate` serves, with its config (for the banner):
 /// seeded org, fault knobs and clock offset from the flags. Needs a tokio
