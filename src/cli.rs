@@ -266,7 +266,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Run => {
             let settings = load_settings(cli.config.as_deref())?;
             init_logging(&settings.log.level, &settings.log.format);
-            run_daemon(settings).await
+            run_daemon(settings, cli.config.as_deref()).await
         }
         Command::Plan { json } => plan_command(cli.config.as_deref(), json).await,
         Command::Push {
@@ -326,7 +326,7 @@ async fn sync_once(settings: Settings, full: bool, allow_removals: bool) -> Resu
 }
 
 /// `cliq-sync run`: the daemon, its health/metrics server, signals.
-async fn run_daemon(settings: Settings) -> Result<(), Failure> {
+async fn run_daemon(settings: Settings, config: Option<&std::path::Path>) -> Result<(), Failure> {
     use std::sync::Arc;
 
     use crate::daemon::{Daemon, DaemonState};
@@ -375,7 +375,9 @@ async fn run_daemon(settings: Settings) -> Result<(), Failure> {
             systemd.stopping();
         })
     };
-    let daemon = Daemon::new(app.clone(), state).map_err(Failure::config)?;
+    let daemon = Daemon::new(app.clone(), state)
+        .map_err(Failure::config)?
+        .with_config_file(config);
     // WATCHDOG=1 from the daemon's own task, while its loop is polled.
     systemd
         .supervise(daemon.run(shutdown.clone(), reload))
