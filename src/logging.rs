@@ -87,7 +87,10 @@ mod tests {
         let empty = OsStr::new("");
         let one = OsStr::new("1");
         assert!(use_colour(true, None, "pretty"));
-        assert!(use_colour(true, Some(empty), "pretty"), "empty NO_COLOR is unset");
+        assert!(
+            use_colour(true, Some(empty), "pretty"),
+            "empty NO_COLOR is unset"
+        );
         assert!(!use_colour(true, Some(one), "pretty"));
         assert!(!use_colour(false, None, "pretty"));
         assert!(!use_colour(false, Some(one), "pretty"));
@@ -129,7 +132,14 @@ mod tests {
         assert_eq!(lines.len(), 1, "{text}");
         let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
         let o = v.as_object().unwrap();
-        for key in ["timestamp", "level", "target", "message", "wait_ms", "reason"] {
+        for key in [
+            "timestamp",
+            "level",
+            "target",
+            "message",
+            "wait_ms",
+            "reason",
+        ] {
             assert!(o.contains_key(key), "no {key}: {text}");
         }
         for key in ["fields", "span", "spans"] {
@@ -145,7 +155,10 @@ mod tests {
         let sub = pretty_subscriber(EnvFilter::new("info"), false, buf.clone());
         tracing::subscriber::with_default(sub, || tracing::warn!(endpoint = "x", "hello"));
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        assert!(text.contains("hello") && text.contains("endpoint=\"x\""), "{text}");
+        assert!(
+            text.contains("hello") && text.contains("endpoint=\"x\""),
+            "{text}"
+        );
         assert!(!text.contains('\u{1b}'), "{text:?}");
     }
 }
