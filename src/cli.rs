@@ -266,7 +266,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Run => {
             let settings = load_settings(cli.config.as_deref())?;
             init_logging(&settings.log.level, &settings.log.format);
-            run_daemon(settings).await
+            run_daemon(settings, cli.config.as_deref()).await
         }
         Command::Plan { json } => plan_command(cli.config.as_deref(), json).await,
         Command::Push {
@@ -326,7 +326,7 @@ async fn sync_once(settings: Settings, full: bool, allow_removals: bool) -> Resu
 }
 
 /// `cliq-sync run`: the daemon, its health/metrics server, signals.
-async fn run_daemon(settings: Settings) -> Result<(), Failure> {
+async fn run_daemon(settings: Settings, config: Option<&std::path::Path>) -> Result<(), Failure> {
     use std::sync::Arc;
 
     use crate::daemon::{Daemon, DaemonState};
@@ -375,7 +375,9 @@ async fn run_daemon(settings: Settings) -> Result<(), Failure> {
             systemd.stopping();
         })
     };
-    let daemon = Daemon::new(app.clone(), state).map_err(Failure::config)?;
+    let daemon = Daemon::new(app.clone(), state)
+        .map_err(Failure::config)?
+        .with_config_file(config);
     // WATCHDOG=1 from the daemon's own task, while its loop is polled.
     systemd
         .supervise(daemon.run(shutdown.clone(), reload))
@@ -486,19 +488,8 @@ pub fn load_settings(file: Option<&std::path::Path>) -> Result<Settings, Failure
     Settings::load(file).map_err(Failure::config)
 }
 
-/// Install the tracing subscriber: `RUST_LOG` wins over the configured level.
-pub fn init_logging(level: &str, format: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-}
+/// Logging setup lives in [`crate::logging`].
+pub use crate::logging::init_logging;
 
 /// The simulator `simulate` serves, with its config (for the banner):
 /// seeded org, fault knobs and clock offset from the flags. Needs a tokio

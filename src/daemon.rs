@@ -115,6 +115,15 @@ enum Job {
 }
 
 impl Job {
+    /// The log field spelling (`sync_runs.kind` for pulls).
+    fn name(self) -> &'static str {
+        match self {
+            Job::Full => "full",
+            Job::Incremental => "incremental",
+            Job::Push => "push",
+        }
+    }
+
     fn describe(self) -> &'static str {
         match self {
             Job::Full => "full pull",
@@ -148,6 +157,9 @@ pub struct Daemon {
     state: Arc<DaemonState>,
     /// The HR file and its settled version (`None` without `[hr]`).
     hr: Option<HrWatch>,
+    /// The config file loaded, for the startup line (`None`: defaults and
+    /// environment only).
+    config_file: Option<std::path::PathBuf>,
 }
 
 impl Daemon {
@@ -163,7 +175,56 @@ impl Daemon {
             schedules,
             state,
             hr,
+            config_file: None,
         })
+    }
+
+    /// Name the config file in the startup line.
+    pub fn with_config_file(mut self, path: Option<&std::path::Path>) -> Self {
+        self.config_file = path.map(std::path::Path::to_path_buf);
+        self
+    }
+
+    /// The startup line: what runs, with what, and when.
+    fn log_startup(&self, now: DateTime<Utc>) {
+        let at = |job| {
+            self.next_after(job, now)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_else(|| "never".into())
+        };
+        let (inc, full, push) = (at(Job::Incremental), at(Job::Full), at(Job::Push));
+        let config = self.config_file.as_ref().map(|p| p.display().to_string());
+        let mirror = self.app.settings.mirror.path.display().to_string();
+        let push_enabled = self.app.settings.push.enabled;
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            config_file = config.as_deref().unwrap_or(""),
+            %mirror,
+            push_enabled,
+            next_incremental = %inc,
+            next_full = %full,
+            next_push = %push,
+            "cliq-sync {} starting: config {}, mirror {mirror}, push {}; next: incremental pull at {inc}, \
+             full pull at {full}, push at {push} (a first pull runs now)",
+            env!("CARGO_PKG_VERSION"),
+            config.as_deref().unwrap_or("(no config file)"),
+            if push_enabled { "enabled" } else { "disabled" },
+        );
+    }
+
+    /// Ticks of `job`'s schedule in `(after, until]`: the ones a long run
+    /// made the loop miss. Bounded: a far `until` (a suspended host) must
+    /// not make the daemon count forever.
+    fn ticks_between(&self, job: Job, after: DateTime<Utc>, until: DateTime<Utc>) -> usize {
+        let s = match job {
+            Job::Full => &self.schedules.full,
+            Job::Incremental => &self.schedules.incremental,
+            Job::Push => &self.schedules.push,
+        };
+        s.after(&after)
+            .take_while(|t| *t <= until)
+            .take(10_000)
+            .count()
     }
 
     pub fn state(&self) -> Arc<DaemonState> {
@@ -174,8 +235,22 @@ impl Daemon {
     /// source before the next push.
     pub async fn run(mut self, shutdown: CancellationToken, reload: Arc<Notify>) {
         let clock = self.app.store.clock().clone();
+        let started = clock.now();
+        self.log_startup(started);
         // A pull at once on start (it becomes a full one without a watermark).
         self.run_job(Job::Incremental, &shutdown).await;
+        let now = clock.now();
+        for job in [Job::Full, Job::Incremental, Job::Push] {
+            let ticks = self.ticks_between(job, started, now);
+            if ticks > 0 {
+                tracing::debug!(
+                    job = job.name(),
+                    ticks,
+                    "{ticks} {} tick(s) skipped: they fell during the first pull",
+                    job.describe()
+                );
+            }
+        }
         let mut next = [
             self.next_after(Job::Full, clock.now()),
             self.next_after(Job::Incremental, clock.now()),
@@ -209,6 +284,13 @@ impl Daemon {
                     _ = clock.sleep_until(wake) => continue,
                 }
             }
+            if due.contains(&Job::Full) && due.contains(&Job::Incremental) {
+                tracing::debug!(
+                    job = Job::Incremental.name(),
+                    ticks = 1,
+                    "incremental pull tick skipped: the full pull due with it covers it"
+                );
+            }
             // A full pull covers an incremental one due at the same time.
             let pulls: Vec<Job> = if due.contains(&Job::Full) {
                 vec![Job::Full]
@@ -231,11 +313,30 @@ impl Daemon {
                 .enumerate()
             {
                 if due.contains(&job) || (job == Job::Incremental && due.contains(&Job::Full)) {
+                    if let Some(was) = next[i] {
+                        self.log_coalesced(job, was, now);
+                    }
                     next[i] = self.next_after(job, now);
                 }
             }
         }
         tracing::info!("daemon loop ended");
+    }
+
+    /// The tick at `was` ran (or was covered); ticks after it up to `now`
+    /// fell while a run was busy and coalesce into that run.
+    fn log_coalesced(&self, job: Job, was: DateTime<Utc>, now: DateTime<Utc>) {
+        let missed = self.ticks_between(job, was, now);
+        if missed > 0 {
+            tracing::debug!(
+                job = job.name(),
+                ticks = missed + 1,
+                since = %was.format("%Y-%m-%dT%H:%M:%SZ"),
+                "{} {} ticks coalesced into one run: a run was busy",
+                missed + 1,
+                job.describe()
+            );
+        }
     }
 
     fn next_after(&self, job: Job, now: DateTime<Utc>) -> Option<DateTime<Utc>> {

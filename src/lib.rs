@@ -27,6 +27,8 @@
 //! * [`app`]: assembles store, scheduler, token cache and client from the settings.
 //! * [`config`]: layered configuration (defaults, file, environment).
 //! * [`hr`]: loading and validating the HR source (CSV, JSON, YAML, TOML).
+//! * [`logging`]: the stderr subscriber (pretty, coloured only on a terminal;
+//!   or flat JSON).
 //! * [`server`]: `/healthz`, `/readyz`, `/metrics` (OpenMetrics, or the
 //!   Prometheus text format on request; process metrics from `/proc`).
 //! * [`systemd`]: sd_notify (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
@@ -42,6 +44,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod hr;
+pub mod logging;
 pub mod mirror;
 pub mod server;
 pub mod sim;

@@ -203,16 +203,8 @@ impl QuotaScheduler {
                 }
                 Attempt::WaitUntil(at, why) => {
                     inner.waits.fetch_add(1, Ordering::Relaxed);
-                    match why {
-                        WaitReason::Locked => tracing::info!(
-                            endpoint = %ep, until = %to_db(at),
-                            "endpoint is locked by Cliq; waiting for the lock to end"
-                        ),
-                        WaitReason::WindowFull => tracing::debug!(
-                            endpoint = %ep, until = %to_db(at),
-                            "quota window full; waiting"
-                        ),
-                    }
+                    let wait = (at - inner.clock.now()).to_std().unwrap_or_default();
+                    log_wait(ep, why, wait, at);
                     inner.clock.sleep_until(at).await;
                 }
             }
@@ -368,6 +360,46 @@ impl QuotaScheduler {
         .fetch_one(&self.inner.pool)
         .await?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
+
+/// Waits shorter than this are routine pacing between requests (debug);
+/// longer ones are worth a line for whoever watches the log.
+const NOTABLE_WAIT: Duration = Duration::from_secs(1);
+
+/// What a wait is for, as logged in the `reason` field.
+fn wait_reason(ep: Endpoint, why: WaitReason) -> &'static str {
+    match (why, ep) {
+        (WaitReason::Locked, _) => "lock",
+        (WaitReason::WindowFull, Endpoint::OauthToken) => "token_mint",
+        (WaitReason::WindowFull, _) => "quota",
+    }
+}
+
+/// One line per sleep, saying what it waits for and how long: a command
+/// that seems to hang is then explained by its last log line.
+fn log_wait(ep: Endpoint, why: WaitReason, wait: Duration, until: DateTime<Utc>) {
+    let reason = wait_reason(ep, why);
+    let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+    let (secs, until) = (wait.as_secs_f64(), to_db(until));
+    match reason {
+        // Someone else spent the quota (or Cliq locked us): warn.
+        "lock" => tracing::warn!(
+            endpoint = %ep, wait_ms, reason, %until,
+            "waiting {secs:.1}s for Cliq's lock on {ep} to end"
+        ),
+        _ if wait < NOTABLE_WAIT => tracing::debug!(
+            endpoint = %ep, wait_ms, reason, %until,
+            "waiting {secs:.1}s for a {ep} quota window"
+        ),
+        "token_mint" => tracing::info!(
+            endpoint = %ep, wait_ms, reason, %until,
+            "waiting {secs:.1}s for a token-mint window (Zoho allows few access tokens per window)"
+        ),
+        _ => tracing::info!(
+            endpoint = %ep, wait_ms, reason, %until,
+            "waiting {secs:.1}s for a {ep} quota window"
+        ),
     }
 }
 

@@ -28,6 +28,14 @@ impl RunKind {
     }
 }
 
+/// The db spelling (`full`, `incremental`, `push`): logs and messages use
+/// the same word as `sync_runs.kind`, never the Debug `Full`.
+impl std::fmt::Display for RunKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The final `status` of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

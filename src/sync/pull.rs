@@ -314,7 +314,7 @@ pub async fn pull_with(
     report.elapsed = started.elapsed();
     tracing::info!(
         run = run_id,
-        kind = ?kind,
+        kind = %run_kind,
         status = %report.status,
         requests = report.requests,
         pages = report.pages,

@@ -333,6 +333,7 @@ pub async fn push(
         .await?;
     tracing::info!(
         run = run_id,
+        kind = %RunKind::Push,
         status = %report.status,
         updates = report.updates_applied,
         adds = report.adds_applied,
@@ -340,7 +341,7 @@ pub async fn push(
         skipped = report.skipped,
         reconciled = report.reconciled,
         requests = report.requests,
-        elapsed_s = report.elapsed_secs,
+        elapsed_ms = (report.elapsed_secs * 1000.0) as u64,
         "push finished"
     );
     Ok(PushOutcome { plan, report })

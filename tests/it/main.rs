@@ -11,6 +11,7 @@ mod demo;
 mod health;
 mod helpers;
 mod leases;
+mod logs;
 mod mirror_open;
 mod monitoring;
 mod pull;
