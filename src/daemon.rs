@@ -19,8 +19,9 @@
 //! for `[hr] settle`, read whole. A push tick without a settled, valid
 //! source pushes nothing and logs why.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::hr::HrSource;
+use crate::mirror::runs::RunKind;
 use hr_watch::{HrWatch, Unusable};
 
 mod hr_watch;
@@ -70,11 +72,11 @@ impl Schedules {
 #[derive(Default)]
 pub struct DaemonState {
     pub consecutive_pull_failures: AtomicU32,
-    pub runs_ok: AtomicU64,
-    pub runs_failed: AtomicU64,
-    pub runs_stopped: AtomicU64,
-    /// Runs held by a safety threshold (a full pull's removal breaker).
-    pub runs_held: AtomicU64,
+    /// Runs by kind and final status (`cliq_sync_runs_total`).
+    pub runs: RunCounts,
+    /// The last HR load/validation result: 1 valid, 0 invalid or
+    /// unreadable, -1 not tried yet (`cliq_sync_hr_source_valid`).
+    pub hr_source_valid: AtomicU8,
     pub pushes_applied: AtomicU64,
     pub pushes_failed: AtomicU64,
     pub pushes_skipped: AtomicU64,
@@ -96,14 +98,63 @@ impl DaemonState {
         }
     }
 
-    fn record_status(&self, status: &str) {
-        let c = match status {
-            "ok" => &self.runs_ok,
-            "stopped" => &self.runs_stopped,
-            "held" => &self.runs_held,
-            _ => &self.runs_failed,
+    /// `cliq_sync_hr_source_valid`: `None` before the first load.
+    pub fn hr_source_valid(&self) -> Option<bool> {
+        match self.hr_source_valid.load(Ordering::Relaxed) {
+            0 => None,
+            v => Some(v == 1),
+        }
+    }
+}
+
+/// The final statuses of `sync_runs`.
+const RUN_STATUSES: [&str; 4] = ["ok", "failed", "stopped", "held"];
+
+/// Runs of this process by kind and final status. The statuses are the
+/// four final ones of `sync_runs`; anything else counts as `failed`.
+#[derive(Default)]
+pub struct RunCounts(Mutex<BTreeMap<(&'static str, &'static str), u64>>);
+
+impl RunCounts {
+    pub fn add(&self, kind: RunKind, status: &str) {
+        let status = match status {
+            "ok" => "ok",
+            "stopped" => "stopped",
+            "held" => "held",
+            _ => "failed",
         };
-        c.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry((kind.as_str(), status)).or_default() += 1;
+        }
+    }
+
+    /// Runs of any kind that ended with `status`.
+    pub fn total(&self, status: &str) -> u64 {
+        self.snapshot()
+            .into_iter()
+            .filter(|((_, s), _)| *s == status)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// `((kind, status), runs)` for every kind and final status, zeros
+    /// included: a series that exists from the start lets `increase()`
+    /// see the first run of its kind.
+    pub fn snapshot(&self) -> Vec<((&'static str, &'static str), u64)> {
+        let m = self.0.lock().map(|m| m.clone()).unwrap_or_default();
+        let kinds = [RunKind::Full, RunKind::Incremental, RunKind::Push];
+        kinds
+            .iter()
+            .flat_map(|k| RUN_STATUSES.map(|s| (k.as_str(), s)))
+            .map(|key| (key, m.get(&key).copied().unwrap_or(0)))
+            .collect()
+    }
+}
+
+fn run_kind(kind: PullKind) -> RunKind {
+    match kind {
+        PullKind::Full => RunKind::Full,
+        PullKind::Incremental => RunKind::Incremental,
     }
 }
 
@@ -339,6 +390,22 @@ impl Daemon {
         }
     }
 
+    /// A push held by a threshold: counted and logged at error level once
+    /// per incident; the same plan held again on a later tick is the same
+    /// run (see `mirror::held`), logged at warn and not counted again.
+    fn held(&self, stop: &crate::sync::push::SafetyStop) {
+        let run = stop.run_id.unwrap_or_default();
+        if stop.repeated {
+            tracing::warn!(
+                run,
+                "push still held: the same plan as at the last push; nothing sent"
+            );
+            return;
+        }
+        self.state.runs.add(RunKind::Push, "held");
+        tracing::error!(run, reason = %stop.reason, "push held by a safety threshold; nothing sent");
+    }
+
     fn next_after(&self, job: Job, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let s = match job {
             Job::Full => &self.schedules.full,
@@ -382,7 +449,12 @@ impl Daemon {
             if let Err(e) = self.app.store.stop_running_runs(started_at, now).await {
                 tracing::error!(error = %e, "could not record the abandoned run as stopped");
             }
-            self.state.runs_stopped.fetch_add(1, Ordering::Relaxed);
+            let kind = match job {
+                Job::Full => RunKind::Full,
+                Job::Incremental => RunKind::Incremental,
+                Job::Push => RunKind::Push,
+            };
+            self.state.runs.add(kind, "stopped");
         }
         let kind = match job {
             Job::Full => 0,
@@ -402,7 +474,7 @@ impl Daemon {
         };
         match pull(&self.app, kind, cancel).await {
             Ok(r) => {
-                self.state.record_status(&r.status);
+                self.state.runs.add(run_kind(r.kind), &r.status);
                 match r.status.as_str() {
                     "ok" => self
                         .state
@@ -432,7 +504,7 @@ impl Daemon {
                 }
             }
             Err(e) => {
-                self.state.runs_failed.fetch_add(1, Ordering::Relaxed);
+                self.state.runs.add(run_kind(kind), "failed");
                 self.state
                     .consecutive_pull_failures
                     .fetch_add(1, Ordering::Relaxed);
@@ -448,6 +520,7 @@ impl Daemon {
         let watch = self.hr.as_mut()?;
         match watch.settled(&clock, cancel).await {
             Ok((source, fresh)) => {
+                self.state.hr_source_valid.store(1, Ordering::Relaxed);
                 if fresh {
                     tracing::info!(reason = why, path = %source.path.display(), records = source.records.len(), "HR source loaded");
                     self.state.hr_reloads.fetch_add(1, Ordering::Relaxed);
@@ -455,7 +528,10 @@ impl Daemon {
                 Some(source)
             }
             Err(Unusable::Stopped) => None,
-            Err(e @ Unusable::Invalid(_)) => {
+            Err(e @ (Unusable::Invalid(_) | Unusable::Unreadable { .. })) => {
+                // Someone must act: the export is broken or gone. (A file
+                // still being written is transient: the value stays.)
+                self.state.hr_source_valid.store(2, Ordering::Relaxed);
                 self.state.hr_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(reason = why, error = %e, "the HR source is invalid; no push until it is fixed");
                 None
@@ -496,7 +572,9 @@ impl Daemon {
         {
             Ok(out) => {
                 let r = &out.report;
-                self.state.record_status(&r.status);
+                if r.run_id.is_some() {
+                    self.state.runs.add(RunKind::Push, &r.status);
+                }
                 self.state
                     .pushes_applied
                     .fetch_add(r.updates_applied + r.adds_applied, Ordering::Relaxed);
@@ -511,12 +589,9 @@ impl Daemon {
                     tracing::info!(status = %r.status, "push: nothing sent");
                 }
             }
-            Err(PushError::Safety(msg)) => {
-                self.state.runs_failed.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(reason = %msg, "push refused by a safety threshold; review with `cliq-sync plan`, then `cliq-sync push --force`");
-            }
+            Err(PushError::Safety(stop)) => self.held(&stop),
             Err(e) => {
-                self.state.runs_failed.fetch_add(1, Ordering::Relaxed);
+                self.state.runs.add(RunKind::Push, "failed");
                 tracing::error!(error = %e, "push failed");
             }
         }

@@ -181,6 +181,12 @@ struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindStatusLabels {
+    kind: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: String,
 }
@@ -322,19 +328,40 @@ pub async fn render(s: &ServerState) -> anyhow::Result<String> {
         durations,
     );
 
-    let runs = Family::<StatusLabel, Counter>::default();
-    for (name, c) in [
-        ("ok", &s.daemon.runs_ok),
-        ("failed", &s.daemon.runs_failed),
-        ("stopped", &s.daemon.runs_stopped),
-        ("held", &s.daemon.runs_held),
-    ] {
-        runs.get_or_create(&StatusLabel {
-            status: name.into(),
+    let runs = Family::<KindStatusLabels, Counter>::default();
+    for ((kind, status), n) in s.daemon.runs.snapshot() {
+        runs.get_or_create(&KindStatusLabels {
+            kind: kind.into(),
+            status: status.into(),
         })
-        .inc_by(c.load(Ordering::Relaxed));
+        .inc_by(n);
     }
-    reg.register("runs", "Runs by this process, by final status", runs);
+    reg.register(
+        "runs",
+        "Runs by this process, by kind (full, incremental, push) and final status (ok, failed, stopped, held)",
+        runs,
+    );
+
+    // Read from the mirror, like the locks: a push held by a manual
+    // `cliq-sync push` waits just as much as one held by the daemon.
+    let held = Gauge::<i64>::default();
+    held.set(i64::from(app.store.held_push().await?.is_some()));
+    reg.register(
+        "push_held",
+        "Held push runs waiting: 1 while the newest held push run is newer than the last push run that ended ok",
+        held,
+    );
+
+    // Absent without [hr] and before the daemon's first look at the file.
+    if let Some(valid) = s.daemon.hr_source_valid() {
+        let g = Gauge::<i64>::default();
+        g.set(i64::from(valid));
+        reg.register(
+            "hr_source_valid",
+            "1 if the daemon's last load of the HR source was valid, 0 if it was invalid or unreadable",
+            g,
+        );
+    }
 
     let failures = Gauge::<i64>::default();
     failures.set(i64::from(
@@ -367,6 +394,14 @@ pub async fn render(s: &ServerState) -> anyhow::Result<String> {
     let refreshes = Counter::<u64>::default();
     refreshes.inc_by(app.auth.refreshes());
     reg.register("token_refreshes", "OAuth access tokens minted", refreshes);
+
+    let refresh_failures = Counter::<u64>::default();
+    refresh_failures.inc_by(app.auth.refresh_failures());
+    reg.register(
+        "token_refresh_failures",
+        "OAuth token refreshes that ended without a token",
+        refresh_failures,
+    );
 
     let queue = Gauge::<i64>::default();
     queue.set(status.teams_queue);

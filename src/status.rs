@@ -8,6 +8,7 @@ use crate::cliq::quotas::QuotaScheduler;
 use crate::cliq::Endpoint;
 use crate::clock::to_db;
 use crate::config::Settings;
+use crate::mirror::held::HeldPush;
 use crate::mirror::runs::RunRow;
 use crate::mirror::Store;
 use crate::sync::pull::MODIFIED_AFTER_HORIZON;
@@ -25,6 +26,9 @@ pub struct StatusReport {
     pub teams_queue: i64,
     pub pushes: crate::sync::push::PushStatusSummary,
     pub runs: Vec<RunRow>,
+    /// A push held by a safety threshold that still waits (until a push
+    /// run ends ok); `null` when none.
+    pub push_held: Option<HeldPush>,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,6 +88,7 @@ pub async fn collect(
         teams_queue: store.teams_queue_len().await?,
         pushes: crate::sync::push::status_summary(store).await?,
         runs: store.recent_runs(10).await?,
+        push_held: store.held_push().await?,
     })
 }
 
@@ -104,6 +109,15 @@ impl StatusReport {
             out.push_str(&format!("  {}={}", c.status, c.users));
         }
         out.push('\n');
+        if let Some(h) = &self.push_held {
+            out.push_str(&format!(
+                "push held  run {}, since {} (last held {}): {}\n",
+                h.run_id,
+                h.held_at,
+                h.last_held_at.as_deref().unwrap_or("-"),
+                h.reason
+            ));
+        }
         if self.teams_queue > 0 {
             out.push_str(&format!("teams      {} users queued\n", self.teams_queue));
         }

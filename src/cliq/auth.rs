@@ -114,6 +114,8 @@ pub struct TokenManager {
     gate: Arc<dyn QuotaGate>,
     cache: tokio::sync::Mutex<Option<Cached>>,
     refreshes: AtomicU64,
+    /// Refreshes that ended without a token (metrics).
+    refresh_failures: AtomicU64,
 }
 
 impl fmt::Debug for TokenManager {
@@ -164,6 +166,7 @@ impl TokenManager {
             gate,
             cache: tokio::sync::Mutex::new(None),
             refreshes: AtomicU64::new(0),
+            refresh_failures: AtomicU64::new(0),
         }
     }
 
@@ -174,6 +177,12 @@ impl TokenManager {
     /// How many token POSTs this manager has sent (metrics, tests).
     pub fn refreshes(&self) -> u64 {
         self.refreshes.load(Ordering::Relaxed)
+    }
+
+    /// How many refreshes ended without a token, whatever the reason
+    /// (`cliq_sync_token_refresh_failures_total`).
+    pub fn refresh_failures(&self) -> u64 {
+        self.refresh_failures.load(Ordering::Relaxed)
     }
 
     /// A valid access token: the cached one unless it is due for refresh,
@@ -195,6 +204,7 @@ impl TokenManager {
                 Ok(t)
             }
             Err(e) => {
+                self.refresh_failures.fetch_add(1, Ordering::Relaxed);
                 // The old token may still have a few minutes: keep using it,
                 // and try again a little later rather than on every call.
                 let now = Instant::now();
@@ -696,5 +706,30 @@ pub(crate) mod tests {
         assert!(dbg.contains("1000.CLIENTID"));
         assert!(dbg.contains("REDACTED"));
         assert!(dbg.contains("valid token cached"), "{dbg}");
+    }
+
+    /// `cliq_sync_token_refresh_failures_total`: every refresh that ended
+    /// without a token counts, also one the still-valid token covered.
+    #[tokio::test(start_paused = true)]
+    async fn failed_refreshes_are_counted() {
+        let tm = manager(
+            token_router(
+                vec![
+                    r#"{"access_token":"t{n}","expires_in":100}"#,
+                    r#"{"error":"invalid_code"}"#,
+                ],
+                Arc::default(),
+            ),
+            Arc::new(RecordingGate::default()),
+            cfg("http://accounts.test"),
+        );
+        tm.token().await.unwrap();
+        assert_eq!(tm.refresh_failures(), 0);
+        tokio::time::sleep(Duration::from_secs(92)).await;
+        tm.token().await.unwrap(); // the old token covers the failure
+        assert_eq!(tm.refresh_failures(), 1);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        tm.token().await.unwrap_err();
+        assert_eq!(tm.refresh_failures(), 2);
     }
 }

@@ -39,6 +39,10 @@
 //! than `max_changes_per_run`, or an HR source with fewer records than
 //! (1 − `max_source_drop`) × the largest source pushed in the last 7 days
 //! (since the last forced push), stop the push (exit 3) unless forced. Only one push runs at a time per mirror.
+//! A stopped push (not a dry run) is a `held` run whose `error` gives the
+//! reason and the plan's size; the same plan held again by the next push
+//! is the same incident and updates that row's `finished_at` instead of
+//! adding one (so a daemon ticking every 15 minutes records it once).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -101,9 +105,10 @@ impl PushOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
-    /// A safety threshold stopped the push (exit code 3).
-    #[error("push stopped by a safety threshold: {0}")]
-    Safety(String),
+    /// A safety threshold stopped the push (exit code 3); unless it was a
+    /// dry run, it is recorded as a `held` push run.
+    #[error("push stopped by a safety threshold{}: {}", .0.held_as(), .0.reason)]
+    Safety(SafetyStop),
     /// Another push holds the mirror's push lock (its holder named: pid,
     /// host and run). The second push does not wait: exit 1.
     #[error("another push is in progress on this mirror ({0}); try again when it has ended")]
@@ -179,12 +184,42 @@ pub struct PushOutcome {
     pub report: PushReport,
 }
 
-/// Check the thresholds against a plan.
+/// Why a push was stopped by a safety threshold, and the `held` run that
+/// records it (`None` for a dry run, which records nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafetyStop {
+    /// What tripped, the plan's size, and what to do (without "held: ";
+    /// `sync_runs.error` is "held: " + this).
+    pub reason: String,
+    pub run_id: Option<i64>,
+    /// The same plan was already held by the last push run: that run was
+    /// touched (`finished_at`), no new one recorded.
+    pub repeated: bool,
+}
+
+impl SafetyStop {
+    fn held_as(&self) -> String {
+        match self.run_id {
+            Some(id) => format!(" (held as run {id})"),
+            None => String::new(),
+        }
+    }
+}
+
+/// The plan's size as the held run's error states it.
+fn plan_size(plan: &Plan) -> String {
+    format!(
+        "{} planned changes ({} updates, {} adds)",
+        plan.summary.changes, plan.summary.updates, plan.summary.adds
+    )
+}
+
+/// Check the thresholds against a plan: `Err(reason)` when one trips.
 pub fn check_safety(
     plan: &Plan,
     previous_records: Option<u64>,
     opts: &PushOptions,
-) -> Result<(), PushError> {
+) -> Result<(), String> {
     if opts.force {
         return Ok(());
     }
@@ -192,24 +227,57 @@ pub fn check_safety(
     if let Some(prev) = previous_records {
         let floor = (1.0 - opts.max_source_drop) * prev as f64;
         if (n as f64) < floor {
-            return Err(PushError::Safety(format!(
-                "the HR source {} has {n} records, fewer than (1 − push.max_source_drop {}) × {prev} \
+            return Err(format!(
+                "the HR source {} has {n} records, fewer than (1 − [push] max_source_drop {}) × {prev} \
                  (the largest source pushed in the last 7 days, or since the last forced push) \
-                 = {floor:.0}: is the export truncated? Check it, or run `cliq-sync push --force` \
-                 to approve this size as the new reference",
-                plan.source, opts.max_source_drop
-            )));
+                 = {floor:.0}: is the export truncated? Its {} were not sent. Check it, or run \
+                 `cliq-sync push --force` to approve this size as the new reference",
+                plan.source,
+                opts.max_source_drop,
+                plan_size(plan)
+            ));
         }
     }
     let changes = plan.summary.changes as u64;
     if changes > u64::from(opts.max_changes_per_run) {
-        return Err(PushError::Safety(format!(
-            "the plan has {changes} changes ({} updates, {} adds), more than push.max_changes_per_run = {}; \
-             review them with `cliq-sync plan`, then run `cliq-sync push --force`",
-            plan.summary.updates, plan.summary.adds, opts.max_changes_per_run
-        )));
+        return Err(format!(
+            "{}, more than [push] max_changes_per_run = {}; review them with `cliq-sync plan`, \
+             then run `cliq-sync push --force`",
+            plan_size(plan),
+            opts.max_changes_per_run
+        ));
     }
     Ok(())
+}
+
+/// What identifies a held plan: the same reason for the same planned
+/// writes is the same incident (see [`Store::hold_push`]).
+fn held_plan_hash(plan: &Plan, reason: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(reason.as_bytes());
+    h.update(serde_json::to_vec(&(&plan.updates, &plan.adds)).unwrap_or_default());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Record a push stopped by a threshold as a `held` run (once per
+/// incident: the same plan held again touches the existing row) and
+/// return the error that says so (the caller logs or prints it).
+async fn hold(
+    store: &Store,
+    plan: &Plan,
+    hr: &HrSource,
+    reason: String,
+) -> Result<PushError, PushError> {
+    let hash = held_plan_hash(plan, &reason);
+    let error = format!("held: {reason}");
+    let now = store.clock().now();
+    let (run_id, repeated) = store.hold_push(&hash, &error, hr.len() as u64, now).await?;
+    Ok(PushError::Safety(SafetyStop {
+        reason,
+        run_id: Some(run_id),
+        repeated,
+    }))
 }
 
 /// The mirror's push lock, held by the caller for the whole push, planning
@@ -275,7 +343,17 @@ pub async fn push(
         });
     }
     let previous = source_baseline(store).await?;
-    check_safety(&first, previous, opts)?;
+    if let Err(reason) = check_safety(&first, previous, opts) {
+        // A dry run records nothing; a real one leaves a held run behind.
+        if opts.dry_run {
+            return Err(PushError::Safety(SafetyStop {
+                reason,
+                run_id: None,
+                repeated: false,
+            }));
+        }
+        return Err(hold(store, &first, hr, reason).await?);
+    }
     if opts.dry_run {
         return Ok(PushOutcome {
             plan: first,

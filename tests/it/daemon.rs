@@ -158,10 +158,7 @@ async fn a_simulated_day_runs_every_schedule_without_overlap_or_throttles() {
             "{ep}"
         );
     }
-    assert_eq!(
-        d.state.runs_ok.load(std::sync::atomic::Ordering::Relaxed),
-        381
-    );
+    assert_eq!(d.state.runs.total("ok"), 381);
 }
 
 #[tokio::test(start_paused = true)]

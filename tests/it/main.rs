@@ -9,6 +9,7 @@ mod crash;
 mod daemon;
 mod demo;
 mod health;
+mod held;
 mod helpers;
 mod leases;
 mod logs;

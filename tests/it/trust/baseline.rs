@@ -28,7 +28,7 @@ async fn a_slow_shrink_of_the_source_is_stopped() {
     for n in [100, 85, 73, 62, 53] {
         match run_push(&t, &source(n), &opts()).await {
             Ok(out) => assert!(out.report.ok(), "{:?}", out.report),
-            Err(PushError::Safety(m)) => stopped.push((n, m)),
+            Err(PushError::Safety(m)) => stopped.push((n, m.reason)),
             Err(e) => panic!("{e}"),
         }
         tokio::time::advance(DAY).await;
