@@ -185,6 +185,11 @@ struct ResultLabel {
     result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
 type FGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 /// The Prometheus exposition of the current state.
@@ -367,6 +372,25 @@ pub async fn render(s: &ServerState) -> anyhow::Result<String> {
     let refreshes = Counter::<u64>::default();
     refreshes.inc_by(app.auth.refreshes());
     reg.register("token_refreshes", "OAuth access tokens minted", refreshes);
+
+    let token_failures = Family::<ReasonLabel, Counter>::default();
+    for (reason, n) in app.auth.refresh_failures() {
+        token_failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc_by(n);
+    }
+    reg.register(
+        "token_refresh_failures",
+        "Failed access-token refreshes by reason (unreachable, invalid_client, invalid_code, access_denied, other)",
+        token_failures,
+    );
+    reg.register(
+        "request_duration_seconds",
+        "How long requests to Cliq and to the OAuth host took, by endpoint",
+        app.client.request_durations().family(),
+    );
 
     let queue = Gauge::<i64>::default();
     queue.set(status.teams_queue);
