@@ -9,6 +9,7 @@ use crate::cliq::auth::{AuthConfig, TokenManager};
 use crate::cliq::client::{ClientConfig, CliqClient};
 use crate::cliq::dc::DataCenter;
 use crate::cliq::quotas::QuotaScheduler;
+use crate::cliq::token_file::TokenFile;
 use crate::cliq::transport::{ReqwestTransport, Transport};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -99,11 +100,12 @@ impl App {
             refresh_token,
         );
         auth_cfg.request_timeout = settings.cliq.request_timeout;
-        let auth = Arc::new(TokenManager::new(
-            auth_cfg,
-            transport.clone(),
-            scheduler.clone(),
-        ));
+        auth_cfg.token_timeout = settings.cliq.token_timeout;
+        // One token per mirror: every process on it shares `<mirror>.token`.
+        let token_file = TokenFile::beside(&settings.mirror.path, clock.clone());
+        let auth = Arc::new(
+            TokenManager::new(auth_cfg, transport.clone(), scheduler.clone()).with_file(token_file),
+        );
         let mut client_cfg = ClientConfig::new(api);
         client_cfg.request_timeout = settings.cliq.request_timeout;
         client_cfg.page_size = settings.cliq.page_size;

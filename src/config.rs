@@ -130,6 +130,10 @@ pub struct CliqSettings {
     #[serde(with = "humantime_serde_compat")]
     pub request_timeout: Duration,
     pub update_body: String,
+    /// How long an unreachable accounts server is retried before the
+    /// command fails (the token path's bound).
+    #[serde(with = "humantime_serde_compat")]
+    pub token_timeout: Duration,
 }
 
 impl Default for CliqSettings {
@@ -147,6 +151,7 @@ impl Default for CliqSettings {
             page_size: 100,
             request_timeout: Duration::from_secs(30),
             update_body: "wrapped".into(),
+            token_timeout: crate::cliq::auth::DEFAULT_TOKEN_TIMEOUT,
         }
     }
 }
@@ -644,6 +649,12 @@ impl Settings {
             return Err(invalid(
                 "server.max_connections",
                 "must be at least 1 (the probes need a connection)",
+            ));
+        }
+        if c.token_timeout.is_zero() {
+            return Err(invalid(
+                "cliq.token_timeout",
+                "must be longer than zero (e.g. \"2m\")",
             ));
         }
         if c.request_timeout.is_zero() {

@@ -191,6 +191,11 @@ struct ResultLabel {
     result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
 type FGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 /// The Prometheus exposition of the current state.
@@ -395,12 +400,28 @@ pub async fn render(s: &ServerState) -> anyhow::Result<String> {
     refreshes.inc_by(app.auth.refreshes());
     reg.register("token_refreshes", "OAuth access tokens minted", refreshes);
 
-    let refresh_failures = Counter::<u64>::default();
-    refresh_failures.inc_by(app.auth.refresh_failures());
+    let token_failures = Family::<ReasonLabel, Counter>::default();
+    for reason in crate::cliq::auth::FAILURE_REASONS {
+        let _ = token_failures.get_or_create(&ReasonLabel {
+            reason: reason.into(),
+        });
+    }
+    for (reason, n) in app.auth.refresh_failures() {
+        token_failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc_by(n);
+    }
     reg.register(
         "token_refresh_failures",
-        "OAuth token refreshes that ended without a token",
-        refresh_failures,
+        "Failed access-token refreshes by reason (unreachable, invalid_client, invalid_code, access_denied, other)",
+        token_failures,
+    );
+    reg.register(
+        "request_duration_seconds",
+        "How long requests to Cliq and to the OAuth host took, by endpoint",
+        app.client.request_durations().family(),
     );
 
     let queue = Gauge::<i64>::default();

@@ -11,9 +11,19 @@
 //! every refresh first passes the quota scheduler ([`Endpoint::OauthToken`]),
 //! which every process sharing the mirror (and so the refresh token) sees.
 //!
+//! With a [`TokenFile`] (every command and the daemon: `<mirror>.token`),
+//! the token is shared by every process on the mirror too, and minting is
+//! single-flight across them (see [`crate::cliq::token_file`]).
+//!
+//! A connection that could not be made spends nothing: its scheduler start
+//! is refunded (Zoho never saw it), and it is retried with backoff, logged,
+//! for at most [`AuthConfig::token_timeout`]; then the command fails with
+//! [`AuthError::AccountsUnreachable`].
+//!
 //! Secrets (client secret, refresh token, access token) never appear in logs
 //! or `Debug` output.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,15 +34,19 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::cliq::client::QuotaGate;
+use crate::cliq::client::{QuotaGate, RequestDurations};
 use crate::cliq::error::snippet;
 pub use crate::cliq::error::AuthError;
 use crate::cliq::quotas::QuotaScheduler;
+use crate::cliq::token_file::{fingerprint, CachedToken, TokenFile};
 use crate::cliq::transport::Transport;
 use crate::cliq::Endpoint;
 
 /// The longest the token is refreshed ahead of its expiry.
 pub const DEFAULT_MAX_REFRESH_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// The default of [`AuthConfig::token_timeout`].
+pub const DEFAULT_TOKEN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where and how to mint access tokens.
 #[derive(Clone)]
@@ -50,6 +64,9 @@ pub struct AuthConfig {
     /// How many times an `Access Denied` (too many tokens) is waited out
     /// (through the scheduler's lock) before giving up.
     pub max_access_denied_retries: u32,
+    /// The longest an unreachable accounts server is retried
+    /// (`[cliq] token_timeout`, default 2 minutes).
+    pub token_timeout: Duration,
 }
 
 impl AuthConfig {
@@ -67,6 +84,7 @@ impl AuthConfig {
             refresh_skew: None,
             request_timeout: Duration::from_secs(30),
             max_access_denied_retries: 2,
+            token_timeout: DEFAULT_TOKEN_TIMEOUT,
         }
     }
 
@@ -97,6 +115,7 @@ impl fmt::Debug for AuthConfig {
             .field("refresh_skew", &self.refresh_skew)
             .field("request_timeout", &self.request_timeout)
             .field("max_access_denied_retries", &self.max_access_denied_retries)
+            .field("token_timeout", &self.token_timeout)
             .finish()
     }
 }
@@ -114,8 +133,13 @@ pub struct TokenManager {
     gate: Arc<dyn QuotaGate>,
     cache: tokio::sync::Mutex<Option<Cached>>,
     refreshes: AtomicU64,
-    /// Refreshes that ended without a token (metrics).
-    refresh_failures: AtomicU64,
+    /// The cache shared with the other processes on the mirror, if any.
+    file: Option<TokenFile>,
+    /// The last token Cliq refused (401): never adopted from the file again.
+    refused: std::sync::Mutex<Option<SecretString>>,
+    /// Failed token POSTs by reason (`/metrics`).
+    failures: std::sync::Mutex<BTreeMap<&'static str, u64>>,
+    durations: RequestDurations,
 }
 
 impl fmt::Debug for TokenManager {
@@ -166,8 +190,46 @@ impl TokenManager {
             gate,
             cache: tokio::sync::Mutex::new(None),
             refreshes: AtomicU64::new(0),
-            refresh_failures: AtomicU64::new(0),
+            file: None,
+            refused: std::sync::Mutex::new(None),
+            failures: std::sync::Mutex::default(),
+            durations: RequestDurations::default(),
         }
+    }
+
+    /// Share the token with every process on the mirror through `file`.
+    pub fn with_file(mut self, file: TokenFile) -> Self {
+        self.file = Some(file);
+        self
+    }
+
+    /// Where the shared token is cached, if it is.
+    pub fn token_file(&self) -> Option<&TokenFile> {
+        self.file.as_ref()
+    }
+
+    /// Durations of the token POSTs (shared with the client, see
+    /// [`RequestDurations`]).
+    pub fn durations(&self) -> &RequestDurations {
+        &self.durations
+    }
+
+    /// Failed token POSTs by reason: `unreachable`, `invalid_client`,
+    /// `invalid_code`, `access_denied`, `other` (`/metrics`).
+    pub fn refresh_failures(&self) -> BTreeMap<&'static str, u64> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn count_failure(&self, reason: &'static str) {
+        *self
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(reason)
+            .or_default() += 1;
     }
 
     pub fn config(&self) -> &AuthConfig {
@@ -177,12 +239,6 @@ impl TokenManager {
     /// How many token POSTs this manager has sent (metrics, tests).
     pub fn refreshes(&self) -> u64 {
         self.refreshes.load(Ordering::Relaxed)
-    }
-
-    /// How many refreshes ended without a token, whatever the reason
-    /// (`cliq_sync_token_refresh_failures_total`).
-    pub fn refresh_failures(&self) -> u64 {
-        self.refresh_failures.load(Ordering::Relaxed)
     }
 
     /// A valid access token: the cached one unless it is due for refresh,
@@ -195,6 +251,28 @@ impl TokenManager {
                 return Ok(c.token.clone());
             }
         }
+        // Another process may have minted a newer one.
+        if let Some(c) = self.adopt() {
+            let t = c.token.clone();
+            *guard = Some(c);
+            return Ok(t);
+        }
+        let _flight = match &self.file {
+            Some(f) => match f.lock(self.cfg.token_timeout).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the token-cache lock; minting without it");
+                    None
+                }
+            },
+            None => None,
+        };
+        // Whoever held the lock before us may just have minted.
+        if let Some(c) = self.adopt() {
+            let t = c.token.clone();
+            *guard = Some(c);
+            return Ok(t);
+        }
         let now = Instant::now();
         let fallback = guard.as_ref().is_some_and(|c| now < c.expires_at);
         match self.mint(fallback).await {
@@ -204,7 +282,6 @@ impl TokenManager {
                 Ok(t)
             }
             Err(e) => {
-                self.refresh_failures.fetch_add(1, Ordering::Relaxed);
                 // The old token may still have a few minutes: keep using it,
                 // and try again a little later rather than on every call.
                 let now = Instant::now();
@@ -233,18 +310,108 @@ impl TokenManager {
         {
             tracing::info!("access token refused by Cliq; it will be refreshed");
             *guard = None;
+            *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(failed.clone());
         }
+    }
+
+    fn fingerprint(&self) -> String {
+        fingerprint(
+            &self.cfg.client_id,
+            &self.cfg.accounts_base,
+            &self.cfg.refresh_token,
+        )
+    }
+
+    /// The shared cache's token, if it is not due for refresh and is not
+    /// the one Cliq refused.
+    fn adopt(&self) -> Option<Cached> {
+        let file = self.file.as_ref()?;
+        let t = file.read(&self.fingerprint())?;
+        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if refused
+            .as_ref()
+            .is_some_and(|r| r.expose_secret() == t.token.expose_secret())
+        {
+            return None;
+        }
+        drop(refused);
+        let now_utc = file.clock().now();
+        let ttl = (t.expires_at - t.minted_at).to_std().unwrap_or_default();
+        let now = Instant::now();
+        let expires_at = now + crate::clock::until(now_utc, t.expires_at);
+        let refresh_at = expires_at.checked_sub(self.cfg.skew_for(ttl))?;
+        (now < refresh_at).then(|| {
+            tracing::debug!("using the access token cached beside the mirror");
+            Cached {
+                token: t.token,
+                expires_at,
+                refresh_at,
+            }
+        })
+    }
+
+    /// Share a freshly minted token (a failure only costs the sharing).
+    fn publish(&self, token: &SecretString, ttl: Duration) {
+        let Some(file) = &self.file else { return };
+        let minted_at = file.clock().now();
+        let t = CachedToken {
+            token: token.clone(),
+            minted_at,
+            expires_at: minted_at + chrono::Duration::from_std(ttl).unwrap_or_default(),
+        };
+        if let Err(e) = file.write(&self.fingerprint(), &t) {
+            tracing::warn!(path = %file.path().display(), error = %e, "cannot write the access-token cache; other processes will mint their own");
+        }
+    }
+
+    /// `acquire` for a mint, saying so when it has to wait for the budget.
+    async fn acquire_mint_slot(&self) -> Result<(), AuthError> {
+        let started = Instant::now();
+        let acquire = self.gate.acquire(Endpoint::OauthToken);
+        tokio::pin!(acquire);
+        tokio::select! {
+            r = &mut acquire => return Ok(r?),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        tracing::info!(
+            endpoint = %Endpoint::OauthToken,
+            "waiting for the token-mint budget (Zoho mints about 10 access tokens per refresh token per 10 minutes; they were used recently)"
+        );
+        acquire.await?;
+        tracing::info!(
+            waited_secs = started.elapsed().as_secs(),
+            "the token-mint budget has room again; minting"
+        );
+        Ok(())
     }
 
     /// Mint a token, waiting out `Access Denied` through the scheduler —
     /// unless a still-valid token can be used meanwhile (`fallback`).
     async fn mint(&self, fallback: bool) -> Result<Cached, AuthError> {
         let mut denied = 0u32;
+        let first = Instant::now();
+        let mut refused = 0u32;
         loop {
-            self.gate.acquire(Endpoint::OauthToken).await?;
+            self.acquire_mint_slot().await?;
             let sent_at = Instant::now();
-            match self.post().await? {
+            let minted = match self.post().await {
+                Err(AuthError::CannotConnect(reason)) => {
+                    // Never reached Zoho: the budget is not spent.
+                    self.gate.refund(Endpoint::OauthToken).await?;
+                    self.count_failure("unreachable");
+                    refused += 1;
+                    self.connect_retry(first, refused, fallback, reason).await?;
+                    continue;
+                }
+                Err(e) => {
+                    self.count_failure(failure_reason(&e));
+                    return Err(e);
+                }
+                Ok(m) => m,
+            };
+            match minted {
                 Minted::Token { token, ttl } => {
+                    self.publish(&token, ttl);
                     let expires_at = sent_at + ttl;
                     let refresh_at = expires_at - self.cfg.skew_for(ttl);
                     tracing::info!(
@@ -262,6 +429,7 @@ impl TokenManager {
                     detail,
                 } => {
                     denied += 1;
+                    self.count_failure("access_denied");
                     let reason = format!("token endpoint: Access Denied ({detail})");
                     tracing::warn!(attempt = denied, "{reason}");
                     self.gate
@@ -273,6 +441,36 @@ impl TokenManager {
                 }
             }
         }
+    }
+
+    /// After the `attempt`-th refused connection: sleep before the next try,
+    /// or give up once `token_timeout` since `first` is spent (at once with
+    /// a still-valid token to fall back on).
+    async fn connect_retry(
+        &self,
+        first: Instant,
+        attempt: u32,
+        fallback: bool,
+        reason: String,
+    ) -> Result<(), AuthError> {
+        let left = self.cfg.token_timeout.saturating_sub(first.elapsed());
+        if fallback || left.is_zero() {
+            return Err(AuthError::AccountsUnreachable {
+                url: self.cfg.accounts_base.trim_end_matches('/').to_owned(),
+                reason,
+                waited_secs: first.elapsed().as_secs(),
+            });
+        }
+        let delay = Duration::from_secs(1 << attempt.min(5).saturating_sub(1)).min(left);
+        tracing::warn!(
+            url = %self.cfg.accounts_base,
+            %reason,
+            attempt,
+            retry_in_secs = delay.as_secs_f64(),
+            "cannot reach the Zoho accounts server; retrying (no token budget spent)"
+        );
+        tokio::time::sleep(delay).await;
+        Ok(())
     }
 
     /// One `POST /oauth/v2/token`.
@@ -294,24 +492,76 @@ impl TokenManager {
             .header(http::header::ACCEPT, "application/json")
             .body(Bytes::from(form))
             .map_err(|e| AuthError::Decode(format!("bad accounts URL: {e}")))?;
+        let started = Instant::now();
+        let sent = tokio::time::timeout(self.cfg.request_timeout, self.transport.send(req)).await;
+        self.durations
+            .observe(Endpoint::OauthToken, started.elapsed());
+        let resp = match sent {
+            Ok(Err(e)) if e.never_sent() => {
+                return Err(AuthError::CannotConnect(connect_reason(&e.to_string())))
+            }
+            Err(_) => {
+                self.refreshes.fetch_add(1, Ordering::Relaxed);
+                return Err(AuthError::Unreachable(format!(
+                    "no answer within {:?}",
+                    self.cfg.request_timeout
+                )));
+            }
+            Ok(Err(e)) => {
+                self.refreshes.fetch_add(1, Ordering::Relaxed);
+                return Err(AuthError::Unreachable(e.to_string()));
+            }
+            Ok(Ok(r)) => r,
+        };
         self.refreshes.fetch_add(1, Ordering::Relaxed);
-        let resp =
-            match tokio::time::timeout(self.cfg.request_timeout, self.transport.send(req)).await {
-                Err(_) => {
-                    return Err(AuthError::Unreachable(format!(
-                        "no answer within {:?}",
-                        self.cfg.request_timeout
-                    )))
-                }
-                Ok(Err(e)) => return Err(AuthError::Unreachable(e.to_string())),
-                Ok(Ok(r)) => r,
-            };
         parse_token_response(
             resp.status(),
             crate::cliq::error::retry_after(resp.headers()),
             resp.body(),
         )
     }
+}
+
+/// Every label [`failure_reason`] gives, so `/metrics` can export each
+/// from 0 (an alert's `increase()` then sees the first failure).
+pub const FAILURE_REASONS: [&str; 5] = [
+    "unreachable",
+    "invalid_client",
+    "invalid_code",
+    "access_denied",
+    "other",
+];
+
+/// The metric label of a failed token POST.
+fn failure_reason(e: &AuthError) -> &'static str {
+    match e {
+        AuthError::InvalidRefreshToken { .. } => "invalid_code",
+        AuthError::InvalidClient { .. } => "invalid_client",
+        AuthError::TooManyTokens { .. } => "access_denied",
+        AuthError::Unreachable(_)
+        | AuthError::CannotConnect(_)
+        | AuthError::AccountsUnreachable { .. } => "unreachable",
+        _ => "other",
+    }
+}
+
+/// A short, plain reason for a refused connection ("connection refused"),
+/// else the transport's own text.
+fn connect_reason(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let known = [
+        ("connection refused", "connection refused"),
+        ("dns error", "the host name does not resolve (DNS)"),
+        ("failed to lookup", "the host name does not resolve (DNS)"),
+        ("timed out", "connecting timed out"),
+        ("network is unreachable", "network is unreachable"),
+        ("no route to host", "no route to host"),
+    ];
+    known
+        .iter()
+        .find(|(k, _)| lower.contains(k))
+        .map(|(_, r)| (*r).to_owned())
+        .unwrap_or_else(|| text.to_owned())
 }
 
 fn parse_token_response(
@@ -691,6 +941,94 @@ pub(crate) mod tests {
         assert!(matches!(e, AuthError::Http { status: 502, .. }) && e.is_transient());
     }
 
+    /// Refuses the connection (nothing sent) while `down`; else answers OK.
+    struct Flaky {
+        down: std::sync::atomic::AtomicBool,
+        refused: AtomicUsize,
+        ok: RouterTransport,
+    }
+
+    impl Transport for Flaky {
+        fn send(&self, req: http::Request<Bytes>) -> crate::cliq::transport::TransportFuture<'_> {
+            Box::pin(async move {
+                if self.down.load(Ordering::SeqCst) {
+                    self.refused.fetch_add(1, Ordering::SeqCst);
+                    return Err(crate::cliq::transport::TransportError::Connect(
+                        "tcp connect error: Connection refused (os error 111)".into(),
+                    ));
+                }
+                self.ok.send(req).await
+            })
+        }
+    }
+
+    fn flaky() -> Arc<Flaky> {
+        Arc::new(Flaky {
+            down: true.into(),
+            refused: AtomicUsize::new(0),
+            ok: RouterTransport::new(token_router(vec![OK], Arc::default())),
+        })
+    }
+
+    async fn scheduler(dir: &tempfile::TempDir) -> QuotaScheduler {
+        let clock = crate::clock::Clock::anchored(
+            crate::clock::from_db("2026-03-01T08:00:00.000Z").unwrap(),
+        );
+        let store = crate::mirror::Store::open(&dir.path().join("mirror.db"), &clock)
+            .await
+            .unwrap();
+        QuotaScheduler::new(&store, crate::cliq::quotas::Limits::documented())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connection_failures_do_not_spend_the_mint_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let sched = scheduler(&dir).await;
+        let transport = flaky();
+        let tm = TokenManager::new(
+            cfg("http://accounts.test"),
+            transport.clone(),
+            sched.clone(),
+        );
+        while transport.refused.load(Ordering::SeqCst) < 20 {
+            assert!(tm.token().await.is_err());
+        }
+        assert_eq!(sched.used(Endpoint::OauthToken).await.unwrap(), 0);
+        // The host is back: the mint proceeds at once, budget intact.
+        transport.down.store(false, Ordering::SeqCst);
+        let before = Instant::now();
+        assert_eq!(tm.token().await.unwrap().expose_secret(), "1000.access-1");
+        assert!(
+            before.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            before.elapsed()
+        );
+        assert_eq!(sched.used(Endpoint::OauthToken).await.unwrap(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_accounts_host_fails_within_the_bound_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let sched = scheduler(&dir).await;
+        let transport = flaky();
+        let tm = TokenManager::new(cfg("http://accounts.test"), transport.clone(), sched);
+        let before = Instant::now();
+        let e = tm.token().await.unwrap_err();
+        let took = before.elapsed();
+        assert!(took <= Duration::from_secs(120), "{took:?}");
+        // Retried meanwhile, not given up on the first refusal.
+        assert!(transport.refused.load(Ordering::SeqCst) >= 3);
+        assert!(!e.is_transient(), "the bound is spent: {e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(
+                "cannot reach the Zoho accounts server at http://accounts.test: connection refused"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("[cliq] accounts_url"), "{msg}");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn debug_never_shows_secrets() {
         let tm = manager(
@@ -710,6 +1048,10 @@ pub(crate) mod tests {
 
     /// `cliq_sync_token_refresh_failures_total`: every refresh that ended
     /// without a token counts, also one the still-valid token covered.
+    fn failures(tm: &TokenManager) -> u64 {
+        tm.refresh_failures().values().sum()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn failed_refreshes_are_counted() {
         let tm = manager(
@@ -724,12 +1066,12 @@ pub(crate) mod tests {
             cfg("http://accounts.test"),
         );
         tm.token().await.unwrap();
-        assert_eq!(tm.refresh_failures(), 0);
+        assert_eq!(failures(&tm), 0);
         tokio::time::sleep(Duration::from_secs(92)).await;
         tm.token().await.unwrap(); // the old token covers the failure
-        assert_eq!(tm.refresh_failures(), 1);
+        assert_eq!(failures(&tm), 1);
         tokio::time::sleep(Duration::from_secs(10)).await;
         tm.token().await.unwrap_err();
-        assert_eq!(tm.refresh_failures(), 2);
+        assert_eq!(failures(&tm), 2);
     }
 }

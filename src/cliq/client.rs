@@ -37,7 +37,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 pub use gate::{GateFuture, QuotaGate};
-pub use stats::{ClientStats, ClientStatsSnapshot};
+pub use stats::{ClientStats, ClientStatsSnapshot, RequestDurations};
 
 use crate::cliq::auth::TokenManager;
 use crate::cliq::dc::DataCenter;
@@ -208,13 +208,15 @@ impl CliqClient {
         auth: Arc<TokenManager>,
         gate: Arc<dyn QuotaGate>,
     ) -> Self {
+        // One duration histogram for the API requests and the token POSTs.
+        let stats = ClientStats::with_durations(auth.durations().clone());
         CliqClient {
             inner: Arc::new(Inner {
                 cfg,
                 transport,
                 auth,
                 gate,
-                stats: ClientStats::default(),
+                stats,
             }),
         }
     }
@@ -230,6 +232,11 @@ impl CliqClient {
     /// Request/throttle/retry counters since start.
     pub fn stats(&self) -> ClientStatsSnapshot {
         self.inner.stats.snapshot()
+    }
+
+    /// Request durations by endpoint (the histogram behind `/metrics`).
+    pub fn request_durations(&self) -> &RequestDurations {
+        &self.inner.stats.durations
     }
 
     /// Remember how far Cliq's clock is from ours (`Date` of an answer minus
@@ -629,6 +636,7 @@ impl CliqClient {
         let started = Instant::now();
         let res = tokio::time::timeout(inner.cfg.request_timeout, inner.transport.send(req)).await;
         let latency_ms = started.elapsed().as_millis() as u64;
+        inner.stats.durations.observe(ep, started.elapsed());
         let resp = match res {
             Err(_) => {
                 inner.stats.record_request(ep, "timeout");

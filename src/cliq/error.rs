@@ -46,6 +46,17 @@ pub enum AuthError {
     /// A non-2xx answer without a recognisable `error` field.
     #[error("the token endpoint answered HTTP {status}: {body}")]
     Http { status: u16, body: String },
+    /// The connection to the accounts server could not be made (nothing
+    /// was sent; retried within `token_timeout`, the budget refunded).
+    #[error("cannot connect to the Zoho accounts server: {0}")]
+    CannotConnect(String),
+    /// [`AuthError::CannotConnect`] for the whole of `[cliq] token_timeout`.
+    #[error("cannot reach the Zoho accounts server at {url}: {reason}; tried for {waited_secs} s; check [cliq] accounts_url (or data_center) and the network (DNS, proxy, firewall) from this host")]
+    AccountsUnreachable {
+        url: String,
+        reason: String,
+        waited_secs: u64,
+    },
     /// Timeout, connection failure, truncated body: retrying may help.
     #[error("the token endpoint could not be reached: {0}")]
     Unreachable(String),
@@ -67,7 +78,9 @@ impl AuthError {
     /// Worth retrying later (network trouble, 5xx).
     pub fn is_transient(&self) -> bool {
         match self {
-            AuthError::Unreachable(_) => true,
+            // AccountsUnreachable is not: the token manager already retried
+            // it for the whole bound.
+            AuthError::Unreachable(_) | AuthError::CannotConnect(_) => true,
             AuthError::Http { status, .. } => *status >= 500 || *status == 408,
             _ => false,
         }

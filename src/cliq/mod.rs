@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod error;
 pub mod models;
 pub mod quotas;
+pub mod token_file;
 pub mod transport;
 
 pub use endpoint::{Endpoint, Quota};

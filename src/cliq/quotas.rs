@@ -275,6 +275,27 @@ impl QuotaScheduler {
         Ok(attempt)
     }
 
+    /// Give back the newest start of `ep`: its request provably never left
+    /// (the connection could not be made), so the server never counted it,
+    /// and a dead host must not eat a budget (the token endpoint's 10 per 10
+    /// minutes) that Cliq never saw. Only for [`Endpoint::OauthToken`]'s
+    /// callers, which mint under a cross-process lock, so the newest start
+    /// is the caller's own.
+    pub async fn refund(&self, ep: Endpoint) -> Result<(), QuotaError> {
+        self.inner
+            .store
+            .write_direct(|tx| {
+                tx.prepare_cached(
+                    "DELETE FROM request_ledger WHERE id = (SELECT id FROM request_ledger
+                     WHERE endpoint = ?1 ORDER BY started_at DESC, id DESC LIMIT 1)",
+                )?
+                .execute([ep.name()])?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
     /// The server said "throttled" for `ep`: lock it for its full lock period
     /// (or `retry_after`, if longer) from now and persist the lock. An
     /// existing longer lock is kept. Later `acquire` calls sleep until it ends.

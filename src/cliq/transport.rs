@@ -63,6 +63,9 @@ impl ReqwestTransport {
         crate::install_crypto_provider();
         let client = builder
             .user_agent(concat!("cliq-sync/", env!("CARGO_PKG_VERSION")))
+            // A host that drops SYNs would otherwise hold a request for the
+            // whole request timeout; a failed connect is provably unsent.
+            .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| TransportError::Connect(e.to_string()))?;
         Ok(Self { client })
@@ -76,7 +79,7 @@ impl Transport for ReqwestTransport {
                 .map_err(|e| TransportError::Io(e.to_string()))?;
             let resp = self.client.execute(req).await.map_err(|e| {
                 if e.is_connect() {
-                    TransportError::Connect(e.to_string())
+                    TransportError::Connect(error_chain(&e))
                 } else {
                     TransportError::Io(e.to_string())
                 }
@@ -93,6 +96,22 @@ impl Transport for ReqwestTransport {
             Ok(out)
         })
     }
+}
+
+/// An error with its sources ("error sending request …: tcp connect error:
+/// Connection refused"): reqwest's own text omits the cause.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// In-process transport: calls an axum `Router` (the simulator) directly.

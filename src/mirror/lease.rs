@@ -122,6 +122,23 @@ fn write_holder(mut file: &File, holder: &Holder) -> std::io::Result<()> {
     file.flush()
 }
 
+/// An exclusive `flock` on a lock file, held until dropped (the token
+/// cache's single-flight lock, `<mirror>.token.lock`).
+#[derive(Debug)]
+pub struct FileLock {
+    _file: File,
+}
+
+/// Take an exclusive lock on `path` (created 0640, never removed: removing
+/// a lock file lets two processes lock two different files) without
+/// waiting: `Ok(None)` if another open file, in any process, holds it.
+pub fn try_lock_path(path: &Path) -> Result<Option<FileLock>, LeaseError> {
+    let file = open_lock_file(path, false).map_err(lease_err(path))?;
+    Ok(try_lock(&file)
+        .map_err(lease_err(path))?
+        .then_some(FileLock { _file: file }))
+}
+
 /// The directory of owner files beside the mirror at `mirror`.
 pub fn owners_dir(mirror: &Path) -> PathBuf {
     let mut name = mirror.file_name().unwrap_or_default().to_owned();

@@ -276,7 +276,7 @@ async fn without_hr_the_validity_gauge_is_absent() {
     assert!(!m.contains("cliq_sync_hr_source_valid"), "{m}");
     assert!(m.contains("cliq_sync_push_held 0\n"), "{m}");
     assert!(
-        m.contains("cliq_sync_token_refresh_failures_total 0\n"),
+        m.contains("cliq_sync_token_refresh_failures_total{reason=\"unreachable\"} 0\n"),
         "{m}"
     );
 }

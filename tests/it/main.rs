@@ -22,4 +22,5 @@ mod safety;
 mod settle;
 mod simulate;
 mod systemd;
+mod token;
 mod trust;

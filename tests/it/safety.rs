@@ -407,8 +407,19 @@ async fn app_token_manager_and_logs_show_no_secret() {
         .await
         .unwrap();
 
+    // The shared token cache (`<mirror>.token`, 0600) holds the access
+    // token but neither secret, and its contents never reach the logs.
+    let cache = std::fs::read_to_string(dir.path().join("mirror.db.token")).unwrap();
+    no_secret_in("the token cache", &cache);
+    let cached: serde_json::Value = serde_json::from_str(&cache).unwrap();
+    let cached_token = cached["access_token"].as_str().unwrap().to_owned();
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(!logs.is_empty(), "trace logs were captured");
+    assert!(
+        !logs.contains(&cached_token),
+        "the logs show the cached token"
+    );
+    assert!(!logs.contains(&cache), "the logs show the token cache");
     for (what, text) in [
         ("App Debug", format!("{app:?}")),
         ("App Debug", format!("{app:#?}")),

@@ -26,6 +26,9 @@ pub trait QuotaGate: Send + Sync + 'static {
         retry_after: Option<Duration>,
         reason: &'a str,
     ) -> GateFuture<'a>;
+    /// The start just recorded for `ep` never reached the server (the
+    /// connection could not be made): give it back.
+    fn refund(&self, ep: Endpoint) -> GateFuture<'_>;
 }
 
 impl QuotaGate for QuotaScheduler {
@@ -46,6 +49,10 @@ impl QuotaGate for QuotaScheduler {
             reason,
         ))
     }
+
+    fn refund(&self, ep: Endpoint) -> GateFuture<'_> {
+        Box::pin(QuotaScheduler::refund(self, ep))
+    }
 }
 
 /// Test double: records every call; `report_throttled` optionally "locks"
@@ -59,6 +66,7 @@ pub(crate) struct RecordingGate {
     pub lock_for: Duration,
     locked_until: std::sync::Mutex<std::collections::HashMap<Endpoint, tokio::time::Instant>>,
     pub fail_acquire: std::sync::atomic::AtomicBool,
+    pub refunds: std::sync::Mutex<Vec<Endpoint>>,
 }
 
 #[cfg(test)]
@@ -125,5 +133,10 @@ impl QuotaGate for RecordingGate {
             }
             Ok(())
         })
+    }
+
+    fn refund(&self, ep: Endpoint) -> GateFuture<'_> {
+        self.refunds.lock().unwrap().push(ep);
+        Box::pin(async { Ok(()) })
     }
 }

@@ -2,13 +2,62 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 
 use crate::cliq::Endpoint;
+
+/// Upper bounds (seconds) of the request-duration buckets: from a 10 ms
+/// loopback answer to the 30 s default request timeout.
+pub const DURATION_BUCKETS: [f64; 12] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabel {
+    pub endpoint: String,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// How long each request took, per endpoint (`oauth_token` included): the
+/// `cliq_sync_request_duration_seconds` histogram. Cheap to clone; clones
+/// share the observations, so the client and the token manager feed one.
+#[derive(Clone, Debug)]
+pub struct RequestDurations(Family<EndpointLabel, Histogram, fn() -> Histogram>);
+
+impl Default for RequestDurations {
+    fn default() -> Self {
+        RequestDurations(Family::new_with_constructor(duration_histogram))
+    }
+}
+
+impl RequestDurations {
+    pub fn observe(&self, ep: Endpoint, took: Duration) {
+        self.0
+            .get_or_create(&EndpointLabel {
+                endpoint: ep.name().into(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The metric family, for registering with `/metrics`.
+    pub fn family(&self) -> Family<EndpointLabel, Histogram, fn() -> Histogram> {
+        self.0.clone()
+    }
+}
 
 /// Live counters (cheap, never held across an await).
 #[derive(Debug, Default)]
 pub struct ClientStats {
     inner: Mutex<ClientStatsSnapshot>,
+    /// Shared with the token manager (see [`RequestDurations`]).
+    pub durations: RequestDurations,
 }
 
 /// A copy of the counters.
@@ -53,6 +102,13 @@ impl ClientStatsSnapshot {
 }
 
 impl ClientStats {
+    pub fn with_durations(durations: RequestDurations) -> Self {
+        ClientStats {
+            inner: Mutex::default(),
+            durations,
+        }
+    }
+
     fn with(&self, f: impl FnOnce(&mut ClientStatsSnapshot)) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut g);
