@@ -285,14 +285,12 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
 async fn sync_once(settings: Settings, full: bool, allow_removals: bool) -> Result<(), Failure> {
     let app = App::open(settings).await.map_err(Failure::config)?;
     let cancel = CancellationToken::new();
-    let stopper = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!("stop requested; ending the pull after the page in flight");
-            cancel.cancel();
-        })
-    };
+    let stopper = crate::exit::SignalWatch::spawn(cancel.clone(), |signal| {
+        tracing::info!(
+            signal = signal.name(),
+            "stop requested; ending the pull after the page in flight"
+        );
+    });
     let kind = if full {
         PullKind::Full
     } else {
@@ -303,11 +301,13 @@ async fn sync_once(settings: Settings, full: bool, allow_removals: bool) -> Resu
     let report = crate::sync::pull_with(&app, kind, &opts, &cancel)
         .await
         .map_err(Failure::runtime)?;
-    stopper.abort();
+    let signal = stopper.caught();
+    drop(stopper);
     app.store.close().await;
     println!("{}", report_line(&report));
     match report.status.as_str() {
-        "ok" | "stopped" => Ok(()),
+        "stopped" => crate::exit::stopped("pull", signal),
+        "ok" => Ok(()),
         "held" => Err(Failure {
             code: 3,
             error: anyhow::anyhow!(
@@ -676,11 +676,11 @@ async fn push_command(
         .await
         .map_err(Failure::runtime)?;
     let cancel = tokio_util::sync::CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        eprintln!("stopping: the request in flight ends, the rest is left for the next push");
-        on_signal.cancel();
+    let stopper = crate::exit::SignalWatch::spawn(cancel.clone(), |signal| {
+        eprintln!(
+            "{}: stopping: the request in flight ends, the rest is left for the next push",
+            signal.name()
+        );
     });
     let limits = app.scheduler.limits().clone();
     let out = match push(&app.store, &app.client, &limits, &hr, &opts, &cancel).await {
@@ -732,7 +732,9 @@ async fn push_command(
             }
         );
     }
-    if r.ok() {
+    if r.status == "stopped" {
+        crate::exit::stopped("push", stopper.caught())
+    } else if r.ok() {
         Ok(())
     } else {
         Err(Failure::runtime(anyhow::anyhow!(

@@ -29,6 +29,7 @@
 //! * [`hr`]: loading and validating the HR source (CSV, JSON, YAML, TOML).
 //! * [`server`]: `/healthz`, `/readyz`, `/metrics` (OpenMetrics, or the
 //!   Prometheus text format on request; process metrics from `/proc`).
+//! * [`exit`]: exit codes of commands stopped by a signal (130, 143).
 //! * [`systemd`]: sd_notify (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
 //! * [`demo`]: `cliq-sync demo`, the whole loop against a loopback simulator.
 //! * [`text`]: escaping untrusted text in every human-readable output.
@@ -41,6 +42,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod exit;
 pub mod hr;
 pub mod mirror;
 pub mod server;

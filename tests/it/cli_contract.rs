@@ -1,0 +1,120 @@
+//! The command-line contract through the real binary (issue 11, point 5):
+//! exit codes on signals, `status --check`, `schema_version` in every JSON
+//! document, the push messages, `check-config` (offline and `--online`),
+//! and a help text on every flag.
+
+use std::time::Duration;
+
+use cliq_sync::cliq::Endpoint;
+use cliq_sync::sim::Faults;
+use tokio::process::Command;
+
+use crate::crash::{tcp_sim, TcpSim};
+use crate::push::changes_csv;
+
+fn cli(ts: &TcpSim, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cliq-sync"));
+    c.arg("--config")
+        .arg(&ts.config)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    c
+}
+
+fn requests(ts: &TcpSim, ep: Endpoint) -> u64 {
+    ts.sim.counters().requests.get(&ep).copied().unwrap_or(0)
+}
+
+/// Wait (real time: these are real processes) until `ep` saw `n` requests.
+async fn wait_for(ts: &TcpSim, ep: Endpoint, n: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while requests(ts, ep) < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{ep:?} never reached {n} requests"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn last_run(ts: &TcpSim) -> (String, String) {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", ts.db.display()))
+        .await
+        .unwrap();
+    let row = sqlx::query_as("SELECT kind, status FROM sync_runs ORDER BY id DESC LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    row
+}
+
+/// Start `args`, wait until `ep` saw `after` requests, send `signal`, and
+/// return the exit code.
+async fn signalled(ts: &TcpSim, args: &[&str], ep: Endpoint, after: u64, signal: i32) -> i32 {
+    let child = cli(ts, args).spawn().unwrap();
+    wait_for(ts, ep, after).await;
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id().unwrap() as i32, signal) };
+    let out = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .expect("exited within 15 s")
+        .unwrap();
+    out.status.code().unwrap_or(-1)
+}
+
+/// `sync` and `push` stopped by SIGINT exit 130, by SIGTERM 143 (the shell's
+/// 128 + signal), and the run is recorded `stopped`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_and_push_stopped_by_a_signal_exit_130_or_143() {
+    let hr_dir = tempfile::tempdir().unwrap();
+    let hr = hr_dir.path().join("hr.csv");
+    let ts = tcp_sim(
+        3000,
+        Duration::ZERO,
+        &format!(
+            "[sync]\nteams = \"off\"\n[hr]\nsource = \"{}\"\n\
+             [push]\nenabled = true\nmax_changes_per_run = 10000\n",
+            hr.display()
+        ),
+    )
+    .await;
+    assert!(cli(&ts, &["sync", "--full"])
+        .status()
+        .await
+        .unwrap()
+        .success());
+    ts.sim.set_faults(Faults {
+        latency: Duration::from_millis(100),
+        ..Faults::default()
+    });
+    let mut seen = Vec::new();
+    for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+        let lists = requests(&ts, Endpoint::ListUsers);
+        let code = signalled(
+            &ts,
+            &["sync", "--full"],
+            Endpoint::ListUsers,
+            lists + 3,
+            signal,
+        )
+        .await;
+        seen.push(("sync", name, code, last_run(&ts).await.1));
+        std::fs::write(&hr, changes_csv(&ts.sim.users(), 300, name)).unwrap();
+        let puts = requests(&ts, Endpoint::UpdateUser);
+        let code = signalled(&ts, &["push"], Endpoint::UpdateUser, puts + 3, signal).await;
+        seen.push(("push", name, code, last_run(&ts).await.1));
+    }
+    let want: Vec<_> = [
+        ("sync", "SIGINT", 130),
+        ("push", "SIGINT", 130),
+        ("sync", "SIGTERM", 143),
+        ("push", "SIGTERM", 143),
+    ]
+    .into_iter()
+    .map(|(c, s, code)| (c, s, code, "stopped".to_owned()))
+    .collect();
+    assert_eq!(seen, want);
+    ts.shut().await;
+}
