@@ -67,8 +67,14 @@ pub enum Command {
     },
     /// Last runs, watermark, endpoint lock states, mirror counts.
     Status {
+        /// Print the status as one JSON document.
         #[arg(long)]
         json: bool,
+        /// Exit 0 when healthy, 1 otherwise, printing the reasons (last pull
+        /// failed, watermark near 7 days, endpoint locked, push or full pull
+        /// held, HR source invalid): for cron, Nagios, monit.
+        #[arg(long)]
+        check: bool,
     },
     /// Load and validate the config and HR source, print the effective config (secrets masked).
     CheckConfig,
@@ -258,10 +264,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             init_logging(&settings.log.level, &settings.log.format);
             sync_once(settings, full, allow_removals).await
         }
-        Command::Status { json } => {
+        Command::Status { json, check } => {
             let settings = load_settings(cli.config.as_deref())?;
             init_logging(&settings.log.level, &settings.log.format);
-            status(settings, json).await
+            status(settings, json, check).await
         }
         Command::Run => {
             let settings = load_settings(cli.config.as_deref())?;
@@ -446,7 +452,7 @@ pub fn report_line(r: &PullReport) -> String {
     line
 }
 
-async fn status(settings: Settings, json: bool) -> Result<(), Failure> {
+async fn status(settings: Settings, json: bool, check: bool) -> Result<(), Failure> {
     let clock = Clock::system();
     let path = &settings.mirror.path;
     // Read-only (a read-only mount, beside the daemon); a mirror that does
@@ -469,10 +475,15 @@ async fn status(settings: Settings, json: bool) -> Result<(), Failure> {
     let report = crate::status::collect(&store, &settings, clock.now())
         .await
         .map_err(Failure::runtime)?;
+    if check {
+        let health = crate::status::check(&store, &settings, &report).await;
+        store.close().await;
+        return crate::exit::health(&health.map_err(Failure::runtime)?, json);
+    }
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).map_err(Failure::runtime)?
+            crate::json::document(&report).map_err(Failure::runtime)?
         );
     } else {
         print!("{}", report.to_text());

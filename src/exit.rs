@@ -119,6 +119,29 @@ pub fn stopped(what: &str, signal: Option<StopSignal>) -> Result<(), crate::cli:
     })
 }
 
+/// Print a `status --check` verdict (text or JSON); unhealthy exits 1.
+pub fn health(check: &crate::status::HealthCheck, json: bool) -> Result<(), crate::cli::Failure> {
+    use crate::cli::Failure;
+    if json {
+        println!(
+            "{}",
+            crate::json::document(check).map_err(Failure::runtime)?
+        );
+    } else {
+        print!("{}", check.to_text());
+    }
+    if check.healthy {
+        return Ok(());
+    }
+    Err(Failure {
+        code: 1,
+        error: anyhow::anyhow!(
+            "status --check: unhealthy ({} reason(s), printed above)",
+            check.reasons.len()
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::StopSignal;

@@ -32,6 +32,7 @@
 //! * [`exit`]: exit codes of commands stopped by a signal (130, 143).
 //! * [`systemd`]: sd_notify (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
 //! * [`demo`]: `cliq-sync demo`, the whole loop against a loopback simulator.
+//! * [`json`]: the `schema_version` every JSON document carries.
 //! * [`text`]: escaping untrusted text in every human-readable output.
 //! * [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 
@@ -44,6 +45,7 @@ pub mod daemon;
 pub mod demo;
 pub mod exit;
 pub mod hr;
+pub mod json;
 pub mod mirror;
 pub mod server;
 pub mod sim;

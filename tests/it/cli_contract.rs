@@ -118,3 +118,118 @@ async fn sync_and_push_stopped_by_a_signal_exit_130_or_143() {
     assert_eq!(seen, want);
     ts.shut().await;
 }
+
+/// One unhealthy condition for `status --check`, applied to a healthy mirror.
+#[derive(Debug, Clone, Copy)]
+enum Sick {
+    None,
+    LastPullFailed,
+    WatermarkSixDaysOld,
+    EndpointLocked,
+    PushHeld,
+    FullPullHeld,
+    HrSourceInvalid,
+}
+
+/// A mirror as a real daemon leaves it (a full and an incremental pull ok,
+/// watermark an hour old), then `sick` applied; and its config file.
+async fn mirror_for_check(dir: &std::path::Path, sick: Sick) -> std::path::PathBuf {
+    use cliq_sync::cliq::quotas::{Limits, QuotaScheduler};
+    use cliq_sync::clock::Clock;
+    use cliq_sync::mirror::runs::{RunFigures, RunKind, RunStatus};
+    use cliq_sync::mirror::Store;
+
+    let clock = Clock::system();
+    let db = dir.join("mirror.db");
+    let store = Store::open(&db, &clock).await.unwrap();
+    let run = |kind, status, error: Option<&str>| {
+        let store = &store;
+        let clock = &clock;
+        let error = error.map(str::to_owned);
+        async move {
+            let id = store.start_run(kind, clock.now()).await.unwrap();
+            let figures = RunFigures {
+                error,
+                ..RunFigures::default()
+            };
+            store
+                .finish_run(id, status, &figures, clock.now())
+                .await
+                .unwrap();
+        }
+    };
+    run(RunKind::Full, RunStatus::Ok, None).await;
+    run(RunKind::Incremental, RunStatus::Ok, None).await;
+    run(RunKind::Push, RunStatus::Ok, None).await;
+    let mut watermark = clock.now() - chrono::Duration::hours(1);
+    match sick {
+        Sick::LastPullFailed => run(RunKind::Incremental, RunStatus::Failed, Some("boom")).await,
+        Sick::WatermarkSixDaysOld => watermark = clock.now() - chrono::Duration::days(6),
+        Sick::EndpointLocked => QuotaScheduler::new(&store, Limits::documented())
+            .report_throttled(Endpoint::ListUsers, None, "429 from Cliq")
+            .await
+            .unwrap(),
+        Sick::PushHeld => run(RunKind::Push, RunStatus::Held, Some("too many changes")).await,
+        Sick::FullPullHeld => run(RunKind::Full, RunStatus::Held, Some("900 removals")).await,
+        Sick::None | Sick::HrSourceInvalid => {}
+    }
+    store.set_watermark(watermark, clock.now()).await.unwrap();
+    store.close().await;
+    let hr = dir.join("hr.csv");
+    let csv = match sick {
+        Sick::HrSourceInvalid => "email_id,departmnet\na@example.com,Sales\n",
+        _ => "email_id,department\na@example.com,Sales\n",
+    };
+    std::fs::write(&hr, csv).unwrap();
+    let config = dir.join("cliq-sync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[mirror]\npath = \"{}\"\n[hr]\nsource = \"{}\"\n",
+            db.display(),
+            hr.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// `status --check` exits 0 on a healthy mirror and 1 with the reason
+/// printed for each unhealthy condition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_check_exits_1_naming_each_unhealthy_reason() {
+    let table = [
+        (Sick::None, 0, "healthy"),
+        (Sick::LastPullFailed, 1, "the last pull failed"),
+        (Sick::WatermarkSixDaysOld, 1, "near 7 days"),
+        (Sick::EndpointLocked, 1, "list_users is locked"),
+        (Sick::PushHeld, 1, "the last push is held"),
+        (Sick::FullPullHeld, 1, "the last full pull is held"),
+        (Sick::HrSourceInvalid, 1, "the HR source is invalid"),
+    ];
+    let mut wrong = Vec::new();
+    for (sick, code, says) in table {
+        let dir = tempfile::tempdir().unwrap();
+        let config = mirror_for_check(dir.path(), sick).await;
+        let out = Command::new(env!("CARGO_BIN_EXE_cliq-sync"))
+            .arg("--config")
+            .arg(&config)
+            .args(["status", "--check"])
+            .env("RUST_LOG", "warn")
+            .output()
+            .await
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.code() != Some(code) || !text.contains(says) {
+            wrong.push(format!(
+                "{sick:?}: exit {:?}, output: {text}",
+                out.status.code()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n---\n"));
+}
