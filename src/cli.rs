@@ -41,8 +41,12 @@ pub enum Command {
     Run,
     /// One pull now (incremental unless --full or the watermark is too old), then exit.
     Sync {
+        /// A full pull (every user, removals marked) instead of an incremental one.
         #[arg(long)]
         full: bool,
+        /// Print the pull's result as one JSON document.
+        #[arg(long)]
+        json: bool,
         /// Let this full pull mark more users removed than [sync]
         /// max_removals / max_removal_fraction allow (after a held full pull).
         #[arg(long)]
@@ -50,16 +54,21 @@ pub enum Command {
     },
     /// What a push would change in Cliq, per user and field; writes nothing to Cliq.
     Plan {
+        /// Print the plan as one JSON document.
         #[arg(long)]
         json: bool,
     },
     /// One push now.
     Push {
+        /// Plan and check as a push would, but send nothing to Cliq.
         #[arg(long)]
         dry_run: bool,
         /// Pass the safety thresholds.
         #[arg(long)]
         force: bool,
+        /// Print the plan and the push's result as one JSON document.
+        #[arg(long)]
+        json: bool,
         /// Try remembered permanent failures again now (instead of after
         /// [push] retry_failed_after).
         #[arg(long)]
@@ -258,11 +267,12 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Sync {
             full,
+            json,
             allow_removals,
         } => {
             let settings = load_settings(cli.config.as_deref())?;
             init_logging(&settings.log.level, &settings.log.format);
-            sync_once(settings, full, allow_removals).await
+            sync_once(settings, full, allow_removals, json).await
         }
         Command::Status { json, check } => {
             let settings = load_settings(cli.config.as_deref())?;
@@ -278,17 +288,23 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Push {
             dry_run,
             force,
+            json,
             retry_failed,
-        } => push_command(cli.config.as_deref(), dry_run, force, retry_failed).await,
+        } => push_command(cli.config.as_deref(), dry_run, force, retry_failed, json).await,
         Command::Demo => crate::demo::main().await,
     }
 }
 
-/// `cliq-sync sync [--full] [--allow-removals]`: one pull, then exit.
-/// SIGINT/SIGTERM stop it cleanly (the run is recorded as `stopped`, nobody
-/// is marked removed). A full pull held by the removal circuit breaker
-/// exits 3.
-async fn sync_once(settings: Settings, full: bool, allow_removals: bool) -> Result<(), Failure> {
+/// `cliq-sync sync [--full] [--json] [--allow-removals]`: one pull, then
+/// exit. SIGINT/SIGTERM stop it cleanly (the run is recorded as `stopped`,
+/// nobody is marked removed) and it exits 130/143. A full pull held by the
+/// removal circuit breaker exits 3.
+async fn sync_once(
+    settings: Settings,
+    full: bool,
+    allow_removals: bool,
+    json: bool,
+) -> Result<(), Failure> {
     let app = App::open(settings).await.map_err(Failure::config)?;
     let cancel = CancellationToken::new();
     let stopper = crate::exit::SignalWatch::spawn(cancel.clone(), |signal| {
@@ -310,7 +326,14 @@ async fn sync_once(settings: Settings, full: bool, allow_removals: bool) -> Resu
     let signal = stopper.caught();
     drop(stopper);
     app.store.close().await;
-    println!("{}", report_line(&report));
+    if json {
+        println!(
+            "{}",
+            crate::json::document(&report).map_err(Failure::runtime)?
+        );
+    } else {
+        println!("{}", report_line(&report));
+    }
     match report.status.as_str() {
         "stopped" => crate::exit::stopped("pull", signal),
         "ok" => Ok(()),
@@ -660,7 +683,7 @@ async fn plan_command(config: Option<&std::path::Path>, json: bool) -> Result<()
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&plan).map_err(Failure::runtime)?
+            crate::json::document(&plan).map_err(Failure::runtime)?
         );
     } else {
         print!("{}", render(&plan));
@@ -668,13 +691,14 @@ async fn plan_command(config: Option<&std::path::Path>, json: bool) -> Result<()
     Ok(())
 }
 
-/// `push [--dry-run] [--force] [--retry-failed]`: exit 3 when a safety
-/// threshold stops it.
+/// `push [--dry-run] [--force] [--json] [--retry-failed]`: exit 3 when a
+/// safety threshold stops it, 130/143 when a signal does.
 async fn push_command(
     config: Option<&std::path::Path>,
     dry_run: bool,
     force: bool,
     retry_failed: bool,
+    json: bool,
 ) -> Result<(), Failure> {
     use crate::sync::push::{push, PushError, PushOptions};
     let settings = load_settings(config)?;
@@ -704,18 +728,23 @@ async fn push_command(
         }
         Err(e) => return Err(Failure::runtime(e)),
     };
-    print!("{}", crate::sync::plan::render(&out.plan));
     let r = &out.report;
-    match r.status.as_str() {
-        "disabled" => {
-            println!("\npush.enabled = false: nothing was sent to Cliq (plan only).");
-            return Ok(());
+    if json {
+        println!("{}", crate::json::document(&out).map_err(Failure::runtime)?);
+    } else {
+        print!("{}", crate::sync::plan::render(&out.plan));
+    }
+    if let Some(note) = crate::exit::nothing_sent(&r.status) {
+        // JSON readers get the status; the sentence is for the person.
+        if json {
+            eprintln!("{note}");
+        } else {
+            println!("\n{note}");
         }
-        "dry_run" => {
-            println!("\n--dry-run: nothing was sent to Cliq.");
-            return Ok(());
-        }
-        _ => {}
+        return Ok(());
+    }
+    if json {
+        return crate::exit::push_result(r, stopper.caught());
     }
     println!(
         "\nPush run {}: {}; {} updated, {} added ({} already present), {} failed, {} skipped, {} reconciled; {} requests in {:.0}s.",
@@ -743,19 +772,7 @@ async fn push_command(
             }
         );
     }
-    if r.status == "stopped" {
-        crate::exit::stopped("push", stopper.caught())
-    } else if r.ok() {
-        Ok(())
-    } else {
-        Err(Failure::runtime(anyhow::anyhow!(
-            "the push {}: {}",
-            r.status,
-            r.error
-                .as_deref()
-                .unwrap_or("the rest is left for the next push")
-        )))
-    }
+    crate::exit::push_result(r, stopper.caught())
 }
 
 #[cfg(test)]
@@ -772,7 +789,8 @@ mod retry_failed_tests {
             Command::Push {
                 retry_failed: true,
                 force: false,
-                dry_run: false
+                dry_run: false,
+                json: false,
             }
         ));
     }

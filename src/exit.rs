@@ -119,6 +119,40 @@ pub fn stopped(what: &str, signal: Option<StopSignal>) -> Result<(), crate::cli:
     })
 }
 
+/// The sentence for a push that sent nothing on purpose (`disabled`,
+/// `dry_run`), or `None` for a push that ran.
+pub fn nothing_sent(status: &str) -> Option<&'static str> {
+    match status {
+        "disabled" => Some(
+            "push is disabled ([push] enabled = false): this was a plan only, nothing was \
+             sent to Cliq. To push once: CLIQ_SYNC__PUSH__ENABLED=true cliq-sync push \
+             (to push on the daemon's schedule, set [push] enabled = true)",
+        ),
+        "dry_run" => Some("dry run: nothing was sent to Cliq."),
+        _ => None,
+    }
+}
+
+/// A push that ran: ok, stopped by a signal (130/143), or failed (1).
+pub fn push_result(
+    r: &crate::sync::push::PushReport,
+    signal: Option<StopSignal>,
+) -> Result<(), crate::cli::Failure> {
+    if r.status == "stopped" {
+        return stopped("push", signal);
+    }
+    if r.ok() {
+        return Ok(());
+    }
+    Err(crate::cli::Failure::runtime(anyhow::anyhow!(
+        "the push {}: {}",
+        r.status,
+        r.error
+            .as_deref()
+            .unwrap_or("the rest is left for the next push")
+    )))
+}
+
 /// Print a `status --check` verdict (text or JSON); unhealthy exits 1.
 pub fn health(check: &crate::status::HealthCheck, json: bool) -> Result<(), crate::cli::Failure> {
     use crate::cli::Failure;

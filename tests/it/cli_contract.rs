@@ -233,3 +233,92 @@ async fn status_check_exits_1_naming_each_unhealthy_reason() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n---\n"));
 }
+
+/// Every command that prints JSON prints one document with a top-level
+/// `"schema_version": 1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_json_document_has_schema_version_1() {
+    let hr_dir = tempfile::tempdir().unwrap();
+    let hr = hr_dir.path().join("hr.csv");
+    let ts = tcp_sim(
+        50,
+        Duration::ZERO,
+        &format!(
+            "[sync]\nteams = \"off\"\n[hr]\nsource = \"{}\"\n",
+            hr.display()
+        ),
+    )
+    .await;
+    std::fs::write(&hr, changes_csv(&ts.sim.users(), 5, "Desk")).unwrap();
+    let commands: [(&[&str], bool); 7] = [
+        (&["sync", "--full", "--json"], false),
+        (&["sync", "--json"], false),
+        (&["plan", "--json"], false),
+        (&["push", "--dry-run", "--json"], false),
+        (&["push", "--json"], true),
+        (&["status", "--json"], false),
+        (&["status", "--check", "--json"], false),
+    ];
+    let mut wrong = Vec::new();
+    for (args, enabled) in commands {
+        let mut c = cli(&ts, args);
+        if enabled {
+            c.env("CLIQ_SYNC__PUSH__ENABLED", "true");
+        }
+        let out = c.output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let doc: Result<serde_json::Value, _> = serde_json::from_str(&stdout);
+        match doc {
+            Ok(v) if v["schema_version"] == 1 && out.status.success() => {}
+            other => wrong.push(format!(
+                "{args:?}: exit {:?}, parsed {:?}, stdout: {stdout}, stderr: {}",
+                out.status.code(),
+                other.map(|v| v["schema_version"].clone()),
+                String::from_utf8_lossy(&out.stderr)
+            )),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n---\n"));
+    assert_eq!(
+        requests(&ts, Endpoint::UpdateUser),
+        5,
+        "only `push --json` sends"
+    );
+    ts.shut().await;
+}
+
+/// `push --dry-run` and a push with `[push] enabled = false` say plainly
+/// that nothing was sent, and the latter how to push once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_says_when_nothing_was_sent_and_how_to_push_once() {
+    let hr_dir = tempfile::tempdir().unwrap();
+    let hr = hr_dir.path().join("hr.csv");
+    let ts = tcp_sim(
+        50,
+        Duration::ZERO,
+        &format!(
+            "[sync]\nteams = \"off\"\n[hr]\nsource = \"{}\"\n",
+            hr.display()
+        ),
+    )
+    .await;
+    assert!(cli(&ts, &["sync", "--full"])
+        .status()
+        .await
+        .unwrap()
+        .success());
+    std::fs::write(&hr, changes_csv(&ts.sim.users(), 5, "Desk")).unwrap();
+    let stdout = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut dry = cli(&ts, &["push", "--dry-run"]);
+    dry.env("CLIQ_SYNC__PUSH__ENABLED", "true");
+    let dry = stdout(dry.output().await.unwrap());
+    let disabled = stdout(cli(&ts, &["push"]).output().await.unwrap());
+    assert_eq!(requests(&ts, Endpoint::UpdateUser), 0);
+    assert!(dry.contains("dry run: nothing was sent to Cliq"), "{dry}");
+    assert!(
+        disabled.contains("push is disabled ([push] enabled = false): this was a plan only")
+            && disabled.contains("To push once: CLIQ_SYNC__PUSH__ENABLED=true cliq-sync push"),
+        "{disabled}"
+    );
+    ts.shut().await;
+}
