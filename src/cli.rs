@@ -86,7 +86,12 @@ pub enum Command {
         check: bool,
     },
     /// Load and validate the config and HR source, print the effective config (secrets masked).
-    CheckConfig,
+    CheckConfig {
+        /// Also mint an access token and list one user (checks the
+        /// credentials, the data centre and the scope ZohoCliq.Users.READ).
+        #[arg(long)]
+        online: bool,
+    },
     /// Serve the built-in Cliq API simulator (API and OAuth on one port).
     Simulate(SimulateArgs),
     /// The embedded default: simulator on loopback, sync, plan, push, mutate, sync again.
@@ -130,6 +135,11 @@ pub struct SimulateArgs {
     /// modification times and the Date header.
     #[arg(long, allow_hyphen_values = true, value_parser = parse_signed_duration)]
     pub clock_offset: Option<chrono::Duration>,
+    /// OAuth scopes granted to the refresh token, comma-separated (default:
+    /// ZohoCliq.Users.READ,ZohoCliq.Users.CREATE,ZohoCliq.Users.UPDATE); a
+    /// call without its endpoint's scope is answered 401 oauth_scope_mismatch.
+    #[arg(long, value_delimiter = ',')]
+    pub scopes: Option<Vec<String>>,
     /// The one PUT body shape accepted: the documented `wrapped` ({"users":[{email_id,…}]},
     /// email_id required) or `flat` (match `[cliq] update_body`).
     #[arg(long, default_value = "wrapped", value_parser = ["wrapped", "flat"])]
@@ -244,10 +254,14 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             init_logging("info", "pretty");
             simulate(args).await
         }
-        Command::CheckConfig => {
+        Command::CheckConfig { online } => {
             let settings = load_settings(cli.config.as_deref())?;
             // The secrets must be readable (and private) where this runs.
             settings.check_secrets().map_err(Failure::config)?;
+            print!(
+                "{}",
+                crate::check_config::origin_comment(cli.config.as_deref())
+            );
             print!("{}", settings.to_masked_toml());
             for key in settings.limits.above_documented() {
                 println!(
@@ -262,6 +276,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     hr.path.display(),
                     hr.len()
                 );
+            }
+            if online {
+                init_logging(&settings.log.level, &settings.log.format);
+                crate::check_config::online(settings).await?;
             }
             Ok(())
         }
@@ -563,6 +581,9 @@ pub fn build_simulator(args: &SimulateArgs) -> Result<(Simulator, SimConfig), Fa
     if let Some(v) = &args.refresh_token {
         cfg.refresh_token = v.clone();
     }
+    if let Some(v) = &args.scopes {
+        cfg.scopes = v.iter().map(|s| s.trim().to_owned()).collect();
+    }
     if let Some(v) = args.token_ttl {
         cfg.token_ttl = Duration::from_secs(v);
     }
@@ -611,6 +632,7 @@ async fn simulate(args: SimulateArgs) -> Result<(), Failure> {
     println!("  refresh_token:  {}", cfg.refresh_token);
     println!("  token lifetime: {}s", cfg.token_ttl.as_secs());
     println!("  PUT body:       {}", args.update_body);
+    println!("  scopes:         {}", cfg.scopes.join(","));
     if let Some(offset) = args.clock_offset.filter(|o| !o.is_zero()) {
         println!("  clock offset:   {}s", offset.num_seconds());
     }

@@ -34,9 +34,11 @@
 //! * [`demo`]: `cliq-sync demo`, the whole loop against a loopback simulator.
 //! * [`json`]: the `schema_version` every JSON document carries.
 //! * [`text`]: escaping untrusted text in every human-readable output.
+//! * [`check_config`]: `check-config [--online]`.
 //! * [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 
 pub mod app;
+pub mod check_config;
 pub mod cli;
 pub mod cliq;
 pub mod clock;

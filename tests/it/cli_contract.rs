@@ -322,3 +322,118 @@ async fn push_says_when_nothing_was_sent_and_how_to_push_once() {
     );
     ts.shut().await;
 }
+
+fn check_config(ts: &TcpSim, extra: &[&str]) -> Command {
+    let mut args = vec!["check-config"];
+    args.extend_from_slice(extra);
+    cli(ts, &args)
+}
+
+/// `check-config` prints valid TOML, secrets masked as "***", with the
+/// effective quota of every endpoint under `[limits]`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_prints_valid_toml_with_masked_secrets_and_every_quota() {
+    let ts = tcp_sim(10, Duration::ZERO, "").await;
+    let out = check_config(&ts, &[]).output().await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = cliq_sync::sim::SimConfig::default();
+    assert!(!text.contains(&cfg.client_secret) && !text.contains(&cfg.refresh_token));
+    let doc: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(doc["cliq"]["client_secret"].as_str(), Some("***"), "{text}");
+    assert_eq!(doc["cliq"]["refresh_token"].as_str(), Some("***"), "{text}");
+    let limits = doc["limits"].as_table().expect("[limits]");
+    for ep in Endpoint::ALL {
+        let q = limits
+            .get(ep.name())
+            .and_then(|v| v.as_table())
+            .unwrap_or_else(|| panic!("limits.{} missing:\n{text}", ep.name()));
+        let effective = if ep == Endpoint::OauthToken {
+            ep.documented_quota().requests
+        } else {
+            100_000
+        };
+        assert_eq!(
+            q["requests"].as_integer(),
+            Some(i64::from(effective)),
+            "{}",
+            ep.name()
+        );
+        assert!(
+            q["per"].as_str().is_some() && q["lock"].as_str().is_some(),
+            "{q:?}"
+        );
+    }
+    ts.shut().await;
+}
+
+/// Without `--config`, `check-config` says that no file was loaded.
+#[tokio::test]
+async fn check_config_without_a_file_says_so() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cliq-sync"))
+        .arg("check-config")
+        .env_remove("CLIQ_SYNC_CONFIG")
+        .env("CLIQ_SYNC__CLIQ__CLIENT_SECRET", "s3cr3t-value")
+        .env("CLIQ_SYNC__CLIQ__REFRESH_TOKEN", "1000.r3fr3sh-value")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("no config file loaded (defaults and CLIQ_SYNC__ variables only)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("s3cr3t") && !text.contains("r3fr3sh"),
+        "{text}"
+    );
+    toml::from_str::<toml::Table>(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+}
+
+/// `check-config --online` mints a token and lists one user; with a token
+/// that lacks `ZohoCliq.Users.READ` it says so plainly (exit 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_online_mints_a_token_lists_one_user_and_names_a_missing_scope() {
+    let ts = tcp_sim(10, Duration::ZERO, "").await;
+    let out = check_config(&ts, &["--online"]).output().await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("an access token was minted"), "{text}");
+    assert!(text.contains("listed 1 user"), "{text}");
+    let listings: Vec<_> = ts
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint == Some(Endpoint::ListUsers))
+        .collect();
+    assert_eq!(listings.len(), 1, "{listings:?}");
+    assert!(listings[0].query.contains("limit=1"), "{listings:?}");
+
+    ts.sim
+        .set_granted_scopes(&["ZohoCliq.Users.CREATE", "ZohoCliq.Users.UPDATE"]);
+    let out = check_config(&ts, &["--online"]).output().await.unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("the token lacks the scope ZohoCliq.Users.READ"),
+        "{text}"
+    );
+    ts.shut().await;
+}

@@ -311,8 +311,8 @@ fn settings_debug_masked_toml_and_errors_show_no_secret() {
     no_secret_in("Debug", &format!("{s:#?}"));
     let masked = s.to_masked_toml();
     no_secret_in("check-config", &masked);
-    assert!(masked.contains("client_secret = \"********\""), "{masked}");
-    assert!(masked.contains("refresh_token = \"********\""), "{masked}");
+    assert!(masked.contains("client_secret = \"***\""), "{masked}");
+    assert!(masked.contains("refresh_token = \"***\""), "{masked}");
 
     // Secret files: the path is shown, never the contents.
     let (config, secret, _) = config_with_secret_files(dir.path(), 0o600);
