@@ -100,19 +100,25 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
+    /// Address to serve the API and OAuth on (IP:PORT).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Users in the generated org.
     #[arg(long, default_value_t = 200)]
     pub users: usize,
+    /// Seed of the generated org (the same seed, the same org).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Multiplies every quota window and lock period (0.1: 6 s windows, 1-minute locks).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
+    /// The OAuth client ID accepted (default printed at start).
     #[arg(long)]
     pub client_id: Option<String>,
+    /// The OAuth client secret accepted (default printed at start).
     #[arg(long)]
     pub client_secret: Option<String>,
+    /// The refresh token accepted (default printed at start).
     #[arg(long)]
     pub refresh_token: Option<String>,
     /// Access-token lifetime in seconds.
@@ -815,5 +821,45 @@ mod retry_failed_tests {
                 json: false,
             }
         ));
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every subcommand and every argument (flags and options, at every
+    /// level) has a help text: `--help` describes every flag.
+    #[test]
+    fn every_subcommand_and_argument_has_a_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg
+                    .get_help()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    missing.push(format!("{path} --{id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub
+                    .get_about()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "cliq-sync", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
     }
 }
