@@ -19,7 +19,7 @@ mod checks;
 mod keys;
 mod secrets;
 
-pub use checks::{check_cron, check_url};
+pub use checks::{check_cron, check_url, parse_cron, parse_timezone};
 pub use keys::{env_var, Origin, UnknownKey};
 
 /// A configuration error. Messages name the key, where it was set (file and
@@ -171,6 +171,8 @@ pub struct ScheduleSettings {
     pub incremental: String,
     pub full: String,
     pub push: String,
+    /// IANA name; the cron lines are read in it (default UTC).
+    pub timezone: String,
 }
 
 impl Default for ScheduleSettings {
@@ -179,6 +181,7 @@ impl Default for ScheduleSettings {
             incremental: "0 */5 * * * *".into(),
             full: "0 30 2 * * *".into(),
             push: "0 */15 * * * *".into(),
+            timezone: "UTC".into(),
         }
     }
 }
@@ -661,12 +664,14 @@ impl Settings {
             }
         }
         let s = &self.schedule;
+        let tz =
+            checks::parse_timezone(&s.timezone).map_err(|m| invalid("schedule.timezone", m))?;
         for (key, line) in [
             ("schedule.incremental", &s.incremental),
             ("schedule.full", &s.full),
             ("schedule.push", &s.push),
         ] {
-            check_cron(line).map_err(|m| invalid(key, m))?;
+            check_cron(line, tz).map_err(|m| invalid(key, m))?;
         }
         for (key, inline, file) in [
             (
