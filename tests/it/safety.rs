@@ -129,7 +129,7 @@ fn bad_values_are_errors_naming_the_key() {
             "invalid duration",
         ),
         (
-            "[schedule]\nincremental = \"*/5 * * * *\"\n",
+            "[schedule]\nincremental = \"*/5 * * *\"\n",
             "schedule.incremental",
             "\"0 */5 * * * *\"",
         ),
@@ -516,7 +516,7 @@ fn every_config_problem_is_exit_code_2() {
             "http://cliq.example.com",
             "cliq.base_url",
         ),
-        ("CLIQ_SYNC__SCHEDULE__FULL", "30 2 * * *", "schedule.full"),
+        ("CLIQ_SYNC__SCHEDULE__FULL", "30 2 * *", "schedule.full"),
         ("CLIQ_SYNC__SYNC__OVERLAP", "ten", "sync.overlap"),
     ] {
         let out = cliq_sync(&["--config", empty, "check-config"], &[(var, value)]);
