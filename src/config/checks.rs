@@ -68,7 +68,9 @@ pub fn parse_cron(line: &str) -> Result<cron::Schedule, String> {
     let hint = "use 5 fields (\"*/5 * * * *\"), or 6 or 7 with seconds first \
                 (\"0 */5 * * * *\"): both mean every 5 minutes";
     if !(5..=7).contains(&fields) {
-        return Err(format!("{line:?} has {fields} fields; {hint}"));
+        return Err(format!(
+            "{line:?} is not a valid cron line (it has {fields} fields); {hint}"
+        ));
     }
     // The cron crate wants seconds first: a 5-field line fires at second 0.
     let six = if fields == 5 {

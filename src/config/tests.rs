@@ -227,7 +227,9 @@ fn wrong_type_names_key_and_place() {
 fn bad_cron_names_key_and_shows_the_format() {
     let e = err("[schedule]\nincremental = \"*/5 * * *\"\n", &[]);
     assert!(
-        e.starts_with("FILE:2: schedule.incremental: \"*/5 * * *\" has 4 fields"),
+        e.starts_with(
+            "FILE:2: schedule.incremental: \"*/5 * * *\" is not a valid cron line (it has 4 fields)"
+        ),
         "{e}"
     );
     assert!(e.contains("\"0 */5 * * * *\""), "{e}");
