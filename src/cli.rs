@@ -41,8 +41,12 @@ pub enum Command {
     Run,
     /// One pull now (incremental unless --full or the watermark is too old), then exit.
     Sync {
+        /// A full pull (every user, removals marked) instead of an incremental one.
         #[arg(long)]
         full: bool,
+        /// Print the pull's result as one JSON document.
+        #[arg(long)]
+        json: bool,
         /// Let this full pull mark more users removed than [sync]
         /// max_removals / max_removal_fraction allow (after a held full pull).
         #[arg(long)]
@@ -50,16 +54,21 @@ pub enum Command {
     },
     /// What a push would change in Cliq, per user and field; writes nothing to Cliq.
     Plan {
+        /// Print the plan as one JSON document.
         #[arg(long)]
         json: bool,
     },
     /// One push now.
     Push {
+        /// Plan and check as a push would, but send nothing to Cliq.
         #[arg(long)]
         dry_run: bool,
         /// Pass the safety thresholds.
         #[arg(long)]
         force: bool,
+        /// Print the plan and the push's result as one JSON document.
+        #[arg(long)]
+        json: bool,
         /// Try remembered permanent failures again now (instead of after
         /// [push] retry_failed_after).
         #[arg(long)]
@@ -67,11 +76,22 @@ pub enum Command {
     },
     /// Last runs, watermark, endpoint lock states, mirror counts.
     Status {
+        /// Print the status as one JSON document.
         #[arg(long)]
         json: bool,
+        /// Exit 0 when healthy, 1 otherwise, printing the reasons (last pull
+        /// failed, watermark near 7 days, endpoint locked, push or full pull
+        /// held, HR source invalid): for cron, Nagios, monit.
+        #[arg(long)]
+        check: bool,
     },
     /// Load and validate the config and HR source, print the effective config (secrets masked).
-    CheckConfig,
+    CheckConfig {
+        /// Also mint an access token and list one user (checks the
+        /// credentials, the data centre and the scope ZohoCliq.Users.READ).
+        #[arg(long)]
+        online: bool,
+    },
     /// Serve the built-in Cliq API simulator (API and OAuth on one port).
     Simulate(SimulateArgs),
     /// The embedded default: simulator on loopback, sync, plan, push, mutate, sync again.
@@ -80,19 +100,25 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
+    /// Address to serve the API and OAuth on (IP:PORT).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Users in the generated org.
     #[arg(long, default_value_t = 200)]
     pub users: usize,
+    /// Seed of the generated org (the same seed, the same org).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Multiplies every quota window and lock period (0.1: 6 s windows, 1-minute locks).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
+    /// The OAuth client ID accepted (default printed at start).
     #[arg(long)]
     pub client_id: Option<String>,
+    /// The OAuth client secret accepted (default printed at start).
     #[arg(long)]
     pub client_secret: Option<String>,
+    /// The refresh token accepted (default printed at start).
     #[arg(long)]
     pub refresh_token: Option<String>,
     /// Access-token lifetime in seconds.
@@ -115,6 +141,11 @@ pub struct SimulateArgs {
     /// modification times and the Date header.
     #[arg(long, allow_hyphen_values = true, value_parser = parse_signed_duration)]
     pub clock_offset: Option<chrono::Duration>,
+    /// OAuth scopes granted to the refresh token, comma-separated (default:
+    /// ZohoCliq.Users.READ,ZohoCliq.Users.CREATE,ZohoCliq.Users.UPDATE); a
+    /// call without its endpoint's scope is answered 401 oauth_scope_mismatch.
+    #[arg(long, value_delimiter = ',')]
+    pub scopes: Option<Vec<String>>,
     /// The one PUT body shape accepted: the documented `wrapped` ({"users":[{email_id,…}]},
     /// email_id required) or `flat` (match `[cliq] update_body`).
     #[arg(long, default_value = "wrapped", value_parser = ["wrapped", "flat"])]
@@ -229,10 +260,14 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             init_logging("info", "pretty");
             simulate(args).await
         }
-        Command::CheckConfig => {
+        Command::CheckConfig { online } => {
             let settings = load_settings(cli.config.as_deref())?;
             // The secrets must be readable (and private) where this runs.
             settings.check_secrets().map_err(Failure::config)?;
+            print!(
+                "{}",
+                crate::check_config::origin_comment(cli.config.as_deref())
+            );
             print!("{}", settings.to_masked_toml());
             for key in settings.limits.above_documented() {
                 println!(
@@ -248,20 +283,25 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     hr.len()
                 );
             }
+            if online {
+                init_logging(&settings.log.level, &settings.log.format);
+                crate::check_config::online(settings).await?;
+            }
             Ok(())
         }
         Command::Sync {
             full,
+            json,
             allow_removals,
         } => {
             let settings = load_settings(cli.config.as_deref())?;
             init_logging(&settings.log.level, &settings.log.format);
-            sync_once(settings, full, allow_removals).await
+            sync_once(settings, full, allow_removals, json).await
         }
-        Command::Status { json } => {
+        Command::Status { json, check } => {
             let settings = load_settings(cli.config.as_deref())?;
             init_logging(&settings.log.level, &settings.log.format);
-            status(settings, json).await
+            status(settings, json, check).await
         }
         Command::Run => {
             let settings = load_settings(cli.config.as_deref())?;
@@ -272,27 +312,31 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Push {
             dry_run,
             force,
+            json,
             retry_failed,
-        } => push_command(cli.config.as_deref(), dry_run, force, retry_failed).await,
+        } => push_command(cli.config.as_deref(), dry_run, force, retry_failed, json).await,
         Command::Demo => crate::demo::main().await,
     }
 }
 
-/// `cliq-sync sync [--full] [--allow-removals]`: one pull, then exit.
-/// SIGINT/SIGTERM stop it cleanly (the run is recorded as `stopped`, nobody
-/// is marked removed). A full pull held by the removal circuit breaker
-/// exits 3.
-async fn sync_once(settings: Settings, full: bool, allow_removals: bool) -> Result<(), Failure> {
+/// `cliq-sync sync [--full] [--json] [--allow-removals]`: one pull, then
+/// exit. SIGINT/SIGTERM stop it cleanly (the run is recorded as `stopped`,
+/// nobody is marked removed) and it exits 130/143. A full pull held by the
+/// removal circuit breaker exits 3.
+async fn sync_once(
+    settings: Settings,
+    full: bool,
+    allow_removals: bool,
+    json: bool,
+) -> Result<(), Failure> {
     let app = App::open(settings).await.map_err(Failure::config)?;
     let cancel = CancellationToken::new();
-    let stopper = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!("stop requested; ending the pull after the page in flight");
-            cancel.cancel();
-        })
-    };
+    let stopper = crate::exit::SignalWatch::spawn(cancel.clone(), |signal| {
+        tracing::info!(
+            signal = signal.name(),
+            "stop requested; ending the pull after the page in flight"
+        );
+    });
     let kind = if full {
         PullKind::Full
     } else {
@@ -303,11 +347,20 @@ async fn sync_once(settings: Settings, full: bool, allow_removals: bool) -> Resu
     let report = crate::sync::pull_with(&app, kind, &opts, &cancel)
         .await
         .map_err(Failure::runtime)?;
-    stopper.abort();
+    let signal = stopper.caught();
+    drop(stopper);
     app.store.close().await;
-    println!("{}", report_line(&report));
+    if json {
+        println!(
+            "{}",
+            crate::json::document(&report).map_err(Failure::runtime)?
+        );
+    } else {
+        println!("{}", report_line(&report));
+    }
     match report.status.as_str() {
-        "ok" | "stopped" => Ok(()),
+        "stopped" => crate::exit::stopped("pull", signal),
+        "ok" => Ok(()),
         "held" => Err(Failure {
             code: 3,
             error: anyhow::anyhow!(
@@ -448,7 +501,7 @@ pub fn report_line(r: &PullReport) -> String {
     line
 }
 
-async fn status(settings: Settings, json: bool) -> Result<(), Failure> {
+async fn status(settings: Settings, json: bool, check: bool) -> Result<(), Failure> {
     let clock = Clock::system();
     let path = &settings.mirror.path;
     // Read-only (a read-only mount, beside the daemon); a mirror that does
@@ -471,10 +524,15 @@ async fn status(settings: Settings, json: bool) -> Result<(), Failure> {
     let report = crate::status::collect(&store, &settings, clock.now())
         .await
         .map_err(Failure::runtime)?;
+    if check {
+        let health = crate::status::check(&store, &settings, &report).await;
+        store.close().await;
+        return crate::exit::health(&health.map_err(Failure::runtime)?, json);
+    }
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).map_err(Failure::runtime)?
+            crate::json::document(&report).map_err(Failure::runtime)?
         );
     } else {
         print!("{}", report.to_text());
@@ -519,6 +577,9 @@ pub fn build_simulator(args: &SimulateArgs) -> Result<(Simulator, SimConfig), Fa
     }
     if let Some(v) = &args.refresh_token {
         cfg.refresh_token = v.clone();
+    }
+    if let Some(v) = &args.scopes {
+        cfg.scopes = v.iter().map(|s| s.trim().to_owned()).collect();
     }
     if let Some(v) = args.token_ttl {
         cfg.token_ttl = Duration::from_secs(v);
@@ -568,6 +629,7 @@ async fn simulate(args: SimulateArgs) -> Result<(), Failure> {
     println!("  refresh_token:  {}", cfg.refresh_token);
     println!("  token lifetime: {}s", cfg.token_ttl.as_secs());
     println!("  PUT body:       {}", args.update_body);
+    println!("  scopes:         {}", cfg.scopes.join(","));
     if let Some(offset) = args.clock_offset.filter(|o| !o.is_zero()) {
         println!("  clock offset:   {}s", offset.num_seconds());
     }
@@ -640,7 +702,7 @@ async fn plan_command(config: Option<&std::path::Path>, json: bool) -> Result<()
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&plan).map_err(Failure::runtime)?
+            crate::json::document(&plan).map_err(Failure::runtime)?
         );
     } else {
         print!("{}", render(&plan));
@@ -648,13 +710,14 @@ async fn plan_command(config: Option<&std::path::Path>, json: bool) -> Result<()
     Ok(())
 }
 
-/// `push [--dry-run] [--force] [--retry-failed]`: exit 3 when a safety
-/// threshold stops it.
+/// `push [--dry-run] [--force] [--json] [--retry-failed]`: exit 3 when a
+/// safety threshold stops it, 130/143 when a signal does.
 async fn push_command(
     config: Option<&std::path::Path>,
     dry_run: bool,
     force: bool,
     retry_failed: bool,
+    json: bool,
 ) -> Result<(), Failure> {
     use crate::sync::push::{push, PushError, PushOptions};
     let settings = load_settings(config)?;
@@ -667,11 +730,11 @@ async fn push_command(
         .await
         .map_err(Failure::runtime)?;
     let cancel = tokio_util::sync::CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        eprintln!("stopping: the request in flight ends, the rest is left for the next push");
-        on_signal.cancel();
+    let stopper = crate::exit::SignalWatch::spawn(cancel.clone(), |signal| {
+        eprintln!(
+            "{}: stopping: the request in flight ends, the rest is left for the next push",
+            signal.name()
+        );
     });
     let limits = app.scheduler.limits().clone();
     let out = match push(&app.store, &app.client, &limits, &hr, &opts, &cancel).await {
@@ -684,18 +747,23 @@ async fn push_command(
         }
         Err(e) => return Err(Failure::runtime(e)),
     };
-    print!("{}", crate::sync::plan::render(&out.plan));
     let r = &out.report;
-    match r.status.as_str() {
-        "disabled" => {
-            println!("\npush.enabled = false: nothing was sent to Cliq (plan only).");
-            return Ok(());
+    if json {
+        println!("{}", crate::json::document(&out).map_err(Failure::runtime)?);
+    } else {
+        print!("{}", crate::sync::plan::render(&out.plan));
+    }
+    if let Some(note) = crate::exit::nothing_sent(&r.status) {
+        // JSON readers get the status; the sentence is for the person.
+        if json {
+            eprintln!("{note}");
+        } else {
+            println!("\n{note}");
         }
-        "dry_run" => {
-            println!("\n--dry-run: nothing was sent to Cliq.");
-            return Ok(());
-        }
-        _ => {}
+        return Ok(());
+    }
+    if json {
+        return crate::exit::push_result(r, stopper.caught());
     }
     println!(
         "\nPush run {}: {}; {} updated, {} added ({} already present), {} failed, {} skipped, {} reconciled; {} requests in {:.0}s.",
@@ -723,17 +791,7 @@ async fn push_command(
             }
         );
     }
-    if r.ok() {
-        Ok(())
-    } else {
-        Err(Failure::runtime(anyhow::anyhow!(
-            "the push {}: {}",
-            r.status,
-            r.error
-                .as_deref()
-                .unwrap_or("the rest is left for the next push")
-        )))
-    }
+    crate::exit::push_result(r, stopper.caught())
 }
 
 #[cfg(test)]
@@ -750,8 +808,49 @@ mod retry_failed_tests {
             Command::Push {
                 retry_failed: true,
                 force: false,
-                dry_run: false
+                dry_run: false,
+                json: false,
             }
         ));
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every subcommand and every argument (flags and options, at every
+    /// level) has a help text: `--help` describes every flag.
+    #[test]
+    fn every_subcommand_and_argument_has_a_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg
+                    .get_help()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    missing.push(format!("{path} --{id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub
+                    .get_about()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "cliq-sync", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
     }
 }

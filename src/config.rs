@@ -19,7 +19,7 @@ mod checks;
 mod keys;
 mod secrets;
 
-pub use checks::{check_cron, check_url};
+pub use checks::{check_cron, check_url, parse_cron, parse_timezone};
 pub use keys::{env_var, Origin, UnknownKey};
 
 /// A configuration error. Messages name the key, where it was set (file and
@@ -176,6 +176,8 @@ pub struct ScheduleSettings {
     pub incremental: String,
     pub full: String,
     pub push: String,
+    /// IANA name; the cron lines are read in it (default UTC).
+    pub timezone: String,
 }
 
 impl Default for ScheduleSettings {
@@ -184,6 +186,7 @@ impl Default for ScheduleSettings {
             incremental: "0 */5 * * * *".into(),
             full: "0 30 2 * * *".into(),
             push: "0 */15 * * * *".into(),
+            timezone: "UTC".into(),
         }
     }
 }
@@ -672,12 +675,14 @@ impl Settings {
             }
         }
         let s = &self.schedule;
+        let tz =
+            checks::parse_timezone(&s.timezone).map_err(|m| invalid("schedule.timezone", m))?;
         for (key, line) in [
             ("schedule.incremental", &s.incremental),
             ("schedule.full", &s.full),
             ("schedule.push", &s.push),
         ] {
-            check_cron(line).map_err(|m| invalid(key, m))?;
+            check_cron(line, tz).map_err(|m| invalid(key, m))?;
         }
         for (key, inline, file) in [
             (
@@ -742,9 +747,18 @@ impl Settings {
         )
     }
 
-    /// The effective configuration as TOML, secrets masked.
+    /// The effective configuration as valid TOML, secrets masked ("***"),
+    /// and under `[limits]` the quota in force for every endpoint (the
+    /// documented one where the file sets none).
     pub fn to_masked_toml(&self) -> String {
-        toml_like(&serde_json::to_value(self).unwrap_or_default())
+        let mut table = match toml::Table::try_from(self) {
+            Ok(t) => t,
+            Err(e) => return format!("# the configuration could not be shown as TOML: {e}\n"),
+        };
+        if let Ok(limits) = self.limits.to_limits() {
+            table.insert("limits".into(), effective_limits(&self.limits, &limits));
+        }
+        toml::to_string(&table).unwrap_or_else(|e| format!("# not shown: {e}\n"))
     }
 }
 
@@ -823,32 +837,33 @@ fn explain(e: config::ConfigError, origins: &keys::Origins, file: Option<&Path>)
 
 fn mask_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
     match v {
-        Some(_) => s.serialize_str("********"),
+        Some(_) => s.serialize_str("***"),
         None => s.serialize_none(),
     }
 }
 
-/// Render a JSON value as TOML-ish text for `check-config` (sections, then keys).
-fn toml_like(v: &serde_json::Value) -> String {
-    let mut out = String::new();
-    if let serde_json::Value::Object(top) = v {
-        let mut sections: BTreeMap<&str, &serde_json::Value> = BTreeMap::new();
-        for (k, v) in top {
-            sections.insert(k, v);
-        }
-        for (name, section) in sections {
-            if let serde_json::Value::Object(map) = section {
-                out.push_str(&format!("[{name}]\n"));
-                for (k, v) in map {
-                    if !v.is_null() {
-                        out.push_str(&format!("{k} = {v}\n"));
-                    }
-                }
-                out.push('\n');
-            }
-        }
+/// `[limits]` as in force: every endpoint's `{ requests, per, lock }`,
+/// the safety margin and the switch.
+fn effective_limits(set: &LimitsSettings, limits: &Limits) -> toml::Value {
+    let human = |d: Duration| toml::Value::String(humantime::format_duration(d).to_string());
+    let mut out = toml::Table::new();
+    for ep in Endpoint::ALL {
+        let q = limits.get(ep);
+        let mut entry = toml::Table::new();
+        entry.insert(
+            "requests".into(),
+            toml::Value::Integer(i64::from(q.requests)),
+        );
+        entry.insert("per".into(), human(q.per));
+        entry.insert("lock".into(), human(q.lock));
+        out.insert(ep.name().into(), toml::Value::Table(entry));
     }
-    out
+    out.insert("safety_margin".into(), human(limits.margin));
+    out.insert(
+        "allow_above_documented".into(),
+        toml::Value::Boolean(set.allow_above_documented),
+    );
+    toml::Value::Table(out)
 }
 
 /// Durations as humantime text ("30s", "10m", "1h 30m") in config files.

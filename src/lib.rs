@@ -31,19 +31,25 @@
 //!   or flat JSON).
 //! * [`server`]: `/healthz`, `/readyz`, `/metrics` (OpenMetrics, or the
 //!   Prometheus text format on request; process metrics from `/proc`).
+//! * [`exit`]: exit codes of commands stopped by a signal (130, 143).
 //! * [`systemd`]: sd_notify (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
 //! * [`demo`]: `cliq-sync demo`, the whole loop against a loopback simulator.
+//! * [`json`]: the `schema_version` every JSON document carries.
 //! * [`text`]: escaping untrusted text in every human-readable output.
+//! * [`check_config`]: `check-config [--online]`.
 //! * [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 
 pub mod app;
+pub mod check_config;
 pub mod cli;
 pub mod cliq;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod exit;
 pub mod hr;
+pub mod json;
 pub mod logging;
 pub mod mirror;
 pub mod server;

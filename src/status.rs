@@ -181,3 +181,109 @@ impl StatusReport {
         crate::text::escape_lines(&out).into_owned()
     }
 }
+
+/// A watermark older than this is "near 7 days": past it, a few missed
+/// pulls (a long weekend) make the next incremental pull a full one, and
+/// Cliq's `modified_after` stops seeing changes at 7 days.
+pub const WATERMARK_WARN_AGE: chrono::Duration = chrono::Duration::days(5);
+
+/// `status --check`: healthy, or the reasons it is not (for cron, Nagios,
+/// monit: exit 0 or 1).
+#[derive(Debug, Serialize)]
+pub struct HealthCheck {
+    pub healthy: bool,
+    pub reasons: Vec<String>,
+}
+
+impl HealthCheck {
+    pub fn to_text(&self) -> String {
+        if self.healthy {
+            return "healthy\n".into();
+        }
+        let mut out = format!("unhealthy ({} reason(s)):\n", self.reasons.len());
+        for r in &self.reasons {
+            out.push_str(&format!("  - {r}\n"));
+        }
+        crate::text::escape_lines(&out).into_owned()
+    }
+}
+
+/// Judge the mirror: the last pull, the watermark, the endpoint locks, held
+/// runs, and (when `[hr]` is configured) the HR source.
+pub async fn check(
+    store: &Store,
+    settings: &Settings,
+    report: &StatusReport,
+) -> anyhow::Result<HealthCheck> {
+    use crate::mirror::runs::RunKind;
+    let mut reasons = Vec::new();
+    let pull = store
+        .last_finished_run(&[RunKind::Full, RunKind::Incremental])
+        .await?;
+    if let Some(r) = pull.filter(|r| r.status == "failed") {
+        reasons.push(format!(
+            "the last pull failed (run {}, {}, {}): {}",
+            r.id,
+            r.kind,
+            r.started_at,
+            r.error.as_deref().unwrap_or("no error recorded")
+        ));
+    }
+    if let Some(age) = report.watermark_age_seconds {
+        if age > WATERMARK_WARN_AGE.num_seconds() {
+            reasons.push(format!(
+                "the watermark is {} days old, near 7 days (Cliq's modified_after window): \
+                 check that pulls run and succeed (`cliq-sync sync`)",
+                age / 86_400
+            ));
+        }
+    }
+    for e in report.endpoints.iter().filter(|e| e.locked) {
+        reasons.push(format!(
+            "the endpoint {} is locked by Cliq until {} ({})",
+            e.endpoint,
+            e.locked_until.as_deref().unwrap_or("?"),
+            e.lock_reason.as_deref().unwrap_or("throttled")
+        ));
+    }
+    held_reasons(store, &mut reasons).await?;
+    if let Some(hr) = &settings.hr {
+        if let Err(e) = crate::hr::load(&hr.source) {
+            reasons.push(format!("the HR source is invalid: {e}"));
+        }
+    }
+    Ok(HealthCheck {
+        healthy: reasons.is_empty(),
+        reasons,
+    })
+}
+
+/// A push or a full pull whose newest run is `held` waits for a person.
+async fn held_reasons(store: &Store, reasons: &mut Vec<String>) -> anyhow::Result<()> {
+    use crate::mirror::runs::RunKind;
+    for (kind, what, how) in [
+        (
+            RunKind::Push,
+            "push",
+            "review the plan (`cliq-sync plan`), then `cliq-sync push --force`",
+        ),
+        (
+            RunKind::Full,
+            "full pull",
+            "check the org in Cliq, then `cliq-sync sync --full --allow-removals`",
+        ),
+    ] {
+        if let Some(r) = store.last_finished_run(&[kind]).await? {
+            if r.status == "held" {
+                reasons.push(format!(
+                    "the last {what} is held (run {}): {}; {how}",
+                    r.id,
+                    r.error
+                        .as_deref()
+                        .unwrap_or("a safety threshold stopped it")
+                ));
+            }
+        }
+    }
+    Ok(())
+}

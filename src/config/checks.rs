@@ -61,16 +61,24 @@ fn redact_userinfo(url: &Url) -> String {
     format!("{:?}", u.as_str())
 }
 
-/// A schedule line: cron with a seconds field (6 or 7 fields).
-pub fn check_cron(line: &str) -> Result<(), String> {
+/// A schedule line: classic 5-field cron (minute first, read as firing at
+/// second 0), or 6 or 7 fields with seconds first.
+pub fn parse_cron(line: &str) -> Result<cron::Schedule, String> {
     let fields = line.split_whitespace().count();
-    let hint = "use 6 or 7 fields, seconds first, e.g. \"0 */5 * * * *\" (every 5 minutes)";
-    if fields == 5 {
+    let hint = "use 5 fields (\"*/5 * * * *\"), or 6 or 7 with seconds first \
+                (\"0 */5 * * * *\"): both mean every 5 minutes";
+    if !(5..=7).contains(&fields) {
         return Err(format!(
-            "{line:?} has 5 fields but the seconds field is required; {hint}"
+            "{line:?} is not a valid cron line (it has {fields} fields); {hint}"
         ));
     }
-    let schedule = cron::Schedule::from_str(line).map_err(|e| {
+    // The cron crate wants seconds first: a 5-field line fires at second 0.
+    let six = if fields == 5 {
+        format!("0 {}", line.trim())
+    } else {
+        line.to_owned()
+    };
+    cron::Schedule::from_str(&six).map_err(|e| {
         // The cron crate draws a caret under the line; keep the sentence.
         let e = e.to_string();
         let why = e
@@ -79,16 +87,39 @@ pub fn check_cron(line: &str) -> Result<(), String> {
             .rfind(|l| !l.is_empty())
             .unwrap_or("");
         format!("{line:?} is not a valid cron line ({why}); {hint}")
-    })?;
+    })
+}
+
+/// A schedule line that parses ([`parse_cron`]) and fires, read in `tz`.
+pub fn check_cron(line: &str, tz: chrono_tz::Tz) -> Result<(), String> {
+    let schedule = parse_cron(line)?;
     // "0 0 0 30 2 *" parses but no date matches: a schedule that silently
     // never runs. Five years covers every rare-but-real line (29 February).
     let horizon = chrono::Utc::now() + chrono::Duration::days(5 * 366);
-    match schedule.upcoming(chrono::Utc).next() {
+    match schedule.upcoming(tz).next() {
         Some(next) if next <= horizon => Ok(()),
         _ => Err(format!(
-            "{line:?} never fires (no date matches it within five years, e.g. 30 February); {hint}"
+            "{line:?} never fires (no date matches it within five years, e.g. 30 February); \
+             check the day and month fields"
         )),
     }
+}
+
+/// `[schedule] timezone`: an IANA zone name (`UTC`, `Europe/Berlin`),
+/// exactly as the tz database spells it, with a "did you mean" for a typo.
+pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, String> {
+    if let Ok(tz) = name.parse::<chrono_tz::Tz>() {
+        return Ok(tz);
+    }
+    let names = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
+    let suggestion = match super::keys::closest(name, names) {
+        Some(near) => format!("; did you mean {near:?}?"),
+        None => String::new(),
+    };
+    Err(format!(
+        "{name:?} is not an IANA time zone name (e.g. \"UTC\", \"Europe/Berlin\", \
+         \"America/New_York\"){suggestion}"
+    ))
 }
 
 /// `[log] level`: a level (`info`) or tracing filter directives

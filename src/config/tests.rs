@@ -225,9 +225,11 @@ fn wrong_type_names_key_and_place() {
 
 #[test]
 fn bad_cron_names_key_and_shows_the_format() {
-    let e = err("[schedule]\nincremental = \"*/5 * * * *\"\n", &[]);
+    let e = err("[schedule]\nincremental = \"*/5 * * *\"\n", &[]);
     assert!(
-        e.starts_with("FILE:2: schedule.incremental: \"*/5 * * * *\" has 5 fields"),
+        e.starts_with(
+            "FILE:2: schedule.incremental: \"*/5 * * *\" is not a valid cron line (it has 4 fields)"
+        ),
         "{e}"
     );
     assert!(e.contains("\"0 */5 * * * *\""), "{e}");
@@ -457,4 +459,37 @@ fn limits_above_the_documented_quota_need_an_explicit_choice() {
         1000
     );
     assert_eq!(s.limits.above_documented(), vec!["limits.list_users"]);
+}
+
+#[test]
+fn schedule_timezone_takes_an_iana_name_and_suggests_one() {
+    assert_eq!(load("", &[]).unwrap().schedule.timezone, "UTC");
+    let s = load("[schedule]\ntimezone = \"Europe/Berlin\"\n", &[]).unwrap();
+    assert_eq!(s.schedule.timezone, "Europe/Berlin");
+    let e = err("[schedule]\ntimezone = \"Europe/Berln\"\n", &[]);
+    assert!(e.starts_with("FILE:2: schedule.timezone: "), "{e}");
+    assert!(e.contains("did you mean \"Europe/Berlin\"?"), "{e}");
+    let e = err("", &[("CLIQ_SYNC__SCHEDULE__TIMEZONE", "Mars/Olympus")]);
+    assert!(e.contains("schedule.timezone") && e.contains("IANA"), "{e}");
+}
+
+#[test]
+fn five_field_cron_is_accepted_and_never_firing_lines_are_refused_in_any_zone() {
+    let s = load(
+        "[schedule]\nincremental = \"*/5 * * * *\"\nfull = \"30 2 * * *\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(s.schedule.full, "30 2 * * *");
+    for toml in [
+        "[schedule]\nfull = \"0 0 30 2 *\"\n",
+        "[schedule]\ntimezone = \"Asia/Tokyo\"\nfull = \"0 0 0 30 2 *\"\n",
+        "[schedule]\ntimezone = \"America/New_York\"\nfull = \"0 0 31 4 *\"\n",
+    ] {
+        let e = err(toml, &[]);
+        assert!(
+            e.contains("schedule.full") && e.contains("never fires"),
+            "{e}"
+        );
+    }
 }

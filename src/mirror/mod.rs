@@ -1,6 +1,7 @@
 //! The SQLite mirror: opening the database and the queries behind the public
 //! schema (see `migrations/`).
 
+mod health;
 pub mod held;
 pub mod lease;
 pub mod pushes;

@@ -92,6 +92,29 @@ pub struct SimConfig {
     pub quotas: HashMap<Endpoint, Quota>,
     /// The PUT body shape accepted (`simulate --update-body`); the other is refused.
     pub update_body: UpdateBody,
+    /// The OAuth scopes granted to the refresh token (default: the three
+    /// Users scopes; `simulate --scopes`). Access tokens minted from it
+    /// carry these, and every API call needs its endpoint's scope (see
+    /// [`required_scope`]); without it the answer is 401
+    /// `oauth_scope_mismatch`, as Cliq answers a token minted from a grant
+    /// without that scope.
+    pub scopes: Vec<String>,
+}
+
+/// The scopes a token for every endpoint needs.
+pub const ALL_SCOPES: [&str; 3] = [
+    "ZohoCliq.Users.READ",
+    "ZohoCliq.Users.CREATE",
+    "ZohoCliq.Users.UPDATE",
+];
+
+/// The OAuth scope an API endpoint requires.
+pub fn required_scope(ep: Endpoint) -> &'static str {
+    match ep {
+        Endpoint::AddUsers => "ZohoCliq.Users.CREATE",
+        Endpoint::UpdateUser => "ZohoCliq.Users.UPDATE",
+        _ => "ZohoCliq.Users.READ",
+    }
 }
 
 /// The one `PUT /users/{id}` body shape the simulator accepts.
@@ -135,6 +158,7 @@ impl Default for SimConfig {
                 .map(|e| (*e, e.documented_quota()))
                 .collect(),
             update_body: UpdateBody::Wrapped,
+            scopes: ALL_SCOPES.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -267,6 +291,8 @@ struct Inner {
 struct Token {
     owner: u64,
     expires_at: DateTime<Utc>,
+    /// Granted to the refresh token when this token was minted.
+    scopes: Vec<String>,
 }
 
 struct State {
@@ -539,16 +565,28 @@ impl State {
         State::bump(&mut self.counters.requests, ep);
         // 1. auth
         let token = access_token(headers).map(str::to_string);
-        let owner = match token.as_deref().and_then(|t| self.tokens.get(t)) {
-            Some(tok) if at < tok.expires_at => tok.owner,
+        let (owner, scoped) = match token.as_deref().and_then(|t| self.tokens.get(t)) {
+            Some(tok) if at < tok.expires_at => (
+                tok.owner,
+                tok.scopes.iter().any(|s| s == required_scope(ep)),
+            ),
             _ => {
                 self.counters.unauthorized += 1;
                 return Processed::plain(unauthorized());
             }
         };
-        // 2. quota
+        // 2. quota (a request refused for its scope still counts: the
+        // stricter reading)
         if let Some(reply) = self.check_quota(owner, ep, at) {
             return Processed::plain(reply);
+        }
+        if !scoped {
+            self.counters.unauthorized += 1;
+            return Processed::plain(Reply::error(
+                StatusCode::UNAUTHORIZED,
+                "oauth_scope_mismatch",
+                "The OAuth access token does not have the scope this request needs.",
+            ));
         }
         // 3. faults
         self.api_seq += 1;
@@ -711,6 +749,7 @@ impl State {
             Token {
                 owner,
                 expires_at: at + chrono_dur(self.cfg.token_ttl),
+                scopes: self.cfg.scopes.clone(),
             },
         );
         self.counters.tokens_minted += 1;
@@ -729,6 +768,7 @@ impl State {
             "expires_in": self.cfg.token_ttl.as_secs(),
             "api_domain": format!("http://{host}"),
             "token_type": "Bearer",
+            "scope": self.cfg.scopes.join(" "),
         }))
     }
 
@@ -938,6 +978,12 @@ impl Simulator {
     }
 
     /// Every issued access token becomes invalid now.
+    /// Re-grant the refresh token with `scopes`: tokens minted from now on
+    /// carry them (tokens already minted keep theirs).
+    pub fn set_granted_scopes(&self, scopes: &[&str]) {
+        self.state().cfg.scopes = scopes.iter().map(|s| s.to_string()).collect();
+    }
+
     pub fn expire_tokens(&self) {
         self.state().tokens.clear();
     }

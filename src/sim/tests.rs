@@ -1328,3 +1328,21 @@ async fn the_fault_admin_path_refuses_peers_that_are_not_loopback() {
     assert!(sim.requests().is_empty(), "not in the API request log");
     assert!(sim.counters().requests.is_empty(), "not counted");
 }
+
+/// A token minted from a grant without `ZohoCliq.Users.READ` may still
+/// write (its other scopes) but every read is 401 `oauth_scope_mismatch`,
+/// and counts against the quota.
+#[tokio::test(start_paused = true)]
+async fn a_token_without_the_read_scope_cannot_list_or_get() {
+    let h = harness(SimConfig {
+        scopes: vec!["ZohoCliq.Users.UPDATE".into()],
+        ..users(3)
+    })
+    .await;
+    let (s, v) = h.get_json("/api/v2/users?limit=1").await;
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(v["code"], "oauth_scope_mismatch", "{v}");
+    assert_eq!(h.sim.counters().requests[&Endpoint::ListUsers], 1);
+    let full = harness(users(3)).await;
+    assert_eq!(full.get_json("/api/v2/users?limit=1").await.0, 200);
+}

@@ -129,7 +129,7 @@ fn bad_values_are_errors_naming_the_key() {
             "invalid duration",
         ),
         (
-            "[schedule]\nincremental = \"*/5 * * * *\"\n",
+            "[schedule]\nincremental = \"*/5 * * *\"\n",
             "schedule.incremental",
             "\"0 */5 * * * *\"",
         ),
@@ -311,8 +311,8 @@ fn settings_debug_masked_toml_and_errors_show_no_secret() {
     no_secret_in("Debug", &format!("{s:#?}"));
     let masked = s.to_masked_toml();
     no_secret_in("check-config", &masked);
-    assert!(masked.contains("client_secret = \"********\""), "{masked}");
-    assert!(masked.contains("refresh_token = \"********\""), "{masked}");
+    assert!(masked.contains("client_secret = \"***\""), "{masked}");
+    assert!(masked.contains("refresh_token = \"***\""), "{masked}");
 
     // Secret files: the path is shown, never the contents.
     let (config, secret, _) = config_with_secret_files(dir.path(), 0o600);
@@ -527,7 +527,7 @@ fn every_config_problem_is_exit_code_2() {
             "http://cliq.example.com",
             "cliq.base_url",
         ),
-        ("CLIQ_SYNC__SCHEDULE__FULL", "30 2 * * *", "schedule.full"),
+        ("CLIQ_SYNC__SCHEDULE__FULL", "30 2 * *", "schedule.full"),
         ("CLIQ_SYNC__SYNC__OVERLAP", "ten", "sync.overlap"),
     ] {
         let out = cliq_sync(&["--config", empty, "check-config"], &[(var, value)]);
