@@ -8,6 +8,7 @@ use crate::cliq::quotas::QuotaScheduler;
 use crate::cliq::Endpoint;
 use crate::clock::to_db;
 use crate::config::Settings;
+use crate::mirror::progress::RunInProgress;
 use crate::mirror::runs::RunRow;
 use crate::mirror::Store;
 use crate::sync::pull::MODIFIED_AFTER_HORIZON;
@@ -25,6 +26,8 @@ pub struct StatusReport {
     pub teams_queue: i64,
     pub pushes: crate::sync::push::PushStatusSummary,
     pub runs: Vec<RunRow>,
+    /// Runs `running` in a live process, with their progress so far.
+    pub in_progress: Vec<RunInProgress>,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,6 +87,7 @@ pub async fn collect(
         teams_queue: store.teams_queue_len().await?,
         pushes: crate::sync::push::status_summary(store).await?,
         runs: store.recent_runs(10).await?,
+        in_progress: store.runs_in_progress().await?,
     })
 }
 
@@ -149,6 +153,9 @@ impl StatusReport {
                 e.used_in_window
             ));
         }
+        for r in &self.in_progress {
+            out.push_str(&in_progress_line(r, &self.now));
+        }
         out.push_str("\nrun   kind         status   started                   requests  seen  changed  error\n");
         for r in &self.runs {
             out.push_str(&format!(
@@ -166,4 +173,45 @@ impl StatusReport {
         // Emails, run errors and Cliq messages: never raw to a terminal.
         crate::text::escape_lines(&out).into_owned()
     }
+}
+
+/// "in progress: run 12, full pull since …: page 34/~150, 340/~1,500 users,
+/// 34 requests, ETA … (in 3m)".
+fn in_progress_line(r: &RunInProgress, now: &str) -> String {
+    use crate::sync::progress::{short, thousands};
+    let n = |v: i64| thousands(v.max(0) as u64);
+    let total = |v: Option<i64>| v.map(|v| format!("/~{}", n(v))).unwrap_or_default();
+    let what = if r.kind == "push" {
+        format!("{}{} users", n(r.users_seen), total(r.expected_users))
+    } else {
+        format!(
+            "page {}{}, {}{} users",
+            n(r.pages),
+            total(r.expected_pages),
+            n(r.users_seen),
+            total(r.expected_users)
+        )
+    };
+    let kind = match r.kind.as_str() {
+        "push" => "push".to_owned(),
+        k => format!("{k} pull"),
+    };
+    let mut line = format!(
+        "in progress: run {}, {kind} since {}: {what}, {} requests",
+        r.id,
+        r.started_at,
+        n(r.requests)
+    );
+    if let Some(eta) = &r.eta_at {
+        let left = match (crate::clock::from_db(eta), crate::clock::from_db(now)) {
+            (Some(eta), Some(now)) => (eta - now).to_std().unwrap_or_default(),
+            _ => std::time::Duration::ZERO,
+        };
+        line.push_str(&format!(", ETA {eta} (in {})", short(left)));
+    }
+    if let (Some(pid), Some(host)) = (r.owner_pid, &r.owner_host) {
+        line.push_str(&format!(" [pid {pid} on {host}]"));
+    }
+    line.push('\n');
+    line
 }

@@ -2,6 +2,7 @@
 //! schema (see `migrations/`).
 
 pub mod lease;
+pub mod progress;
 pub mod pushes;
 pub mod runs;
 pub mod store;

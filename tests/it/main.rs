@@ -13,6 +13,7 @@ mod helpers;
 mod leases;
 mod mirror_open;
 mod monitoring;
+mod progress;
 mod pull;
 mod push;
 mod removals;
