@@ -304,3 +304,75 @@ async fn status_shows_the_running_run_and_its_progress() {
         .unwrap();
     assert!(!done.to_text().contains("in progress"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_push_shows_its_progress_in_its_row() {
+    use cliq_sync::sync::plan::PlanOptions;
+    use cliq_sync::sync::push::{push, PushOptions};
+    let t = mirrored_org().await;
+    let emails: Vec<String> = {
+        let _hold = t.app.store.hold();
+        sqlx::query_scalar("SELECT email_id FROM users ORDER BY id LIMIT 60")
+            .fetch_all(t.app.store.pool())
+            .await
+            .unwrap()
+    };
+    let mut csv = String::from("email_id,work_location\n");
+    for e in &emails {
+        csv.push_str(&format!("{e},Pier 42\n"));
+    }
+    let path = t._dir.path().join("hr.csv");
+    std::fs::write(&path, csv).unwrap();
+    let hr = cliq_sync::hr::load(&path).unwrap();
+    let opts = PushOptions {
+        plan: PlanOptions::default(),
+        enabled: true,
+        dry_run: false,
+        force: false,
+        max_changes_per_run: 10_000,
+        max_source_drop: 0.2,
+    };
+    let (store, client) = (t.app.store.clone(), t.app.client.clone());
+    let limits = t.app.scheduler.limits().clone();
+    let pushing = tokio::spawn(async move {
+        let cancel = CancellationToken::new();
+        push(&store, &client, &limits, &hr, &opts, &cancel)
+            .await
+            .unwrap()
+    });
+    let (reader, _) = Store::open_read_only(&t.app.settings.mirror.path, &t.clock)
+        .await
+        .unwrap();
+    // 60 updates at 20 a minute: three windows.
+    let mut seen = Vec::new();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    while !pushing.is_finished() {
+        let _hold = reader.hold();
+        let row: (String, i64, Option<i64>, i64, Option<String>) = sqlx::query_as(
+            "SELECT status, users_seen, expected_users, requests, eta_at FROM sync_runs
+             WHERE kind = 'push'",
+        )
+        .fetch_one(reader.pool())
+        .await
+        .unwrap();
+        drop(_hold);
+        if row.0 == "running" {
+            seen.push(row);
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    let out = pushing.await.unwrap();
+    assert_eq!(
+        (out.report.status.as_str(), out.report.updates_applied),
+        ("ok", 60)
+    );
+    assert!(seen.len() >= 2, "{seen:?}");
+    for pair in seen.windows(2) {
+        assert!(pair[1].1 > pair[0].1 && pair[1].3 > pair[0].3, "{seen:?}");
+    }
+    for row in &seen {
+        assert_eq!(row.2, Some(60), "{seen:?}");
+        assert!(row.4.is_some() && row.1 < 60, "{seen:?}");
+    }
+    reader.close().await;
+}
