@@ -300,9 +300,13 @@ async fn sync_once(settings: Settings, full: bool, allow_removals: bool) -> Resu
     };
     let mut opts = app.pull_options();
     opts.allow_removals = allow_removals;
-    let report = crate::sync::pull_with(&app, kind, &opts, &cancel)
-        .await
-        .map_err(Failure::runtime)?;
+    // A live bar on a terminal only (`--json` will pass true here).
+    let bar = crate::progress::LiveBar::attach(&app.store, false);
+    let report = crate::sync::pull_with(&app, kind, &opts, &cancel).await;
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    let report = report.map_err(Failure::runtime)?;
     stopper.abort();
     app.store.close().await;
     println!("{}", report_line(&report));
@@ -492,7 +496,7 @@ pub fn init_logging(level: &str, format: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(crate::progress::LogWriter);
     let _ = if format == "json" {
         builder.json().try_init()
     } else {
@@ -683,7 +687,12 @@ async fn push_command(
         on_signal.cancel();
     });
     let limits = app.scheduler.limits().clone();
-    let out = match push(&app.store, &app.client, &limits, &hr, &opts, &cancel).await {
+    let bar = crate::progress::LiveBar::attach(&app.store, false);
+    let pushed = push(&app.store, &app.client, &limits, &hr, &opts, &cancel).await;
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    let out = match pushed {
         Ok(out) => out,
         Err(e @ PushError::Safety(_)) => {
             return Err(Failure {

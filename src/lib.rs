@@ -27,6 +27,7 @@
 //! * [`app`]: assembles store, scheduler, token cache and client from the settings.
 //! * [`config`]: layered configuration (defaults, file, environment).
 //! * [`hr`]: loading and validating the HR source (CSV, JSON, YAML, TOML).
+//! * [`progress`]: the live bar of `sync` and `push` on a terminal.
 //! * [`server`]: `/healthz`, `/readyz`, `/metrics` (OpenMetrics, or the
 //!   Prometheus text format on request; process metrics from `/proc`).
 //! * [`systemd`]: sd_notify (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
@@ -43,6 +44,7 @@ pub mod daemon;
 pub mod demo;
 pub mod hr;
 pub mod mirror;
+pub mod progress;
 pub mod server;
 pub mod sim;
 pub mod status;

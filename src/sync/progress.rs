@@ -54,7 +54,7 @@ pub fn estimate_end(
         _ => f64::INFINITY,
     };
     let rate = floor.min(pace);
-    if !(rate > 0.0) {
+    if rate.is_nan() || rate <= 0.0 {
         return None;
     }
     let secs = (left as f64 / rate).min(365.0 * 86_400.0);

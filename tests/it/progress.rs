@@ -376,3 +376,64 @@ async fn a_push_shows_its_progress_in_its_row() {
     }
     reader.close().await;
 }
+
+/// A terminal that records what is drawn on it.
+#[derive(Debug, Clone, Default)]
+struct Screen(Arc<Mutex<String>>);
+
+impl indicatif::TermLike for Screen {
+    fn width(&self) -> u16 {
+        160
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.write_str(&format!("{s}\n"))
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.0.lock().unwrap().push_str(s);
+        Ok(())
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_bar_follows_a_pull_on_a_terminal_and_is_off_elsewhere() {
+    use cliq_sync::progress::LiveBar;
+    let t = mirrored_org().await;
+    // Under `cargo test` stderr is captured, never a terminal: no bar, and
+    // never one under --json.
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        assert!(LiveBar::attach(&t.app.store, false).is_none());
+    }
+    assert!(LiveBar::attach(&t.app.store, true).is_none());
+    let screen = Screen::default();
+    let target = indicatif::ProgressDrawTarget::term_like_with_hz(Box::new(screen.clone()), 20);
+    let bar = LiveBar::attach_to(&t.app.store, target);
+    let running = start_pull(&t);
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    let drawn = screen.0.lock().unwrap().clone();
+    assert!(running.await.unwrap().ok());
+    bar.finish();
+    assert!(drawn.contains("full pull: page "), "{drawn}");
+    assert!(drawn.contains("/~150, "), "{drawn}");
+    assert!(
+        drawn.contains('█') || drawn.contains('░'),
+        "no bar drawn: {drawn}"
+    );
+}
