@@ -43,7 +43,8 @@ impl LiveBar {
     pub fn attach_to(store: &Store, target: ProgressDrawTarget) -> LiveBar {
         let bar = ProgressBar::with_draw_target(None, target);
         bar.set_style(
-            ProgressStyle::with_template("{bar:30} {msg}").unwrap_or(ProgressStyle::default_bar()),
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or(ProgressStyle::default_spinner()),
         );
         set_active(Some(bar.clone()));
         let mut rx = store.progress().subscribe();
@@ -79,7 +80,23 @@ fn set_active(bar: Option<ProgressBar>) {
 
 fn draw(bar: &ProgressBar, p: &RunProgress, now: chrono::DateTime<chrono::Utc>) {
     let (done, total) = p.units();
-    bar.set_length(total.unwrap_or(0).max(done));
+    // Without an estimate of the total (a first or an incremental pull) a
+    // bar would lie: a spinner and the figures instead.
+    let known = total.is_some();
+    if bar.length().is_some() != known {
+        let template = if known {
+            "{bar:30} {msg}"
+        } else {
+            "{spinner} {msg}"
+        };
+        bar.set_style(
+            ProgressStyle::with_template(template).unwrap_or(ProgressStyle::default_bar()),
+        );
+    }
+    match total {
+        Some(total) => bar.set_length(total.max(done)),
+        None => bar.unset_length(),
+    }
     bar.set_position(done);
     let eta_s = p.eta_at.map(|at| (at - now).num_seconds().max(0));
     bar.set_message(describe(p, eta_s, None));

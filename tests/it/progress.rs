@@ -437,3 +437,25 @@ async fn the_bar_follows_a_pull_on_a_terminal_and_is_off_elsewhere() {
         "no bar drawn: {drawn}"
     );
 }
+
+/// Not a check, a measurement (run with `--ignored --nocapture`): the
+/// real time of 10,000-user full pulls in paused time, to compare with and
+/// without progress tracking (the page path must stay cheap).
+#[tokio::test(start_paused = true)]
+#[ignore]
+async fn measure_a_10k_pull_in_paused_time() {
+    let t = spawn_app(Opts {
+        users: 10_000,
+        settings: Box::new(|s| s.sync.teams = "off".into()),
+        ..Opts::default()
+    })
+    .await;
+    for round in 0..4 {
+        let real = std::time::Instant::now();
+        let r = pull(&t.app, PullKind::Full, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(r.ok());
+        println!("round {round}: {} ms real", real.elapsed().as_millis());
+    }
+}
