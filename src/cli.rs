@@ -344,9 +344,13 @@ async fn sync_once(
     };
     let mut opts = app.pull_options();
     opts.allow_removals = allow_removals;
-    let report = crate::sync::pull_with(&app, kind, &opts, &cancel)
-        .await
-        .map_err(Failure::runtime)?;
+    // A live bar on a terminal only, never under --json.
+    let bar = crate::progress::LiveBar::attach(&app.store, json);
+    let report = crate::sync::pull_with(&app, kind, &opts, &cancel).await;
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    let report = report.map_err(Failure::runtime)?;
     let signal = stopper.caught();
     drop(stopper);
     app.store.close().await;
@@ -737,7 +741,13 @@ async fn push_command(
         );
     });
     let limits = app.scheduler.limits().clone();
-    let out = match push(&app.store, &app.client, &limits, &hr, &opts, &cancel).await {
+    // A live bar on a terminal only, never under --json.
+    let bar = crate::progress::LiveBar::attach(&app.store, json);
+    let pushed = push(&app.store, &app.client, &limits, &hr, &opts, &cancel).await;
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    let out = match pushed {
         Ok(out) => out,
         Err(e @ PushError::Safety(_)) => {
             return Err(Failure {

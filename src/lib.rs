@@ -29,6 +29,7 @@
 //! * [`hr`]: loading and validating the HR source (CSV, JSON, YAML, TOML).
 //! * [`logging`]: the stderr subscriber (pretty, coloured only on a terminal;
 //!   or flat JSON).
+//! * [`progress`]: the live bar of `sync` and `push` on a terminal.
 //! * [`server`]: `/healthz`, `/readyz`, `/metrics` (OpenMetrics, or the
 //!   Prometheus text format on request; process metrics from `/proc`).
 //! * [`exit`]: exit codes of commands stopped by a signal (130, 143).
@@ -52,6 +53,7 @@ pub mod hr;
 pub mod json;
 pub mod logging;
 pub mod mirror;
+pub mod progress;
 pub mod server;
 pub mod sim;
 pub mod status;

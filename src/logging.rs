@@ -17,6 +17,8 @@ use tracing_subscriber::fmt::format::{DefaultFields, Format, Full, Json, JsonFie
 use tracing_subscriber::fmt::{MakeWriter, Subscriber};
 use tracing_subscriber::EnvFilter;
 
+use crate::progress::LogWriter;
+
 /// Whether the pretty format should colour its output: only for a person
 /// at a terminal who has not asked for no colour. JSON is never coloured.
 pub fn use_colour(stderr_is_terminal: bool, no_color: Option<&OsStr>, format: &str) -> bool {
@@ -62,17 +64,19 @@ where
 
 /// Install the process's subscriber on stderr (`format` is `pretty` or
 /// `json`, already validated by the config). A second call is a no-op.
+/// Lines go through [`LogWriter`], which pauses a live progress bar so a
+/// log line never lands inside it.
 pub fn init_logging(level: &str, format: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let _ = if format == "json" {
-        tracing::subscriber::set_global_default(json_subscriber(filter, std::io::stderr))
+        tracing::subscriber::set_global_default(json_subscriber(filter, LogWriter))
     } else {
         let colour = use_colour(
             std::io::stderr().is_terminal(),
             std::env::var_os("NO_COLOR").as_deref(),
             format,
         );
-        tracing::subscriber::set_global_default(pretty_subscriber(filter, colour, std::io::stderr))
+        tracing::subscriber::set_global_default(pretty_subscriber(filter, colour, LogWriter))
     };
 }
 

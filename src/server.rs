@@ -432,7 +432,75 @@ pub async fn render(s: &ServerState) -> anyhow::Result<String> {
         queue,
     );
 
+    register_progress(reg, &status.in_progress, now);
+
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &root)?;
     Ok(out)
+}
+
+/// Runs in progress (in any process on the mirror), by kind, and how far
+/// they have got: read from their rows, which their process updates every
+/// few seconds (`sync::progress::ROW_EVERY`).
+fn register_progress(
+    reg: &mut Registry,
+    runs: &[crate::mirror::progress::RunInProgress],
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let in_progress = Family::<KindLabel, Gauge>::default();
+    let users = Family::<KindLabel, Gauge>::default();
+    let expected = Family::<KindLabel, Gauge>::default();
+    let requests = Family::<KindLabel, Gauge>::default();
+    let pages = Family::<KindLabel, Gauge>::default();
+    let eta = Family::<KindLabel, FGauge>::default();
+    for kind in ["full", "incremental", "push"] {
+        let l = KindLabel { kind: kind.into() };
+        in_progress.get_or_create(&l).set(0);
+    }
+    for r in runs {
+        let l = KindLabel {
+            kind: r.kind.clone(),
+        };
+        in_progress.get_or_create(&l).set(1);
+        users.get_or_create(&l).set(r.users_seen);
+        requests.get_or_create(&l).set(r.requests);
+        pages.get_or_create(&l).set(r.pages);
+        if let Some(n) = r.expected_users {
+            expected.get_or_create(&l).set(n);
+        }
+        if let Some(at) = r.eta_at.as_deref().and_then(crate::clock::from_db) {
+            let left = (at - now).num_milliseconds().max(0) as f64 / 1000.0;
+            eta.get_or_create(&l).set(left);
+        }
+    }
+    reg.register(
+        "run_in_progress",
+        "1 while a run of this kind is running (in any live process on the mirror)",
+        in_progress,
+    );
+    reg.register(
+        "run_progress_users",
+        "Users seen (pulls) or done (push) so far by the run in progress",
+        users,
+    );
+    reg.register(
+        "run_progress_requests",
+        "Requests sent so far by the run in progress",
+        requests,
+    );
+    reg.register(
+        "run_progress_pages",
+        "Listing pages written so far by the pull in progress",
+        pages,
+    );
+    reg.register(
+        "run_expected_users",
+        "Users the run in progress expects: present users (full pull) or planned (push)",
+        expected,
+    );
+    reg.register(
+        "run_eta_seconds",
+        "Seconds until the run in progress should end, from the quota floor",
+        eta,
+    );
 }

@@ -9,6 +9,7 @@ use crate::cliq::Endpoint;
 use crate::clock::to_db;
 use crate::config::Settings;
 use crate::mirror::held::HeldPush;
+use crate::mirror::progress::RunInProgress;
 use crate::mirror::runs::RunRow;
 use crate::mirror::Store;
 use crate::sync::pull::MODIFIED_AFTER_HORIZON;
@@ -29,6 +30,8 @@ pub struct StatusReport {
     /// A push held by a safety threshold that still waits (until a push
     /// run ends ok); `null` when none.
     pub push_held: Option<HeldPush>,
+    /// Runs `running` in a live process, with their progress so far.
+    pub in_progress: Vec<RunInProgress>,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,6 +92,7 @@ pub async fn collect(
         pushes: crate::sync::push::status_summary(store).await?,
         runs: store.recent_runs(10).await?,
         push_held: store.held_push().await?,
+        in_progress: store.runs_in_progress().await?,
     })
 }
 
@@ -162,6 +166,9 @@ impl StatusReport {
                 format!("{}s", e.window_seconds),
                 e.used_in_window
             ));
+        }
+        for r in &self.in_progress {
+            out.push_str(&in_progress_line(r, &self.now));
         }
         out.push_str("\nrun   kind         status   started                   requests  seen  changed  error\n");
         for r in &self.runs {
@@ -286,4 +293,45 @@ async fn held_reasons(store: &Store, reasons: &mut Vec<String>) -> anyhow::Resul
         }
     }
     Ok(())
+}
+
+/// "in progress: run 12, full pull since …: page 34/~150, 340/~1,500 users,
+/// 34 requests, ETA … (in 3m)".
+fn in_progress_line(r: &RunInProgress, now: &str) -> String {
+    use crate::sync::progress::{short, thousands};
+    let n = |v: i64| thousands(v.max(0) as u64);
+    let total = |v: Option<i64>| v.map(|v| format!("/~{}", n(v))).unwrap_or_default();
+    let what = if r.kind == "push" {
+        format!("{}{} users", n(r.users_seen), total(r.expected_users))
+    } else {
+        format!(
+            "page {}{}, {}{} users",
+            n(r.pages),
+            total(r.expected_pages),
+            n(r.users_seen),
+            total(r.expected_users)
+        )
+    };
+    let kind = match r.kind.as_str() {
+        "push" => "push".to_owned(),
+        k => format!("{k} pull"),
+    };
+    let mut line = format!(
+        "in progress: run {}, {kind} since {}: {what}, {} requests",
+        r.id,
+        r.started_at,
+        n(r.requests)
+    );
+    if let Some(eta) = &r.eta_at {
+        let left = match (crate::clock::from_db(eta), crate::clock::from_db(now)) {
+            (Some(eta), Some(now)) => (eta - now).to_std().unwrap_or_default(),
+            _ => std::time::Duration::ZERO,
+        };
+        line.push_str(&format!(", ETA {eta} (in {})", short(left)));
+    }
+    if let (Some(pid), Some(host)) = (r.owner_pid, &r.owner_host) {
+        line.push_str(&format!(" [pid {pid} on {host}]"));
+    }
+    line.push('\n');
+    line
 }

@@ -110,6 +110,9 @@ pub struct Store {
     writer: Arc<tokio::sync::Mutex<Option<rusqlite::Connection>>>,
     /// This opener's claim on the runs it starts (see [`super::lease`]).
     lease: Arc<OwnerLease>,
+    /// The progress of the run this opener is running, published by pulls
+    /// and pushes as they go (see [`super::progress`]).
+    progress: super::progress::ProgressHub,
 }
 
 /// A write transaction (`BEGIN IMMEDIATE`) holding this process's writer
@@ -211,6 +214,7 @@ impl Store {
             clock: clock.clone(),
             writer: Arc::new(tokio::sync::Mutex::new(Some(direct))),
             lease,
+            progress: Default::default(),
         })
     }
 
@@ -255,6 +259,7 @@ impl Store {
             clock: clock.clone(),
             writer: Arc::new(tokio::sync::Mutex::new(None)),
             lease: Arc::new(OwnerLease::reader()),
+            progress: Default::default(),
         };
         Ok((store, pending))
     }
@@ -275,6 +280,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where this opener's runs publish their progress (the CLI's bar reads it).
+    pub fn progress(&self) -> &super::progress::ProgressHub {
+        &self.progress
     }
 
     /// This opener's owner lease: the runs it starts carry its id.

@@ -16,6 +16,7 @@
 //! within the skew whenever Cliq runs behind by more than the overlap. Only
 //! when that header is missing or unreadable is our clock used, with a warning.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -28,10 +29,12 @@ use crate::cliq::client::{CliqClient, ListEvent};
 use crate::cliq::error::CliqError;
 use crate::cliq::models::{ListUsersParams, UserStatus};
 use crate::cliq::Endpoint;
+use crate::mirror::progress::RunProgress;
 use crate::mirror::runs::{RunFigures, RunKind, RunStatus};
 use crate::mirror::teams::TeamRow;
 use crate::mirror::users::{ChangeSource, FlatUser};
 use crate::mirror::{Store, StoreError};
+use crate::sync::progress::{self, Tracker};
 
 /// How far back Cliq's `modified_after` can see.
 pub const MODIFIED_AFTER_HORIZON: chrono::Duration = chrono::Duration::days(7);
@@ -221,6 +224,7 @@ pub async fn pull_with(
     };
     let run_id = store.start_run(run_kind, started_at).await?;
     let requests_before = client.stats().total_requests();
+    let tracker = track(app, run_id, run_kind, requests_before).await?;
 
     let mut params = ListUsersParams::all_fields();
     if kind == PullKind::Incremental {
@@ -249,7 +253,15 @@ pub async fn pull_with(
         error: None,
     };
 
-    let outcome = list_into_mirror(app, opts, params, run_id, source, cancel, &mut report).await;
+    let outcome = list_into_mirror(
+        app,
+        opts,
+        params,
+        (run_id, source, &tracker),
+        cancel,
+        &mut report,
+    )
+    .await;
     let mut status = match outcome {
         Ok(Listing::Complete) => RunStatus::Ok,
         Ok(Listing::Stopped) => RunStatus::Stopped,
@@ -310,6 +322,7 @@ pub async fn pull_with(
         }
         report.teams_pending = store.teams_queue_len().await?;
     }
+    tracker.finish(status).await;
     finish(store, client, &mut report, status, requests_before).await?;
     report.elapsed = started.elapsed();
     tracing::info!(
@@ -326,6 +339,30 @@ pub async fn pull_with(
         "pull finished"
     );
     Ok(report)
+}
+
+/// Start tracking the run's progress. A full pull expects the users
+/// present in the mirror, a page of `page_size` per listing request, at
+/// the listing quota's floor.
+async fn track(
+    app: &App,
+    run_id: i64,
+    kind: RunKind,
+    requests_before: u64,
+) -> Result<Tracker, StoreError> {
+    let quota = app.scheduler.limits().get(Endpoint::ListUsers);
+    let mut initial = RunProgress::new(run_id, kind, progress::floor_per_min(quota));
+    if kind == RunKind::Full {
+        let present = app.store.present_users().await?;
+        if present > 0 {
+            let page = u64::from(app.settings.cliq.page_size.max(1));
+            initial.expected_users = Some(present);
+            initial.expected_pages = Some(present.div_ceil(page));
+        }
+    }
+    let client = app.client.clone();
+    let requests = Arc::new(move || client.stats().total_requests() - requests_before);
+    Ok(Tracker::start(&app.store, initial, requests).await)
 }
 
 /// The removal circuit breaker, after a full listing that looked
@@ -510,8 +547,7 @@ async fn list_into_mirror(
     app: &App,
     opts: &PullOptions,
     params: ListUsersParams,
-    run_id: i64,
-    source: ChangeSource,
+    (run_id, source, tracker): (i64, ChangeSource, &Tracker),
     cancel: &CancellationToken,
     report: &mut PullReport,
 ) -> Result<Listing, ListFailure> {
@@ -621,6 +657,7 @@ async fn list_into_mirror(
                 report.users_seen += out.seen;
                 report.added += out.added;
                 report.changed += out.changed;
+                tracker.set(report.pages, report.users_seen);
                 if queue_teams {
                     store
                         .queue_teams(&out.touched_ids, now)

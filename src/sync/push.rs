@@ -45,6 +45,7 @@
 //! adding one (so a daemon ticking every 15 minutes records it once).
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -57,11 +58,13 @@ use crate::cliq::models::{BatchResult, Fields, ListUsersParams, UserFields, User
 use crate::cliq::quotas::Limits;
 use crate::hr::{Attr, HrSource};
 use crate::mirror::lease::{LeaseError, PushLock, PushLockError};
+use crate::mirror::progress::RunProgress;
 use crate::mirror::pushes::{NewPush, PushFailure, PushStatus};
 use crate::mirror::runs::{RunFigures, RunKind, RunStatus};
 use crate::mirror::users::{ChangeSource, FlatUser};
 use crate::mirror::{Store, StoreError};
 use crate::sync::plan::{self, Plan, PlanOptions, PlannedAdd, PlannedUpdate};
+use crate::sync::progress::{self, Tracker};
 
 /// `sync_state` key: record count of the last pushed source.
 pub const SOURCE_RECORDS_KEY: &str = "push.source_records";
@@ -365,12 +368,15 @@ pub async fn push(
     let run_id = store.start_run(RunKind::Push, clock.now()).await?;
     lock.set_run(run_id);
     let requests_before = client.stats().total_requests();
+    let tracker = track(store, client, limits, run_id, &first, requests_before).await;
     let mut run = Run {
         store,
         client,
         run_id,
         cancel,
         report: PushReport::new("running"),
+        progress: &tracker,
+        done: 0,
     };
     run.report.run_id = Some(run_id);
     store
@@ -397,6 +403,7 @@ pub async fn push(
         }
     };
     let mut report = run.report;
+    tracker.finish(status).await;
     report.status = status.as_str().into();
     report.requests = client.stats().total_requests() - requests_before;
     report.elapsed_secs = started.elapsed().as_secs_f64();
@@ -431,6 +438,31 @@ struct Run<'a> {
     run_id: i64,
     cancel: &'a CancellationToken,
     report: PushReport,
+    progress: &'a Tracker,
+    /// Planned users done so far (applied, failed or skipped in the loop).
+    done: u64,
+}
+
+/// Start tracking a push's progress: the planned users, at the update
+/// endpoint's quota floor (one request per user).
+async fn track(
+    store: &Store,
+    client: &CliqClient,
+    limits: &Limits,
+    run_id: i64,
+    plan: &Plan,
+    requests_before: u64,
+) -> Tracker {
+    let floor = progress::floor_per_min(limits.get(crate::cliq::Endpoint::UpdateUser));
+    let mut initial = RunProgress::new(run_id, RunKind::Push, floor);
+    initial.expected_users = Some(planned_users(plan));
+    let client = client.clone();
+    let requests = Arc::new(move || client.stats().total_requests() - requests_before);
+    Tracker::start(store, initial, requests).await
+}
+
+fn planned_users(plan: &Plan) -> u64 {
+    (plan.updates.len() + plan.adds.len()) as u64
 }
 
 /// How the loop over attempts ends early.
@@ -495,18 +527,26 @@ impl Run<'_> {
             Ok(0) => first,
             Ok(_) => plan::plan(self.store, hr, &opts.plan, limits).await?,
         };
+        self.progress.expect_users(planned_users(&plan));
         self.record_skipped(&plan).await?;
         for u in &plan.updates {
             if let Err(halt) = self.update(u).await? {
                 return Ok((plan, self.halt(halt)));
             }
+            self.advance(1);
         }
         for batch in plan.adds.chunks(opts.plan.add_batch_size.max(1)) {
             if let Err(halt) = self.add(batch).await? {
                 return Ok((plan, self.halt(halt)));
             }
+            self.advance(batch.len() as u64);
         }
         Ok((plan, RunStatus::Ok))
+    }
+
+    fn advance(&mut self, users: u64) {
+        self.done += users;
+        self.progress.set(0, self.done);
     }
 
     fn halt(&mut self, h: Halt) -> RunStatus {
