@@ -13,7 +13,8 @@
 //!   * [`cliq::quotas`]: the quota scheduler, the heart of the product: never
 //!     more than N request starts in any window, locks persisted in SQLite and
 //!     shared by every process using the same mirror.
-//!   * [`cliq::auth`]: the OAuth access-token cache (single-flight refresh).
+//!   * [`cliq::auth`]: the OAuth access-token cache (single-flight refresh,
+//!     across processes through [`cliq::token_file`], `<mirror>.token`).
 //!   * [`cliq::client`]: the typed client for the six endpoints, with error
 //!     classification and retries.
 //!   * [`cliq::models`]: request and response types that keep unknown fields.
@@ -21,9 +22,13 @@
 //! * [`mirror`]: the SQLite store (WAL, embedded migrations, the public schema;
 //!   reads and most writes through sqlx, the hot writes — a page of users, a
 //!   quota-ledger entry — through one rusqlite connection that is also the
-//!   process's writer turn).
+//!   process's writer turn). [`mirror::lease`]: the owner lease every opener
+//!   holds (a run belongs to a live process) and the one-push-per-mirror lock.
 //! * [`sim`]: the built-in, strict Cliq simulator (`cliq-sync simulate`).
-//! * [`sync`]: pulls from Cliq into the mirror.
+//! * [`sync`]: pulls from Cliq into the mirror, the plan and the push.
+//! * [`daemon`]: `cliq-sync run`: cron schedules without overlap, HR files used
+//!   only once settled, graceful stop.
+//! * [`status`]: `cliq-sync status [--json] [--check]`.
 //! * [`app`]: assembles store, scheduler, token cache and client from the settings.
 //! * [`config`]: layered configuration (defaults, file, environment).
 //! * [`hr`]: loading and validating the HR source (CSV, JSON, YAML, TOML).

@@ -522,7 +522,7 @@ impl TokenManager {
     }
 }
 
-/// Every label [`failure_reason`] gives, so `/metrics` can export each
+/// Every label `failure_reason` gives, so `/metrics` can export each
 /// from 0 (an alert's `increase()` then sees the first failure).
 pub const FAILURE_REASONS: [&str; 5] = [
     "unreachable",
