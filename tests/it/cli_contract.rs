@@ -10,33 +10,7 @@ use cliq_sync::sim::Faults;
 use tokio::process::Command;
 
 use crate::crash::{tcp_sim, TcpSim};
-use crate::push::changes_csv;
-
-fn cli(ts: &TcpSim, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cliq-sync"));
-    c.arg("--config")
-        .arg(&ts.config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true);
-    c
-}
-
-fn requests(ts: &TcpSim, ep: Endpoint) -> u64 {
-    ts.sim.counters().requests.get(&ep).copied().unwrap_or(0)
-}
-
-/// Wait (real time: these are real processes) until `ep` saw `n` requests.
-async fn wait_for(ts: &TcpSim, ep: Endpoint, n: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while requests(ts, ep) < n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{ep:?} never reached {n} requests"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use crate::trust::changes_csv;
 
 async fn last_run(ts: &TcpSim) -> (String, String) {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", ts.db.display()))
@@ -53,8 +27,8 @@ async fn last_run(ts: &TcpSim) -> (String, String) {
 /// Start `args`, wait until `ep` saw `after` requests, send `signal`, and
 /// return the exit code.
 async fn signalled(ts: &TcpSim, args: &[&str], ep: Endpoint, after: u64, signal: i32) -> i32 {
-    let child = cli(ts, args).spawn().unwrap();
-    wait_for(ts, ep, after).await;
+    let child = ts.cli(args).spawn().unwrap();
+    ts.wait_for(ep, after).await;
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(child.id().unwrap() as i32, signal) };
     let out = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
@@ -80,7 +54,8 @@ async fn sync_and_push_stopped_by_a_signal_exit_130_or_143() {
         ),
     )
     .await;
-    assert!(cli(&ts, &["sync", "--full"])
+    assert!(ts
+        .cli(&["sync", "--full"])
         .status()
         .await
         .unwrap()
@@ -91,7 +66,7 @@ async fn sync_and_push_stopped_by_a_signal_exit_130_or_143() {
     });
     let mut seen = Vec::new();
     for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
-        let lists = requests(&ts, Endpoint::ListUsers);
+        let lists = ts.requests(Endpoint::ListUsers);
         let code = signalled(
             &ts,
             &["sync", "--full"],
@@ -102,7 +77,7 @@ async fn sync_and_push_stopped_by_a_signal_exit_130_or_143() {
         .await;
         seen.push(("sync", name, code, last_run(&ts).await.1));
         std::fs::write(&hr, changes_csv(&ts.sim.users(), 300, name)).unwrap();
-        let puts = requests(&ts, Endpoint::UpdateUser);
+        let puts = ts.requests(Endpoint::UpdateUser);
         let code = signalled(&ts, &["push"], Endpoint::UpdateUser, puts + 3, signal).await;
         seen.push(("push", name, code, last_run(&ts).await.1));
     }
@@ -261,7 +236,7 @@ async fn every_json_document_has_schema_version_1() {
     ];
     let mut wrong = Vec::new();
     for (args, enabled) in commands {
-        let mut c = cli(&ts, args);
+        let mut c = ts.cli(args);
         if enabled {
             c.env("CLIQ_SYNC__PUSH__ENABLED", "true");
         }
@@ -280,7 +255,7 @@ async fn every_json_document_has_schema_version_1() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n---\n"));
     assert_eq!(
-        requests(&ts, Endpoint::UpdateUser),
+        ts.requests(Endpoint::UpdateUser),
         5,
         "only `push --json` sends"
     );
@@ -302,18 +277,19 @@ async fn push_says_when_nothing_was_sent_and_how_to_push_once() {
         ),
     )
     .await;
-    assert!(cli(&ts, &["sync", "--full"])
+    assert!(ts
+        .cli(&["sync", "--full"])
         .status()
         .await
         .unwrap()
         .success());
     std::fs::write(&hr, changes_csv(&ts.sim.users(), 5, "Desk")).unwrap();
     let stdout = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
-    let mut dry = cli(&ts, &["push", "--dry-run"]);
+    let mut dry = ts.cli(&["push", "--dry-run"]);
     dry.env("CLIQ_SYNC__PUSH__ENABLED", "true");
     let dry = stdout(dry.output().await.unwrap());
-    let disabled = stdout(cli(&ts, &["push"]).output().await.unwrap());
-    assert_eq!(requests(&ts, Endpoint::UpdateUser), 0);
+    let disabled = stdout(ts.cli(&["push"]).output().await.unwrap());
+    assert_eq!(ts.requests(Endpoint::UpdateUser), 0);
     assert!(dry.contains("dry run: nothing was sent to Cliq"), "{dry}");
     assert!(
         disabled.contains("push is disabled ([push] enabled = false): this was a plan only")
@@ -326,7 +302,7 @@ async fn push_says_when_nothing_was_sent_and_how_to_push_once() {
 fn check_config(ts: &TcpSim, extra: &[&str]) -> Command {
     let mut args = vec!["check-config"];
     args.extend_from_slice(extra);
-    cli(ts, &args)
+    ts.cli(&args)
 }
 
 /// `check-config` prints valid TOML, secrets masked as "***", with the

@@ -100,6 +100,34 @@ allow_above_documented = true
 }
 
 impl TcpSim {
+    /// The real binary on this simulator's config (warnings only).
+    pub(crate) fn cli(&self, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_cliq-sync"));
+        c.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true);
+        c
+    }
+
+    /// Requests the simulator received on `ep`.
+    pub(crate) fn requests(&self, ep: Endpoint) -> u64 {
+        self.sim.counters().requests.get(&ep).copied().unwrap_or(0)
+    }
+
+    /// Wait (real time: these are real processes) until `ep` saw `n` requests.
+    pub(crate) async fn wait_for(&self, ep: Endpoint, n: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.requests(ep) < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{ep:?} never reached {n} requests"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub(crate) fn dir(&self) -> &std::path::Path {
         self._dir.path()
     }

@@ -9,36 +9,9 @@ use cliq_sync::cliq::Endpoint;
 use cliq_sync::clock::Clock;
 use cliq_sync::config::Settings;
 use cliq_sync::sim::Faults;
-use tokio::process::Command;
 
 use crate::crash::{tcp_sim, TcpSim};
-use crate::push::changes_csv;
-
-fn cli(ts: &TcpSim, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cliq-sync"));
-    c.arg("--config")
-        .arg(&ts.config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true);
-    c
-}
-
-fn requests(ts: &TcpSim, ep: Endpoint) -> u64 {
-    ts.sim.counters().requests.get(&ep).copied().unwrap_or(0)
-}
-
-/// Wait (real time: these are real processes) until `ep` saw `n` requests.
-async fn wait_for(ts: &TcpSim, ep: Endpoint, n: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while requests(ts, ep) < n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{ep:?} never reached {n} requests"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use crate::trust::changes_csv;
 
 /// The program opened in this test process, as another command would.
 async fn open_app(ts: &TcpSim) -> App {
@@ -78,7 +51,8 @@ async fn a_second_push_beside_a_running_one_exits_1_naming_it() {
         ),
     )
     .await;
-    assert!(cli(&ts, &["sync", "--full"])
+    assert!(ts
+        .cli(&["sync", "--full"])
         .status()
         .await
         .unwrap()
@@ -90,13 +64,13 @@ async fn a_second_push_beside_a_running_one_exits_1_naming_it() {
         ..Faults::default()
     });
 
-    let first = cli(&ts, &["push"]).spawn().unwrap();
+    let first = ts.cli(&["push"]).spawn().unwrap();
     let first_pid = first.id().unwrap();
-    wait_for(&ts, Endpoint::UpdateUser, 5).await;
-    let second = cli(&ts, &["push"]).output().await.unwrap();
+    ts.wait_for(Endpoint::UpdateUser, 5).await;
+    let second = ts.cli(&["push"]).output().await.unwrap();
     let first = first.wait_with_output().await.unwrap();
 
-    let puts = requests(&ts, Endpoint::UpdateUser);
+    let puts = ts.requests(Endpoint::UpdateUser);
     let stderr = String::from_utf8_lossy(&second.stderr);
     let runs = query_runs(&ts).await;
     let pushes: Vec<_> = runs.iter().filter(|r| r.1 == "push").collect();
@@ -132,9 +106,9 @@ async fn a_second_push_beside_a_running_one_exits_1_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_dead_owners_run_is_marked_failed() {
     let ts = tcp_sim(4000, Duration::from_millis(40), "[sync]\nteams = \"off\"").await;
-    let mut child = cli(&ts, &["sync", "--full"]).spawn().unwrap();
+    let mut child = ts.cli(&["sync", "--full"]).spawn().unwrap();
     let pid = child.id().unwrap();
-    wait_for(&ts, Endpoint::ListUsers, 5).await;
+    ts.wait_for(Endpoint::ListUsers, 5).await;
 
     // Another process (this one) opens the mirror while the pull is running.
     open_app(&ts).await.store.close().await;

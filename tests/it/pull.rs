@@ -10,7 +10,7 @@ use serde_json::json;
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{spawn_app, Opts, TestApp};
+use crate::helpers::{spawn_app, Logs, Opts, TestApp};
 
 async fn run(t: &TestApp, kind: PullKind) -> PullReport {
     pull(&t.app, kind, &CancellationToken::new()).await.unwrap()
@@ -240,7 +240,7 @@ async fn the_overlap_catches_a_change_stamped_before_the_watermark() {
     // Without Cliq's Date the watermark is our clock: only the overlap
     // helps, and the operator is told.
     let logs = Logs::default();
-    let guard = logs.capture();
+    let guard = logs.capture("cliq_sync=info");
     assert!(skewed_change_is_seen("5m", false).await, "default overlap");
     drop(guard);
     assert!(
@@ -580,38 +580,6 @@ async fn the_readme_queries_answer_what_they_say() {
     assert_eq!(emails, vec![gone_email]);
 }
 
-/// A `tracing` writer into a shared buffer (what an operator would read).
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    /// Capture this thread's logs (paused tests run on one thread) while
-    /// the guard lives.
-    fn capture(&self) -> tracing::subscriber::DefaultGuard {
-        let logs = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("cliq_sync=info"))
-            .with_writer(move || logs.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 /// The value of an unlabelled series in `/metrics`.
 async fn metric(t: &TestApp, name: &str) -> Option<f64> {
     let state = cliq_sync::server::ServerState {
@@ -681,7 +649,7 @@ async fn cliq_ten_minutes_behind_or_ahead_loses_no_change_and_the_skew_is_report
         ("ahead", chrono::Duration::minutes(-10), 600.0),
     ] {
         let logs = Logs::default();
-        let guard = logs.capture();
+        let guard = logs.capture("cliq_sync=info");
         let (caught, t) =
             changes_caught_under_skew(behind, default_overlap, Duration::from_secs(30)).await;
         drop(guard);

@@ -1,60 +1,20 @@
 //! The write side: HR source → plan → push, against the simulator in paused time.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
 use cliq_sync::cliq::Endpoint;
 use cliq_sync::config::HrSettings;
-use cliq_sync::hr::{self, HrSource};
+use cliq_sync::hr::HrSource;
 use cliq_sync::sim::Faults;
-use cliq_sync::sync::plan::{plan, Plan, PlanOptions};
+use cliq_sync::sync::plan::{plan, Plan};
 use cliq_sync::sync::push::{push, PushError, PushOptions, PushOutcome};
-use cliq_sync::sync::{pull_with, PullKind, PullOptions, TeamsMode};
 use serde_json::Value;
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{spawn_app, Opts, TestApp};
-
-fn opts() -> PushOptions {
-    PushOptions {
-        plan: PlanOptions::default(),
-        enabled: true,
-        dry_run: false,
-        force: false,
-        max_changes_per_run: 10_000,
-        max_source_drop: 0.2,
-    }
-}
-
-async fn app(users: usize) -> TestApp {
-    let t = spawn_app(Opts {
-        users,
-        ..Opts::default()
-    })
-    .await;
-    full_pull(&t).await;
-    t
-}
-
-async fn full_pull(t: &TestApp) {
-    let o = PullOptions {
-        teams: TeamsMode::Off,
-        layouts: false,
-        ..PullOptions::default()
-    };
-    let r = pull_with(&t.app, PullKind::Full, &o, &CancellationToken::new())
-        .await
-        .unwrap();
-    assert!(r.ok(), "{r:?}");
-}
-
-fn write_hr(dir: &Path, name: &str, text: &str) -> HrSource {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    hr::load(&path).unwrap()
-}
+use crate::helpers::TestApp;
+use crate::trust::{app, changes_csv, full_pull, opts, write_hr};
 
 async fn plan_of(t: &TestApp, hr: &HrSource, o: &PushOptions) -> Plan {
     plan(&t.app.store, hr, &o.plan, t.app.scheduler.limits())
@@ -300,14 +260,6 @@ async fn a_bad_source_is_exit_2_naming_file_line_and_field_and_pushes_nothing() 
     settings.hr.as_mut().unwrap().managed_fields = Some(vec!["departmnet".into()]);
     let e = settings.validate().unwrap_err().to_string();
     assert!(e.contains("did you mean 'department'"), "{e}");
-}
-
-pub(crate) fn changes_csv(users: &[Value], n: usize, tag: &str) -> String {
-    let mut csv = String::from("email_id,work_location\n");
-    for u in users.iter().take(n) {
-        csv.push_str(&format!("{},{tag} {}\n", s(u, "email_id"), s(u, "id")));
-    }
-    csv
 }
 
 #[tokio::test(start_paused = true)]

@@ -6,7 +6,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cliq_sync::app::App;
@@ -19,7 +19,7 @@ use cliq_sync::sync::{pull, PullKind};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{base_time, settings_for};
+use crate::helpers::{base_time, settings_for, Logs};
 
 const SECRET: &str = "s3cr3t-VALUE-xyz";
 const REFRESH: &str = "r3fr3sh-VALUE-xyz";
@@ -353,32 +353,10 @@ fn settings_debug_masked_toml_and_errors_show_no_secret() {
     );
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn app_token_manager_and_logs_show_no_secret() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
-        .with_writer({
-            let logs = logs.clone();
-            move || logs.clone()
-        })
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = Logs::default();
+    let _guard = logs.capture("trace");
 
     let clock = Clock::anchored(base_time());
     let sim_cfg = SimConfig {
@@ -413,7 +391,7 @@ async fn app_token_manager_and_logs_show_no_secret() {
     no_secret_in("the token cache", &cache);
     let cached: serde_json::Value = serde_json::from_str(&cache).unwrap();
     let cached_token = cached["access_token"].as_str().unwrap().to_owned();
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(!logs.is_empty(), "trace logs were captured");
     assert!(
         !logs.contains(&cached_token),

@@ -6,7 +6,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cliq_sync::app::App;
@@ -19,7 +19,7 @@ use cliq_sync::sync::{pull, PullKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::crash::tcp_sim;
-use crate::helpers::{base_time, settings_for};
+use crate::helpers::{base_time, settings_for, Logs};
 
 /// `<mirror>.token`.
 fn token_file(db: &Path) -> PathBuf {
@@ -234,32 +234,10 @@ async fn a_refused_cached_token_is_refreshed_once_for_every_process() {
     assert_eq!(m.sim.counters().tokens_minted, 2);
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_wait_for_the_token_mint_budget_is_logged() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .with_writer({
-            let logs = logs.clone();
-            move || logs.clone()
-        })
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = Logs::default();
+    let _guard = logs.capture("info");
 
     let m = Mirror::new();
     let app = m.open().await;
@@ -270,7 +248,7 @@ async fn a_wait_for_the_token_mint_budget_is_logged() {
     let start = tokio::time::Instant::now();
     app.auth.token().await.unwrap();
     assert!(start.elapsed() >= Duration::from_secs(590));
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     let line = logs
         .lines()
         .find(|l| l.contains("token-mint budget"))
