@@ -127,12 +127,12 @@ pub struct CliqSettings {
     pub refresh_token_file: Option<PathBuf>,
     pub modified_after_format: String,
     pub page_size: u32,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::clock::duration_text")]
     pub request_timeout: Duration,
     pub update_body: String,
     /// How long an unreachable accounts server is retried before the
     /// command fails (the token path's bound).
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::clock::duration_text")]
     pub token_timeout: Duration,
 }
 
@@ -195,10 +195,10 @@ impl Default for ScheduleSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct SyncSettings {
     /// Subtracted from the watermark for `modified_after` (clock skew).
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::clock::duration_text")]
     pub overlap: Duration,
     /// A watermark older than 7 days minus this margin forces a full pull.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::clock::duration_text")]
     pub window_margin: Duration,
     /// Team memberships: "off", "changed" (users new or changed in the run) or "all".
     pub teams: String,
@@ -237,7 +237,7 @@ pub struct HrSettings {
     /// The daemon uses a version of the file only once it has been
     /// unchanged (length, mtime, content) this long: an export caught
     /// half-written must never be pushed.
-    #[serde(default = "default_hr_settle", with = "humantime_serde_compat")]
+    #[serde(default = "default_hr_settle", with = "crate::clock::duration_text")]
     pub settle: Duration,
 }
 
@@ -269,7 +269,7 @@ pub struct PushSettings {
     /// People per `POST /users` request when adding (1..=100).
     pub add_batch_size: usize,
     /// A remembered permanent failure is tried again after this.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::clock::duration_text")]
     pub retry_failed_after: Duration,
 }
 
@@ -291,9 +291,9 @@ impl Default for PushSettings {
 #[serde(deny_unknown_fields)]
 pub struct LimitOverride {
     pub requests: Option<u32>,
-    #[serde(default, with = "humantime_serde_compat::option")]
+    #[serde(default, with = "crate::clock::duration_text::option")]
     pub per: Option<Duration>,
-    #[serde(default, with = "humantime_serde_compat::option")]
+    #[serde(default, with = "crate::clock::duration_text::option")]
     pub lock: Option<Duration>,
 }
 
@@ -308,7 +308,7 @@ pub struct LimitsSettings {
     pub user_layouts: Option<LimitOverride>,
     pub oauth_token: Option<LimitOverride>,
     /// Added to every quota window to absorb network jitter (default 500ms).
-    #[serde(default, with = "humantime_serde_compat::option")]
+    #[serde(default, with = "crate::clock::duration_text::option")]
     pub safety_margin: Option<Duration>,
     /// Entries above Cliq's documented quotas (more requests, a shorter
     /// window or lock) are refused unless this is true: the docs say "only
@@ -864,41 +864,6 @@ fn effective_limits(set: &LimitsSettings, limits: &Limits) -> toml::Value {
         toml::Value::Boolean(set.allow_above_documented),
     );
     toml::Value::Table(out)
-}
-
-/// Durations as humantime text ("30s", "10m", "1h 30m") in config files.
-mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(text.trim()).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration \"{text}\": {e} (examples: \"30s\", \"10m\", \"1h\")"
-            ))
-        })
-    }
-
-    pub mod option {
-        use super::*;
-
-        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-            match d {
-                Some(d) => super::serialize(d, s),
-                None => s.serialize_none(),
-            }
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-            super::deserialize(d).map(Some)
-        }
-    }
 }
 
 #[cfg(test)]

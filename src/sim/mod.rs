@@ -172,7 +172,7 @@ pub struct Faults {
     pub error_5xx_rate: f64,
     /// Added to every API answer (refusals included) after the request is
     /// counted (tokio time, so paused tests do not wait). JSON: `"250ms"`.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::clock::duration_text")]
     pub latency: Duration,
     /// Every API request is answered as throttled (no lock is imposed).
     pub force_throttle: bool,
@@ -222,26 +222,6 @@ impl Faults {
             }
         }
         Ok(())
-    }
-}
-
-/// `Duration` as humantime text (`"250ms"`, `"1s"`) in the JSON of [`Faults`].
-mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(text.trim()).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration {text:?}: {e} (examples: \"0s\", \"250ms\", \"2s\")"
-            ))
-        })
     }
 }
 
