@@ -223,6 +223,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let no_file = cli.config.is_none();
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
@@ -231,6 +232,13 @@ pub fn main() -> ExitCode {
                 "error: {}",
                 crate::text::escape_lines(&error_chain(&f.error))
             );
+            // A config refusal without a file is often a forgotten --config.
+            if f.code == 2 && no_file {
+                eprintln!(
+                    "note: no config file was loaded (give one with --config FILE or \
+                     CLIQ_SYNC_CONFIG): only the defaults and CLIQ_SYNC__ variables were read"
+                );
+            }
             ExitCode::from(f.code)
         }
     }

@@ -373,6 +373,21 @@ async fn check_config_without_a_file_says_so() {
         "{text}"
     );
     toml::from_str::<toml::Table>(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+
+    // Without a file and without the secrets, the refusal says too that no
+    // file was read (the operator may have forgotten --config).
+    let out = Command::new(env!("CARGO_BIN_EXE_cliq-sync"))
+        .arg("check-config")
+        .env_remove("CLIQ_SYNC_CONFIG")
+        .env_remove("CLIQ_SYNC__CLIQ__CLIENT_SECRET")
+        .env_remove("CLIQ_SYNC__CLIQ__REFRESH_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no config file was loaded"), "{err}");
+    assert!(err.contains("cliq.client_secret"), "{err}");
 }
 
 /// `check-config --online` mints a token and lists one user; with a token
