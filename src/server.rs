@@ -433,10 +433,31 @@ pub async fn render(s: &ServerState) -> anyhow::Result<String> {
     );
 
     register_progress(reg, &status.in_progress, now);
+    register_hr_missing(reg, &status.hr_missing);
 
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &root)?;
     Ok(out)
+}
+
+/// Leavers, as the last plan saw them (read from the mirror: a manual
+/// `cliq-sync plan` counts as much as the daemon's push). Always exported,
+/// 0 when nobody is missing, so an alert can compare without `absent()`.
+fn register_hr_missing(reg: &mut Registry, m: &crate::mirror::leavers::HrMissing) {
+    let users = Gauge::<i64>::default();
+    users.set(m.users);
+    reg.register(
+        "hr_missing_users",
+        "People in Cliq (not removed) whom the last plan found missing from the HR source; never written (the Users API has no deactivation)",
+        users,
+    );
+    let oldest = Gauge::<i64>::default();
+    oldest.set(m.oldest_seconds.unwrap_or(0));
+    reg.register(
+        "hr_missing_oldest_seconds",
+        "How long the longest-missing of them has been missing from HR (0: nobody)",
+        oldest,
+    );
 }
 
 /// Runs in progress (in any process on the mirror), by kind, and how far

@@ -9,6 +9,7 @@ use crate::cliq::Endpoint;
 use crate::clock::to_db;
 use crate::config::Settings;
 use crate::mirror::held::HeldPush;
+use crate::mirror::leavers::HrMissing;
 use crate::mirror::progress::RunInProgress;
 use crate::mirror::runs::RunRow;
 use crate::mirror::Store;
@@ -32,6 +33,9 @@ pub struct StatusReport {
     pub push_held: Option<HeldPush>,
     /// Runs `running` in a live process, with their progress so far.
     pub in_progress: Vec<RunInProgress>,
+    /// People in Cliq whom the last plan found missing from HR (leavers:
+    /// never written, the Users API has no deactivation).
+    pub hr_missing: HrMissing,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,7 +97,26 @@ pub async fn collect(
         runs: store.recent_runs(10).await?,
         push_held: store.held_push().await?,
         in_progress: store.runs_in_progress().await?,
+        hr_missing: store.hr_missing(now).await?,
     })
+}
+
+/// `not in HR  3 people in Cliq …`: `None` when the last plan found nobody.
+fn hr_missing_line(m: &HrMissing) -> Option<String> {
+    if m.users == 0 {
+        return None;
+    }
+    let longest = humantime::format_duration(std::time::Duration::from_secs(
+        m.oldest_seconds.unwrap_or(0).max(0) as u64,
+    ));
+    Some(format!(
+        "not in HR  {} {} in Cliq but not in the HR source (longest: {} since {}, {longest}); \
+         nothing is written for them: deactivate leavers in Cliq's admin console\n",
+        m.users,
+        if m.users == 1 { "person" } else { "people" },
+        m.oldest_email.as_deref().unwrap_or("(no email)"),
+        m.oldest_since.as_deref().unwrap_or("-"),
+    ))
 }
 
 impl StatusReport {
@@ -121,6 +144,9 @@ impl StatusReport {
                 h.last_held_at.as_deref().unwrap_or("-"),
                 h.reason
             ));
+        }
+        if let Some(line) = hr_missing_line(&self.hr_missing) {
+            out.push_str(&line);
         }
         if self.teams_queue > 0 {
             out.push_str(&format!("teams      {} users queued\n", self.teams_queue));

@@ -4,6 +4,7 @@
 mod health;
 pub mod held;
 pub mod lease;
+pub mod leavers;
 pub mod progress;
 pub mod pushes;
 pub mod runs;

@@ -10,7 +10,9 @@
 //! name that resolves to nothing or to several ids blocks that field (the
 //! user's other fields still go), with the reason.
 //!
-//! A plan reads the mirror and writes nothing anywhere.
+//! A plan writes nothing to Cliq. In the mirror it writes one piece of
+//! bookkeeping: since when each Cliq user has been missing from HR
+//! (`hr_missing`, see [`crate::mirror::leavers`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -121,12 +123,18 @@ pub struct Blocked {
     pub reason: String,
 }
 
-/// A Cliq user the HR source does not mention (reported, never touched).
+/// A Cliq user the HR source does not mention (reported, never touched:
+/// the Users API has no deactivation, so a leaver is for an operator to
+/// deactivate in Cliq's admin console).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NotInHr {
     pub user_id: String,
     pub email: Option<String>,
     pub status: Option<String>,
+    /// The first plan that found them missing from HR (RFC 3339 UTC).
+    pub missing_since: Option<String>,
+    /// How long ago that was, when this plan was made.
+    pub missing_seconds: Option<i64>,
 }
 
 /// Totals, requests and the minimum time the push takes under the quotas.
@@ -197,7 +205,30 @@ pub async fn plan(
     let users = store.plan_snapshot().await?;
     let failures = still_remembered(store.push_failures().await?, opts, store.clock().now());
     let recent_adds = store.recent_adds().await?;
-    Ok(compute(hr, &users, &failures, &recent_adds, opts, limits))
+    let mut plan = compute(hr, &users, &failures, &recent_adds, opts, limits);
+    note_missing(store, &mut plan.not_in_hr).await?;
+    Ok(plan)
+}
+
+/// Remember since when each leaver has been missing from HR and put it in
+/// the plan. A plan only runs on an HR source that loaded whole, so a
+/// broken export never starts anyone's clock.
+async fn note_missing(store: &Store, not_in_hr: &mut [NotInHr]) -> Result<(), StoreError> {
+    let now = store.clock().now();
+    let ids: Vec<(String, Option<String>)> = not_in_hr
+        .iter()
+        .map(|u| (u.user_id.clone(), u.email.clone()))
+        .collect();
+    let since = store.note_hr_missing(&ids, now).await?;
+    for u in not_in_hr {
+        u.missing_since = since.get(&u.user_id).cloned();
+        u.missing_seconds = u
+            .missing_since
+            .as_deref()
+            .and_then(crate::clock::from_db)
+            .map(|s| (now - s).num_seconds().max(0));
+    }
+    Ok(())
 }
 
 /// The remembered failures that still suppress a change: none with
@@ -537,6 +568,8 @@ pub fn compute(
             user_id: u.id.clone(),
             email: u.email.clone(),
             status: u.status.clone(),
+            missing_since: None,
+            missing_seconds: None,
         })
         .collect();
     not_in_hr.sort_by(|a, b| a.email.cmp(&b.email).then(a.user_id.cmp(&b.user_id)));
@@ -741,15 +774,28 @@ pub fn render(plan: &Plan) -> String {
         .not_in_hr
         .iter()
         .map(|u| {
-            format!(
+            let mut line = format!(
                 "{} ({}, {})",
                 u.email.as_deref().unwrap_or("(no email)"),
                 u.user_id,
                 u.status.as_deref().unwrap_or("unknown")
-            )
+            );
+            if let (Some(since), Some(secs)) = (&u.missing_since, u.missing_seconds) {
+                let _ = write!(
+                    line,
+                    " missing from HR since {since} ({})",
+                    humantime::format_duration(Duration::from_secs(secs.max(0) as u64))
+                );
+            }
+            line
         })
         .collect();
-    list(&mut out, "In Cliq but not in HR (never touched)", &nih);
+    // The Users API cannot deactivate: say what to do instead.
+    list(
+        &mut out,
+        "In Cliq but not in HR (never touched: deactivate leavers in Cliq's admin console)",
+        &nih,
+    );
     let _ = writeln!(
         out,
         "\n{} change{} ({} PUT, {} POST); at least {} under Cliq's quotas.",

@@ -13,6 +13,7 @@ mod health;
 mod held;
 mod helpers;
 mod leases;
+mod leavers;
 mod logs;
 mod mirror_open;
 mod monitoring;

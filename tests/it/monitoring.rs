@@ -36,7 +36,7 @@ fn yaml(rel: &str) -> serde_json::Value {
 }
 
 /// GET /metrics with an optional Accept header: (content type, body).
-async fn scrape(t: &TestApp, accept: Option<&str>) -> (String, String) {
+pub(crate) async fn scrape(t: &TestApp, accept: Option<&str>) -> (String, String) {
     // As after a run of each kind: the daemon then exports their durations;
     // and after a look at its HR file (`cliq_sync_hr_source_valid`).
     let daemon = DaemonState::default();
