@@ -773,5 +773,6 @@ pub fn render(plan: &Plan) -> String {
     crate::text::escape_lines(&out).into_owned()
 }
 
+pub mod scope;
 #[cfg(test)]
 mod tests;
