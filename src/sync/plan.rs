@@ -855,7 +855,14 @@ pub fn render(plan: &Plan) -> String {
         s.add_requests,
         humantime::format_duration(Duration::from_secs(plan.min_duration().as_secs()))
     );
-    if plan.is_empty() && plan.blocked.is_empty() {
+    if plan.is_empty() && plan.blocked.is_empty() && !plan.excluded.is_empty() {
+        // Not "Cliq matches HR": the excluded people were not compared.
+        let _ = writeln!(
+            out,
+            "Nothing to push for the people in scope; the {} excluded above are never written.",
+            s.excluded
+        );
+    } else if plan.is_empty() && plan.blocked.is_empty() {
         let _ = writeln!(out, "Nothing to push: Cliq already matches the HR source.");
     } else if plan.is_empty() {
         let _ = writeln!(
