@@ -271,6 +271,12 @@ pub struct PushSettings {
     /// A remembered permanent failure is tried again after this.
     #[serde(with = "crate::clock::duration_text")]
     pub retry_failed_after: Duration,
+    /// Email globs of the people a push may write (`["*"]`: everyone).
+    pub include: Vec<String>,
+    /// Email globs never written (protected accounts).
+    pub exclude: Vec<String>,
+    /// Cliq department names whose members are never written.
+    pub exclude_departments: Vec<String>,
 }
 
 impl Default for PushSettings {
@@ -282,6 +288,9 @@ impl Default for PushSettings {
             max_source_drop: 0.2,
             add_batch_size: 10,
             retry_failed_after: Duration::from_secs(24 * 3600),
+            include: vec!["*".into()],
+            exclude: Vec::new(),
+            exclude_departments: Vec::new(),
         }
     }
 }
@@ -632,6 +641,8 @@ impl Settings {
         if !(1..=100).contains(&self.push.add_batch_size) {
             return Err(invalid("push.add_batch_size", "must be between 1 and 100"));
         }
+        crate::sync::plan::scope::Scope::from_settings(&self.push)
+            .map_err(|e| invalid(&e.key, e.message))?;
         self.limits.to_limits()?;
         self.limits.check_documented()?;
         checks::check_log_level(&self.log.level).map_err(|m| invalid("log.level", m))?;

@@ -493,3 +493,38 @@ fn five_field_cron_is_accepted_and_never_firing_lines_are_refused_in_any_zone() 
         );
     }
 }
+
+#[test]
+fn push_scope_globs_are_checked_at_load_and_name_the_entry() {
+    let ok = load(
+        "[push]\ninclude = [\"*@eng.example\"]\nexclude = [\"ceo@example.com\", \"svc-*@example.com\"]\n\
+         exclude_departments = [\"Board\"]\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(ok.push.include, ["*@eng.example"]);
+    assert_eq!(ok.push.exclude, ["ceo@example.com", "svc-*@example.com"]);
+    assert_eq!(ok.push.exclude_departments, ["Board"]);
+    let d = Settings::default();
+    assert_eq!(d.push.include, ["*"]);
+    assert!(d.push.exclude.is_empty() && d.push.exclude_departments.is_empty());
+
+    let bad = err(
+        "[push]\nexclude = [\"ceo@example.com\", \"svc-[*@example.com\"]\n",
+        &[],
+    );
+    assert!(bad.starts_with("FILE:2: push.exclude[1]: "), "{bad}");
+    assert!(bad.contains("svc-[*@example.com"), "{bad}");
+    let empty = err("[push]\ninclude = [\"*\", \"  \"]\n", &[]);
+    assert!(
+        empty.contains("push.include[1]") && empty.contains("empty"),
+        "{empty}"
+    );
+    let none = err("[push]\ninclude = []\n", &[]);
+    assert!(
+        none.contains("push.include") && none.contains("[\"*\"]"),
+        "{none}"
+    );
+    let dept = err("[push]\nexclude_departments = [\"\"]\n", &[]);
+    assert!(dept.contains("push.exclude_departments[0]"), "{dept}");
+}

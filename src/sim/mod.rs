@@ -1083,6 +1083,22 @@ impl Simulator {
             .collect()
     }
 
+    /// Add a department as an admin would in the Cliq console; returns its
+    /// id (the existing one if the name is taken). Appended after the
+    /// seeded ones, so the seeded org does not change.
+    pub fn add_department(&self, name: &str) -> String {
+        let mut st = self.state();
+        if let Some(d) = st.org.departments.iter().find(|d| d.name == name) {
+            return d.id.clone();
+        }
+        let id = format!("1901318000002{:06}", st.org.departments.len());
+        st.org.departments.push(org::Named {
+            id: id.clone(),
+            name: name.to_owned(),
+        });
+        id
+    }
+
     /// (id, name) of every designation.
     pub fn designations(&self) -> Vec<(String, String)> {
         let st = self.state();

@@ -41,6 +41,8 @@ pub struct PlanOptions {
     pub retry_failed_after: Duration,
     /// Plan every remembered failure again now (`push --retry-failed`).
     pub retry_failed: bool,
+    /// Who may be written (`[push] include`, `exclude`, `exclude_departments`).
+    pub scope: scope::Scope,
 }
 
 impl Default for PlanOptions {
@@ -51,6 +53,7 @@ impl Default for PlanOptions {
             add_batch_size: 10,
             retry_failed_after: Duration::from_secs(24 * 3600),
             retry_failed: false,
+            scope: scope::Scope::default(),
         }
     }
 }
@@ -65,6 +68,8 @@ impl PlanOptions {
             add_batch_size: s.push.add_batch_size.max(1),
             retry_failed_after: s.push.retry_failed_after,
             retry_failed: false,
+            // Checked at load already; a message naming the key all the same.
+            scope: scope::Scope::from_settings(&s.push).map_err(|e| e.to_string())?,
         })
     }
 }
@@ -123,6 +128,20 @@ pub struct Blocked {
     pub reason: String,
 }
 
+/// An HR person the push never writes (`[push] include`, `exclude`,
+/// `exclude_departments`), and the rule that matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Excluded {
+    pub email: String,
+    /// The Cliq user, if the mirror has exactly one with this email.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// `exclude "svc-*@example.com"`, `exclude_departments "Board"`,
+    /// `not in include`.
+    pub rule: String,
+    pub reason: String,
+}
+
 /// A Cliq user the HR source does not mention (reported, never touched:
 /// the Users API has no deactivation, so a leaver is for an operator to
 /// deactivate in Cliq's admin console).
@@ -152,6 +171,8 @@ pub struct PlanSummary {
     pub missing_in_cliq: usize,
     pub pending_adds: usize,
     pub not_in_hr: usize,
+    /// HR people out of the push's scope (never written, not counted in `changes`).
+    pub excluded: usize,
     pub update_requests: usize,
     pub add_requests: usize,
     /// The k-th request of an endpoint (from 0) cannot start before
@@ -174,6 +195,8 @@ pub struct Plan {
     /// HR people added by an earlier push, waiting for a full pull to see them.
     pub pending_adds: Vec<String>,
     pub not_in_hr: Vec<NotInHr>,
+    /// HR people out of the push's scope, with the rule that matched.
+    pub excluded: Vec<Excluded>,
 }
 
 impl Plan {
@@ -395,10 +418,15 @@ pub fn compute(
         })
     };
 
+    let out_of_scope = excluded_people(hr, &by_email, &departments, dept_name, &opts.scope);
+
     let manager_col = attr_cols[Attr::ReportingTo.index()];
     let loops = if managed.contains(&Attr::ReportingTo) {
         let mut desired: HashMap<&str, String> = HashMap::new();
         for rec in &hr.records {
+            if out_of_scope.contains_key(rec.email.as_str()) {
+                continue;
+            }
             let Some([u]) = by_email.get(rec.email.as_str()).map(Vec::as_slice) else {
                 continue;
             };
@@ -423,6 +451,11 @@ pub fn compute(
 
     for rec in &hr.records {
         hr_emails.insert(rec.email.as_str());
+        // Out of scope: never written, whatever HR says (listed below).
+        if out_of_scope.contains_key(rec.email.as_str()) {
+            matched += usize::from(by_email.contains_key(rec.email.as_str()));
+            continue;
+        }
         match by_email.get(rec.email.as_str()).map(Vec::as_slice) {
             Some([u]) => {
                 matched += 1;
@@ -578,6 +611,8 @@ pub fn compute(
     blocked.sort_by(|a, b| a.email.cmp(&b.email).then(a.field.cmp(&b.field)));
     missing.sort();
     pending.sort();
+    let mut excluded: Vec<Excluded> = out_of_scope.into_values().collect();
+    excluded.sort_by(|a, b| a.email.cmp(&b.email));
 
     let update_requests = updates.len();
     let add_requests = adds.len().div_ceil(opts.add_batch_size.max(1));
@@ -595,6 +630,7 @@ pub fn compute(
         missing_in_cliq: missing.len(),
         pending_adds: pending.len(),
         not_in_hr: not_in_hr.len(),
+        excluded: excluded.len(),
         update_requests,
         add_requests,
         min_duration_secs: min.as_secs_f64(),
@@ -610,7 +646,57 @@ pub fn compute(
         missing_in_cliq: missing,
         pending_adds: pending,
         not_in_hr,
+        excluded,
     }
+}
+
+/// The HR people `scope` keeps the push from writing, by email. A person's
+/// departments are those of their users in the mirror (current) and the
+/// one their HR record gives (by name, or by id through the mirror's
+/// names): either being excluded protects them.
+fn excluded_people<'a>(
+    hr: &'a HrSource,
+    by_email: &HashMap<&str, Vec<&MirrorUser>>,
+    departments: &Names<'_>,
+    dept_name: usize,
+    scope: &scope::Scope,
+) -> HashMap<&'a str, Excluded> {
+    let mut out = HashMap::new();
+    if scope.is_everyone() {
+        return out;
+    }
+    for rec in &hr.records {
+        let users = by_email.get(rec.email.as_str()).map(Vec::as_slice);
+        let mut depts: Vec<scope::DepartmentOf<'_>> = users
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|u| u.values[dept_name].as_deref())
+            .map(scope::DepartmentOf::Mirror)
+            .collect();
+        if let Some(v) = rec.get(Attr::Department) {
+            let name = match v.kind {
+                ValueKind::Name => Some(v.text.as_ref()),
+                _ => departments.by_id.get(v.text.as_ref()).copied(),
+            };
+            depts.extend(name.map(scope::DepartmentOf::Hr));
+        }
+        if let Some(o) = scope.check(&rec.email, &depts) {
+            let user_id = match users {
+                Some([u]) => Some(u.id.clone()),
+                _ => None,
+            };
+            out.insert(
+                rec.email.as_str(),
+                Excluded {
+                    email: rec.email.clone(),
+                    user_id,
+                    rule: o.rule,
+                    reason: o.reason,
+                },
+            );
+        }
+    }
+    out
 }
 
 /// The people whose planned manager change would make them report to
@@ -796,6 +882,16 @@ pub fn render(plan: &Plan) -> String {
         "In Cliq but not in HR (never touched: deactivate leavers in Cliq's admin console)",
         &nih,
     );
+    let excluded: Vec<String> = plan
+        .excluded
+        .iter()
+        .map(|x| format!("{:<36} {:<32} {}", x.email, x.rule, x.reason))
+        .collect();
+    list(
+        &mut out,
+        "Excluded by [push] include/exclude/exclude_departments (never written)",
+        &excluded,
+    );
     let _ = writeln!(
         out,
         "\n{} change{} ({} PUT, {} POST); at least {} under Cliq's quotas.",
@@ -805,7 +901,14 @@ pub fn render(plan: &Plan) -> String {
         s.add_requests,
         humantime::format_duration(Duration::from_secs(plan.min_duration().as_secs()))
     );
-    if plan.is_empty() && plan.blocked.is_empty() {
+    if plan.is_empty() && plan.blocked.is_empty() && !plan.excluded.is_empty() {
+        // Not "Cliq matches HR": the excluded people were not compared.
+        let _ = writeln!(
+            out,
+            "Nothing to push for the people in scope; the {} excluded above are never written.",
+            s.excluded
+        );
+    } else if plan.is_empty() && plan.blocked.is_empty() {
         let _ = writeln!(out, "Nothing to push: Cliq already matches the HR source.");
     } else if plan.is_empty() {
         let _ = writeln!(
@@ -819,5 +922,6 @@ pub fn render(plan: &Plan) -> String {
     crate::text::escape_lines(&out).into_owned()
 }
 
+pub mod scope;
 #[cfg(test)]
 mod tests;

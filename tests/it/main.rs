@@ -22,6 +22,7 @@ mod pull;
 mod push;
 mod removals;
 mod safety;
+mod scope;
 mod settle;
 mod simulate;
 mod systemd;

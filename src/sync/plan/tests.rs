@@ -132,3 +132,30 @@ fn the_human_plan_escapes_control_characters_from_the_mirror() {
     );
     assert!(text.contains("Evil\\u{1b}[2J"), "{text}");
 }
+
+/// An excluded person's planned manager change never happens, so it cannot
+/// close a cycle: the other half of the would-be loop goes through.
+#[test]
+fn an_excluded_persons_change_takes_no_part_in_the_cycle_check() {
+    let users = [user(1, None), user(2, None)];
+    let hr = load_bytes(
+        Path::new("hr.csv"),
+        Format::Csv,
+        b"email_id,reporting_to_email\nu1@x.example,u2@x.example\nu2@x.example,u1@x.example\n",
+    )
+    .unwrap();
+    let opts = PlanOptions {
+        scope: scope::Scope::new(&["*".into()], &["U2@*".into()], &[]).unwrap(),
+        ..PlanOptions::default()
+    };
+    let p = compute(&hr, &users, &[], &[], &opts, &Limits::documented());
+    assert_eq!(
+        reporting_changes(&p),
+        vec![("u1@x.example", "102")],
+        "{p:#?}"
+    );
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+    assert_eq!(p.excluded.len(), 1);
+    assert_eq!(p.excluded[0].rule, "exclude \"U2@*\"");
+    assert!(render(&p).contains("Excluded by"), "{}", render(&p));
+}
