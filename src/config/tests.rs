@@ -498,7 +498,8 @@ fn five_field_cron_is_accepted_and_never_firing_lines_are_refused_in_any_zone() 
 
 #[test]
 fn push_on_conflict_is_overwrite_skip_or_hold_and_a_bad_value_names_the_key() {
-    let on_conflict = |s: &Settings| serde_json::to_value(s).unwrap()["push"]["on_conflict"].clone();
+    let on_conflict =
+        |s: &Settings| serde_json::to_value(s).unwrap()["push"]["on_conflict"].clone();
     assert_eq!(on_conflict(&load("", &[]).unwrap()), "overwrite");
     for v in ["overwrite", "skip", "hold"] {
         let s = load(&format!("[push]\non_conflict = \"{v}\"\n"), &[]).unwrap();
@@ -509,7 +510,10 @@ fn push_on_conflict_is_overwrite_skip_or_hold_and_a_bad_value_names_the_key() {
     let e = err("[push]\non_conflict = \"ask\"\n", &[]);
     assert!(e.contains("push.on_conflict"), "{e}");
     assert!(e.contains("FILE:2"), "{e}");
-    assert!(e.contains("overwrite") && e.contains("skip") && e.contains("hold"), "{e}");
+    assert!(
+        e.contains("overwrite") && e.contains("skip") && e.contains("hold"),
+        "{e}"
+    );
     let e = err("", &[("CLIQ_SYNC__PUSH__ON_CONFLICT", "Skip")]);
     assert!(e.contains("push.on_conflict"), "{e}");
     assert!(e.contains("CLIQ_SYNC__PUSH__ON_CONFLICT"), "{e}");

@@ -4,7 +4,6 @@
 //! plan marks it; `[push] on_conflict` decides: `overwrite` (the default)
 //! pushes it anyway, `skip` leaves Cliq's value alone, `hold` holds the push.
 
-use std::path::Path;
 use std::time::Duration;
 
 use cliq_sync::cliq::Endpoint;
@@ -71,17 +70,21 @@ async fn scene(observed_by: PullKind) -> Scene {
     assert_eq!(out.report.updates_applied, 3);
 
     tokio::time::advance(Duration::from_secs(3600)).await;
-    assert!(t.sim.mutate_user(&ids[0], json!({"work_location": "Room 7"})));
-    assert!(t.sim.mutate_user(&ids[3], json!({"work_location": "Elsewhere"})));
+    assert!(t
+        .sim
+        .mutate_user(&ids[0], json!({"work_location": "Room 7"})));
+    assert!(t
+        .sim
+        .mutate_user(&ids[3], json!({"work_location": "Elsewhere"})));
     tokio::time::advance(Duration::from_secs(60)).await;
     pull(&t, observed_by).await;
-    assert!(t.sim.mutate_user(&ids[3], json!({"work_location": "Desk D"})));
+    assert!(t
+        .sim
+        .mutate_user(&ids[3], json!({"work_location": "Desk D"})));
     tokio::time::advance(Duration::from_secs(60)).await;
     pull(&t, observed_by).await;
 
-    let now = format!(
-        "email_id,work_location\n{a},Desk A\n{b},Desk B2\n{c},Desk C\n{d},Desk D2\n"
-    );
+    let now = format!("email_id,work_location\n{a},Desk A\n{b},Desk B2\n{c},Desk C\n{d},Desk D2\n");
     let hr = write_hr(dir.path(), "hr.csv", &now);
     Scene {
         t,
@@ -93,9 +96,14 @@ async fn scene(observed_by: PullKind) -> Scene {
 }
 
 async fn plan_of(sc: &Scene, o: &PushOptions) -> (Plan, Value) {
-    let p = plan::plan(&sc.t.app.store, &sc.hr, &o.plan, sc.t.app.scheduler.limits())
-        .await
-        .unwrap();
+    let p = plan::plan(
+        &sc.t.app.store,
+        &sc.hr,
+        &o.plan,
+        sc.t.app.scheduler.limits(),
+    )
+    .await
+    .unwrap();
     let json = serde_json::to_value(&p).unwrap();
     (p, json)
 }
@@ -151,7 +159,9 @@ async fn overwrite_plans_a_hand_edit_and_says_it_overwrites_a_change_made_in_cli
 
     // Today's behaviour: the push sends all four, the hand edit included.
     let before = puts(&sc);
-    let out = run_push(&sc.t, &sc.hr, &push_opts("overwrite")).await.unwrap();
+    let out = run_push(&sc.t, &sc.hr, &push_opts("overwrite"))
+        .await
+        .unwrap();
     assert_eq!(out.report.updates_applied, 4);
     assert_eq!(puts(&sc) - before, 4);
     assert_eq!(work_location(&sc), "Desk A");
@@ -212,7 +222,12 @@ async fn hold_holds_the_push_once_per_incident_naming_the_conflicts() {
         panic!("{e:?}")
     };
     assert!(stop.run_id.is_some() && !stop.repeated, "{stop:?}");
-    for part in [a.as_str(), "work_location", "2026-06-01", "on_conflict = \"hold\""] {
+    for part in [
+        a.as_str(),
+        "work_location",
+        "2026-06-01",
+        "on_conflict = \"hold\"",
+    ] {
         assert!(stop.reason.contains(part), "{part}: {}", stop.reason);
     }
     assert_eq!(puts(&sc), before, "nothing was sent");
@@ -220,7 +235,10 @@ async fn hold_holds_the_push_once_per_incident_naming_the_conflicts() {
     assert_eq!(runs.len(), runs_before + 1);
     let (status, error) = runs.last().unwrap();
     assert_eq!(status, "held");
-    assert!(error.as_deref().unwrap_or("").contains(a.as_str()), "{error:?}");
+    assert!(
+        error.as_deref().unwrap_or("").contains(a.as_str()),
+        "{error:?}"
+    );
 
     // The daemon's next tick: the same plan is the same incident.
     tokio::time::advance(Duration::from_secs(900)).await;
@@ -239,17 +257,95 @@ async fn hold_holds_the_push_once_per_incident_naming_the_conflicts() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn without_a_hand_edit_hold_and_skip_change_nothing() {
+async fn a_pushed_field_nobody_changed_since_does_not_hold_the_push() {
     let t = app(30).await;
     let dir = tempfile::tempdir().unwrap();
     let users = t.sim.users();
     let a = s(&users[0], "email_id");
-    let hr = write_hr(dir.path(), "a.csv", &format!("email_id,work_location\n{a},Desk A\n"));
+    let hr = write_hr(
+        dir.path(),
+        "a.csv",
+        &format!("email_id,work_location\n{a},Desk A\n"),
+    );
     run_push(&t, &hr, &push_opts("hold")).await.unwrap();
     tokio::time::advance(Duration::from_secs(3600)).await;
     pull(&t, PullKind::Full).await;
-    let hr = write_hr(dir.path(), "b.csv", &format!("email_id,work_location\n{a},Desk B\n"));
+    let hr = write_hr(
+        dir.path(),
+        "b.csv",
+        &format!("email_id,work_location\n{a},Desk B\n"),
+    );
     let out = run_push(&t, &hr, &push_opts("hold")).await.unwrap();
     assert_eq!(out.report.updates_applied, 1);
-    let _ = Path::new("");
+}
+
+/// Through the real binary: `hold` is exit 3 with the conflict named, the
+/// same plan held twice is one held run, `plan --json` carries the
+/// `conflict` object, and a bad `on_conflict` is exit 2 naming the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_exits_3_on_hold_once_per_incident_and_2_on_a_bad_value() {
+    let hr_dir = tempfile::tempdir().unwrap();
+    let hr = hr_dir.path().join("hr.csv");
+    let config = format!(
+        "[sync]\nteams = \"off\"\n[hr]\nsource = \"{}\"\n[push]\nenabled = true\n",
+        hr.display()
+    );
+    let ts = crate::crash::tcp_sim(10, Duration::ZERO, &config).await;
+    let run = |args: &[&str], on_conflict: &str| {
+        let mut c = ts.cli(args);
+        c.env("CLIQ_SYNC__PUSH__ON_CONFLICT", on_conflict);
+        c
+    };
+    let code = |o: &std::process::Output| o.status.code().unwrap_or(-1);
+    assert_eq!(
+        code(
+            &run(&["sync", "--full"], "overwrite")
+                .output()
+                .await
+                .unwrap()
+        ),
+        0
+    );
+    let user = ts.sim.users()[0].clone();
+    let (email, id) = (s(&user, "email_id"), s(&user, "id"));
+    std::fs::write(&hr, format!("email_id,work_location\n{email},Desk A\n")).unwrap();
+    assert_eq!(code(&run(&["push"], "hold").output().await.unwrap()), 0);
+    assert!(ts.sim.mutate_user(&id, json!({"work_location": "Room 7"})));
+    assert_eq!(
+        code(&run(&["sync", "--full"], "hold").output().await.unwrap()),
+        0
+    );
+
+    for _ in 0..2 {
+        let out = run(&["push"], "hold").output().await.unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 3, "{err}");
+        assert!(
+            err.contains("on_conflict = \"hold\"") && err.contains(&email),
+            "{err}"
+        );
+    }
+    assert_eq!(s(&ts.sim.user(&id).unwrap(), "work_location"), "Room 7");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", ts.db.display()))
+        .await
+        .unwrap();
+    let held: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs WHERE status = 'held'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(held, 1, "the same plan held twice is one incident");
+
+    let out = run(&["plan", "--json"], "hold").output().await.unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["schema_version"], 1);
+    let conflict = &doc["updates"][0]["changes"][0]["conflict"];
+    assert_eq!(conflict["cliq_value"], "Room 7", "{doc}");
+    assert!(conflict["changed_at"].as_str().is_some(), "{doc}");
+
+    let out = run(&["check-config"], "ask").output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 2, "{err}");
+    assert!(err.contains("push.on_conflict"), "{err}");
+    ts.shut().await;
 }
