@@ -277,6 +277,52 @@ pub struct PushSettings {
     pub exclude: Vec<String>,
     /// Cliq department names whose members are never written.
     pub exclude_departments: Vec<String>,
+    /// What to do with an HR-managed field changed in Cliq since our last
+    /// push of it.
+    pub on_conflict: OnConflict,
+}
+
+/// `[push] on_conflict`: a field HR manages was changed in Cliq (by hand,
+/// by an admin) since our last push of it, and HR wants another value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnConflict {
+    /// Push HR's value anyway; the plan marks it (today's behaviour).
+    #[default]
+    Overwrite,
+    /// Leave Cliq's value; the plan lists the field as skipped.
+    Skip,
+    /// Hold the whole push (a `held` run, exit 3) until reviewed.
+    Hold,
+}
+
+impl OnConflict {
+    pub const ALL: [OnConflict; 3] = [OnConflict::Overwrite, OnConflict::Skip, OnConflict::Hold];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnConflict::Overwrite => "overwrite",
+            OnConflict::Skip => "skip",
+            OnConflict::Hold => "hold",
+        }
+    }
+}
+
+// By hand rather than derived: serde's "enum OnConflict does not have
+// variant constructor ask" names a Rust type, not the choices an operator
+// has (the loader adds the key and where it was set).
+impl<'de> Deserialize<'de> for OnConflict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        OnConflict::ALL
+            .into_iter()
+            .find(|v| v.as_str() == text)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "must be \"overwrite\", \"skip\" or \"hold\", found {text:?}"
+                ))
+            })
+    }
 }
 
 impl Default for PushSettings {
@@ -291,6 +337,7 @@ impl Default for PushSettings {
             include: vec!["*".into()],
             exclude: Vec::new(),
             exclude_departments: Vec::new(),
+            on_conflict: OnConflict::Overwrite,
         }
     }
 }

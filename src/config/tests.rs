@@ -528,3 +528,28 @@ fn push_scope_globs_are_checked_at_load_and_name_the_entry() {
     let dept = err("[push]\nexclude_departments = [\"\"]\n", &[]);
     assert!(dept.contains("push.exclude_departments[0]"), "{dept}");
 }
+
+// ------------------------------------------------------------ issue 12, point 5
+
+#[test]
+fn push_on_conflict_is_overwrite_skip_or_hold_and_a_bad_value_names_the_key() {
+    let on_conflict =
+        |s: &Settings| serde_json::to_value(s).unwrap()["push"]["on_conflict"].clone();
+    assert_eq!(on_conflict(&load("", &[]).unwrap()), "overwrite");
+    for v in ["overwrite", "skip", "hold"] {
+        let s = load(&format!("[push]\non_conflict = \"{v}\"\n"), &[]).unwrap();
+        assert_eq!(on_conflict(&s), v);
+    }
+    let s = load("", &[("CLIQ_SYNC__PUSH__ON_CONFLICT", "skip")]).unwrap();
+    assert_eq!(on_conflict(&s), "skip");
+    let e = err("[push]\non_conflict = \"ask\"\n", &[]);
+    assert!(e.contains("push.on_conflict"), "{e}");
+    assert!(e.contains("FILE:2"), "{e}");
+    assert!(
+        e.contains("overwrite") && e.contains("skip") && e.contains("hold"),
+        "{e}"
+    );
+    let e = err("", &[("CLIQ_SYNC__PUSH__ON_CONFLICT", "Skip")]);
+    assert!(e.contains("push.on_conflict"), "{e}");
+    assert!(e.contains("CLIQ_SYNC__PUSH__ON_CONFLICT"), "{e}");
+}

@@ -3,6 +3,7 @@
 
 mod health;
 pub mod held;
+pub mod history;
 pub mod lease;
 pub mod leavers;
 pub mod progress;

@@ -13,6 +13,10 @@
 //! A plan writes nothing to Cliq. In the mirror it writes one piece of
 //! bookkeeping: since when each Cliq user has been missing from HR
 //! (`hr_missing`, see [`crate::mirror::leavers`]).
+//!
+//! A field that a pull saw change in Cliq after our last push of it (a hand
+//! edit) is a conflict: marked, skipped or held per `[push] on_conflict`
+//! (see `plan/conflicts.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -23,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cliq::quotas::Limits;
 use crate::cliq::Endpoint;
+use crate::config::OnConflict;
 use crate::hr::{Attr, HrRecord, HrSource, ValueKind};
 use crate::mirror::pushes::{MirrorUser, PushFailure};
 use crate::mirror::{Store, StoreError};
@@ -43,6 +48,8 @@ pub struct PlanOptions {
     pub retry_failed: bool,
     /// Who may be written (`[push] include`, `exclude`, `exclude_departments`).
     pub scope: scope::Scope,
+    /// A field changed in Cliq since our last push of it (`[push] on_conflict`).
+    pub on_conflict: OnConflict,
 }
 
 impl Default for PlanOptions {
@@ -54,6 +61,7 @@ impl Default for PlanOptions {
             retry_failed_after: Duration::from_secs(24 * 3600),
             retry_failed: false,
             scope: scope::Scope::default(),
+            on_conflict: OnConflict::Overwrite,
         }
     }
 }
@@ -70,6 +78,7 @@ impl PlanOptions {
             retry_failed: false,
             // Checked at load already; a message naming the key all the same.
             scope: scope::Scope::from_settings(&s.push).map_err(|e| e.to_string())?,
+            on_conflict: s.push.on_conflict,
         })
     }
 }
@@ -90,6 +99,37 @@ pub struct FieldChange {
     pub current_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub desired_name: Option<String>,
+    /// Set when this change overwrites a change made in Cliq since our
+    /// last push of the field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<Conflict>,
+}
+
+/// A hand edit in Cliq that a change would overwrite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    /// When a pull first saw the value Cliq has now (RFC 3339; the mirror
+    /// knows when it observed a change, not the second it was made).
+    pub changed_at: String,
+    /// The pull that saw it: `full` or `incremental`.
+    pub observed_by: String,
+    /// Cliq's value now (for references: the id).
+    pub cliq_value: Option<String>,
+    /// What our last push of the field set, and when.
+    pub pushed_value: Option<String>,
+    pub pushed_at: String,
+}
+
+/// A change left out because the field was changed in Cliq since our
+/// last push of it (`[push] on_conflict = "skip"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedConflict {
+    pub email: String,
+    pub user_id: String,
+    pub field: &'static str,
+    /// HR's value, not sent.
+    pub desired: String,
+    pub conflict: Conflict,
 }
 
 /// An update of one Cliq user: one `PUT /users/{id}`.
@@ -173,6 +213,10 @@ pub struct PlanSummary {
     pub not_in_hr: usize,
     /// HR people out of the push's scope (never written, not counted in `changes`).
     pub excluded: usize,
+    /// Planned changes that overwrite a change made in Cliq.
+    pub conflicts: usize,
+    /// Changes left out for such a conflict (`on_conflict = "skip"`).
+    pub skipped_conflicts: usize,
     pub update_requests: usize,
     pub add_requests: usize,
     /// The k-th request of an endpoint (from 0) cannot start before
@@ -197,6 +241,10 @@ pub struct Plan {
     pub not_in_hr: Vec<NotInHr>,
     /// HR people out of the push's scope, with the rule that matched.
     pub excluded: Vec<Excluded>,
+    /// `[push] on_conflict` the plan was made with.
+    pub on_conflict: OnConflict,
+    /// Changes not planned: changed in Cliq since our last push of them.
+    pub skipped_conflicts: Vec<SkippedConflict>,
 }
 
 impl Plan {
@@ -229,6 +277,7 @@ pub async fn plan(
     let failures = still_remembered(store.push_failures().await?, opts, store.clock().now());
     let recent_adds = store.recent_adds().await?;
     let mut plan = compute(hr, &users, &failures, &recent_adds, opts, limits);
+    conflicts::apply(store, &mut plan, opts, limits).await?;
     note_missing(store, &mut plan.not_in_hr).await?;
     Ok(plan)
 }
@@ -494,6 +543,7 @@ pub fn compute(
                                     desired,
                                     current_name,
                                     desired_name,
+                                    conflict: None,
                                 });
                             }
                         }
@@ -631,6 +681,8 @@ pub fn compute(
         pending_adds: pending.len(),
         not_in_hr: not_in_hr.len(),
         excluded: excluded.len(),
+        conflicts: 0,
+        skipped_conflicts: 0,
         update_requests,
         add_requests,
         min_duration_secs: min.as_secs_f64(),
@@ -647,6 +699,8 @@ pub fn compute(
         pending_adds: pending,
         not_in_hr,
         excluded,
+        on_conflict: opts.on_conflict,
+        skipped_conflicts: Vec::new(),
     }
 }
 
@@ -774,6 +828,41 @@ pub fn hash_fields<'a>(fields: impl Iterator<Item = (&'a str, &'a str)>) -> Stri
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The line under a change that overwrites a hand edit in Cliq.
+fn conflict_note(k: &Conflict) -> String {
+    format!(
+        "! overwrites a change made in Cliq on {} (seen by a {} pull; we pushed {} on {})",
+        conflicts::day(&k.changed_at),
+        k.observed_by,
+        k.pushed_value.as_deref().unwrap_or("(empty)"),
+        conflicts::day(&k.pushed_at)
+    )
+}
+
+/// `[push] on_conflict = "skip"`: the changes left out, with Cliq's value.
+fn render_skipped_conflicts(out: &mut String, plan: &Plan) {
+    if plan.skipped_conflicts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nSkipped: changed in Cliq since our last push, kept ([push] on_conflict = \"skip\") ({}):",
+        plan.skipped_conflicts.len()
+    );
+    for k in &plan.skipped_conflicts {
+        let _ = writeln!(
+            out,
+            "  {:<36} {:<20} {:<18} Cliq has {} (changed in Cliq on {}); HR's {} not sent",
+            k.email,
+            k.user_id,
+            k.field,
+            k.conflict.cliq_value.as_deref().unwrap_or("(empty)"),
+            conflicts::day(&k.conflict.changed_at),
+            k.desired
+        );
+    }
+}
+
 /// The human table of `cliq-sync plan`.
 pub fn render(plan: &Plan) -> String {
     let s = &plan.summary;
@@ -813,9 +902,13 @@ pub fn render(plan: &Plan) -> String {
                     show(&c.current, &c.current_name),
                     show(&Some(c.desired.clone()), &c.desired_name)
                 );
+                if let Some(k) = &c.conflict {
+                    let _ = writeln!(out, "  {:<36} {}", "", conflict_note(k));
+                }
             }
         }
     }
+    render_skipped_conflicts(&mut out, plan);
     if !plan.adds.is_empty() {
         let _ = writeln!(out, "\nAdds ({} people):", s.adds);
         for a in &plan.adds {
@@ -901,15 +994,29 @@ pub fn render(plan: &Plan) -> String {
         s.add_requests,
         humantime::format_duration(Duration::from_secs(plan.min_duration().as_secs()))
     );
-    if plan.is_empty() && plan.blocked.is_empty() && !plan.excluded.is_empty() {
+    if s.conflicts > 0 {
+        let _ = writeln!(
+            out,
+            "Hand edits in Cliq these changes overwrite: {} (marked with !; [push] on_conflict = \"{}\").",
+            s.conflicts,
+            plan.on_conflict.as_str()
+        );
+    }
+    let nothing = plan.is_empty() && plan.blocked.is_empty() && plan.skipped_conflicts.is_empty();
+    if nothing && !plan.excluded.is_empty() {
         // Not "Cliq matches HR": the excluded people were not compared.
         let _ = writeln!(
             out,
             "Nothing to push for the people in scope; the {} excluded above are never written.",
             s.excluded
         );
-    } else if plan.is_empty() && plan.blocked.is_empty() {
+    } else if nothing {
         let _ = writeln!(out, "Nothing to push: Cliq already matches the HR source.");
+    } else if plan.is_empty() && plan.blocked.is_empty() {
+        let _ = writeln!(
+            out,
+            "Nothing to push: the other differences were changed in Cliq and are kept (above)."
+        );
     } else if plan.is_empty() {
         let _ = writeln!(
             out,
@@ -922,6 +1029,7 @@ pub fn render(plan: &Plan) -> String {
     crate::text::escape_lines(&out).into_owned()
 }
 
+pub mod conflicts;
 pub mod scope;
 #[cfg(test)]
 mod tests;

@@ -56,6 +56,7 @@ use crate::cliq::client::{CliqClient, ListEvent};
 use crate::cliq::error::CliqError;
 use crate::cliq::models::{BatchResult, Fields, ListUsersParams, UserFields, UserStatus};
 use crate::cliq::quotas::Limits;
+use crate::config::OnConflict;
 use crate::hr::{Attr, HrSource};
 use crate::mirror::lease::{LeaseError, PushLock, PushLockError};
 use crate::mirror::progress::RunProgress;
@@ -250,7 +251,25 @@ pub fn check_safety(
             opts.max_changes_per_run
         ));
     }
-    Ok(())
+    check_conflicts(plan, opts)
+}
+
+/// `[push] on_conflict = "hold"`: a plan that would overwrite changes made
+/// in Cliq since our last push of them waits for a person.
+fn check_conflicts(plan: &Plan, opts: &PushOptions) -> Result<(), String> {
+    let n = plan.summary.conflicts;
+    if opts.plan.on_conflict != OnConflict::Hold || n == 0 {
+        return Ok(());
+    }
+    Err(format!(
+        "{n} planned change{} would overwrite a change made in Cliq since our last push \
+         ({}), and [push] on_conflict = \"hold\"; {} were not sent. Review them with \
+         `cliq-sync plan`, then run `cliq-sync push --force` to overwrite them, or set \
+         [push] on_conflict = \"skip\" to keep Cliq's values",
+        if n == 1 { "" } else { "s" },
+        plan::conflicts::describe(plan, 10),
+        plan_size(plan)
+    ))
 }
 
 /// What identifies a held plan: the same reason for the same planned

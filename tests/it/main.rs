@@ -6,6 +6,7 @@
 mod adversarial;
 mod cli_contract;
 mod client;
+mod conflicts;
 mod crash;
 mod daemon;
 mod demo;
