@@ -14,6 +14,7 @@ mod held;
 mod helpers;
 mod leases;
 mod logs;
+mod mapping;
 mod mirror_open;
 mod monitoring;
 mod progress;
