@@ -79,7 +79,11 @@ async fn an_export_with_its_own_columns_and_codes_is_planned_and_pushed_mapped()
         human.contains("Ada LOVELACE"),
         "plan lacks the derived name:\n{human}"
     );
-    assert!(!human.contains("ENG,"), "{human}");
+    assert!(
+        human.contains("(Engineering)"),
+        "plan lacks the mapped department:\n{human}"
+    );
+    assert!(!human.contains("ENG"), "{human}");
 
     let (code, _, err) = cli(&ts, &["push"]).await;
     assert_eq!(code, 0, "{err}");
