@@ -693,7 +693,8 @@ pub fn load_hr(settings: &Settings) -> Result<crate::hr::HrSource, Failure> {
             "no HR source configured: set [hr] source in the config file (or CLIQ_SYNC__HR__SOURCE)"
         ))
     })?;
-    crate::hr::load(&hr.source).map_err(Failure::config)
+    let mapping = hr.mapping().map_err(Failure::config)?;
+    crate::hr::load_mapped(&hr.source, &mapping).map_err(Failure::config)
 }
 
 /// `plan [--json]`: reads the mirror only; needs no Cliq credentials.

@@ -239,6 +239,18 @@ pub struct HrSettings {
     /// half-written must never be pushed.
     #[serde(default = "default_hr_settle", with = "crate::clock::duration_text")]
     pub settle: Duration,
+    /// `[hr.columns]`: source column → field (applied first).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, String>,
+    /// `[hr.derive]`: field → minijinja template over the renamed fields (second).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub derive: BTreeMap<String, String>,
+    /// `[hr.values.FIELD]`: value → value (last, derived values included).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, BTreeMap<String, String>>,
+    /// The three tables compiled, once (see [`HrSettings::mapping`]).
+    #[serde(skip)]
+    compiled: std::sync::OnceLock<std::sync::Arc<crate::hr::Mapping>>,
 }
 
 fn default_hr_settle() -> Duration {
@@ -252,7 +264,23 @@ impl HrSettings {
             source: source.into(),
             managed_fields: None,
             settle: default_hr_settle(),
+            columns: BTreeMap::new(),
+            derive: BTreeMap::new(),
+            values: BTreeMap::new(),
+            compiled: std::sync::OnceLock::new(),
         }
+    }
+
+    /// `[hr.columns]`, `[hr.derive]` and `[hr.values]` compiled: templates
+    /// are parsed once (at config load, which calls this) and reused by
+    /// every load of the HR source.
+    pub fn mapping(&self) -> Result<std::sync::Arc<crate::hr::Mapping>, ConfigError> {
+        if let Some(m) = self.compiled.get() {
+            return Ok(m.clone());
+        }
+        let m = crate::hr::Mapping::compile(&self.columns, &self.derive, &self.values)
+            .map_err(|e| invalid(&e.key, e.message))?;
+        Ok(self.compiled.get_or_init(|| std::sync::Arc::new(m)).clone())
     }
 }
 
@@ -615,8 +643,13 @@ impl Settings {
         s.cliq.client_secret_file = Some(PathBuf::new());
         s.cliq.refresh_token = Some(SecretString::from(String::new()));
         s.cliq.refresh_token_file = Some(PathBuf::new());
+        let one = || BTreeMap::from([(String::new(), String::new())]);
         s.hr = Some(HrSettings {
             managed_fields: Some(Vec::new()),
+            // Free-form tables (keys.rs lets them take any key).
+            columns: one(),
+            derive: one(),
+            values: BTreeMap::from([(String::new(), one())]),
             ..HrSettings::new(PathBuf::new())
         });
         s.limits = LimitsSettings {
@@ -672,6 +705,7 @@ impl Settings {
         if let Some(hr) = &self.hr {
             crate::hr::managed_attrs(hr.managed_fields.as_deref())
                 .map_err(|m| invalid("hr.managed_fields", m))?;
+            hr.mapping()?;
         }
         if !(0.0..=1.0).contains(&self.push.max_source_drop) {
             return Err(invalid(

@@ -227,7 +227,10 @@ impl Daemon {
             .settings
             .hr
             .as_ref()
-            .map(|h| HrWatch::new(h.source.clone(), h.settle));
+            .map(|h| {
+                anyhow::Ok(HrWatch::new(h.source.clone(), h.settle).with_mapping(h.mapping()?))
+            })
+            .transpose()?;
         Ok(Self {
             app,
             schedules,

@@ -281,7 +281,11 @@ pub async fn check(
     }
     held_reasons(store, &mut reasons).await?;
     if let Some(hr) = &settings.hr {
-        if let Err(e) = crate::hr::load(&hr.source) {
+        let loaded = hr
+            .mapping()
+            .map_err(|e| e.to_string())
+            .and_then(|m| crate::hr::load_mapped(&hr.source, &m).map_err(|e| e.to_string()));
+        if let Err(e) = loaded {
             reasons.push(format!("the HR source is invalid: {e}"));
         }
     }

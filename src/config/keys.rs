@@ -91,14 +91,32 @@ pub fn env_var(key: &str) -> String {
 pub enum Node {
     Value,
     Table(BTreeMap<String, Node>),
+    /// A table whose keys are the user's (`[hr.columns]`: source column
+    /// names), at any depth: nothing inside is an unknown key.
+    Free,
 }
+
+/// The tables with free-form keys.
+const FREE_FORM: [&str; 3] = ["hr.columns", "hr.derive", "hr.values"];
 
 impl Node {
     /// Every valid key, derived from [`Settings::exemplar`] (all optional
     /// parts filled in), so it follows the structs without a second list.
     pub fn schema() -> Node {
         let v = serde_json::to_value(Settings::exemplar()).expect("settings serialize");
-        Node::from_json(&v)
+        let mut root = Node::from_json(&v);
+        for path in FREE_FORM {
+            let (parent, last) = path.rsplit_once('.').expect("dotted");
+            let mut node = &mut root;
+            for seg in parent.split('.') {
+                let Node::Table(m) = node else { break };
+                node = m.get_mut(seg).expect("free-form table in the exemplar");
+            }
+            if let Node::Table(m) = node {
+                m.insert(last.to_owned(), Node::Free);
+            }
+        }
+        root
     }
 
     fn from_json(v: &serde_json::Value) -> Node {
@@ -115,7 +133,7 @@ impl Node {
     fn children(&self) -> Option<&BTreeMap<String, Node>> {
         match self {
             Node::Table(m) => Some(m),
-            Node::Value => None,
+            Node::Value | Node::Free => None,
         }
     }
 
@@ -125,7 +143,7 @@ impl Node {
             for (k, n) in m {
                 let path = join(prefix, k);
                 match n {
-                    Node::Value => out.push(path),
+                    Node::Value | Node::Free => out.push(path),
                     Node::Table(_) => n.leaves(&path, out),
                 }
             }
@@ -266,13 +284,20 @@ impl Walk {
             };
             self.origins.0.insert(key.clone(), origin.clone());
             let sub = v.get_ref();
+            if matches!(node, Node::Free) {
+                // Any key; deeper tables are walked for their origins only.
+                if let toml::de::DeValue::Table(t) = sub {
+                    self.file_table(root, node, &key, path, lines, t);
+                }
+                continue;
+            }
             match node.children().and_then(|c| c.get(name)) {
                 None => {
                     let is_table = matches!(sub, toml::de::DeValue::Table(_));
                     self.unknown
                         .push(unknown(root, node, prefix, name, key, origin, is_table));
                 }
-                Some(child @ Node::Table(_)) => {
+                Some(child @ (Node::Table(_) | Node::Free)) => {
                     if let toml::de::DeValue::Table(t) = sub {
                         self.file_table(root, child, &key, path, lines, t);
                     }
@@ -304,6 +329,9 @@ impl Walk {
             let mut prefix = String::new();
             for (i, seg) in segments.iter().enumerate() {
                 let last = i + 1 == segments.len();
+                if matches!(node, Node::Free) {
+                    break; // any key below a free-form table
+                }
                 match node.children().and_then(|c| c.get(seg.as_str())) {
                     None => {
                         let mut u = unknown(

@@ -553,3 +553,31 @@ fn push_on_conflict_is_overwrite_skip_or_hold_and_a_bad_value_names_the_key() {
     assert!(e.contains("push.on_conflict"), "{e}");
     assert!(e.contains("CLIQ_SYNC__PUSH__ON_CONFLICT"), "{e}");
 }
+
+#[test]
+fn hr_mapping_tables_take_any_key_but_a_misspelt_table_is_caught() {
+    let s = load(
+        "[hr]\nsource = \"/x/hr.csv\"\n[hr.columns]\n\"Work Email\" = \"email_id\"\n\
+         [hr.derive]\ndisplay_name = \"{{ first_name }}\"\n\
+         [hr.values.department]\n\"ENG\" = \"Engineering\"\n",
+        &[],
+    )
+    .expect("free-form keys are valid");
+    let hr = s.hr.unwrap();
+    assert_eq!(hr.columns["Work Email"], "email_id");
+    assert_eq!(
+        hr.values["department"]["ENG"], "Engineering",
+        "keys keep their case"
+    );
+    assert_eq!(hr.mapping().unwrap().rename("WORK EMAIL"), "email_id");
+    let e = err(
+        "[hr]\nsource = \"/x/hr.csv\"\n[hr.colums]\n\"A\" = \"email_id\"\n",
+        &[],
+    );
+    assert!(e.contains("did you mean hr.columns"), "{e}");
+    let e = err(
+        "[hr]\nsource = \"/x/hr.csv\"\n[hr.derive]\ndisplay_name = \"{{ nick }}\"\n",
+        &[],
+    );
+    assert!(e.contains("hr.derive.display_name"), "{e}");
+}

@@ -87,6 +87,8 @@ pub struct HrWatch {
     seen: Option<(Fingerprint, DateTime<Utc>)>,
     /// The source loaded from a settled version, and that version.
     loaded: Option<(Fingerprint, HrSource)>,
+    /// `[hr.columns]`/`[hr.derive]`/`[hr.values]`, compiled at config load.
+    mapping: std::sync::Arc<crate::hr::Mapping>,
 }
 
 impl HrWatch {
@@ -96,7 +98,14 @@ impl HrWatch {
             settle,
             seen: None,
             loaded: None,
+            mapping: Default::default(),
         }
+    }
+
+    /// Load the source through this mapping.
+    pub fn with_mapping(mut self, mapping: std::sync::Arc<crate::hr::Mapping>) -> Self {
+        self.mapping = mapping;
+        self
     }
 
     /// Note a version seen now; returns since when it has been unchanged.
@@ -142,8 +151,8 @@ impl HrWatch {
             // Forget the old source first: a file we know is no longer what
             // HR exports must not be pushed from, even if the new one is bad.
             self.loaded = None;
-            let source =
-                crate::hr::load_read(&self.path, &read.bytes).map_err(Unusable::Invalid)?;
+            let source = crate::hr::load_read(&self.path, &read.bytes, &self.mapping)
+                .map_err(Unusable::Invalid)?;
             self.loaded = Some((read.fingerprint, source));
         }
         let (_, source) = self.loaded.as_ref().expect("loaded above");

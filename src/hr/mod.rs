@@ -38,7 +38,10 @@ use crate::text::{describe, escape, is_unsafe};
 use doc::Node;
 
 pub mod doc;
+pub mod mapping;
 pub mod quotes;
+
+pub use mapping::{Mapping, MappingError};
 
 /// An attribute of a Cliq user that the HR source can manage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -374,6 +377,11 @@ pub fn managed_attrs(names: Option<&[String]>) -> Result<Vec<Attr>, String> {
 
 /// Load and validate the source at `path` (format by extension).
 pub fn load(path: &Path) -> Result<HrSource, HrErrors> {
+    load_mapped(path, &Mapping::default())
+}
+
+/// As [`load`], through `[hr.columns]`, `[hr.derive]` and `[hr.values]`.
+pub fn load_mapped(path: &Path, mapping: &Mapping) -> Result<HrSource, HrErrors> {
     let mut c = Collector::new(path);
     let Some(format) = Format::of(path) else {
         c.push(
@@ -390,25 +398,35 @@ pub fn load(path: &Path) -> Result<HrSource, HrErrors> {
             return Err(c.into_errors());
         }
     };
-    load_bytes(path, format, &bytes)
+    load_bytes_mapped(path, format, &bytes, mapping)
 }
 
 /// Load the content of `path` already read (the daemon reads the file
 /// once, checks it has settled, and loads exactly those bytes).
-pub fn load_read(path: &Path, bytes: &[u8]) -> Result<HrSource, HrErrors> {
+pub fn load_read(path: &Path, bytes: &[u8], mapping: &Mapping) -> Result<HrSource, HrErrors> {
     match Format::of(path) {
-        Some(format) => load_bytes(path, format, bytes),
-        None => load(path),
+        Some(format) => load_bytes_mapped(path, format, bytes, mapping),
+        None => load_mapped(path, mapping),
     }
 }
 
 /// Load from bytes already read (tests, benchmarks); `path` names the file in errors.
 pub fn load_bytes(path: &Path, format: Format, bytes: &[u8]) -> Result<HrSource, HrErrors> {
+    load_bytes_mapped(path, format, bytes, &Mapping::default())
+}
+
+/// As [`load_bytes`], through a mapping.
+pub fn load_bytes_mapped(
+    path: &Path,
+    format: Format,
+    bytes: &[u8],
+    mapping: &Mapping,
+) -> Result<HrSource, HrErrors> {
     let mut c = Collector::new(path);
     let records = match format {
-        Format::Csv => load_csv(bytes, &mut c),
+        Format::Csv => load_csv(bytes, &mut c, mapping),
         other => match parse_document(other, bytes) {
-            Ok(v) => load_values(v, &mut c),
+            Ok(v) => load_values(v, &mut c, mapping),
             Err(msg) => {
                 c.push(Location::File, None, msg);
                 Vec::new()
@@ -461,6 +479,32 @@ impl Collector {
             errors: self.errors,
             more: self.more,
         }
+    }
+
+    /// Derive and map one record's values (`(field, text)` after
+    /// `[hr.columns]`), then check it as [`Collector::record`] does: the
+    /// reader's checks (control characters, lengths) see the final values.
+    fn mapped_record(
+        &mut self,
+        mapping: &Mapping,
+        location: Location,
+        values: Vec<(&'static str, String)>,
+    ) -> Option<HrRecord> {
+        let values = match mapping.apply(values) {
+            Ok(v) => v,
+            Err(problems) => {
+                for (field, msg) in problems {
+                    self.push(location, Some(&field), msg);
+                }
+                return None;
+            }
+        };
+        let email = values.iter().find(|(k, _)| *k == "email_id");
+        let email = email.map(|(_, v)| v.as_str());
+        let fields = values
+            .iter()
+            .filter_map(|(k, v)| column(k).map(|(attr, kind)| (*k, attr, kind, v.as_str())));
+        self.record(location, email, fields)
     }
 
     /// Check the email and every value of one record; `None` if it is invalid.
@@ -619,6 +663,13 @@ fn check_value(key: &str, raw: &str) -> Option<String> {
     })
 }
 
+fn derived_column_message(field: &str) -> String {
+    format!(
+        "{field} is derived by [hr.derive] {field}, and this column gives it too: \
+         remove the column or the template"
+    )
+}
+
 fn unknown_key_message(key: &str) -> String {
     let allowed: Vec<&str> = allowed_keys().collect();
     format!(
@@ -661,7 +712,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
 // CSV
 // ---------------------------------------------------------------------------
 
-fn load_csv(bytes: &[u8], c: &mut Collector) -> Vec<HrRecord> {
+fn load_csv(bytes: &[u8], c: &mut Collector, mapping: &Mapping) -> Vec<HrRecord> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     // Broken quoting makes every later row doubtful: refuse the file whole.
     if let Err(q) = quotes::check(bytes) {
@@ -699,10 +750,14 @@ fn load_csv(bytes: &[u8], c: &mut Collector) -> Vec<HrRecord> {
     }
     // Column index → what it holds.
     let mut email_col = None;
-    let mut cols: Vec<(usize, &'static str, Attr, ValueKind)> = Vec::new();
+    let mut cols: Vec<(usize, &'static str)> = Vec::new();
     let mut seen_names: Vec<String> = Vec::new();
     for (i, h) in headers.iter().enumerate() {
-        let name = h.trim().to_ascii_lowercase();
+        let name = mapping.rename(h).to_ascii_lowercase();
+        if mapping.derived_fields().any(|f| f == name) {
+            c.push(Location::Line(1), Some(h), derived_column_message(&name));
+            continue;
+        }
         if seen_names.contains(&name) {
             c.push(
                 Location::Line(1),
@@ -714,8 +769,9 @@ fn load_csv(bytes: &[u8], c: &mut Collector) -> Vec<HrRecord> {
         seen_names.push(name.clone());
         if name == "email_id" {
             email_col = Some(i);
-        } else if let Some(&(key, attr, kind)) = COLUMNS.iter().find(|col| col.0 == name) {
-            cols.push((i, key, attr, kind));
+            cols.push((i, "email_id"));
+        } else if let Some(&(key, ..)) = COLUMNS.iter().find(|col| col.0 == name) {
+            cols.push((i, key));
         } else {
             c.push(Location::Line(1), Some(h), unknown_key_message(h));
         }
@@ -740,11 +796,11 @@ fn load_csv(bytes: &[u8], c: &mut Collector) -> Vec<HrRecord> {
                 if rec.iter().all(|f| f.trim().is_empty()) {
                     continue;
                 }
-                let email = email_col.and_then(|i| rec.get(i));
                 let values = cols
                     .iter()
-                    .map(|&(i, key, attr, kind)| (key, attr, kind, rec.get(i).unwrap_or("")));
-                if let Some(r) = c.record(Location::Line(line), email, values) {
+                    .map(|&(i, key)| (key, rec.get(i).unwrap_or("").to_owned()))
+                    .collect();
+                if let Some(r) = c.mapped_record(mapping, Location::Line(line), values) {
                     out.push(r);
                 }
             }
@@ -795,7 +851,7 @@ fn duplicate_key(pairs: &[(String, Node)]) -> Option<&str> {
         .find(|k| !seen.insert(*k))
 }
 
-fn load_values(doc: Node, c: &mut Collector) -> Vec<HrRecord> {
+fn load_values(doc: Node, c: &mut Collector, mapping: &Mapping) -> Vec<HrRecord> {
     let list = match doc {
         Node::List(items) => items,
         Node::Map(mut m) => {
@@ -855,7 +911,7 @@ fn load_values(doc: Node, c: &mut Collector) -> Vec<HrRecord> {
             );
             continue;
         };
-        if let Some(r) = value_record(loc, &m, c) {
+        if let Some(r) = value_record(loc, &m, c, mapping) {
             out.push(r);
         }
     }
@@ -886,7 +942,12 @@ fn scalar_text(v: &Node) -> Result<String, String> {
     }
 }
 
-fn value_record(loc: Location, m: &[(String, Node)], c: &mut Collector) -> Option<HrRecord> {
+fn value_record(
+    loc: Location,
+    m: &[(String, Node)],
+    c: &mut Collector,
+    mapping: &Mapping,
+) -> Option<HrRecord> {
     let mut ok = true;
     if let Some(k) = duplicate_key(m) {
         c.push(
@@ -896,19 +957,19 @@ fn value_record(loc: Location, m: &[(String, Node)], c: &mut Collector) -> Optio
         );
         ok = false;
     }
-    let mut email: Option<String> = None;
-    let mut texts: Vec<(&'static str, Attr, ValueKind, String)> = Vec::new();
+    let mut texts: Vec<(&'static str, String)> = Vec::new();
     for (i, (k, v)) in m.iter().enumerate() {
         // A repeated key was reported above; its later values are not read.
         if m[..i].iter().any(|(first, _)| first == k) {
             continue;
         }
-        let key = k.trim();
-        let target = if key == "email_id" {
-            None
-        } else if let Some(&(name, attr, kind)) = COLUMNS.iter().find(|col| col.0 == key) {
-            Some((name, attr, kind))
-        } else {
+        let key = mapping.rename(k);
+        if mapping.derived_fields().any(|f| f == key) {
+            c.push(loc, Some(k), derived_column_message(key));
+            ok = false;
+            continue;
+        }
+        let Some(target) = allowed_keys().find(|f| *f == key) else {
             c.push(loc, Some(k), unknown_key_message(k));
             ok = false;
             continue;
@@ -921,18 +982,9 @@ fn value_record(loc: Location, m: &[(String, Node)], c: &mut Collector) -> Optio
                 continue;
             }
         };
-        match target {
-            None => email = Some(text),
-            Some((name, attr, kind)) => texts.push((name, attr, kind, text)),
-        }
+        texts.push((target, text));
     }
-    let rec = c.record(
-        loc,
-        email.as_deref(),
-        texts
-            .iter()
-            .map(|(k, a, kind, t)| (*k, *a, *kind, t.as_str())),
-    );
+    let rec = c.mapped_record(mapping, loc, texts);
     if ok {
         rec
     } else {

@@ -16,6 +16,7 @@ mod helpers;
 mod leases;
 mod leavers;
 mod logs;
+mod mapping;
 mod mirror_open;
 mod monitoring;
 mod progress;

@@ -293,6 +293,59 @@ fn file_rows() -> Vec<Row> {
         )
         .set("hr", "source", "\"{dir}/hr.csv\"")
         .set("hr", "managed_fields", "[\"salary\"]"),
+        row(
+            "rename to an unknown field",
+            File("hr.columns", "\"Work Email\""),
+            "hr.columns.Work Email",
+            "'emial_id' is not a field; did you mean 'email_id'?",
+        )
+        .set("hr", "source", "\"{dir}/hr.csv\"")
+        .set("hr.columns", "\"Work Email\"", "\"emial_id\""),
+        row(
+            "two columns renamed to one field",
+            File("hr.columns", "Given"),
+            "hr.columns.Given",
+            "'First' is renamed to first_name too",
+        )
+        .set("hr", "source", "\"{dir}/hr.csv\"")
+        .set("hr.columns", "First", "\"first_name\"")
+        .set("hr.columns", "Given", "\"first_name\""),
+        row(
+            "template syntax error",
+            File("hr.derive", "display_name"),
+            "hr.derive.display_name",
+            "the template does not parse",
+        )
+        .set("hr", "source", "\"{dir}/hr.csv\"")
+        .set("hr.derive", "display_name", "\"{{ first_name \""),
+        row(
+            "template names an unknown field",
+            File("hr.derive", "display_name"),
+            "hr.derive.display_name",
+            "'first' is not a field",
+        )
+        .set("hr", "source", "\"{dir}/hr.csv\"")
+        .set(
+            "hr.derive",
+            "display_name",
+            "\"{{ first }} {{ last_name }}\"",
+        ),
+        row(
+            "template with an unknown filter",
+            File("hr.derive", "display_name"),
+            "hr.derive.display_name",
+            "unknown filter 'lowr'; did you mean 'lower'?",
+        )
+        .set("hr", "source", "\"{dir}/hr.csv\"")
+        .set("hr.derive", "display_name", "\"{{ first_name | lowr }}\""),
+        row(
+            "value map on an unknown field",
+            File("hr.values.departmnt", ""),
+            "hr.values.departmnt",
+            "did you mean 'department'?",
+        )
+        .set("hr", "source", "\"{dir}/hr.csv\"")
+        .set("hr.values.departmnt", "ENG", "\"Engineering\""),
         row("TOML syntax", Place::Syntax(10), "", "TOML parse error")
             .raw("[extra]\nclient_id = \"unterminated\n"),
     ]
