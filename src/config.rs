@@ -17,10 +17,12 @@ use crate::cliq::{Endpoint, Quota};
 
 mod checks;
 mod keys;
+mod notify;
 mod secrets;
 
 pub use checks::{check_cron, check_url, parse_cron, parse_timezone};
 pub use keys::{env_var, Origin, UnknownKey};
+pub use notify::{check_smtp_url, check_webhook_url, is_loopback_url, NotifySettings};
 
 /// A configuration error. Messages name the key, where it was set (file and
 /// line, or environment variable) and what to do; never a secret's value.
@@ -110,6 +112,8 @@ pub struct Settings {
     pub limits: LimitsSettings,
     pub server: ServerSettings,
     pub log: LogSettings,
+    /// `[[notify]]` targets (none: nobody is told but the logs).
+    pub notify: Vec<NotifySettings>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -574,6 +578,7 @@ impl Settings {
             safety_margin: Some(Duration::from_millis(500)),
             allow_above_documented: false,
         };
+        s.notify = vec![NotifySettings::exemplar()];
         s
     }
 
@@ -702,6 +707,9 @@ impl Settings {
                     format!("set either {key} or {key}_file, not both"),
                 ));
             }
+        }
+        for (i, n) in self.notify.iter().enumerate() {
+            n.validate(&format!("notify[{i}]"))?;
         }
         Ok(())
     }

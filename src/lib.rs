@@ -58,6 +58,7 @@ pub mod hr;
 pub mod json;
 pub mod logging;
 pub mod mirror;
+pub mod notify;
 pub mod progress;
 pub mod server;
 pub mod sim;
