@@ -16,6 +16,7 @@ mod leases;
 mod logs;
 mod mirror_open;
 mod monitoring;
+mod notify;
 mod progress;
 mod pull;
 mod push;
