@@ -56,8 +56,10 @@ fn target(kind: &str, url: String) -> NotifySettings {
 }
 
 fn notifier(targets: Vec<NotifySettings>) -> Notifier {
-    let mut s = Settings::default();
-    s.notify = targets;
+    let s = Settings {
+        notify: targets,
+        ..Settings::default()
+    };
     Notifier::from_settings(&s, Clock::system()).unwrap()
 }
 
@@ -94,13 +96,25 @@ async fn a_held_push_is_one_post_then_one_recovery() {
     assert_eq!(hook["event"], "push_held");
     assert_eq!(hook["severity"], "warning");
     assert_eq!(hook["run_id"], 42);
-    assert!(hook["summary"].as_str().unwrap().contains("max_changes_per_run"));
+    assert!(hook["summary"]
+        .as_str()
+        .unwrap()
+        .contains("max_changes_per_run"));
     let at = hook["at"].as_str().unwrap();
     chrono::DateTime::parse_from_rfc3339(at).unwrap_or_else(|e| panic!("{at}: {e}"));
     for (path, chat) in &got[1..] {
-        let text = chat["text"].as_str().unwrap_or_else(|| panic!("{path}: {chat}"));
-        assert!(text.contains("push_held") && text.contains("run 42"), "{text}");
-        assert_eq!(chat.as_object().unwrap().len(), 1, "{path}: only text: {chat}");
+        let text = chat["text"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path}: {chat}"));
+        assert!(
+            text.contains("push_held") && text.contains("run 42"),
+            "{text}"
+        );
+        assert_eq!(
+            chat.as_object().unwrap().len(),
+            1,
+            "{path}: only text: {chat}"
+        );
     }
     // The next push tick holds the same plan: the same incident.
     n.raise(held());
@@ -139,7 +153,10 @@ async fn a_failing_receiver_is_logged_and_blocks_nothing() {
     ]);
     let started = Instant::now();
     n.raise(held());
-    assert!(started.elapsed() < Duration::from_millis(50), "raise waited");
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "raise waited"
+    );
     n.flush().await;
     assert_eq!(bad.bodies().len(), 1, "the 500 receiver was tried");
     assert_eq!(good.bodies().len(), 1, "the working receiver still got it");
@@ -154,7 +171,257 @@ async fn a_failing_receiver_is_logged_and_blocks_nothing() {
     for i in 0..200 {
         slow.raise(held().with_key(format!("k{i}")));
     }
-    assert!(started.elapsed() < Duration::from_millis(200), "raise waited on a silent target");
-    assert!(logs.text().contains("notification dropped"), "{}", logs.text());
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "raise waited on a silent target"
+    );
+    assert!(
+        logs.text().contains("notification dropped"),
+        "{}",
+        logs.text()
+    );
     drop(silent);
+}
+
+/// The daemon's events, in paused time, through a capturing target.
+mod daemon_events {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use cliq_sync::cliq::Endpoint;
+    use cliq_sync::daemon::{Daemon, DaemonState};
+    use cliq_sync::notify::{Event, Message, Notifier};
+    use cliq_sync::sim::Faults;
+    use tokio::sync::mpsc::UnboundedReceiver;
+    use tokio::sync::Notify;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::helpers::{spawn_app, Opts, TestApp};
+    use crate::trust::{changes_csv, s};
+
+    struct Running {
+        shutdown: CancellationToken,
+        notifier: Notifier,
+        rx: UnboundedReceiver<Message>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Running {
+        /// Every message sent so far: (event, incident key, run_id).
+        async fn drain(&mut self) -> Vec<(Event, String, Option<i64>)> {
+            self.notifier.flush().await;
+            std::iter::from_fn(|| self.rx.try_recv().ok())
+                .map(|m| (m.event, m.incident, m.run_id))
+                .collect()
+        }
+
+        async fn stop(self) {
+            self.shutdown.cancel();
+            self.task.await.unwrap();
+        }
+    }
+
+    fn start(t: &TestApp) -> Running {
+        let (notifier, rx) = Notifier::capture(t.clock.clone());
+        let daemon = Daemon::new(t.app.clone(), Arc::new(DaemonState::default()))
+            .unwrap()
+            .with_notifier(notifier.clone());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(daemon.run(shutdown.clone(), Arc::new(Notify::new())));
+        Running {
+            shutdown,
+            notifier,
+            rx,
+            task,
+        }
+    }
+
+    async fn daemon_app(hr_path: &std::path::Path, max_changes: u32) -> TestApp {
+        let p = hr_path.to_owned();
+        spawn_app(Opts {
+            settings: Box::new(move |s| {
+                s.hr = Some(cliq_sync::config::HrSettings::new(&p));
+                s.push.enabled = true;
+                s.push.max_changes_per_run = max_changes;
+                s.sync.teams = "off".into();
+            }),
+            ..Opts::default()
+        })
+        .await
+    }
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    /// Four push ticks hold the same plan: one `push_held` with its run;
+    /// a smaller plan goes through: one `recovered`.
+    #[tokio::test(start_paused = true)]
+    async fn a_held_push_is_notified_once_then_its_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let hr = dir.path().join("hr.csv");
+        let t = daemon_app(&hr, 4).await;
+        let users = t.sim.users();
+        std::fs::write(&hr, changes_csv(&users, 5, "Desk")).unwrap();
+        let mut d = start(&t);
+        tokio::time::sleep(61 * MIN).await;
+        let got = d.drain().await;
+        assert_eq!(got.len(), 1, "one message for four held ticks: {got:?}");
+        assert_eq!(got[0].0, Event::PushHeld);
+        assert!(got[0].2.is_some(), "the held run is named: {got:?}");
+        // The same five people, three of them changed: under the threshold.
+        let mut csv = String::from("email_id,work_location\n");
+        for (i, u) in users.iter().take(5).enumerate() {
+            let loc = if i < 3 {
+                format!("Desk {}", s(u, "id"))
+            } else {
+                s(u, "work_location")
+            };
+            // Quoted: a location may hold a comma ("Chennai, India").
+            csv.push_str(&format!("{},\"{loc}\"\n", s(u, "email_id")));
+        }
+        std::fs::write(&hr, csv).unwrap();
+        tokio::time::sleep(16 * MIN).await;
+        let got = d.drain().await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(
+            (got[0].0, got[0].1.as_str()),
+            (Event::Recovered, "push_held")
+        );
+        d.stop().await;
+    }
+
+    /// An invalid HR file: one `hr_source_invalid` however many ticks;
+    /// fixed: one `recovered`.
+    #[tokio::test(start_paused = true)]
+    async fn an_invalid_hr_source_is_notified_once_then_its_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let hr = dir.path().join("hr.csv");
+        let t = daemon_app(&hr, 100).await;
+        std::fs::write(&hr, "email_id,work_location\nnot-an-address,Desk\n").unwrap();
+        let mut d = start(&t);
+        tokio::time::sleep(46 * MIN).await;
+        let got = d.drain().await;
+        let events: Vec<_> = got.iter().map(|g| g.0).collect();
+        assert_eq!(events, [Event::HrSourceInvalid], "{got:?}");
+        std::fs::write(&hr, changes_csv(&t.sim.users(), 2, "Desk")).unwrap();
+        tokio::time::sleep(16 * MIN).await;
+        let got = d.drain().await;
+        let events: Vec<_> = got.iter().map(|g| (g.0, g.1.clone())).collect();
+        assert_eq!(
+            events,
+            [(Event::Recovered, "hr_source_invalid".into())],
+            "{got:?}"
+        );
+        d.stop().await;
+    }
+
+    /// Pulls failing: nothing until `ready_max_pull_failures` (3) in a row,
+    /// then one `pull_failing`; a pull that works: one `recovered`.
+    #[tokio::test(start_paused = true)]
+    async fn pulls_failing_three_times_in_a_row_are_one_message_then_recovery() {
+        let t = spawn_app(Opts {
+            settings: Box::new(|s| s.sync.teams = "off".into()),
+            ..Opts::default()
+        })
+        .await;
+        t.sim.set_faults(Faults {
+            error_5xx_rate: 1.0,
+            ..Faults::default()
+        });
+        let mut d = start(&t);
+        // The pull at start and at :05 fail: two in a row, not yet.
+        tokio::time::sleep(7 * MIN).await;
+        assert_eq!(d.drain().await, [], "under the threshold");
+        tokio::time::sleep(20 * MIN).await;
+        let got = d.drain().await;
+        let events: Vec<_> = got.iter().map(|g| g.0).collect();
+        assert_eq!(events, [Event::PullFailing], "{got:?}");
+        t.sim.set_faults(Faults::default());
+        tokio::time::sleep(6 * MIN).await;
+        let got = d.drain().await;
+        let events: Vec<_> = got.iter().map(|g| (g.0, g.1.clone())).collect();
+        assert_eq!(
+            events,
+            [(Event::Recovered, "pull_failing".into())],
+            "{got:?}"
+        );
+        d.stop().await;
+    }
+
+    /// Cliq locks the listing: one `endpoint_locked` naming it; once the
+    /// lock has passed and a job ran, one `recovered`.
+    #[tokio::test(start_paused = true)]
+    async fn an_endpoint_lock_is_notified_then_its_end() {
+        let t = spawn_app(Opts {
+            settings: Box::new(|s| s.sync.teams = "off".into()),
+            ..Opts::default()
+        })
+        .await;
+        t.sim.lock_endpoint(Endpoint::ListUsers);
+        let mut d = start(&t);
+        tokio::time::sleep(MIN).await;
+        let got = d.drain().await;
+        let keys: Vec<_> = got.iter().map(|g| (g.0, g.1.clone())).collect();
+        assert_eq!(
+            keys,
+            [(Event::EndpointLocked, "endpoint_locked:list_users".into())],
+            "{got:?}"
+        );
+        tokio::time::sleep(30 * MIN).await;
+        let got = d.drain().await;
+        let keys: Vec<_> = got.iter().map(|g| (g.0, g.1.clone())).collect();
+        assert!(
+            keys.contains(&(Event::Recovered, "endpoint_locked:list_users".into())),
+            "{got:?}"
+        );
+        d.stop().await;
+    }
+
+    /// A refresh token Zoho refuses: the pulls fail on the token, one
+    /// `token_failing` (and, after three, one `pull_failing`).
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_refresh_token_is_token_failing_once() {
+        let t = spawn_app(Opts {
+            settings: Box::new(|s| {
+                s.sync.teams = "off".into();
+                s.cliq.refresh_token = Some("1000.revoked".to_owned().into());
+            }),
+            ..Opts::default()
+        })
+        .await;
+        let mut d = start(&t);
+        tokio::time::sleep(21 * MIN).await;
+        let got = d.drain().await;
+        let events: Vec<_> = got.iter().map(|g| g.0).collect();
+        assert_eq!(events, [Event::TokenFailing, Event::PullFailing], "{got:?}");
+        d.stop().await;
+    }
+
+    /// Cliq answers every write 500: one `push_failed` naming the run,
+    /// however many ticks; the writes working again: one `recovered`.
+    #[tokio::test(start_paused = true)]
+    async fn failing_pushes_are_one_message_then_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let hr = dir.path().join("hr.csv");
+        let t = daemon_app(&hr, 100).await;
+        std::fs::write(&hr, changes_csv(&t.sim.users(), 3, "Desk")).unwrap();
+        t.sim.set_faults(Faults {
+            write_500_next: u32::MAX,
+            ..Faults::default()
+        });
+        let mut d = start(&t);
+        tokio::time::sleep(46 * MIN).await;
+        let got = d.drain().await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, Event::PushFailed);
+        assert!(got[0].2.is_some(), "the failed run is named: {got:?}");
+        t.sim.set_faults(Faults::default());
+        tokio::time::sleep(16 * MIN).await;
+        let got = d.drain().await;
+        let events: Vec<_> = got.iter().map(|g| (g.0, g.1.clone())).collect();
+        assert!(
+            events.contains(&(Event::Recovered, "push_failed".into())),
+            "{got:?}"
+        );
+        d.stop().await;
+    }
 }
