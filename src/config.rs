@@ -91,6 +91,11 @@ impl ConfigError {
     }
 }
 
+/// An invalid value of `key` (for checks outside this module).
+pub fn invalid_key(key: &str, message: impl Into<String>) -> ConfigError {
+    invalid(key, message)
+}
+
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 
+mod email;
 mod target;
 
 pub use target::{NotifyError, Target};

@@ -37,6 +37,7 @@ enum Sink {
         url: SecretString,
         client: reqwest::Client,
     },
+    Email(Box<super::email::Mailer>),
     Capture(mpsc::UnboundedSender<Message>),
 }
 
@@ -55,11 +56,7 @@ impl Target {
         n.validate(&at)?;
         let name = format!("{at} ({})", n.kind);
         let sink = match n.kind.as_str() {
-            "email" => {
-                return Err(NotifyError::Email(format!(
-                    "{at}: e-mail is not available in this build"
-                )))
-            }
+            "email" => Sink::Email(Box::new(super::email::Mailer::new(&at, n)?)),
             kind => Sink::Http {
                 full_body: kind == "webhook",
                 url: n.webhook_url(&at)?,
@@ -101,6 +98,7 @@ impl Target {
                 url,
                 client,
             } => post(client, url, &body(msg, *full_body)).await,
+            Sink::Email(m) => m.send(msg).await,
             Sink::Capture(tx) => tx.send(msg.clone()).map_err(|_| NotifyError::Closed),
         }
     }

@@ -183,6 +183,146 @@ async fn a_failing_receiver_is_logged_and_blocks_nothing() {
     drop(silent);
 }
 
+/// One SMTP session as the peer saw it: the commands and the message.
+#[derive(Debug, Default, Clone)]
+struct Mail {
+    commands: Vec<String>,
+    data: String,
+}
+
+/// A minimal SMTP peer on 127.0.0.1 (plain, no TLS): 220, EHLO → 250,
+/// MAIL/RCPT → 250, DATA → 354 … `.` → 250, QUIT → 221. Its port and
+/// what it received.
+async fn smtp_peer() -> (u16, Arc<Mutex<Vec<Mail>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got: Arc<Mutex<Vec<Mail>>> = Arc::default();
+    let sessions = got.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let (r, mut w) = sock.into_split();
+            let mut lines = BufReader::new(r).lines();
+            let mut mail = Mail::default();
+            w.write_all(b"220 peer.test ESMTP\r\n").await.unwrap();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let verb = line.split(' ').next().unwrap_or("").to_uppercase();
+                mail.commands.push(line.clone());
+                let answer: &[u8] = match verb.as_str() {
+                    "EHLO" | "HELO" => b"250 peer.test\r\n",
+                    "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 OK\r\n",
+                    "DATA" => {
+                        w.write_all(b"354 go ahead\r\n").await.unwrap();
+                        while let Ok(Some(l)) = lines.next_line().await {
+                            if l == "." {
+                                break;
+                            }
+                            mail.data.push_str(&l);
+                            mail.data.push('\n');
+                        }
+                        b"250 queued\r\n"
+                    }
+                    "QUIT" => {
+                        w.write_all(b"221 bye\r\n").await.unwrap();
+                        break;
+                    }
+                    _ => b"502 not implemented\r\n",
+                };
+                w.write_all(answer).await.unwrap();
+            }
+            sessions.lock().unwrap().push(mail);
+        }
+    });
+    (port, got)
+}
+
+fn email_target(port: u16) -> NotifySettings {
+    NotifySettings {
+        kind: "email".into(),
+        smtp_url: Some(format!("smtp://127.0.0.1:{port}")),
+        from: Some("cliq-sync <cliq-sync@example.com>".into()),
+        to: Some(vec!["ops@example.com".into(), "hr-it@example.com".into()]),
+        ..NotifySettings::default()
+    }
+}
+
+/// A held push: one e-mail to both recipients with the incident in its
+/// subject and body; the same incident again: none; recovery: one more.
+#[tokio::test]
+async fn a_held_push_is_one_email_then_one_recovery() {
+    let (port, got) = smtp_peer().await;
+    let n = notifier(vec![email_target(port)]);
+    n.raise(held());
+    n.raise(held());
+    n.flush().await;
+    let mails = got.lock().unwrap().clone();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let m = &mails[0];
+    let rcpts: Vec<_> = m
+        .commands
+        .iter()
+        .filter(|c| c.starts_with("RCPT"))
+        .collect();
+    assert_eq!(rcpts.len(), 2, "{m:?}");
+    assert!(
+        m.commands
+            .iter()
+            .any(|c| c.starts_with("MAIL FROM:<cliq-sync@example.com>")),
+        "{m:?}"
+    );
+    assert!(
+        m.data.contains("Subject: [cliq-sync] WARNING push_held"),
+        "{}",
+        m.data
+    );
+    assert!(
+        m.data.contains("max_changes_per_run") && m.data.contains("run_id:   42"),
+        "{}",
+        m.data
+    );
+    n.clear("push_held", "the push went through");
+    n.flush().await;
+    let mails = got.lock().unwrap().clone();
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    assert!(mails[1].data.contains("recovered"), "{}", mails[1].data);
+}
+
+/// No SMTP server: logged, the next target still served.
+#[tokio::test]
+async fn an_unreachable_smtp_server_is_logged() {
+    let logs = Logs::default();
+    let _guard = logs.capture("cliq_sync=info");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (r, base) = receiver(200).await;
+    let n = notifier(vec![
+        email_target(port),
+        target("webhook", format!("{base}/hook")),
+    ]);
+    n.raise(held());
+    n.flush().await;
+    assert_eq!(r.bodies().len(), 1);
+    let text = logs.text();
+    assert!(
+        text.contains("notify[0] (email)") && text.contains("e-mail:"),
+        "{text}"
+    );
+}
+
+/// `smtp_url`: smtp:// (STARTTLS, plain only to loopback) or smtps://,
+/// never with credentials in it.
+#[test]
+fn smtp_urls_are_checked() {
+    use cliq_sync::config::check_smtp_url;
+    assert!(check_smtp_url("smtp://mail.example.com:587").is_ok());
+    assert!(check_smtp_url("smtps://mail.example.com").is_ok());
+    assert!(check_smtp_url("smtp://user:pw@mail.example.com").is_err());
+    assert!(check_smtp_url("http://mail.example.com").is_err());
+}
+
 /// The daemon's events, in paused time, through a capturing target.
 mod daemon_events {
     use std::sync::Arc;
