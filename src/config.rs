@@ -739,6 +739,16 @@ impl Settings {
     pub fn check_secrets(&self) -> Result<(), ConfigError> {
         self.client_secret()?;
         self.refresh_token()?;
+        // The notification secrets too: an alarm found broken only on the
+        // day it is needed is no alarm.
+        for (i, n) in self.notify.iter().enumerate() {
+            let at = format!("notify[{i}]");
+            if n.kind == "email" {
+                n.smtp_password(&at)?;
+            } else {
+                n.webhook_url(&at)?;
+            }
+        }
         Ok(())
     }
 

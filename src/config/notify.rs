@@ -335,4 +335,19 @@ mod tests {
             "{e}"
         );
     }
+
+    /// `check-config` reads the notification secrets too.
+    #[test]
+    fn check_secrets_reads_the_url_file() {
+        let mut s =
+            load("[[notify]]\nkind = \"webhook\"\nurl_file = \"/nonexistent/cliq-sync/url\"\n")
+                .unwrap();
+        s.cliq.client_secret = Some("x".to_owned().into());
+        s.cliq.refresh_token = Some("y".to_owned().into());
+        let e = s.check_secrets().unwrap_err().to_string();
+        assert!(
+            e.contains("notify[0]") && e.contains("/nonexistent/cliq-sync/url"),
+            "{e}"
+        );
+    }
 }
