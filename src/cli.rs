@@ -440,9 +440,14 @@ async fn run_daemon(settings: Settings, config: Option<&std::path::Path>) -> Res
             systemd.stopping();
         })
     };
+    // An unreadable webhook URL file stops the start: alarms that cannot
+    // go out must not be found missing on the day they are needed.
+    let notifier = crate::notify::Notifier::from_settings(&app.settings, app.store.clock().clone())
+        .map_err(Failure::config)?;
     let daemon = Daemon::new(app.clone(), state)
         .map_err(Failure::config)?
-        .with_config_file(config);
+        .with_config_file(config)
+        .with_notifier(notifier);
     // WATCHDOG=1 from the daemon's own task, while its loop is polled.
     systemd
         .supervise(daemon.run(shutdown.clone(), reload))

@@ -17,10 +17,12 @@ use crate::cliq::{Endpoint, Quota};
 
 mod checks;
 mod keys;
+mod notify;
 mod secrets;
 
 pub use checks::{check_cron, check_url, parse_cron, parse_timezone};
 pub use keys::{env_var, Origin, UnknownKey};
+pub use notify::{check_smtp_url, check_webhook_url, is_loopback_url, NotifySettings};
 
 /// A configuration error. Messages name the key, where it was set (file and
 /// line, or environment variable) and what to do; never a secret's value.
@@ -89,6 +91,11 @@ impl ConfigError {
     }
 }
 
+/// An invalid value of `key` (for checks outside this module).
+pub fn invalid_key(key: &str, message: impl Into<String>) -> ConfigError {
+    invalid(key, message)
+}
+
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),
@@ -110,6 +117,8 @@ pub struct Settings {
     pub limits: LimitsSettings,
     pub server: ServerSettings,
     pub log: LogSettings,
+    /// `[[notify]]` targets (none: nobody is told but the logs).
+    pub notify: Vec<NotifySettings>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -663,6 +672,7 @@ impl Settings {
             safety_margin: Some(Duration::from_millis(500)),
             allow_above_documented: false,
         };
+        s.notify = vec![NotifySettings::exemplar()];
         s
     }
 
@@ -795,6 +805,9 @@ impl Settings {
                 ));
             }
         }
+        for (i, n) in self.notify.iter().enumerate() {
+            n.validate(&format!("notify[{i}]"))?;
+        }
         Ok(())
     }
 
@@ -818,6 +831,16 @@ impl Settings {
     pub fn check_secrets(&self) -> Result<(), ConfigError> {
         self.client_secret()?;
         self.refresh_token()?;
+        // The notification secrets too: an alarm found broken only on the
+        // day it is needed is no alarm.
+        for (i, n) in self.notify.iter().enumerate() {
+            let at = format!("notify[{i}]");
+            if n.kind == "email" {
+                n.smtp_password(&at)?;
+            } else {
+                n.webhook_url(&at)?;
+            }
+        }
         Ok(())
     }
 

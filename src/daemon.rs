@@ -34,6 +34,7 @@ use crate::hr::HrSource;
 use crate::mirror::runs::RunKind;
 use hr_watch::{HrWatch, Unusable};
 
+mod alerts;
 mod hr_watch;
 use crate::sync::push::{push, PushError, PushOptions};
 use crate::sync::{pull, PullKind};
@@ -218,11 +219,14 @@ pub struct Daemon {
     /// The config file loaded, for the startup line (`None`: defaults and
     /// environment only).
     config_file: Option<std::path::PathBuf>,
+    /// `[[notify]]`: incidents raised and cleared as jobs end.
+    alerts: alerts::Alerts,
 }
 
 impl Daemon {
     pub fn new(app: App, state: Arc<DaemonState>) -> anyhow::Result<Self> {
         let schedules = Schedules::parse(&app.settings.schedule)?;
+        let app_pull_threshold = app.settings.server.ready_max_pull_failures;
         let hr = app
             .settings
             .hr
@@ -237,12 +241,20 @@ impl Daemon {
             state,
             hr,
             config_file: None,
+            alerts: alerts::Alerts::new(crate::notify::Notifier::disabled(), app_pull_threshold),
         })
     }
 
     /// Name the config file in the startup line.
     pub fn with_config_file(mut self, path: Option<&std::path::Path>) -> Self {
         self.config_file = path.map(std::path::Path::to_path_buf);
+        self
+    }
+
+    /// Tell `notifier` about incidents (default: nobody).
+    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
+        let threshold = self.app.settings.server.ready_max_pull_failures;
+        self.alerts = alerts::Alerts::new(notifier, threshold);
         self
     }
 
@@ -298,6 +310,11 @@ impl Daemon {
         let clock = self.app.store.clock().clone();
         let started = clock.now();
         self.log_startup(started);
+        let locks = tokio::spawn(alerts::watch_locks(
+            self.app.clone(),
+            self.alerts.notifier().clone(),
+            shutdown.clone(),
+        ));
         // A pull at once on start (it becomes a full one without a watermark).
         self.run_job(Job::Incremental, &shutdown).await;
         let now = clock.now();
@@ -381,6 +398,9 @@ impl Daemon {
                 }
             }
         }
+        locks.abort();
+        // Last words: what is queued goes out before the process ends.
+        self.alerts.notifier().flush().await;
         tracing::info!("daemon loop ended");
     }
 
@@ -414,6 +434,7 @@ impl Daemon {
         }
         self.state.runs.add(RunKind::Push, "held");
         tracing::error!(run, reason = %stop.reason, "push held by a safety threshold; nothing sent");
+        self.alerts.push_held(stop);
     }
 
     fn next_after(&self, job: Job, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -438,21 +459,24 @@ impl Daemon {
         // The run sees the stop at once; if it has not ended within the
         // grace period (a request hanging), it is abandoned and its row
         // marked stopped, so the process still exits in time.
-        let finished = {
+        let (finished, job_ok) = {
             let work = async {
                 match job {
-                    Job::Full | Job::Incremental => self.pull(job, &cancel).await,
+                    Job::Full | Job::Incremental => Some(self.pull(job, &cancel).await),
                     Job::Push => self.push(&cancel).await,
                 }
             };
             tokio::select! {
-                _ = work => true,
+                ok = work => (true, ok),
                 _ = async {
                     shutdown.cancelled().await;
                     tokio::time::sleep(STOP_GRACE).await;
-                } => false,
+                } => (false, None),
             }
         };
+        if finished {
+            self.alerts.after_job(&self.app, job_ok);
+        }
         if !finished {
             tracing::warn!("the run did not stop within {STOP_GRACE:?}; abandoning it");
             let now = self.app.store.clock().now();
@@ -476,7 +500,8 @@ impl Daemon {
         self.state.running.store(false, Ordering::Relaxed);
     }
 
-    async fn pull(&self, job: Job, cancel: &CancellationToken) {
+    /// Whether the pull worked (for the token-failing notification).
+    async fn pull(&self, job: Job, cancel: &CancellationToken) -> bool {
         let kind = if job == Job::Full {
             PullKind::Full
         } else {
@@ -486,10 +511,12 @@ impl Daemon {
             Ok(r) => {
                 self.state.runs.add(run_kind(r.kind), &r.status);
                 match r.status.as_str() {
-                    "ok" => self
-                        .state
-                        .consecutive_pull_failures
-                        .store(0, Ordering::Relaxed),
+                    "ok" => {
+                        self.state
+                            .consecutive_pull_failures
+                            .store(0, Ordering::Relaxed);
+                        self.alerts.pull_done(0, Some(r.run_id), None);
+                    }
                     "failed" => {
                         let n = self
                             .state
@@ -502,6 +529,7 @@ impl Daemon {
                             error = r.error.as_deref().unwrap_or(""),
                             "pull failed"
                         );
+                        self.alerts.pull_done(n, Some(r.run_id), r.error.as_deref());
                     }
                     // The pull itself worked; the breaker already logged
                     // why at error level. Repeated until someone confirms.
@@ -512,13 +540,19 @@ impl Daemon {
                     ),
                     _ => {}
                 }
+                r.status == "ok"
             }
             Err(e) => {
                 self.state.runs.add(run_kind(kind), "failed");
-                self.state
+                let n = self
+                    .state
                     .consecutive_pull_failures
-                    .fetch_add(1, Ordering::Relaxed);
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
                 tracing::error!(error = %e, "pull failed: the mirror could not be written");
+                let why = format!("the mirror could not be written: {e}");
+                self.alerts.pull_done(n, None, Some(&why));
+                false
             }
         }
     }
@@ -531,6 +565,7 @@ impl Daemon {
         match watch.settled(&clock, cancel).await {
             Ok((source, fresh)) => {
                 self.state.hr_source_valid.store(1, Ordering::Relaxed);
+                self.alerts.hr_valid();
                 if fresh {
                     tracing::info!(reason = why, path = %source.path.display(), records = source.records.len(), "HR source loaded");
                     self.state.hr_reloads.fetch_add(1, Ordering::Relaxed);
@@ -544,6 +579,7 @@ impl Daemon {
                 self.state.hr_source_valid.store(2, Ordering::Relaxed);
                 self.state.hr_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(reason = why, error = %e, "the HR source is invalid; no push until it is fixed");
+                self.alerts.hr_invalid(&e.to_string());
                 None
             }
             Err(e) => {
@@ -554,19 +590,19 @@ impl Daemon {
         }
     }
 
-    async fn push(&mut self, cancel: &CancellationToken) {
+    /// Whether the push's requests worked (for the token-failing
+    /// notification); `None`: it sent none (no HR source, held, nothing to do).
+    async fn push(&mut self, cancel: &CancellationToken) -> Option<bool> {
         // No [hr]: the daemon only mirrors.
-        if self.reload_hr("push", cancel).await.is_none() {
-            return;
-        }
-        let Some(hr) = self.hr.as_ref().and_then(HrWatch::source) else {
-            return;
-        };
+        self.reload_hr("push", cancel).await?;
+        let hr = self.hr.as_ref().and_then(HrWatch::source)?;
         let opts = match PushOptions::from_settings(&self.app.settings, false, false) {
             Ok(o) => o,
             Err(e) => {
                 tracing::error!(error = %e, "push options invalid");
-                return;
+                self.alerts
+                    .push_failed(None, &format!("push options invalid: {e}"));
+                return None;
             }
         };
         let limits = self.app.scheduler.limits().clone();
@@ -598,11 +634,18 @@ impl Daemon {
                 if r.run_id.is_none() {
                     tracing::info!(status = %r.status, "push: nothing sent");
                 }
+                self.alerts.push_done(r);
+                (r.requests > 0).then(|| r.ok())
             }
-            Err(PushError::Safety(stop)) => self.held(&stop),
+            Err(PushError::Safety(stop)) => {
+                self.held(&stop);
+                None
+            }
             Err(e) => {
                 self.state.runs.add(RunKind::Push, "failed");
                 tracing::error!(error = %e, "push failed");
+                self.alerts.push_failed(None, &format!("push failed: {e}"));
+                Some(false)
             }
         }
     }

@@ -28,6 +28,8 @@
 //! * [`sync`]: pulls from Cliq into the mirror, the plan and the push.
 //! * [`daemon`]: `cliq-sync run`: cron schedules without overlap, HR files used
 //!   only once settled, graceful stop.
+//! * [`notify`]: `[[notify]]`: webhook, Slack, Cliq channel and e-mail
+//!   notifications, one per incident and one on recovery, rate-limited.
 //! * [`status`]: `cliq-sync status [--json] [--check]`.
 //! * [`app`]: assembles store, scheduler, token cache and client from the settings.
 //! * [`config`]: layered configuration (defaults, file, environment).
@@ -58,6 +60,7 @@ pub mod hr;
 pub mod json;
 pub mod logging;
 pub mod mirror;
+pub mod notify;
 pub mod progress;
 pub mod server;
 pub mod sim;

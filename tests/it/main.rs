@@ -19,6 +19,7 @@ mod logs;
 mod mapping;
 mod mirror_open;
 mod monitoring;
+mod notify;
 mod progress;
 mod pull;
 mod push;
