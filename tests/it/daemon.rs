@@ -14,13 +14,14 @@ use tower::ServiceExt;
 
 use crate::helpers::{spawn_app, Opts, TestApp};
 
-struct Running {
-    shutdown: CancellationToken,
-    state: Arc<DaemonState>,
-    task: tokio::task::JoinHandle<()>,
+/// A daemon running on the test app, in the test's (paused) runtime.
+pub(crate) struct Running {
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) state: Arc<DaemonState>,
+    pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
-fn start(t: &TestApp) -> Running {
+pub(crate) fn start(t: &TestApp) -> Running {
     let state = Arc::new(DaemonState::default());
     let daemon = Daemon::new(t.app.clone(), state.clone()).unwrap();
     let shutdown = CancellationToken::new();

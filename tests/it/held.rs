@@ -9,13 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cliq_sync::cliq::Endpoint;
-use cliq_sync::daemon::{Daemon, DaemonState};
+use cliq_sync::daemon::DaemonState;
 use cliq_sync::server::{router, ServerState};
 use cliq_sync::sync::push::PushError;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use crate::daemon::start;
 use crate::helpers::{spawn_app, Opts, TestApp};
 use crate::trust::{app, changes_csv, count, opts, run_push, s, write_hr};
 
@@ -167,25 +166,7 @@ async fn a_dry_run_over_a_threshold_records_no_run() {
 
 // ------------------------------------------------------------ the daemon
 
-struct Running {
-    shutdown: CancellationToken,
-    state: Arc<DaemonState>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-fn start(t: &TestApp) -> Running {
-    let state = Arc::new(DaemonState::default());
-    let daemon = Daemon::new(t.app.clone(), state.clone()).unwrap();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(daemon.run(shutdown.clone(), Arc::new(Notify::new())));
-    Running {
-        shutdown,
-        state,
-        task,
-    }
-}
-
-async fn daemon_app(hr_path: &std::path::Path, max_changes: u32) -> TestApp {
+pub(crate) async fn daemon_app(hr_path: &std::path::Path, max_changes: u32) -> TestApp {
     let p = hr_path.to_owned();
     spawn_app(Opts {
         settings: Box::new(move |s| {

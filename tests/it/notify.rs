@@ -336,6 +336,7 @@ mod daemon_events {
     use tokio::sync::Notify;
     use tokio_util::sync::CancellationToken;
 
+    use crate::held::daemon_app;
     use crate::helpers::{spawn_app, Opts, TestApp};
     use crate::trust::{changes_csv, s};
 
@@ -374,20 +375,6 @@ mod daemon_events {
             rx,
             task,
         }
-    }
-
-    async fn daemon_app(hr_path: &std::path::Path, max_changes: u32) -> TestApp {
-        let p = hr_path.to_owned();
-        spawn_app(Opts {
-            settings: Box::new(move |s| {
-                s.hr = Some(cliq_sync::config::HrSettings::new(&p));
-                s.push.enabled = true;
-                s.push.max_changes_per_run = max_changes;
-                s.sync.teams = "off".into();
-            }),
-            ..Opts::default()
-        })
-        .await
     }
 
     const MIN: Duration = Duration::from_secs(60);
