@@ -1,7 +1,5 @@
 //! The queries behind `cliq-sync status --check`.
 
-use sqlx::Row;
-
 use super::runs::{RunKind, RunRow};
 use super::store::{Store, StoreError};
 
@@ -13,7 +11,7 @@ impl Store {
         let wanted: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         // At most three kinds: bind them as a JSON list instead of building SQL.
         let list = serde_json::to_string(&wanted).unwrap_or_else(|_| "[]".into());
-        let row = sqlx::query(
+        Ok(sqlx::query_as::<_, RunRow>(
             "SELECT id, kind, started_at, finished_at, status, requests, users_seen,
                 users_changed, error FROM sync_runs
              WHERE status <> 'running' AND kind IN (SELECT value FROM json_each(?))
@@ -21,17 +19,6 @@ impl Store {
         )
         .bind(list)
         .fetch_optional(self.pool())
-        .await?;
-        Ok(row.map(|r| RunRow {
-            id: r.get("id"),
-            kind: r.get("kind"),
-            started_at: r.get("started_at"),
-            finished_at: r.get("finished_at"),
-            status: r.get("status"),
-            requests: r.get("requests"),
-            users_seen: r.get("users_seen"),
-            users_changed: r.get("users_changed"),
-            error: r.get("error"),
-        }))
+        .await?)
     }
 }

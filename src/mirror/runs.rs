@@ -68,8 +68,8 @@ pub struct RunFigures {
     pub error: Option<String>,
 }
 
-/// One row of `sync_runs`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// One row of `sync_runs` (mapped by column name, in one place: `FromRow`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct RunRow {
     pub id: i64,
     pub kind: String,
@@ -187,27 +187,13 @@ impl Store {
 
     pub async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
         let _hold = self.hold();
-        let rows = sqlx::query(
+        Ok(sqlx::query_as::<_, RunRow>(
             "SELECT id, kind, started_at, finished_at, status, requests, users_seen,
                 users_changed, error FROM sync_runs ORDER BY id DESC LIMIT ?",
         )
         .bind(limit)
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| RunRow {
-                id: r.get("id"),
-                kind: r.get("kind"),
-                started_at: r.get("started_at"),
-                finished_at: r.get("finished_at"),
-                status: r.get("status"),
-                requests: r.get("requests"),
-                users_seen: r.get("users_seen"),
-                users_changed: r.get("users_changed"),
-                error: r.get("error"),
-            })
-            .collect())
+        .await?)
     }
 
     pub async fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
