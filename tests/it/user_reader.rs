@@ -31,8 +31,14 @@ fn bare_string_reference_is_a_name_without_an_id() {
     assert_eq!(user.designation, named(None, Some("Lead")));
     assert_eq!(user.reportingto, named(None, Some("Tim Harrison")));
     let cols = |c: [&str; 2]| (flat.get(c[0]), flat.get(c[1]));
-    assert_eq!(cols(["department_id", "department_name"]), (None, Some("Ops")));
-    assert_eq!(cols(["designation_id", "designation_name"]), (None, Some("Lead")));
+    assert_eq!(
+        cols(["department_id", "department_name"]),
+        (None, Some("Ops"))
+    );
+    assert_eq!(
+        cols(["designation_id", "designation_name"]),
+        (None, Some("Lead"))
+    );
     assert_eq!(
         cols(["reporting_to_id", "reporting_to_name"]),
         (None, Some("Tim Harrison"))
