@@ -18,6 +18,13 @@
 //!   * [`cliq::client`]: the typed client for the six endpoints, with error
 //!     classification and retries.
 //!   * [`cliq::models`]: request and response types that keep unknown fields.
+//!     * [`cliq::models::user`]: the one reader of Cliq's user JSON (pull,
+//!       client and reconcile; a bare-string reference is a name).
+//!     * [`cliq::models::page`]: pages of `GET /users`, typed and raw.
+//!     * [`cliq::models::params`]: listing parameters, request-shaping enums.
+//!     * [`cliq::models::fields`]: add and update bodies.
+//!     * [`cliq::models::batch`]: add and update outcomes.
+//!     * [`cliq::models::team`], [`cliq::models::layout`]: teams, layouts.
 //!   * [`cliq::transport`]: HTTPS via reqwest, or in-process to the simulator.
 //! * [`mirror`]: the SQLite store (WAL, embedded migrations, the public schema;
 //!   reads and most writes through sqlx, the hot writes — a page of users, a

@@ -460,9 +460,10 @@ mod tests {
         .unwrap();
         assert_eq!(u.id, "9");
         assert_eq!(u.get("reporting_to_id"), Some("3"));
+        // A bare-string reference is its name, never an id.
         assert_eq!(
             (u.get("department_id"), u.get("department_name")),
-            (None, None)
+            (None, Some("Ops"))
         );
         assert_eq!(
             (u.get("designation_id"), u.get("designation_name")),

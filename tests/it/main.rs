@@ -31,3 +31,4 @@ mod simulate;
 mod systemd;
 mod token;
 mod trust;
+mod user_reader;
