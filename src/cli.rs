@@ -57,6 +57,10 @@ pub enum Command {
         /// Print the plan as one JSON document.
         #[arg(long)]
         json: bool,
+        /// Also write the plan, with the mirror values it was made against,
+        /// to FILE (mode 0600) for review and `push --plan FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// One push now.
     Push {
@@ -73,6 +77,25 @@ pub enum Command {
         /// [push] retry_failed_after).
         #[arg(long)]
         retry_failed: bool,
+        /// Push exactly the reviewed plan file FILE (from `plan --out`),
+        /// nothing recomputed from HR; parts changed since are refused (exit 3).
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+    },
+    /// Push the inverse of push run RUN from its before-values (fields
+    /// changed since are skipped; adds cannot be undone).
+    Undo {
+        /// The push run to undo (`cliq-sync status` lists the runs).
+        run: i64,
+        /// Check and show what would be sent, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Pass the safety thresholds.
+        #[arg(long)]
+        force: bool,
+        /// Print the plan and the result as one JSON document.
+        #[arg(long)]
+        json: bool,
     },
     /// Last runs, watermark, endpoint lock states, mirror counts.
     Status {
@@ -262,6 +285,8 @@ pub fn error_chain(error: &anyhow::Error) -> String {
     out
 }
 
+mod given;
+
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Simulate(args) => {
@@ -316,13 +341,29 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             init_logging(&settings.log.level, &settings.log.format);
             run_daemon(settings, cli.config.as_deref()).await
         }
-        Command::Plan { json } => plan_command(cli.config.as_deref(), json).await,
+        Command::Plan { json, out } => {
+            plan_command(cli.config.as_deref(), json, out.as_deref()).await
+        }
+        Command::Push {
+            dry_run,
+            force,
+            json,
+            plan: Some(file),
+            ..
+        } => given::push_plan_file(cli.config.as_deref(), &file, dry_run, force, json).await,
         Command::Push {
             dry_run,
             force,
             json,
             retry_failed,
+            plan: None,
         } => push_command(cli.config.as_deref(), dry_run, force, retry_failed, json).await,
+        Command::Undo {
+            run,
+            dry_run,
+            force,
+            json,
+        } => given::undo(cli.config.as_deref(), run, dry_run, force, json).await,
         Command::Demo => crate::demo::main().await,
     }
 }
@@ -702,8 +743,12 @@ pub fn load_hr(settings: &Settings) -> Result<crate::hr::HrSource, Failure> {
     crate::hr::load_mapped(&hr.source, &mapping).map_err(Failure::config)
 }
 
-/// `plan [--json]`: reads the mirror only; needs no Cliq credentials.
-async fn plan_command(config: Option<&std::path::Path>, json: bool) -> Result<(), Failure> {
+/// `plan [--json] [--out FILE]`: reads the mirror only; needs no Cliq credentials.
+async fn plan_command(
+    config: Option<&std::path::Path>,
+    json: bool,
+    out: Option<&std::path::Path>,
+) -> Result<(), Failure> {
     use crate::sync::plan::{plan, render, PlanOptions};
     let settings = load_settings(config)?;
     init_logging(&settings.log.level, &settings.log.format);
@@ -724,6 +769,17 @@ async fn plan_command(config: Option<&std::path::Path>, json: bool) -> Result<()
         );
     } else {
         print!("{}", render(&plan));
+    }
+    if let Some(out) = out {
+        crate::sync::reviewed::write(&store, &plan, out)
+            .await
+            .map_err(Failure::runtime)?;
+        eprintln!(
+            "plan written to {} ({} updates, {} adds): review it, then `cliq-sync push --plan {0}`",
+            out.display(),
+            plan.summary.updates,
+            plan.summary.adds
+        );
     }
     Ok(())
 }
@@ -771,11 +827,34 @@ async fn push_command(
         }
         Err(e) => return Err(Failure::runtime(e)),
     };
+    print_push(&out, json, stopper.caught())
+}
+
+/// Print a push's plan and result (text or one JSON document) and turn
+/// it into the exit code.
+fn print_push(
+    out: &crate::sync::push::PushOutcome,
+    json: bool,
+    caught: Option<crate::exit::StopSignal>,
+) -> Result<(), Failure> {
     let r = &out.report;
     if json {
         println!("{}", crate::json::document(&out).map_err(Failure::runtime)?);
     } else {
         print!("{}", crate::sync::plan::render(&out.plan));
+        // A given plan's parts not sent (changed since, gone, impossible).
+        for f in &r.refused {
+            println!(
+                "  refused {} {}{}: {}",
+                f.action,
+                crate::text::escape(&f.email),
+                f.field
+                    .as_deref()
+                    .map(|x| format!(" {x}"))
+                    .unwrap_or_default(),
+                crate::text::escape(&f.reason)
+            );
+        }
     }
     if let Some(note) = crate::exit::nothing_sent(&r.status) {
         // JSON readers get the status; the sentence is for the person.
@@ -787,7 +866,7 @@ async fn push_command(
         return Ok(());
     }
     if json {
-        return crate::exit::push_result(r, stopper.caught());
+        return crate::exit::push_result(r, caught);
     }
     println!(
         "\nPush run {}: {}; {} updated, {} added ({} already present), {} failed, {} skipped, {} reconciled; {} requests in {:.0}s.",
@@ -815,7 +894,7 @@ async fn push_command(
             }
         );
     }
-    crate::exit::push_result(r, stopper.caught())
+    crate::exit::push_result(r, caught)
 }
 
 #[cfg(test)]
@@ -834,8 +913,28 @@ mod retry_failed_tests {
                 force: false,
                 dry_run: false,
                 json: false,
+                plan: None,
             }
         ));
+    }
+
+    #[test]
+    fn push_takes_a_plan_file_and_undo_a_run() {
+        let cli = Cli::try_parse_from(["cliq-sync", "push", "--plan", "p.json"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Push { plan: Some(p), .. } if p.as_os_str() == "p.json")
+        );
+        let cli = Cli::try_parse_from(["cliq-sync", "undo", "7", "--dry-run"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Undo {
+                run: 7,
+                dry_run: true,
+                force: false,
+                json: false
+            }
+        ));
+        assert!(Cli::try_parse_from(["cliq-sync", "undo"]).is_err());
     }
 }
 
