@@ -793,7 +793,7 @@ async fn push_command(
     retry_failed: bool,
     json: bool,
 ) -> Result<(), Failure> {
-    use crate::sync::push::{push, PushError, PushOptions};
+    use crate::sync::push::{push, PushOptions};
     let settings = load_settings(config)?;
     init_logging(&settings.log.level, &settings.log.format);
     let hr = load_hr(&settings)?;
@@ -803,31 +803,52 @@ async fn push_command(
     let app = crate::app::App::open(settings)
         .await
         .map_err(Failure::runtime)?;
-    let cancel = tokio_util::sync::CancellationToken::new();
+    let limits = app.scheduler.limits().clone();
+    let (store, client) = (&app.store, &app.client);
+    let pushing = |cancel| async move { push(store, client, &limits, &hr, &opts, &cancel).await };
+    let (out, caught) = drive_push(&app, json, pushing).await?;
+    print_push(&out, json, caught)
+}
+
+/// Run a push (`run` gets its cancellation token) under the SIGINT/SIGTERM
+/// watch, with the live bar on a terminal (never under --json). A safety
+/// stop exits 3. Returns the outcome and the signal caught, if any.
+async fn drive_push<Fut>(
+    app: &App,
+    json: bool,
+    run: impl FnOnce(CancellationToken) -> Fut,
+) -> Result<
+    (
+        crate::sync::push::PushOutcome,
+        Option<crate::exit::StopSignal>,
+    ),
+    Failure,
+>
+where
+    Fut: std::future::Future<
+        Output = Result<crate::sync::push::PushOutcome, crate::sync::push::PushError>,
+    >,
+{
+    let cancel = CancellationToken::new();
     let stopper = crate::exit::SignalWatch::spawn(cancel.clone(), |signal| {
         eprintln!(
             "{}: stopping: the request in flight ends, the rest is left for the next push",
             signal.name()
         );
     });
-    let limits = app.scheduler.limits().clone();
-    // A live bar on a terminal only, never under --json.
     let bar = crate::progress::LiveBar::attach(&app.store, json);
-    let pushed = push(&app.store, &app.client, &limits, &hr, &opts, &cancel).await;
+    let pushed = run(cancel).await;
     if let Some(bar) = bar {
         bar.finish();
     }
-    let out = match pushed {
-        Ok(out) => out,
-        Err(e @ PushError::Safety(_)) => {
-            return Err(Failure {
-                code: 3,
-                error: e.into(),
-            })
-        }
-        Err(e) => return Err(Failure::runtime(e)),
-    };
-    print_push(&out, json, stopper.caught())
+    match pushed {
+        Ok(out) => Ok((out, stopper.caught())),
+        Err(e @ crate::sync::push::PushError::Safety(_)) => Err(Failure {
+            code: 3,
+            error: e.into(),
+        }),
+        Err(e) => Err(Failure::runtime(e)),
+    }
 }
 
 /// Print a push's plan and result (text or one JSON document) and turn

@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use super::{init_logging, load_settings, print_push, Failure};
+use super::{drive_push, init_logging, load_settings, print_push, Failure};
 use crate::config::Settings;
-use crate::sync::push::{push_given, Given, PushError, PushOptions};
+use crate::sync::push::{push_given, Given, PushOptions};
 use crate::sync::undo::UndoError;
 
 /// `push --plan FILE [--dry-run] [--force] [--json]`.
@@ -60,30 +60,12 @@ async fn run(
 ) -> Result<(), Failure> {
     let opts = PushOptions::from_settings(settings, dry_run, force)
         .map_err(|m| Failure::config(anyhow::anyhow!("hr.managed_fields: {m}")))?;
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let stopper = crate::exit::SignalWatch::spawn(cancel.clone(), |signal| {
-        eprintln!(
-            "{}: stopping: the request in flight ends; run the same command again for the rest",
-            signal.name()
-        );
-    });
     let limits = app.scheduler.limits().clone();
-    let bar = crate::progress::LiveBar::attach(&app.store, json);
-    let pushed = push_given(&app.store, &app.client, &limits, given, &opts, &cancel).await;
-    if let Some(bar) = bar {
-        bar.finish();
-    }
-    let out = match pushed {
-        Ok(out) => out,
-        Err(e @ PushError::Safety(_)) => {
-            return Err(Failure {
-                code: 3,
-                error: e.into(),
-            })
-        }
-        Err(e) => return Err(Failure::runtime(e)),
-    };
-    print_push(&out, json, stopper.caught())?;
+    let (store, client) = (&app.store, &app.client);
+    let pushing =
+        |cancel| async move { push_given(store, client, &limits, given, &opts, &cancel).await };
+    let (out, caught) = drive_push(app, json, pushing).await?;
+    print_push(&out, json, caught)?;
     let refused = out.report.refused.len();
     if refused == 0 {
         return Ok(());

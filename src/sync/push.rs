@@ -661,19 +661,35 @@ impl Run<'_> {
         let rows: Vec<NewPush> = plan
             .blocked
             .iter()
-            .map(|b| NewPush {
-                run_id: self.run_id,
-                user_id: b.user_id.as_deref(),
-                email: &b.email,
-                action: if b.user_id.is_some() { "update" } else { "add" },
-                fields_json: json!({"field": b.field, "kind": b.kind, "reason": b.reason})
-                    .to_string(),
-                status: PushStatus::Skipped,
-                error_code: Some(b.kind),
+            .map(|b| {
+                let action = if b.user_id.is_some() { "update" } else { "add" };
+                let (user_id, field) = (b.user_id.as_deref(), b.field);
+                self.skipped_row(user_id, &b.email, action, field, b.kind, &b.reason)
             })
             .collect();
         self.report.skipped += rows.len() as u64;
         self.store.insert_pushes(&rows, self.now()).await
+    }
+
+    /// A `skipped` row: something the run did not do, and why.
+    fn skipped_row<'r>(
+        &self,
+        user_id: Option<&'r str>,
+        email: &'r str,
+        action: &'r str,
+        field: Option<&str>,
+        kind: &'r str,
+        reason: &str,
+    ) -> NewPush<'r> {
+        NewPush {
+            run_id: self.run_id,
+            user_id,
+            email,
+            action,
+            fields_json: json!({"field": field, "kind": kind, "reason": reason}).to_string(),
+            status: PushStatus::Skipped,
+            error_code: Some(kind),
+        }
     }
 
     /// Re-check the attempts whose outcome was never recorded. Returns how

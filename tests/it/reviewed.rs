@@ -174,6 +174,15 @@ async fn undo_restores_the_before_values_skips_hand_edits_and_links_the_run() {
     assert!(e.to_string().contains("no run 9999"), "{e}");
 }
 
+async fn full_sync(ts: &crate::crash::TcpSim) {
+    assert!(ts
+        .cli(&["sync", "--full"])
+        .status()
+        .await
+        .unwrap()
+        .success());
+}
+
 /// Through the real binary: `plan --out`, `push --plan` (exit 0, 3 with a
 /// part refused, 2 for a truncated file), `undo` and its exit codes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,12 +199,7 @@ async fn plan_out_push_plan_and_undo_exit_codes() {
     )
     .await;
     let code = |o: &std::process::Output| o.status.code().unwrap_or(-1);
-    assert!(ts
-        .cli(&["sync", "--full"])
-        .status()
-        .await
-        .unwrap()
-        .success());
+    full_sync(&ts).await;
     let users = ts.sim.users();
     std::fs::write(&hr, changes_csv(&users, 4, "Desk")).unwrap();
     let file = hr_dir.path().join("plan.json");
@@ -212,12 +216,7 @@ async fn plan_out_push_plan_and_undo_exit_codes() {
     std::fs::write(&file, &text).unwrap();
     ts.sim
         .mutate_user(&s(&users[0], "id"), json!({"work_location": "Hand"}));
-    assert!(ts
-        .cli(&["sync", "--full"])
-        .status()
-        .await
-        .unwrap()
-        .success());
+    full_sync(&ts).await;
     let out = ts.cli(&["push", "--plan", f]).output().await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(code(&out), 3, "{stdout}");

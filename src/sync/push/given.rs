@@ -13,7 +13,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -25,7 +24,7 @@ use crate::cliq::quotas::Limits;
 use crate::cliq::Endpoint;
 use crate::config::OnConflict;
 use crate::hr::Attr;
-use crate::mirror::pushes::{MirrorUser, NewPush, PushStatus};
+use crate::mirror::pushes::{MirrorUser, NewPush};
 use crate::mirror::{Store, StoreError};
 use crate::sync::plan::{self, Plan, PlanOptions, PlanSummary, PlannedAdd, PlannedUpdate};
 
@@ -241,15 +240,9 @@ impl Run<'_> {
     pub(super) async fn record_refused(&mut self, refused: &[Refused]) -> Result<(), StoreError> {
         let rows: Vec<NewPush> = refused
             .iter()
-            .map(|r| NewPush {
-                run_id: self.run_id,
-                user_id: r.user_id.as_deref(),
-                email: &r.email,
-                action: r.action,
-                fields_json: json!({"field": r.field, "kind": r.code, "reason": r.reason})
-                    .to_string(),
-                status: PushStatus::Skipped,
-                error_code: Some(r.code),
+            .map(|r| {
+                let (user_id, field) = (r.user_id.as_deref(), r.field.as_deref());
+                self.skipped_row(user_id, &r.email, r.action, field, r.code, &r.reason)
             })
             .collect();
         self.report.skipped += rows.len() as u64;
