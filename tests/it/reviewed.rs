@@ -79,6 +79,54 @@ async fn push_plan_applies_exactly_the_file_and_refuses_parts_changed_since() {
     }
 }
 
+/// A person gone from Cliq and an add whose email exists by now are
+/// refused too; nothing is sent for them.
+#[tokio::test(start_paused = true)]
+async fn push_plan_refuses_a_person_gone_and_an_add_that_exists_by_now() {
+    // 30 users: one removal stays under the removal circuit breaker.
+    let t = app(30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let users = t.sim.users();
+    let mut csv = changes_csv(&users, 2, "Desk");
+    csv.push_str("new.person@example.com,Desk new\n");
+    let hr = write_hr(dir.path(), "hr.csv", &csv);
+    let mut o = opts();
+    o.plan.create_missing = true;
+    let plan = cliq_sync::sync::plan::plan(&t.app.store, &hr, &o.plan, t.app.scheduler.limits())
+        .await
+        .unwrap();
+    assert_eq!((plan.updates.len(), plan.adds.len()), (2, 1));
+    let path = dir.path().join("reviewed.json");
+    reviewed::write(&t.app.store, &plan, &path).await.unwrap();
+    // Later (a pull marks removed who was not seen since it started).
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert!(t.sim.remove_user(&s(&users[0], "id")));
+    t.sim
+        .add_user(json!({"email_id": "new.person@example.com", "first_name": "New"}));
+    full_pull(&t).await;
+
+    let given = reviewed::read(&path, t.app.store.path()).unwrap();
+    let out = given_push(&t, &given, false).await;
+    let codes: Vec<(&str, &str)> = out
+        .report
+        .refused
+        .iter()
+        .map(|r| (r.email.as_str(), r.code))
+        .collect();
+    let gone = s(&users[0], "email_id");
+    assert!(codes.contains(&(gone.as_str(), "gone")), "{codes:?}");
+    assert!(
+        codes.contains(&("new.person@example.com", "exists")),
+        "{codes:?}"
+    );
+    // Whoever reported to the removed person lost their manager in Cliq:
+    // their part changed since too. Every other part was pushed.
+    let refused_updates = codes.iter().filter(|c| c.1 != "exists").count() as u64;
+    assert_eq!(out.report.updates_applied + refused_updates, 2, "{codes:?}");
+    assert_eq!(out.report.adds_applied, 0);
+    assert_eq!(count(&t, Endpoint::AddUsers), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_truncated_or_foreign_plan_file_is_refused_before_any_request() {
     let t = app(10).await;
