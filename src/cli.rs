@@ -57,6 +57,10 @@ pub enum Command {
         /// Print the plan as one JSON document.
         #[arg(long)]
         json: bool,
+        /// Also write the plan, with the mirror values it was made against,
+        /// to FILE (mode 0600) for review and `push --plan FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// One push now.
     Push {
@@ -73,6 +77,25 @@ pub enum Command {
         /// [push] retry_failed_after).
         #[arg(long)]
         retry_failed: bool,
+        /// Push exactly the reviewed plan file FILE (from `plan --out`),
+        /// nothing recomputed from HR; parts changed since are refused (exit 3).
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+    },
+    /// Push the inverse of push run RUN from its before-values (fields
+    /// changed since are skipped; adds cannot be undone).
+    Undo {
+        /// The push run to undo (`cliq-sync status` lists the runs).
+        run: i64,
+        /// Check and show what would be sent, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Pass the safety thresholds.
+        #[arg(long)]
+        force: bool,
+        /// Print the plan and the result as one JSON document.
+        #[arg(long)]
+        json: bool,
     },
     /// Last runs, watermark, endpoint lock states, mirror counts.
     Status {
@@ -262,6 +285,8 @@ pub fn error_chain(error: &anyhow::Error) -> String {
     out
 }
 
+mod given;
+
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Simulate(args) => {
@@ -316,13 +341,29 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             init_logging(&settings.log.level, &settings.log.format);
             run_daemon(settings, cli.config.as_deref()).await
         }
-        Command::Plan { json } => plan_command(cli.config.as_deref(), json).await,
+        Command::Plan { json, out } => {
+            plan_command(cli.config.as_deref(), json, out.as_deref()).await
+        }
+        Command::Push {
+            dry_run,
+            force,
+            json,
+            plan: Some(file),
+            ..
+        } => given::push_plan_file(cli.config.as_deref(), &file, dry_run, force, json).await,
         Command::Push {
             dry_run,
             force,
             json,
             retry_failed,
+            plan: None,
         } => push_command(cli.config.as_deref(), dry_run, force, retry_failed, json).await,
+        Command::Undo {
+            run,
+            dry_run,
+            force,
+            json,
+        } => given::undo(cli.config.as_deref(), run, dry_run, force, json).await,
         Command::Demo => crate::demo::main().await,
     }
 }
@@ -702,8 +743,12 @@ pub fn load_hr(settings: &Settings) -> Result<crate::hr::HrSource, Failure> {
     crate::hr::load_mapped(&hr.source, &mapping).map_err(Failure::config)
 }
 
-/// `plan [--json]`: reads the mirror only; needs no Cliq credentials.
-async fn plan_command(config: Option<&std::path::Path>, json: bool) -> Result<(), Failure> {
+/// `plan [--json] [--out FILE]`: reads the mirror only; needs no Cliq credentials.
+async fn plan_command(
+    config: Option<&std::path::Path>,
+    json: bool,
+    out: Option<&std::path::Path>,
+) -> Result<(), Failure> {
     use crate::sync::plan::{plan, render, PlanOptions};
     let settings = load_settings(config)?;
     init_logging(&settings.log.level, &settings.log.format);
@@ -725,6 +770,17 @@ async fn plan_command(config: Option<&std::path::Path>, json: bool) -> Result<()
     } else {
         print!("{}", render(&plan));
     }
+    if let Some(out) = out {
+        crate::sync::reviewed::write(&store, &plan, out)
+            .await
+            .map_err(Failure::runtime)?;
+        eprintln!(
+            "plan written to {} ({} updates, {} adds): review it, then `cliq-sync push --plan {0}`",
+            out.display(),
+            plan.summary.updates,
+            plan.summary.adds
+        );
+    }
     Ok(())
 }
 
@@ -737,7 +793,7 @@ async fn push_command(
     retry_failed: bool,
     json: bool,
 ) -> Result<(), Failure> {
-    use crate::sync::push::{push, PushError, PushOptions};
+    use crate::sync::push::{push, PushOptions};
     let settings = load_settings(config)?;
     init_logging(&settings.log.level, &settings.log.format);
     let hr = load_hr(&settings)?;
@@ -747,35 +803,79 @@ async fn push_command(
     let app = crate::app::App::open(settings)
         .await
         .map_err(Failure::runtime)?;
-    let cancel = tokio_util::sync::CancellationToken::new();
+    let limits = app.scheduler.limits().clone();
+    let (store, client) = (&app.store, &app.client);
+    let pushing = |cancel| async move { push(store, client, &limits, &hr, &opts, &cancel).await };
+    let (out, caught) = drive_push(&app, json, pushing).await?;
+    print_push(&out, json, caught)
+}
+
+/// Run a push (`run` gets its cancellation token) under the SIGINT/SIGTERM
+/// watch, with the live bar on a terminal (never under --json). A safety
+/// stop exits 3. Returns the outcome and the signal caught, if any.
+async fn drive_push<Fut>(
+    app: &App,
+    json: bool,
+    run: impl FnOnce(CancellationToken) -> Fut,
+) -> Result<
+    (
+        crate::sync::push::PushOutcome,
+        Option<crate::exit::StopSignal>,
+    ),
+    Failure,
+>
+where
+    Fut: std::future::Future<
+        Output = Result<crate::sync::push::PushOutcome, crate::sync::push::PushError>,
+    >,
+{
+    let cancel = CancellationToken::new();
     let stopper = crate::exit::SignalWatch::spawn(cancel.clone(), |signal| {
         eprintln!(
             "{}: stopping: the request in flight ends, the rest is left for the next push",
             signal.name()
         );
     });
-    let limits = app.scheduler.limits().clone();
-    // A live bar on a terminal only, never under --json.
     let bar = crate::progress::LiveBar::attach(&app.store, json);
-    let pushed = push(&app.store, &app.client, &limits, &hr, &opts, &cancel).await;
+    let pushed = run(cancel).await;
     if let Some(bar) = bar {
         bar.finish();
     }
-    let out = match pushed {
-        Ok(out) => out,
-        Err(e @ PushError::Safety(_)) => {
-            return Err(Failure {
-                code: 3,
-                error: e.into(),
-            })
-        }
-        Err(e) => return Err(Failure::runtime(e)),
-    };
+    match pushed {
+        Ok(out) => Ok((out, stopper.caught())),
+        Err(e @ crate::sync::push::PushError::Safety(_)) => Err(Failure {
+            code: 3,
+            error: e.into(),
+        }),
+        Err(e) => Err(Failure::runtime(e)),
+    }
+}
+
+/// Print a push's plan and result (text or one JSON document) and turn
+/// it into the exit code.
+fn print_push(
+    out: &crate::sync::push::PushOutcome,
+    json: bool,
+    caught: Option<crate::exit::StopSignal>,
+) -> Result<(), Failure> {
     let r = &out.report;
     if json {
         println!("{}", crate::json::document(&out).map_err(Failure::runtime)?);
     } else {
         print!("{}", crate::sync::plan::render(&out.plan));
+        // A given plan's parts not sent (changed since, gone, impossible).
+        for f in &r.refused {
+            println!(
+                "  refused {} {}{}: {}",
+                f.action,
+                crate::text::escape(&f.email),
+                f.field
+                    .as_deref()
+                    .map(|x| format!(" {x}"))
+                    .unwrap_or_default(),
+                crate::text::escape(&f.reason)
+            );
+        }
     }
     if let Some(note) = crate::exit::nothing_sent(&r.status) {
         // JSON readers get the status; the sentence is for the person.
@@ -787,7 +887,7 @@ async fn push_command(
         return Ok(());
     }
     if json {
-        return crate::exit::push_result(r, stopper.caught());
+        return crate::exit::push_result(r, caught);
     }
     println!(
         "\nPush run {}: {}; {} updated, {} added ({} already present), {} failed, {} skipped, {} reconciled; {} requests in {:.0}s.",
@@ -815,7 +915,7 @@ async fn push_command(
             }
         );
     }
-    crate::exit::push_result(r, stopper.caught())
+    crate::exit::push_result(r, caught)
 }
 
 #[cfg(test)]
@@ -834,8 +934,28 @@ mod retry_failed_tests {
                 force: false,
                 dry_run: false,
                 json: false,
+                plan: None,
             }
         ));
+    }
+
+    #[test]
+    fn push_takes_a_plan_file_and_undo_a_run() {
+        let cli = Cli::try_parse_from(["cliq-sync", "push", "--plan", "p.json"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Push { plan: Some(p), .. } if p.as_os_str() == "p.json")
+        );
+        let cli = Cli::try_parse_from(["cliq-sync", "undo", "7", "--dry-run"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Undo {
+                run: 7,
+                dry_run: true,
+                force: false,
+                json: false
+            }
+        ));
+        assert!(Cli::try_parse_from(["cliq-sync", "undo"]).is_err());
     }
 }
 

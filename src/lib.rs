@@ -32,7 +32,8 @@
 //!   process's writer turn). [`mirror::lease`]: the owner lease every opener
 //!   holds (a run belongs to a live process) and the one-push-per-mirror lock.
 //! * [`sim`]: the built-in, strict Cliq simulator (`cliq-sync simulate`).
-//! * [`sync`]: pulls from Cliq into the mirror, the plan and the push.
+//! * [`sync`]: pulls from Cliq into the mirror, the plan and the push,
+//!   reviewed plan files and undo.
 //! * [`daemon`]: `cliq-sync run`: cron schedules without overlap, HR files used
 //!   only once settled, graceful stop.
 //! * [`notify`]: `[[notify]]`: webhook, Slack, Cliq channel and e-mail

@@ -11,6 +11,7 @@ pub mod pushes;
 pub mod runs;
 pub mod store;
 pub mod teams;
+pub mod undo;
 pub mod users;
 
 pub use store::{Store, StoreError, WriteTx};

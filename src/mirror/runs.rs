@@ -80,6 +80,9 @@ pub struct RunRow {
     pub users_seen: i64,
     pub users_changed: i64,
     pub error: Option<String>,
+    /// For an undo: the push run it undoes.
+    #[sqlx(default)]
+    pub undoes_run: Option<i64>,
 }
 
 const WATERMARK: &str = "watermark";
@@ -189,7 +192,7 @@ impl Store {
         let _hold = self.hold();
         Ok(sqlx::query_as::<_, RunRow>(
             "SELECT id, kind, started_at, finished_at, status, requests, users_seen,
-                users_changed, error FROM sync_runs ORDER BY id DESC LIMIT ?",
+                users_changed, error, undoes_run FROM sync_runs ORDER BY id DESC LIMIT ?",
         )
         .bind(limit)
         .fetch_all(self.pool())

@@ -67,6 +67,9 @@ use crate::mirror::{Store, StoreError};
 use crate::sync::plan::{self, Plan, PlanOptions, PlannedAdd, PlannedUpdate};
 use crate::sync::progress::{self, Tracker};
 
+mod given;
+pub use given::{push_given, Given, GivenUpdate, Refused};
+
 /// `sync_state` key: record count of the last pushed source.
 pub const SOURCE_RECORDS_KEY: &str = "push.source_records";
 
@@ -155,6 +158,13 @@ pub struct PushReport {
     pub elapsed_secs: f64,
     pub error: Option<String>,
     pub failures: Vec<FailureLine>,
+    /// Parts of a given plan (`push --plan`, `undo`) not sent because their
+    /// mirror values changed since (or, for an undo, an add).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<Refused>,
+    /// An undo: the push run it undoes (`sync_runs.undoes_run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undoes_run: Option<i64>,
 }
 
 impl PushReport {
@@ -173,6 +183,8 @@ impl PushReport {
             elapsed_secs: 0.0,
             error: None,
             failures: Vec::new(),
+            refused: Vec::new(),
+            undoes_run: None,
         }
     }
 
@@ -383,6 +395,56 @@ pub async fn push(
         });
     }
 
+    let work = Work::Hr { hr, opts };
+    run_plan(
+        store, client, limits, &mut lock, first, work, cancel, started,
+    )
+    .await
+}
+
+/// What a run sends once the attempts of unknown outcome are settled.
+enum Work<'a> {
+    /// Plan again from the HR source when reconciling changed the mirror.
+    Hr {
+        hr: &'a HrSource,
+        opts: &'a PushOptions,
+    },
+    /// A given plan, its parts checked against the mirror right before.
+    Given {
+        given: &'a Given,
+        opts: &'a PushOptions,
+    },
+}
+
+impl Work<'_> {
+    fn opts(&self) -> &PushOptions {
+        match self {
+            Work::Hr { opts, .. } | Work::Given { opts, .. } => opts,
+        }
+    }
+
+    /// `sync_runs.users_seen` of the run: the HR records, or the parts given.
+    fn users_seen(&self) -> u64 {
+        match self {
+            Work::Hr { hr, .. } => hr.len() as u64,
+            Work::Given { given, .. } => given.parts() as u64,
+        }
+    }
+}
+
+/// Run `first` (the plan the thresholds passed) as a recorded push run,
+/// the push lock held: records, progress, the run's end.
+#[allow(clippy::too_many_arguments)]
+async fn run_plan(
+    store: &Store,
+    client: &CliqClient,
+    limits: &Limits,
+    lock: &mut PushLock,
+    first: Plan,
+    work: Work<'_>,
+    cancel: &CancellationToken,
+    started: tokio::time::Instant,
+) -> Result<PushOutcome, PushError> {
     let clock = store.clock().clone();
     let run_id = store.start_run(RunKind::Push, clock.now()).await?;
     lock.set_run(run_id);
@@ -398,14 +460,22 @@ pub async fn push(
         done: 0,
     };
     run.report.run_id = Some(run_id);
-    store
-        .set_state(SOURCE_RECORDS_KEY, &hr.len().to_string(), clock.now())
-        .await?;
-    store
-        .record_push_source(run_id, hr.len() as u64, opts.force, clock.now())
-        .await?;
+    match &work {
+        Work::Hr { hr, opts } => {
+            store
+                .set_state(SOURCE_RECORDS_KEY, &hr.len().to_string(), clock.now())
+                .await?;
+            store
+                .record_push_source(run_id, hr.len() as u64, opts.force, clock.now())
+                .await?;
+        }
+        Work::Given { given, .. } => {
+            given.record_link(store, run_id).await?;
+            run.report.undoes_run = given.undoes_run;
+        }
+    }
 
-    let result = run.execute(first, hr, opts, limits).await;
+    let result = run.execute(first, &work, limits).await;
     let (plan, status) = match result {
         Ok((plan, status)) => (plan, status),
         Err(e) => {
@@ -428,7 +498,7 @@ pub async fn push(
     report.elapsed_secs = started.elapsed().as_secs_f64();
     let figures = RunFigures {
         requests: report.requests,
-        users_seen: hr.len() as u64,
+        users_seen: work.users_seen(),
         users_changed: report.updates_applied + report.adds_applied,
         error: report.error.clone(),
     };
@@ -535,16 +605,25 @@ impl Run<'_> {
     async fn execute(
         &mut self,
         first: Plan,
-        hr: &HrSource,
-        opts: &PushOptions,
+        work: &Work<'_>,
         limits: &Limits,
     ) -> Result<(Plan, RunStatus), StoreError> {
         // Attempts of unknown outcome first; then plan again from the
-        // refreshed mirror.
-        let plan = match self.reconcile().await? {
+        // refreshed mirror, or check the given parts against it.
+        let reconciled = match self.reconcile().await? {
             Err(halt) => return Ok((first, self.halt(halt))),
-            Ok(0) => first,
-            Ok(_) => plan::plan(self.store, hr, &opts.plan, limits).await?,
+            Ok(n) => n,
+        };
+        let opts = work.opts();
+        let plan = match work {
+            Work::Hr { .. } if reconciled == 0 => first,
+            Work::Hr { hr, opts } => plan::plan(self.store, hr, &opts.plan, limits).await?,
+            Work::Given { given, opts } => {
+                let (plan, refused) = given.check(self.store, &opts.plan, limits).await?;
+                self.record_refused(&refused).await?;
+                self.report.refused = refused;
+                plan
+            }
         };
         self.progress.expect_users(planned_users(&plan));
         self.record_skipped(&plan).await?;
@@ -582,19 +661,35 @@ impl Run<'_> {
         let rows: Vec<NewPush> = plan
             .blocked
             .iter()
-            .map(|b| NewPush {
-                run_id: self.run_id,
-                user_id: b.user_id.as_deref(),
-                email: &b.email,
-                action: if b.user_id.is_some() { "update" } else { "add" },
-                fields_json: json!({"field": b.field, "kind": b.kind, "reason": b.reason})
-                    .to_string(),
-                status: PushStatus::Skipped,
-                error_code: Some(b.kind),
+            .map(|b| {
+                let action = if b.user_id.is_some() { "update" } else { "add" };
+                let (user_id, field) = (b.user_id.as_deref(), b.field);
+                self.skipped_row(user_id, &b.email, action, field, b.kind, &b.reason)
             })
             .collect();
         self.report.skipped += rows.len() as u64;
         self.store.insert_pushes(&rows, self.now()).await
+    }
+
+    /// A `skipped` row: something the run did not do, and why.
+    fn skipped_row<'r>(
+        &self,
+        user_id: Option<&'r str>,
+        email: &'r str,
+        action: &'r str,
+        field: Option<&str>,
+        kind: &'r str,
+        reason: &str,
+    ) -> NewPush<'r> {
+        NewPush {
+            run_id: self.run_id,
+            user_id,
+            email,
+            action,
+            fields_json: json!({"field": field, "kind": kind, "reason": reason}).to_string(),
+            status: PushStatus::Skipped,
+            error_code: Some(kind),
+        }
     }
 
     /// Re-check the attempts whose outcome was never recorded. Returns how

@@ -24,6 +24,7 @@ mod progress;
 mod pull;
 mod push;
 mod removals;
+mod reviewed;
 mod safety;
 mod scope;
 mod settle;
