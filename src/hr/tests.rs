@@ -283,7 +283,7 @@ fn a_large_csv_streams() {
     let started = std::time::Instant::now();
     let s = load_str("hr.csv", &text).unwrap();
     assert_eq!(s.len(), 20_000);
-    // Generous (debug build, shared machine); see examples/plan_bench.rs for figures.
+    // Generous (debug build, shared machine); see benches/plan.rs for figures.
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
 

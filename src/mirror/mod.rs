@@ -6,6 +6,7 @@ pub mod held;
 pub mod history;
 pub mod lease;
 pub mod leavers;
+pub mod plan_join;
 pub mod progress;
 pub mod pushes;
 pub mod runs;

@@ -1,5 +1,5 @@
-//! The `pushes` and `push_failures` tables, and the mirror snapshot a plan
-//! is computed from.
+//! The `pushes` and `push_failures` tables, and the mirror user a plan
+//! reads (streamed by [`super::plan_join`]).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -133,40 +133,6 @@ pub struct PushFailure {
 }
 
 impl Store {
-    /// Every user of the mirror (removed ones flagged), for planning.
-    ///
-    /// Each row comes back as one JSON array (`json_array` in SQLite): one
-    /// text column per row instead of 21 is about four times faster through
-    /// sqlx for a 100,000-user mirror.
-    pub async fn plan_snapshot(&self) -> Result<Vec<MirrorUser>, StoreError> {
-        let _hold = self.hold();
-        let sql = format!(
-            "SELECT json_array(id, email_id, status, removed_at IS NOT NULL, {}) FROM users",
-            PLAN_COLUMNS.join(", ")
-        );
-        let rows: Vec<String> = sqlx::query_scalar(&sql).fetch_all(self.pool()).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for text in rows {
-            let v: Vec<serde_json::Value> = serde_json::from_str(&text)
-                .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?;
-            let s = |i: usize| -> Option<String> {
-                match v.get(i)? {
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                }
-            };
-            out.push(MirrorUser {
-                id: s(0).unwrap_or_default(),
-                email: s(1).map(|e| e.to_lowercase()),
-                status: s(2),
-                removed: v.get(3).and_then(serde_json::Value::as_i64) == Some(1),
-                values: (0..PLAN_COLUMNS.len()).map(|i| s(i + 4)).collect(),
-            });
-        }
-        Ok(out)
-    }
-
     /// Insert one `pushes` row; returns its id.
     pub async fn insert_push(
         &self,

@@ -18,7 +18,7 @@
 //! edit) is a conflict: marked, skipped or held per `[push] on_conflict`
 //! (see `plan/conflicts.rs`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -28,7 +28,8 @@ use sha2::{Digest, Sha256};
 use crate::cliq::quotas::Limits;
 use crate::cliq::Endpoint;
 use crate::config::OnConflict;
-use crate::hr::{Attr, HrRecord, HrSource, ValueKind};
+use crate::hr::{Attr, HrSource};
+use crate::mirror::plan_join::ManagerLink;
 use crate::mirror::pushes::{MirrorUser, PushFailure};
 use crate::mirror::{Store, StoreError};
 
@@ -266,17 +267,43 @@ pub fn min_duration(limits: &Limits, ep: Endpoint, n: usize) -> Duration {
     limits.effective_window(ep) * ((n - 1) / per) as u32
 }
 
-/// Load the mirror snapshot and remembered failures, then plan.
+/// Plan against the mirror: index → resolve → diff, in one read of it.
+///
+/// The mirror is streamed twice in email order, never loaded: the index
+/// pass keeps the names and the managers HR refers to, the diff pass meets
+/// each email's users with its HR record and keeps only the differences,
+/// then the manager chains above the changed people are followed for
+/// cycles. Memory follows the HR source and the work, not the org.
 pub async fn plan(
     store: &Store,
     hr: &HrSource,
     opts: &PlanOptions,
     limits: &Limits,
 ) -> Result<Plan, StoreError> {
-    let users = store.plan_snapshot().await?;
     let failures = still_remembered(store.push_failures().await?, opts, store.clock().now());
     let recent_adds = store.recent_adds().await?;
-    let mut plan = compute(hr, &users, &failures, &recent_adds, opts, limits);
+    let mut read = store.plan_read().await?;
+    let mut index = index::Index::new(hr);
+    read.each_user(|u| index.add(&u)).await?;
+    let mut differ = diff::Differ::new(hr, &index, &failures, &recent_adds, opts);
+    read.each_user(|u| differ.push(u)).await?;
+    differ.finish();
+    let mut links = HashMap::new();
+    let loops = loop {
+        match resolve::manager_loops(&differ.desired_managers, &links) {
+            Ok(loops) => break loops,
+            Err(ids) => {
+                let mut found = read.manager_links(&ids).await?;
+                links.extend(ids.into_iter().map(|id| {
+                    let link = found.remove(&id);
+                    (id, link)
+                }));
+            }
+        }
+    };
+    read.finish().await?;
+    differ.settle(&loops);
+    let mut plan = differ.into_plan(index.live, limits);
     conflicts::apply(store, &mut plan, opts, limits).await?;
     note_missing(store, &mut plan.not_in_hr).await?;
     Ok(plan)
@@ -325,33 +352,8 @@ fn still_remembered(
         .collect()
 }
 
-/// Name → ids and id → name of departments / designations seen in the mirror.
-#[derive(Default)]
-struct Names<'a> {
-    by_name: HashMap<String, Vec<&'a str>>,
-    by_id: HashMap<&'a str, &'a str>,
-}
-
-impl<'a> Names<'a> {
-    fn add(&mut self, id: Option<&'a str>, name: Option<&'a str>) {
-        let Some(id) = id else { return };
-        if let Some(name) = name {
-            self.by_id.entry(id).or_insert(name);
-            let ids = self.by_name.entry(name.trim().to_lowercase()).or_default();
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-    }
-}
-
-/// How one field resolved.
-enum Resolved {
-    Value(String, Option<String>),
-    Blocked(&'static str, String),
-}
-
-/// The pure planning step (also used by the benchmark).
+/// The pure planning step over a mirror held in memory (tests): the same
+/// index → resolve → diff as [`plan`], the users sorted by email first.
 pub fn compute(
     hr: &HrSource,
     users: &[MirrorUser],
@@ -360,458 +362,36 @@ pub fn compute(
     opts: &PlanOptions,
     limits: &Limits,
 ) -> Plan {
-    let col = |c: &str| {
-        crate::mirror::pushes::PLAN_COLUMNS
-            .iter()
-            .position(|x| *x == c)
-            .expect("a plan column")
-    };
-    let (dept_id, dept_name) = (col("department_id"), col("department_name"));
-    let (desig_id, desig_name) = (col("designation_id"), col("designation_name"));
-    let attr_cols: Vec<usize> = Attr::ALL.iter().map(|a| col(a.mirror_column())).collect();
-
-    // The mirror, indexed.
-    let mut by_email: HashMap<&str, Vec<&MirrorUser>> = HashMap::with_capacity(users.len());
-    let mut departments = Names::default();
-    let mut designations = Names::default();
-    let mut live = 0usize;
-    for u in users.iter().filter(|u| !u.removed) {
-        live += 1;
-        if let Some(e) = u.email.as_deref() {
-            by_email.entry(e).or_default().push(u);
-        }
-        departments.add(u.values[dept_id].as_deref(), u.values[dept_name].as_deref());
-        designations.add(
-            u.values[desig_id].as_deref(),
-            u.values[desig_name].as_deref(),
-        );
-    }
-    let display = |u: &MirrorUser| -> Option<String> {
-        let first = u.get("first_name").unwrap_or("");
-        let last = u.get("last_name").unwrap_or("");
-        let full = format!("{first} {last}").trim().to_string();
-        u.get("display_name")
-            .map(str::to_owned)
-            .or((!full.is_empty()).then_some(full))
-    };
-    let user_by_id: HashMap<&str, &MirrorUser> = users
-        .iter()
-        .filter(|u| !u.removed)
-        .map(|u| (u.id.as_str(), u))
-        .collect();
-    let failures: HashMap<(String, &str), &PushFailure> = failures
-        .iter()
-        .map(|f| ((f.email_id.to_lowercase(), f.action.as_str()), f))
-        .collect();
-    let recent_adds: HashSet<&str> = recent_adds.iter().map(String::as_str).collect();
-    let managed: Vec<Attr> = Attr::ALL
-        .into_iter()
-        .filter(|a| opts.managed.contains(a))
-        .collect();
-
-    let resolve = |rec: &HrRecord, a: Attr| -> Option<Resolved> {
-        let v = rec.get(a)?;
-        let text = v.text.as_ref();
-        Some(match (a, v.kind) {
-            (_, ValueKind::Direct) => {
-                let name = match a {
-                    Attr::Department => departments.by_id.get(text).map(|n| n.to_string()),
-                    Attr::Designation => designations.by_id.get(text).map(|n| n.to_string()),
-                    Attr::ReportingTo => user_by_id.get(text).and_then(|u| display(u)),
-                    _ => None,
-                };
-                Resolved::Value(text.to_owned(), name)
-            }
-            (Attr::Department | Attr::Designation, ValueKind::Name) => {
-                let names = if a == Attr::Department {
-                    &departments
-                } else {
-                    &designations
-                };
-                match names.by_name.get(&text.to_lowercase()).map(Vec::as_slice) {
-                    Some([id]) => Resolved::Value(
-                        id.to_string(),
-                        names.by_id.get(id).map(|n| n.to_string()),
-                    ),
-                    Some(ids) if ids.len() > 1 => Resolved::Blocked(
-                        "ambiguous",
-                        format!(
-                            "{a} '{text}' matches {} ids in the mirror ({}); give {}_id instead",
-                            ids.len(),
-                            ids.join(", "),
-                            a
-                        ),
-                    ),
-                    _ => Resolved::Blocked(
-                        "unresolved",
-                        format!(
-                            "no user in the mirror has {a} '{text}', so its id is unknown; give {a}_id instead"
-                        ),
-                    ),
+    let mut sorted: Vec<&MirrorUser> = users.iter().collect();
+    sorted.sort_by(|a, b| a.email.cmp(&b.email).then(a.id.cmp(&b.id)));
+    let mut index = index::Index::new(hr);
+    sorted.iter().for_each(|u| index.add(u));
+    let mut differ = diff::Differ::new(hr, &index, failures, recent_adds, opts);
+    sorted.iter().for_each(|u| differ.push((*u).clone()));
+    differ.finish();
+    let manager_col = index::col("reporting_to_id");
+    let mut links = HashMap::new();
+    let loops = loop {
+        match resolve::manager_loops(&differ.desired_managers, &links) {
+            Ok(loops) => break loops,
+            Err(ids) => {
+                // One scan per round, as the store's lookup: no map of everyone.
+                let ids: std::collections::HashSet<String> = ids.into_iter().collect();
+                for u in users.iter().filter(|u| !u.removed && ids.contains(&u.id)) {
+                    let link = ManagerLink {
+                        manager_id: u.values[manager_col].clone(),
+                        email: u.email.clone(),
+                    };
+                    links.insert(u.id.clone(), Some(link));
+                }
+                for id in ids {
+                    links.entry(id).or_insert(None);
                 }
             }
-            (_, _) => match by_email.get(text).map(Vec::as_slice) {
-                Some([u]) => Resolved::Value(u.id.clone(), display(u)),
-                Some(us) if us.len() > 1 => Resolved::Blocked(
-                    "ambiguous",
-                    format!(
-                        "reporting_to_email '{text}' matches {} Cliq users",
-                        us.len()
-                    ),
-                ),
-                _ => Resolved::Blocked(
-                    "unresolved",
-                    format!("reporting_to_email '{text}' is not a Cliq user in the mirror"),
-                ),
-            },
-        })
-    };
-
-    let out_of_scope = excluded_people(hr, &by_email, &departments, dept_name, &opts.scope);
-
-    let manager_col = attr_cols[Attr::ReportingTo.index()];
-    let loops = if managed.contains(&Attr::ReportingTo) {
-        let mut desired: HashMap<&str, String> = HashMap::new();
-        for rec in &hr.records {
-            if out_of_scope.contains_key(rec.email.as_str()) {
-                continue;
-            }
-            let Some([u]) = by_email.get(rec.email.as_str()).map(Vec::as_slice) else {
-                continue;
-            };
-            if let Some(Resolved::Value(id, _)) = resolve(rec, Attr::ReportingTo) {
-                if u.values[manager_col].as_deref() != Some(id.as_str()) {
-                    desired.insert(u.id.as_str(), id);
-                }
-            }
-        }
-        manager_loops(&desired, &user_by_id, manager_col)
-    } else {
-        HashMap::new()
-    };
-
-    let mut updates = Vec::new();
-    let mut adds = Vec::new();
-    let mut blocked = Vec::new();
-    let mut missing = Vec::new();
-    let mut pending = Vec::new();
-    let mut hr_emails: HashSet<&str> = HashSet::with_capacity(hr.records.len());
-    let mut matched = 0usize;
-
-    for rec in &hr.records {
-        hr_emails.insert(rec.email.as_str());
-        // Out of scope: never written, whatever HR says (listed below).
-        if out_of_scope.contains_key(rec.email.as_str()) {
-            matched += usize::from(by_email.contains_key(rec.email.as_str()));
-            continue;
-        }
-        match by_email.get(rec.email.as_str()).map(Vec::as_slice) {
-            Some([u]) => {
-                matched += 1;
-                let mut changes = Vec::new();
-                for &a in &managed {
-                    match resolve(rec, a) {
-                        None => {}
-                        Some(Resolved::Blocked(kind, reason)) => blocked.push(Blocked {
-                            email: rec.email.clone(),
-                            user_id: Some(u.id.clone()),
-                            field: Some(a.name()),
-                            kind,
-                            reason,
-                        }),
-                        Some(Resolved::Value(_, _))
-                            if a == Attr::ReportingTo && loops.contains_key(u.id.as_str()) =>
-                        {
-                            let (kind, reason) = &loops[u.id.as_str()];
-                            blocked.push(Blocked {
-                                email: rec.email.clone(),
-                                user_id: Some(u.id.clone()),
-                                field: Some(a.name()),
-                                kind,
-                                reason: reason.clone(),
-                            });
-                        }
-                        Some(Resolved::Value(desired, desired_name)) => {
-                            let current = u.values[attr_cols[a.index()]].as_deref();
-                            if current != Some(desired.as_str()) {
-                                let current_name =
-                                    a.name_column().and_then(|c| u.get(c)).map(str::to_owned);
-                                changes.push(FieldChange {
-                                    field: a.name(),
-                                    cliq_key: a.cliq_key(),
-                                    current: current.map(str::to_owned),
-                                    desired,
-                                    current_name,
-                                    desired_name,
-                                    conflict: None,
-                                });
-                            }
-                        }
-                    }
-                }
-                if changes.is_empty() {
-                    continue;
-                }
-                let desired_hash =
-                    hash_fields(changes.iter().map(|c| (c.cliq_key, c.desired.as_str())));
-                if let Some(f) = failures.get(&(rec.email.clone(), "update")) {
-                    if f.desired_hash == desired_hash {
-                        blocked.push(Blocked {
-                            email: rec.email.clone(),
-                            user_id: Some(u.id.clone()),
-                            field: None,
-                            kind: "failed_before",
-                            reason: format!(
-                                "Cliq refused these values at {} ({}{}); not retried until the HR values change, push.retry_failed_after has passed, or `push --retry-failed`",
-                                f.at,
-                                f.error_code.as_deref().unwrap_or("error"),
-                                f.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
-                            ),
-                        });
-                        continue;
-                    }
-                }
-                updates.push(PlannedUpdate {
-                    user_id: u.id.clone(),
-                    email: rec.email.clone(),
-                    changes,
-                    desired_hash,
-                });
-            }
-            Some(us) if us.len() > 1 => {
-                matched += 1;
-                blocked.push(Blocked {
-                    email: rec.email.clone(),
-                    user_id: None,
-                    field: None,
-                    kind: "duplicate_in_cliq",
-                    reason: format!(
-                        "{} Cliq users in the mirror have this email ({}); nothing is pushed for it",
-                        us.len(),
-                        us.iter().map(|u| u.id.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                });
-            }
-            _ => {
-                if recent_adds.contains(rec.email.as_str()) {
-                    pending.push(rec.email.clone());
-                    continue;
-                }
-                if !opts.create_missing {
-                    missing.push(rec.email.clone());
-                    continue;
-                }
-                let mut fields = BTreeMap::new();
-                for &a in &managed {
-                    match resolve(rec, a) {
-                        None => {}
-                        Some(Resolved::Blocked(kind, reason)) => blocked.push(Blocked {
-                            email: rec.email.clone(),
-                            user_id: None,
-                            field: Some(a.name()),
-                            kind,
-                            reason,
-                        }),
-                        Some(Resolved::Value(v, _)) => {
-                            fields.insert(a.cliq_key(), v);
-                        }
-                    }
-                }
-                let desired_hash = hash_fields(fields.iter().map(|(k, v)| (*k, v.as_str())));
-                if let Some(f) = failures.get(&(rec.email.clone(), "add")) {
-                    if f.desired_hash == desired_hash {
-                        blocked.push(Blocked {
-                            email: rec.email.clone(),
-                            user_id: None,
-                            field: None,
-                            kind: "failed_before",
-                            reason: format!(
-                                "Cliq refused to add this person at {} ({}); not retried until the HR values change, push.retry_failed_after has passed, or `push --retry-failed`",
-                                f.at,
-                                f.error_code.as_deref().unwrap_or("error")
-                            ),
-                        });
-                        continue;
-                    }
-                }
-                adds.push(PlannedAdd {
-                    email: rec.email.clone(),
-                    fields,
-                    desired_hash,
-                });
-            }
-        }
-    }
-
-    let mut not_in_hr: Vec<NotInHr> = users
-        .iter()
-        .filter(|u| !u.removed)
-        .filter(|u| u.email.as_deref().is_none_or(|e| !hr_emails.contains(e)))
-        .map(|u| NotInHr {
-            user_id: u.id.clone(),
-            email: u.email.clone(),
-            status: u.status.clone(),
-            missing_since: None,
-            missing_seconds: None,
-        })
-        .collect();
-    not_in_hr.sort_by(|a, b| a.email.cmp(&b.email).then(a.user_id.cmp(&b.user_id)));
-    updates.sort_by(|a: &PlannedUpdate, b| a.email.cmp(&b.email));
-    adds.sort_by(|a: &PlannedAdd, b| a.email.cmp(&b.email));
-    blocked.sort_by(|a, b| a.email.cmp(&b.email).then(a.field.cmp(&b.field)));
-    missing.sort();
-    pending.sort();
-    let mut excluded: Vec<Excluded> = out_of_scope.into_values().collect();
-    excluded.sort_by(|a, b| a.email.cmp(&b.email));
-
-    let update_requests = updates.len();
-    let add_requests = adds.len().div_ceil(opts.add_batch_size.max(1));
-    let min = min_duration(limits, Endpoint::UpdateUser, update_requests)
-        + min_duration(limits, Endpoint::AddUsers, add_requests);
-    let summary = PlanSummary {
-        hr_records: hr.records.len(),
-        cliq_users: live,
-        matched,
-        updates: updates.len(),
-        field_changes: updates.iter().map(|u| u.changes.len()).sum(),
-        adds: adds.len(),
-        changes: updates.len() + adds.len(),
-        blocked: blocked.len(),
-        missing_in_cliq: missing.len(),
-        pending_adds: pending.len(),
-        not_in_hr: not_in_hr.len(),
-        excluded: excluded.len(),
-        conflicts: 0,
-        skipped_conflicts: 0,
-        update_requests,
-        add_requests,
-        min_duration_secs: min.as_secs_f64(),
-    };
-    Plan {
-        source: hr.path.display().to_string(),
-        managed_fields: managed.iter().map(|a| a.name()).collect(),
-        create_missing: opts.create_missing,
-        summary,
-        updates,
-        adds,
-        blocked,
-        missing_in_cliq: missing,
-        pending_adds: pending,
-        not_in_hr,
-        excluded,
-        on_conflict: opts.on_conflict,
-        skipped_conflicts: Vec::new(),
-    }
-}
-
-/// The HR people `scope` keeps the push from writing, by email. A person's
-/// departments are those of their users in the mirror (current) and the
-/// one their HR record gives (by name, or by id through the mirror's
-/// names): either being excluded protects them.
-fn excluded_people<'a>(
-    hr: &'a HrSource,
-    by_email: &HashMap<&str, Vec<&MirrorUser>>,
-    departments: &Names<'_>,
-    dept_name: usize,
-    scope: &scope::Scope,
-) -> HashMap<&'a str, Excluded> {
-    let mut out = HashMap::new();
-    if scope.is_everyone() {
-        return out;
-    }
-    for rec in &hr.records {
-        let users = by_email.get(rec.email.as_str()).map(Vec::as_slice);
-        let mut depts: Vec<scope::DepartmentOf<'_>> = users
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|u| u.values[dept_name].as_deref())
-            .map(scope::DepartmentOf::Mirror)
-            .collect();
-        if let Some(v) = rec.get(Attr::Department) {
-            let name = match v.kind {
-                ValueKind::Name => Some(v.text.as_ref()),
-                _ => departments.by_id.get(v.text.as_ref()).copied(),
-            };
-            depts.extend(name.map(scope::DepartmentOf::Hr));
-        }
-        if let Some(o) = scope.check(&rec.email, &depts) {
-            let user_id = match users {
-                Some([u]) => Some(u.id.clone()),
-                _ => None,
-            };
-            out.insert(
-                rec.email.as_str(),
-                Excluded {
-                    email: rec.email.clone(),
-                    user_id,
-                    rule: o.rule,
-                    reason: o.reason,
-                },
-            );
-        }
-    }
-    out
-}
-
-/// The people whose planned manager change would make them report to
-/// themselves, directly (`self_report`) or around a cycle (`cycle`), once
-/// every planned change is applied: user id → (kind, reason naming the
-/// people). `desired` holds the planned changes (user id → manager id);
-/// everyone else keeps their manager in the mirror, so a loop through
-/// people HR does not manage is seen too. Only a changed edge is blocked:
-/// a loop already in Cliq that HR merely restates changes nothing.
-fn manager_loops<'a>(
-    desired: &HashMap<&'a str, String>,
-    users: &HashMap<&'a str, &'a MirrorUser>,
-    manager_col: usize,
-) -> HashMap<&'a str, (&'static str, String)> {
-    let manager_of = |id: &str| -> Option<String> {
-        match desired.get(id) {
-            Some(m) => Some(m.clone()),
-            None => users.get(id)?.values[manager_col].clone(),
         }
     };
-    let name = |id: &str| {
-        users
-            .get(id)
-            .and_then(|u| u.email.clone())
-            .unwrap_or_else(|| format!("user {id}"))
-    };
-    let mut out = HashMap::new();
-    for &start in desired.keys() {
-        let mut path = vec![start.to_owned()];
-        let mut seen: HashSet<String> = HashSet::from([start.to_owned()]);
-        while let Some(next) = manager_of(path.last().expect("non-empty")) {
-            if next == start {
-                let reason = if path.len() == 1 {
-                    format!(
-                        "{} would report to themselves (reporting_to resolves to their own id {start}); fix the HR value",
-                        name(start)
-                    )
-                } else {
-                    let people: Vec<String> = path.iter().map(|id| name(id)).collect();
-                    format!(
-                        "reporting_to would make a management cycle: {} -> {}; fix the HR values of the people in it",
-                        people.join(" -> "),
-                        name(start)
-                    )
-                };
-                let kind = if path.len() == 1 {
-                    "self_report"
-                } else {
-                    "cycle"
-                };
-                out.insert(start, (kind, reason));
-                break;
-            }
-            // A loop that `start` only leads into is blocked at its own members.
-            if !seen.insert(next.clone()) {
-                break;
-            }
-            path.push(next);
-        }
-    }
-    out
+    differ.settle(&loops);
+    differ.into_plan(index.live, limits)
 }
 
 /// Hash of `key=value` lines, sorted by key.
@@ -1030,6 +610,11 @@ pub fn render(plan: &Plan) -> String {
 }
 
 pub mod conflicts;
+mod diff;
+mod index;
+#[cfg(test)]
+mod memory_tests;
+mod resolve;
 pub mod scope;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,122 @@
+//! The mirror as a plan reads it: streamed, never loaded whole.
+//!
+//! A plan passes over the users twice (index, then diff), each time one row
+//! at a time in `email_id` order, so its memory is bounded by the work (the
+//! references HR names, the changes, the leavers), not by the org. Manager
+//! chains are followed by id, a batch of ids at a time, only from the
+//! people whose manager the plan changes.
+
+use std::collections::HashMap;
+
+use futures::TryStreamExt;
+use sqlx::Row;
+
+use super::pushes::{MirrorUser, PLAN_COLUMNS};
+use super::store::{Store, StoreError};
+
+/// One link of a manager chain: a live user, their manager and email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagerLink {
+    pub manager_id: Option<String>,
+    pub email: Option<String>,
+}
+
+/// A plan's view of the mirror: one read transaction, so the index pass,
+/// the diff pass and the manager chains all see the same snapshot even
+/// while a pull writes.
+pub struct PlanRead<'a> {
+    store: &'a Store,
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+}
+
+impl Store {
+    /// Begin a plan's read of the mirror.
+    pub async fn plan_read(&self) -> Result<PlanRead<'_>, StoreError> {
+        let _hold = self.hold();
+        let tx = self.pool().begin().await?;
+        Ok(PlanRead { store: self, tx })
+    }
+}
+
+impl PlanRead<'_> {
+    /// Call `each` for every user of the mirror (removed ones flagged), in
+    /// `email_id` order (users with the same email are adjacent; emails are
+    /// stored lowercased, so this is the byte order of the lowercased text).
+    ///
+    /// Each row comes back as one JSON array (`json_array` in SQLite): one
+    /// text column per row instead of 21 is about four times faster through
+    /// sqlx for a 100,000-user mirror.
+    pub async fn each_user(&mut self, mut each: impl FnMut(MirrorUser)) -> Result<(), StoreError> {
+        let _hold = self.store.hold();
+        let sql = format!(
+            "SELECT json_array(id, email_id, status, removed_at IS NOT NULL, {}) FROM users
+             ORDER BY email_id, id",
+            PLAN_COLUMNS.join(", ")
+        );
+        let mut rows = sqlx::query_scalar::<_, String>(&sql).fetch(&mut *self.tx);
+        while let Some(text) = rows.try_next().await? {
+            each(parse_plan_row(&text)?);
+        }
+        Ok(())
+    }
+
+    /// The manager and email of each live user among `ids` (ids not in the
+    /// mirror, or removed, are absent from the answer).
+    pub async fn manager_links(
+        &mut self,
+        ids: &[String],
+    ) -> Result<HashMap<String, ManagerLink>, StoreError> {
+        let _hold = self.store.hold();
+        let mut out = HashMap::with_capacity(ids.len());
+        // Well under SQLite's limit of bound parameters.
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT id, email_id, reporting_to_id FROM users
+                 WHERE removed_at IS NULL AND id IN ({marks})"
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(&mut *self.tx).await? {
+                let email: Option<String> = r.get("email_id");
+                out.insert(
+                    r.get("id"),
+                    ManagerLink {
+                        manager_id: r.get("reporting_to_id"),
+                        email: email.map(|e| e.to_lowercase()),
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// End the read (it wrote nothing).
+    pub async fn finish(self) -> Result<(), StoreError> {
+        let _hold = self.store.hold();
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+/// One `json_array` row of [`Store::each_plan_user`].
+fn parse_plan_row(text: &str) -> Result<MirrorUser, StoreError> {
+    let v: Vec<serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?;
+    let s = |i: usize| -> Option<String> {
+        match v.get(i)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    Ok(MirrorUser {
+        id: s(0).unwrap_or_default(),
+        email: s(1).map(|e| e.to_lowercase()),
+        status: s(2),
+        removed: v.get(3).and_then(serde_json::Value::as_i64) == Some(1),
+        values: (0..PLAN_COLUMNS.len()).map(|i| s(i + 4)).collect(),
+    })
+}

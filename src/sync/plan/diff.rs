@@ -1,0 +1,399 @@
+//! Diff: the second pass over the mirror, merged with HR by email. Each
+//! group of mirror users sharing an email meets its HR record (found by
+//! binary search in the HR records sorted by email), is compared field by
+//! field, and is dropped: only the differences stay in memory.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::index::{col, Index};
+use super::resolve::{resolve, Resolved};
+use super::{
+    min_duration, scope, Blocked, Excluded, FieldChange, NotInHr, Plan, PlanOptions, PlanSummary,
+    PlannedAdd, PlannedUpdate,
+};
+use crate::cliq::quotas::Limits;
+use crate::cliq::Endpoint;
+use crate::hr::{Attr, HrRecord, HrSource, ValueKind};
+use crate::mirror::pushes::{MirrorUser, PushFailure};
+
+/// The plan being made, one email group at a time.
+pub(super) struct Differ<'a> {
+    hr: &'a HrSource,
+    index: &'a Index<'a>,
+    opts: &'a PlanOptions,
+    managed: Vec<Attr>,
+    /// HR record positions, sorted by email.
+    order: Vec<u32>,
+    /// Which HR records some mirror user matched.
+    met: Vec<bool>,
+    group: Vec<MirrorUser>,
+    failures: HashMap<(String, &'a str), &'a PushFailure>,
+    recent_adds: HashSet<&'a str>,
+    attr_cols: Vec<usize>,
+    dept_name: usize,
+    pub updates: Vec<PlannedUpdate>,
+    pub adds: Vec<PlannedAdd>,
+    pub blocked: Vec<Blocked>,
+    pub missing: Vec<String>,
+    pub pending: Vec<String>,
+    pub not_in_hr: Vec<NotInHr>,
+    pub excluded: Vec<Excluded>,
+    pub matched: usize,
+    /// Planned manager changes: user id → manager id (for the cycle check).
+    pub desired_managers: HashMap<String, String>,
+}
+
+impl<'a> Differ<'a> {
+    pub fn new(
+        hr: &'a HrSource,
+        index: &'a Index<'a>,
+        failures: &'a [PushFailure],
+        recent_adds: &'a [String],
+        opts: &'a PlanOptions,
+    ) -> Self {
+        let mut order: Vec<u32> = (0..hr.records.len() as u32).collect();
+        order.sort_unstable_by(|a, b| {
+            hr.records[*a as usize]
+                .email
+                .cmp(&hr.records[*b as usize].email)
+        });
+        Differ {
+            hr,
+            index,
+            opts,
+            managed: Attr::ALL
+                .into_iter()
+                .filter(|a| opts.managed.contains(a))
+                .collect(),
+            met: vec![false; hr.records.len()],
+            order,
+            group: Vec::new(),
+            failures: failures
+                .iter()
+                .map(|f| ((f.email_id.to_lowercase(), f.action.as_str()), f))
+                .collect(),
+            recent_adds: recent_adds.iter().map(String::as_str).collect(),
+            attr_cols: Attr::ALL.iter().map(|a| col(a.mirror_column())).collect(),
+            dept_name: col("department_name"),
+            updates: Vec::new(),
+            adds: Vec::new(),
+            blocked: Vec::new(),
+            missing: Vec::new(),
+            pending: Vec::new(),
+            not_in_hr: Vec::new(),
+            excluded: Vec::new(),
+            matched: 0,
+            desired_managers: HashMap::new(),
+        }
+    }
+
+    /// Take in the next mirror user, in email order.
+    pub fn push(&mut self, u: MirrorUser) {
+        if u.removed {
+            return;
+        }
+        if self.group.first().is_some_and(|g| g.email != u.email) {
+            self.flush();
+        }
+        self.group.push(u);
+    }
+
+    /// After the last user: the HR people no mirror user matched.
+    pub fn finish(&mut self) {
+        self.flush();
+        let hr = self.hr;
+        for (i, rec) in hr.records.iter().enumerate() {
+            if !self.met[i] {
+                if self.out_of_scope(rec, &[]) {
+                    continue;
+                }
+                self.unmatched(rec);
+            }
+        }
+    }
+
+    fn find(&self, email: &str) -> Option<usize> {
+        let recs = &self.hr.records;
+        self.order
+            .binary_search_by(|i| recs[*i as usize].email.as_str().cmp(email))
+            .ok()
+            .map(|k| self.order[k] as usize)
+    }
+
+    /// One email's mirror users against its HR record, if any.
+    fn flush(&mut self) {
+        let group = std::mem::take(&mut self.group);
+        let found = group[..]
+            .first()
+            .and_then(|u| u.email.as_deref())
+            .and_then(|e| self.find(e));
+        let Some(i) = found else {
+            self.not_in_hr.extend(group.into_iter().map(|u| NotInHr {
+                user_id: u.id,
+                email: u.email,
+                status: u.status,
+                missing_since: None,
+                missing_seconds: None,
+            }));
+            return;
+        };
+        self.met[i] = true;
+        self.matched += 1;
+        let hr = self.hr;
+        let rec = &hr.records[i];
+        // Out of scope: never written, whatever HR says (listed).
+        if self.out_of_scope(rec, &group) {
+            return;
+        }
+        match &group[..] {
+            [u] => self.matched_one(rec, u),
+            us => {
+                self.blocked.push(Blocked {
+                    email: rec.email.clone(),
+                    user_id: None,
+                    field: None,
+                    kind: "duplicate_in_cliq",
+                    reason: format!(
+                    "{} Cliq users in the mirror have this email ({}); nothing is pushed for it",
+                    us.len(),
+                    us.iter().map(|u| u.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                })
+            }
+        }
+    }
+
+    /// Whether `scope` keeps the push from writing `rec` (then listed). A
+    /// person's departments are those of their users in the mirror and the
+    /// one their HR record gives (by name, or by id through the mirror's
+    /// names): either being excluded protects them.
+    fn out_of_scope(&mut self, rec: &HrRecord, users: &[MirrorUser]) -> bool {
+        let scope = &self.opts.scope;
+        if scope.is_everyone() {
+            return false;
+        }
+        let mut depts: Vec<scope::DepartmentOf<'_>> = users
+            .iter()
+            .filter_map(|u| u.values[self.dept_name].as_deref())
+            .map(scope::DepartmentOf::Mirror)
+            .collect();
+        if let Some(v) = rec.get(Attr::Department) {
+            let name = match v.kind {
+                ValueKind::Name => Some(v.text.as_ref()),
+                _ => self
+                    .index
+                    .departments
+                    .by_id
+                    .get(v.text.as_ref())
+                    .map(String::as_str),
+            };
+            depts.extend(name.map(scope::DepartmentOf::Hr));
+        }
+        let Some(o) = scope.check(&rec.email, &depts) else {
+            return false;
+        };
+        let user_id = match users {
+            [u] => Some(u.id.clone()),
+            _ => None,
+        };
+        self.excluded.push(Excluded {
+            email: rec.email.clone(),
+            user_id,
+            rule: o.rule,
+            reason: o.reason,
+        });
+        true
+    }
+
+    /// The one Cliq user of an HR person: the fields that differ. The hash
+    /// and the remembered-failure check wait for the cycle check
+    /// ([`Differ::settle`]).
+    fn matched_one(&mut self, rec: &HrRecord, u: &MirrorUser) {
+        let mut changes = Vec::new();
+        for k in 0..self.managed.len() {
+            let a = self.managed[k];
+            match resolve(self.index, rec, a) {
+                None => {}
+                Some(Resolved::Blocked(kind, reason)) => self.blocked.push(Blocked {
+                    email: rec.email.clone(),
+                    user_id: Some(u.id.clone()),
+                    field: Some(a.name()),
+                    kind,
+                    reason,
+                }),
+                Some(Resolved::Value(desired, desired_name)) => {
+                    let current = u.values[self.attr_cols[a.index()]].as_deref();
+                    if current == Some(desired.as_str()) {
+                        continue;
+                    }
+                    if a == Attr::ReportingTo {
+                        self.desired_managers.insert(u.id.clone(), desired.clone());
+                    }
+                    changes.push(FieldChange {
+                        field: a.name(),
+                        cliq_key: a.cliq_key(),
+                        current: current.map(str::to_owned),
+                        desired,
+                        current_name: a.name_column().and_then(|c| u.get(c)).map(str::to_owned),
+                        desired_name,
+                        conflict: None,
+                    });
+                }
+            }
+        }
+        if !changes.is_empty() {
+            self.updates.push(PlannedUpdate {
+                user_id: u.id.clone(),
+                email: rec.email.clone(),
+                changes,
+                desired_hash: String::new(),
+            });
+        }
+    }
+}
+
+impl Differ<'_> {
+    /// An HR person with no user in Cliq: pending, missing or an add.
+    fn unmatched(&mut self, rec: &HrRecord) {
+        if self.recent_adds.contains(rec.email.as_str()) {
+            self.pending.push(rec.email.clone());
+            return;
+        }
+        if !self.opts.create_missing {
+            self.missing.push(rec.email.clone());
+            return;
+        }
+        let mut fields = BTreeMap::new();
+        for &a in &self.managed {
+            match resolve(self.index, rec, a) {
+                None => {}
+                Some(Resolved::Blocked(kind, reason)) => self.blocked.push(Blocked {
+                    email: rec.email.clone(),
+                    user_id: None,
+                    field: Some(a.name()),
+                    kind,
+                    reason,
+                }),
+                Some(Resolved::Value(v, _)) => {
+                    fields.insert(a.cliq_key(), v);
+                }
+            }
+        }
+        let desired_hash = super::hash_fields(fields.iter().map(|(k, v)| (*k, v.as_str())));
+        if let Some(f) = self.failures.get(&(rec.email.clone(), "add")) {
+            if f.desired_hash == desired_hash {
+                self.blocked.push(Blocked {
+                    email: rec.email.clone(),
+                    user_id: None,
+                    field: None,
+                    kind: "failed_before",
+                    reason: format!(
+                        "Cliq refused to add this person at {} ({}); not retried until the HR values change, push.retry_failed_after has passed, or `push --retry-failed`",
+                        f.at,
+                        f.error_code.as_deref().unwrap_or("error")
+                    ),
+                });
+                return;
+            }
+        }
+        self.adds.push(PlannedAdd {
+            email: rec.email.clone(),
+            fields,
+            desired_hash,
+        });
+    }
+
+    /// Once the cycles are known: block the manager changes that close one,
+    /// hash what is left, and hold back what Cliq refused before.
+    pub fn settle(&mut self, loops: &HashMap<String, (&'static str, String)>) {
+        let updates = std::mem::take(&mut self.updates);
+        for mut u in updates {
+            if let Some((kind, reason)) = loops.get(&u.user_id) {
+                u.changes.retain(|c| c.field != Attr::ReportingTo.name());
+                self.blocked.push(Blocked {
+                    email: u.email.clone(),
+                    user_id: Some(u.user_id.clone()),
+                    field: Some(Attr::ReportingTo.name()),
+                    kind,
+                    reason: reason.clone(),
+                });
+            }
+            if u.changes.is_empty() {
+                continue;
+            }
+            u.desired_hash =
+                super::hash_fields(u.changes.iter().map(|c| (c.cliq_key, c.desired.as_str())));
+            match self.failures.get(&(u.email.clone(), "update")) {
+                Some(f) if f.desired_hash == u.desired_hash => {
+                    self.blocked.push(Blocked {
+                        email: u.email.clone(),
+                        user_id: Some(u.user_id.clone()),
+                        field: None,
+                        kind: "failed_before",
+                        reason: format!(
+                            "Cliq refused these values at {} ({}{}); not retried until the HR values change, push.retry_failed_after has passed, or `push --retry-failed`",
+                            f.at,
+                            f.error_code.as_deref().unwrap_or("error"),
+                            f.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+                        ),
+                    });
+                }
+                _ => self.updates.push(u),
+            }
+        }
+    }
+}
+
+impl Differ<'_> {
+    /// The plan, sorted, with its totals; `live` is the mirror's live users.
+    pub fn into_plan(mut self, live: usize, limits: &Limits) -> Plan {
+        self.not_in_hr
+            .sort_by(|a, b| a.email.cmp(&b.email).then(a.user_id.cmp(&b.user_id)));
+        self.updates.sort_by(|a, b| a.email.cmp(&b.email));
+        self.adds.sort_by(|a, b| a.email.cmp(&b.email));
+        self.blocked
+            .sort_by(|a, b| a.email.cmp(&b.email).then(a.field.cmp(&b.field)));
+        self.missing.sort();
+        self.pending.sort();
+        self.excluded.sort_by(|a, b| a.email.cmp(&b.email));
+        let opts = self.opts;
+        let update_requests = self.updates.len();
+        let add_requests = self.adds.len().div_ceil(opts.add_batch_size.max(1));
+        let min = min_duration(limits, Endpoint::UpdateUser, update_requests)
+            + min_duration(limits, Endpoint::AddUsers, add_requests);
+        let summary = PlanSummary {
+            hr_records: self.hr.records.len(),
+            cliq_users: live,
+            matched: self.matched,
+            updates: self.updates.len(),
+            field_changes: self.updates.iter().map(|u| u.changes.len()).sum(),
+            adds: self.adds.len(),
+            changes: self.updates.len() + self.adds.len(),
+            blocked: self.blocked.len(),
+            missing_in_cliq: self.missing.len(),
+            pending_adds: self.pending.len(),
+            not_in_hr: self.not_in_hr.len(),
+            excluded: self.excluded.len(),
+            conflicts: 0,
+            skipped_conflicts: 0,
+            update_requests,
+            add_requests,
+            min_duration_secs: min.as_secs_f64(),
+        };
+        Plan {
+            source: self.hr.path.display().to_string(),
+            managed_fields: self.managed.iter().map(|a| a.name()).collect(),
+            create_missing: opts.create_missing,
+            summary,
+            updates: self.updates,
+            adds: self.adds,
+            blocked: self.blocked,
+            missing_in_cliq: self.missing,
+            pending_adds: self.pending,
+            not_in_hr: self.not_in_hr,
+            excluded: self.excluded,
+            on_conflict: opts.on_conflict,
+            skipped_conflicts: Vec::new(),
+        }
+    }
+}
