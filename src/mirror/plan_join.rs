@@ -36,6 +36,40 @@ impl Store {
         let tx = self.pool().begin().await?;
         Ok(PlanRead { store: self, tx })
     }
+
+    /// The mirror users (removed ones flagged) whose id is among `ids` or
+    /// whose email is among `emails`: what a given plan (a plan file, an
+    /// undo) needs to check its parts (emails as the mirror stores them:
+    /// lowercased), read a batch at a time so the memory
+    /// follows the plan, not the org.
+    pub async fn plan_users(
+        &self,
+        ids: &[String],
+        emails: &[String],
+    ) -> Result<Vec<MirrorUser>, StoreError> {
+        let _hold = self.hold();
+        let mut out = Vec::new();
+        let wanted = [("id", ids), ("email_id", emails)];
+        for (column, values) in wanted {
+            // Well under SQLite's limit of bound parameters.
+            for chunk in values.chunks(500) {
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let sql = format!(
+                    "SELECT json_array(id, email_id, status, removed_at IS NOT NULL, {})
+                     FROM users WHERE {column} IN ({marks})",
+                    PLAN_COLUMNS.join(", ")
+                );
+                let mut q = sqlx::query_scalar::<_, String>(&sql);
+                for v in chunk {
+                    q = q.bind(v);
+                }
+                for text in q.fetch_all(self.pool()).await? {
+                    out.push(parse_plan_row(&text)?);
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl PlanRead<'_> {

@@ -95,7 +95,8 @@ fn mirror_name(path: &Path) -> String {
 
 /// Write `plan` to `path` with the mirror values it was made against.
 pub async fn write(store: &Store, plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
-    let snapshot = store.plan_snapshot().await?;
+    let ids: Vec<String> = plan.updates.iter().map(|u| u.user_id.clone()).collect();
+    let snapshot = store.plan_users(&ids, &[]).await?;
     let by_id: BTreeMap<&str, _> = snapshot.iter().map(|u| (u.id.as_str(), u)).collect();
     let updates = plan
         .updates

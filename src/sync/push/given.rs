@@ -89,7 +89,9 @@ impl Given {
         opts: &PlanOptions,
         limits: &Limits,
     ) -> Result<(Plan, Vec<Refused>), StoreError> {
-        let snapshot = store.plan_snapshot().await?;
+        let ids: Vec<String> = self.updates.iter().map(|g| g.update.user_id.clone()).collect();
+        let emails: Vec<String> = self.adds.iter().map(|a| a.email.to_lowercase()).collect();
+        let snapshot = store.plan_users(&ids, &emails).await?;
         let present: HashMap<&str, &MirrorUser> = snapshot
             .iter()
             .filter(|u| !u.removed)
