@@ -89,7 +89,11 @@ impl Given {
         opts: &PlanOptions,
         limits: &Limits,
     ) -> Result<(Plan, Vec<Refused>), StoreError> {
-        let ids: Vec<String> = self.updates.iter().map(|g| g.update.user_id.clone()).collect();
+        let ids: Vec<String> = self
+            .updates
+            .iter()
+            .map(|g| g.update.user_id.clone())
+            .collect();
         let emails: Vec<String> = self.adds.iter().map(|a| a.email.to_lowercase()).collect();
         let snapshot = store.plan_users(&ids, &emails).await?;
         let present: HashMap<&str, &MirrorUser> = snapshot
