@@ -64,6 +64,7 @@ pub mod notify;
 pub mod progress;
 pub mod server;
 pub mod sim;
+pub mod startup;
 pub mod status;
 pub mod sync;
 pub mod systemd;

@@ -10,4 +10,4 @@ pub mod progress;
 pub mod pull;
 pub mod push;
 
-pub use pull::{pull, pull_with, PullKind, PullOptions, PullReport, TeamsMode};
+pub use pull::{pull, pull_with, PullKind, PullOptions, PullParts, PullReport, TeamsMode};
