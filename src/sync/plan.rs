@@ -1030,6 +1030,7 @@ pub fn render(plan: &Plan) -> String {
 }
 
 pub mod conflicts;
-pub mod scope;
+// The push scope is parsed (and so validated) with the settings.
+pub use crate::config::scope;
 #[cfg(test)]
 mod tests;
