@@ -4,6 +4,7 @@
 mod health;
 pub mod held;
 pub mod history;
+mod hub;
 pub mod lease;
 pub mod leavers;
 pub mod progress;
@@ -12,5 +13,6 @@ pub mod runs;
 pub mod store;
 pub mod teams;
 pub mod users;
+mod vocab;
 
 pub use store::{Store, StoreError, WriteTx};
