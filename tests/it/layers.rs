@@ -341,3 +341,42 @@ fn the_guard_sees_known_edges() {
         g.edges["sync::pull"]
     );
 }
+
+/// The crate doc's layer list (`src/lib.rs`, "## Layers") is this table.
+#[test]
+fn the_crate_doc_lists_the_same_layers() {
+    let lib =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    let section = lib
+        .split("//! ## Layers")
+        .nth(1)
+        .unwrap()
+        .split("//! ## ")
+        .next()
+        .unwrap();
+    let mut documented: Vec<Vec<String>> = Vec::new();
+    for line in section.lines() {
+        let text = line.trim_start_matches("//!").trim();
+        let numbered = text
+            .split_once(". ")
+            .filter(|(n, _)| n.parse::<u32>().is_ok());
+        let body = match numbered {
+            Some((_, body)) => {
+                documented.push(Vec::new());
+                body
+            }
+            None if documented.is_empty() => continue,
+            None => text,
+        };
+        let names = body
+            .split("[`")
+            .skip(1)
+            .map(|s| s.split('`').next().unwrap().to_owned());
+        documented.last_mut().unwrap().extend(names);
+    }
+    let table: Vec<Vec<String>> = LAYERS
+        .iter()
+        .map(|l| l.iter().map(|s| s.to_string()).collect())
+        .collect();
+    assert_eq!(documented, table);
+}
