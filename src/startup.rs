@@ -183,28 +183,21 @@ impl Application {
     /// Serve health and metrics, run the schedules until SIGTERM/SIGINT
     /// (SIGHUP reloads the HR source), then stop cleanly.
     pub async fn run_until_stopped(self) -> Result<(), Failure> {
-        let Self {
-            app,
-            daemon,
-            state,
-            systemd,
-            listener,
-            serve_options,
-            max_pull_failures,
-        } = self;
+        let app = self.app;
+        let listener = self.listener;
         let listen = listener.local_addr().map_err(Failure::runtime)?;
         let shutdown = CancellationToken::new();
         let server = {
             let router = router(Arc::new(ServerState {
                 app: app.clone(),
-                daemon: state,
-                max_pull_failures,
+                daemon: self.state,
+                max_pull_failures: self.max_pull_failures,
             }));
             let stop = shutdown.clone();
             tokio::spawn(serve(
                 listener,
                 router,
-                serve_options,
+                self.serve_options,
                 stop.cancelled_owned(),
             ))
         };
@@ -214,6 +207,7 @@ impl Application {
             let (shutdown, reload) = (shutdown.clone(), reload.clone());
             tokio::spawn(async move { forward_signals(shutdown, reload).await })
         };
+        let systemd = self.systemd;
         systemd.ready("started; first pull");
         // STOPPING=1 as soon as a stop is asked for, not after the run in flight.
         let stopping = {
@@ -225,7 +219,7 @@ impl Application {
         };
         // WATCHDOG=1 from the daemon's own task, while its loop is polled.
         systemd
-            .supervise(daemon.run(shutdown.clone(), reload))
+            .supervise(self.daemon.run(shutdown.clone(), reload))
             .await;
         shutdown.cancel();
         let _ = stopping.await;

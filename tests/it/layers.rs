@@ -59,7 +59,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The module path of a file: `src/cliq/client/gate.rs` → `cliq::client::gate`.
+/// The module path of a file: `src/cliq/client/tests.rs` → `cliq::client::tests`.
 fn module_path(rel: &Path) -> Vec<String> {
     let mut parts: Vec<String> = rel
         .iter()
