@@ -6,10 +6,10 @@
 use std::path::Path;
 
 use crate::app::App;
-use crate::cli::Failure;
 use crate::cliq::error::CliqError;
 use crate::cliq::models::ListUsersParams;
 use crate::config::Settings;
+use crate::exit::Failure;
 
 /// The scope every mirror needs (listing users).
 pub const READ_SCOPE: &str = "ZohoCliq.Users.READ";

@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::mirror::{Store, StoreError};
+use crate::exit::{error_chain, Failure};
+use crate::logging::init_logging;
+use crate::mirror::Store;
 use crate::sim::{SimConfig, Simulator};
 use crate::sync::{PullKind, PullReport};
 
@@ -197,37 +199,6 @@ fn parse_signed_duration(s: &str) -> Result<chrono::Duration, String> {
     Ok(if negative { -d } else { d })
 }
 
-/// A failure with the exit code it deserves.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub error: anyhow::Error,
-}
-
-impl Failure {
-    /// Exit 1, except for a mirror made by a newer cliq-sync: that is the
-    /// installation's problem, not the run's, and exits 2 from every command.
-    pub fn runtime(error: impl Into<anyhow::Error>) -> Self {
-        let error = error.into();
-        let newer = error.chain().any(|e| {
-            matches!(
-                e.downcast_ref::<StoreError>(),
-                Some(StoreError::NewerMirror { .. })
-            )
-        });
-        Self {
-            code: if newer { 2 } else { 1 },
-            error,
-        }
-    }
-    pub fn config(error: impl Into<anyhow::Error>) -> Self {
-        Self {
-            code: 2,
-            error: error.into(),
-        }
-    }
-}
-
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -265,24 +236,6 @@ pub fn main() -> ExitCode {
             ExitCode::from(f.code)
         }
     }
-}
-
-/// An error and its causes, each said once: a thiserror message that
-/// includes its source (`cannot open X: E`) and the source itself (`E`)
-/// would otherwise print as "cannot open X: E: E".
-pub fn error_chain(error: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if text.is_empty() || out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
 }
 
 mod given;
@@ -339,7 +292,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Run => {
             let settings = load_settings(cli.config.as_deref())?;
             init_logging(&settings.log.level, &settings.log.format);
-            run_daemon(settings, cli.config.as_deref()).await
+            crate::startup::Application::build(settings, cli.config.as_deref())
+                .await?
+                .run_until_stopped()
+                .await
         }
         Command::Plan { json, out } => {
             plan_command(cli.config.as_deref(), json, out.as_deref()).await
@@ -431,114 +387,6 @@ async fn sync_once(
     }
 }
 
-/// `cliq-sync run`: the daemon, its health/metrics server, signals.
-async fn run_daemon(settings: Settings, config: Option<&std::path::Path>) -> Result<(), Failure> {
-    use std::sync::Arc;
-
-    use crate::daemon::{Daemon, DaemonState};
-    use crate::server::{router, serve, ServeOptions, ServerState};
-
-    crate::daemon::Schedules::parse(&settings.schedule).map_err(Failure::config)?;
-    let listen = settings.server.listen.clone();
-    let max_pull_failures = settings.server.ready_max_pull_failures;
-    let serve_options = ServeOptions {
-        max_connections: settings.server.max_connections,
-        ..ServeOptions::default()
-    };
-    let app = App::open(settings).await.map_err(Failure::config)?;
-    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
-        Failure::runtime(anyhow::anyhow!(
-            "cannot listen on {listen} ([server] listen): {e}"
-        ))
-    })?;
-    let systemd = crate::systemd::Systemd::from_env();
-    let state = Arc::new(DaemonState {
-        systemd: systemd.clone(),
-        ..DaemonState::default()
-    });
-    let shutdown = CancellationToken::new();
-    let server = {
-        let app = router(Arc::new(ServerState {
-            app: app.clone(),
-            daemon: state.clone(),
-            max_pull_failures,
-        }));
-        let stop = shutdown.clone();
-        tokio::spawn(serve(listener, app, serve_options, stop.cancelled_owned()))
-    };
-    tracing::info!(%listen, "health and metrics server listening (/healthz, /readyz, /metrics)");
-    let reload = Arc::new(tokio::sync::Notify::new());
-    let signals = {
-        let (shutdown, reload) = (shutdown.clone(), reload.clone());
-        tokio::spawn(async move { forward_signals(shutdown, reload).await })
-    };
-    systemd.ready("started; first pull");
-    // STOPPING=1 as soon as a stop is asked for, not after the run in flight.
-    let stopping = {
-        let (systemd, shutdown) = (systemd.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            systemd.stopping();
-        })
-    };
-    // An unreadable webhook URL file stops the start: alarms that cannot
-    // go out must not be found missing on the day they are needed.
-    let notifier = crate::notify::Notifier::from_settings(&app.settings, app.store.clock().clone())
-        .map_err(Failure::config)?;
-    let daemon = Daemon::new(app.clone(), state)
-        .map_err(Failure::config)?
-        .with_config_file(config)
-        .with_notifier(notifier);
-    // WATCHDOG=1 from the daemon's own task, while its loop is polled.
-    systemd
-        .supervise(daemon.run(shutdown.clone(), reload))
-        .await;
-    shutdown.cancel();
-    let _ = stopping.await;
-    signals.abort();
-    if let Ok(Err(e)) = server.await {
-        tracing::warn!(error = %e, "the health server ended with an error");
-    }
-    app.store.close().await;
-    tracing::info!("stopped cleanly");
-    Ok(())
-}
-
-/// SIGTERM/SIGINT cancel `shutdown`; SIGHUP wakes `reload`.
-async fn forward_signals(shutdown: CancellationToken, reload: std::sync::Arc<tokio::sync::Notify>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(_) => {
-                shutdown_signal().await;
-                shutdown.cancel();
-                return;
-            }
-        };
-        loop {
-            tokio::select! {
-                _ = shutdown_signal() => {
-                    tracing::info!("stop requested: finishing the request in flight");
-                    shutdown.cancel();
-                    return;
-                }
-                _ = hup.recv() => {
-                    tracing::info!("SIGHUP: the HR source will be reloaded");
-                    reload.notify_one();
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = reload;
-        shutdown_signal().await;
-        shutdown.cancel();
-    }
-}
-
 /// One human line about a pull.
 pub fn report_line(r: &PullReport) -> String {
     let mut line = format!(
@@ -603,9 +451,6 @@ async fn status(settings: Settings, json: bool, check: bool) -> Result<(), Failu
 pub fn load_settings(file: Option<&std::path::Path>) -> Result<Settings, Failure> {
     Settings::load(file).map_err(Failure::config)
 }
-
-/// Logging setup lives in [`crate::logging`].
-pub use crate::logging::init_logging;
 
 /// The simulator `simulate` serves, with its config (for the banner):
 /// seeded org, fault knobs and clock offset from the flags. Needs a tokio
@@ -704,32 +549,12 @@ async fn simulate(args: SimulateArgs) -> Result<(), Failure> {
         "  CLIQ_SYNC__CLIQ__BASE_URL=http://{addr} CLIQ_SYNC__CLIQ__ACCOUNTS_URL=http://{addr}"
     );
     println!("Stop with Ctrl-C.");
-    sim.serve(listener, shutdown_signal())
-        .await
-        .map_err(Failure::runtime)?;
+    sim.serve(listener, async {
+        crate::exit::stop_signal().await;
+    })
+    .await
+    .map_err(Failure::runtime)?;
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }
 
 /// Load and validate the `[hr]` source; every problem exits with code 2.

@@ -18,6 +18,7 @@ use crate::cliq::{Endpoint, Quota};
 mod checks;
 mod keys;
 mod notify;
+pub mod scope;
 mod secrets;
 
 pub use checks::{check_cron, check_url, parse_cron, parse_timezone};
@@ -732,8 +733,7 @@ impl Settings {
         if !(1..=100).contains(&self.push.add_batch_size) {
             return Err(invalid("push.add_batch_size", "must be between 1 and 100"));
         }
-        crate::sync::plan::scope::Scope::from_settings(&self.push)
-            .map_err(|e| invalid(&e.key, e.message))?;
+        scope::Scope::from_settings(&self.push).map_err(|e| invalid(&e.key, e.message))?;
         self.limits.to_limits()?;
         self.limits.check_documented()?;
         checks::check_log_level(&self.log.level).map_err(|m| invalid("log.level", m))?;

@@ -32,11 +32,11 @@ use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-use crate::cli::Failure;
 use crate::cliq::transport::{ReqwestTransport, Transport};
 use crate::cliq::Endpoint;
 use crate::clock::Clock;
 use crate::config::{HrSettings, LimitOverride, LimitsSettings, Settings};
+use crate::exit::Failure;
 use crate::sim::{SimConfig, Simulator};
 use crate::sync::plan::{Plan, PlanSummary};
 use crate::sync::push::{PushOptions, PushReport};
@@ -194,7 +194,7 @@ impl DemoReport {
 
 /// `cliq-sync demo`: run in `./demo`, print the report.
 pub async fn main() -> Result<(), Failure> {
-    crate::cli::init_logging("warn", "pretty");
+    crate::logging::init_logging("warn", "pretty");
     let report = run_in(Path::new("demo"), DemoOptions::default())
         .await
         .map_err(Failure::runtime)?;

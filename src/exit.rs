@@ -11,6 +11,57 @@ use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::mirror::StoreError;
+
+/// A failure with the exit code it deserves.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    /// Exit 1, except for a mirror made by a newer cliq-sync: that is the
+    /// installation's problem, not the run's, and exits 2 from every command.
+    pub fn runtime(error: impl Into<anyhow::Error>) -> Self {
+        let error = error.into();
+        let newer = error.chain().any(|e| {
+            matches!(
+                e.downcast_ref::<StoreError>(),
+                Some(StoreError::NewerMirror { .. })
+            )
+        });
+        Self {
+            code: if newer { 2 } else { 1 },
+            error,
+        }
+    }
+    pub fn config(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: 2,
+            error: error.into(),
+        }
+    }
+}
+
+/// An error and its causes, each said once: a thiserror message that
+/// includes its source (`cannot open X: E`) and the source itself (`E`)
+/// would otherwise print as "cannot open X: E: E".
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// The signal that stopped a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopSignal {
@@ -105,7 +156,7 @@ impl Drop for SignalWatch {
 /// The result of a `what` ("pull", "push") recorded `stopped`: exit 130 or
 /// 143 after the signal that stopped it. Only a signal cancels these
 /// commands, so a stop without one is a runtime failure (exit 1).
-pub fn stopped(what: &str, signal: Option<StopSignal>) -> Result<(), crate::cli::Failure> {
+pub fn stopped(what: &str, signal: Option<StopSignal>) -> Result<(), Failure> {
     let error = match signal {
         Some(s) => anyhow::anyhow!(
             "the {what} was stopped by {} (recorded as `stopped`; the next {what} carries on)",
@@ -113,7 +164,7 @@ pub fn stopped(what: &str, signal: Option<StopSignal>) -> Result<(), crate::cli:
         ),
         None => anyhow::anyhow!("the {what} was stopped before it finished"),
     };
-    Err(crate::cli::Failure {
+    Err(Failure {
         code: signal.map_or(1, StopSignal::exit_code),
         error,
     })
@@ -137,14 +188,14 @@ pub fn nothing_sent(status: &str) -> Option<&'static str> {
 pub fn push_result(
     r: &crate::sync::push::PushReport,
     signal: Option<StopSignal>,
-) -> Result<(), crate::cli::Failure> {
+) -> Result<(), Failure> {
     if r.status == "stopped" {
         return stopped("push", signal);
     }
     if r.ok() {
         return Ok(());
     }
-    Err(crate::cli::Failure::runtime(anyhow::anyhow!(
+    Err(Failure::runtime(anyhow::anyhow!(
         "the push {}: {}",
         r.status,
         r.error
@@ -154,8 +205,7 @@ pub fn push_result(
 }
 
 /// Print a `status --check` verdict (text or JSON); unhealthy exits 1.
-pub fn health(check: &crate::status::HealthCheck, json: bool) -> Result<(), crate::cli::Failure> {
-    use crate::cli::Failure;
+pub fn health(check: &crate::status::HealthCheck, json: bool) -> Result<(), Failure> {
     if json {
         println!(
             "{}",

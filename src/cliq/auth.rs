@@ -34,10 +34,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::cliq::client::{QuotaGate, RequestDurations};
 use crate::cliq::error::snippet;
 pub use crate::cliq::error::AuthError;
+use crate::cliq::gate::QuotaGate;
 use crate::cliq::quotas::QuotaScheduler;
+use crate::cliq::stats::RequestDurations;
 use crate::cliq::token_file::{fingerprint, CachedToken, TokenFile};
 use crate::cliq::transport::Transport;
 use crate::cliq::Endpoint;
@@ -647,7 +648,7 @@ fn parse_token_response(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::cliq::client::gate::RecordingGate;
+    use crate::cliq::gate::RecordingGate;
     use crate::cliq::transport::RouterTransport;
     use axum::routing::post;
     use axum::Router;

@@ -20,9 +20,6 @@
 //! * 401: the token is invalidated and the request re-sent once;
 //! * permanent: returned at once.
 
-pub mod gate;
-mod stats;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,8 +33,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub use gate::{GateFuture, QuotaGate};
-pub use stats::{ClientStats, ClientStatsSnapshot, RequestDurations};
+pub use crate::cliq::gate::{GateFuture, QuotaGate};
+pub use crate::cliq::stats::{ClientStats, ClientStatsSnapshot, RequestDurations};
 
 use crate::cliq::auth::TokenManager;
 use crate::cliq::dc::DataCenter;

@@ -5,8 +5,10 @@ pub mod client;
 pub mod dc;
 pub mod endpoint;
 pub mod error;
+pub mod gate;
 pub mod models;
 pub mod quotas;
+pub mod stats;
 pub mod token_file;
 pub mod transport;
 

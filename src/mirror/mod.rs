@@ -4,6 +4,7 @@
 mod health;
 pub mod held;
 pub mod history;
+mod hub;
 pub mod lease;
 pub mod leavers;
 pub mod plan_join;
@@ -14,5 +15,6 @@ pub mod store;
 pub mod teams;
 pub mod undo;
 pub mod users;
+mod vocab;
 
 pub use store::{Store, StoreError, WriteTx};

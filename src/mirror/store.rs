@@ -112,7 +112,7 @@ pub struct Store {
     lease: Arc<OwnerLease>,
     /// The progress of the run this opener is running, published by pulls
     /// and pushes as they go (see [`super::progress`]).
-    progress: super::progress::ProgressHub,
+    progress: super::hub::ProgressHub,
 }
 
 /// A write transaction (`BEGIN IMMEDIATE`) holding this process's writer
@@ -283,7 +283,7 @@ impl Store {
     }
 
     /// Where this opener's runs publish their progress (the CLI's bar reads it).
-    pub fn progress(&self) -> &super::progress::ProgressHub {
+    pub fn progress(&self) -> &super::hub::ProgressHub {
         &self.progress
     }
 

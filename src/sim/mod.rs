@@ -36,6 +36,7 @@
 pub mod admin;
 mod api;
 pub(crate) mod org;
+mod quotas;
 #[cfg(test)]
 mod tests;
 
@@ -59,13 +60,13 @@ use crate::cliq::endpoint::{Endpoint, Quota};
 use crate::clock::Clock;
 
 use org::{Change, Org, Status};
+// The OAuth token-minting window before scaling.
+use quotas::TOKEN_WINDOW;
 
 /// How many requests [`Simulator::requests`] remembers (oldest dropped first).
 pub const LOG_CAPACITY: usize = 100_000;
 /// Largest request body accepted (profile pictures travel base64-encoded).
 const MAX_BODY: usize = 16 * 1024 * 1024;
-/// The OAuth token-minting window before scaling.
-const TOKEN_WINDOW: Duration = Duration::from_secs(600);
 /// How long a write hit by [`Faults::write_hang_rate`] goes unanswered
 /// (tokio time: a paused test does not wait, the client's timeout fires).
 pub const WRITE_HANG: Duration = Duration::from_secs(3600);
@@ -152,10 +153,10 @@ impl Default for SimConfig {
             client_secret: "sim-secret".into(),
             refresh_token: "1000.sim-refresh-token".into(),
             token_ttl: Duration::from_secs(3600),
-            max_tokens_per_window: 10,
+            max_tokens_per_window: quotas::documented(Endpoint::OauthToken).requests,
             quotas: Endpoint::API
                 .iter()
-                .map(|e| (*e, e.documented_quota()))
+                .map(|e| (*e, quotas::documented(*e)))
                 .collect(),
             update_body: UpdateBody::Wrapped,
             scopes: ALL_SCOPES.iter().map(|s| s.to_string()).collect(),
@@ -451,7 +452,7 @@ impl State {
         self.quotas
             .get(&ep)
             .copied()
-            .unwrap_or_else(|| ep.documented_quota().scaled(self.scale))
+            .unwrap_or_else(|| quotas::documented(ep).scaled(self.scale))
     }
 
     fn throttled(&mut self, ep: Endpoint) -> Reply {
@@ -862,7 +863,7 @@ impl Simulator {
                     .quotas
                     .get(e)
                     .copied()
-                    .unwrap_or_else(|| e.documented_quota());
+                    .unwrap_or_else(|| quotas::documented(*e));
                 (*e, q.scaled(scale))
             })
             .collect();

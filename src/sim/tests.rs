@@ -1346,3 +1346,39 @@ async fn a_token_without_the_read_scope_cannot_list_or_get() {
     let full = harness(users(3)).await;
     assert_eq!(full.get_json("/api/v2/users?limit=1").await.0, 200);
 }
+
+/// The simulator's quota table ([`quotas::documented`], its defaults, and
+/// what it falls back to for an endpoint left out of `SimConfig::quotas`)
+/// agrees with the client's, threshold for threshold and lock for lock. The two are written
+/// separately from the documentation, so a wrong number on either side is a
+/// disagreement here instead of moving the client and its test peer together.
+#[test]
+fn the_simulator_and_the_client_agree_on_every_documented_quota() {
+    let cfg = SimConfig::default();
+    let sim = Simulator::new(
+        SimConfig {
+            quotas: HashMap::new(),
+            ..cfg.clone()
+        },
+        Clock::anchored(t0()),
+    );
+    for ep in Endpoint::ALL {
+        let client = ep.documented_quota();
+        assert_eq!(
+            quotas::documented(ep),
+            client,
+            "{ep}: simulator's table vs client"
+        );
+        if ep == Endpoint::OauthToken {
+            continue;
+        }
+        assert_eq!(cfg.quotas[&ep], client, "{ep}: SimConfig default vs client");
+        assert_eq!(sim.state().quota(ep), client, "{ep}: simulator vs client");
+    }
+    let oauth = Endpoint::OauthToken.documented_quota();
+    assert_eq!(
+        (cfg.max_tokens_per_window, TOKEN_WINDOW),
+        (oauth.requests, oauth.per),
+        "token minting: simulator vs client"
+    );
+}

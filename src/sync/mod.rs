@@ -14,4 +14,4 @@ pub mod push;
 pub mod reviewed;
 pub mod undo;
 
-pub use pull::{pull, pull_with, PullKind, PullOptions, PullReport, TeamsMode};
+pub use pull::{pull, pull_with, PullKind, PullOptions, PullParts, PullReport, TeamsMode};

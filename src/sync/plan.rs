@@ -615,6 +615,7 @@ mod index;
 #[cfg(test)]
 mod memory_tests;
 mod resolve;
-pub mod scope;
+// The push scope is parsed (and so validated) with the settings.
+pub use crate::config::scope;
 #[cfg(test)]
 mod tests;

@@ -24,10 +24,10 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
 use crate::cliq::client::{CliqClient, ListEvent};
 use crate::cliq::error::CliqError;
 use crate::cliq::models::{ListUsersParams, UserStatus};
+use crate::cliq::quotas::QuotaScheduler;
 use crate::cliq::Endpoint;
 use crate::mirror::progress::RunProgress;
 use crate::mirror::runs::{RunFigures, RunKind, RunStatus};
@@ -188,24 +188,40 @@ pub fn effective_kind(
     }
 }
 
+/// What a pull works with: the mirror, the client and the scheduler it
+/// queues behind, the listing's page size and the configured options. The
+/// assembled app converts into it (`pull(&app, …)`), so the pull knows its
+/// parts and nothing above them.
+#[derive(Clone)]
+pub struct PullParts<'a> {
+    pub store: &'a Store,
+    pub client: &'a CliqClient,
+    pub scheduler: &'a QuotaScheduler,
+    /// `[cliq] page_size`: sizes the progress estimate of a full pull.
+    pub page_size: u32,
+    pub options: PullOptions,
+}
+
 /// Run one pull. Errors from Cliq end the run as `failed` (reported, not
 /// returned); only a mirror that cannot be written is an `Err`.
-pub async fn pull(
-    app: &App,
+pub async fn pull<'a>(
+    parts: impl Into<PullParts<'a>>,
     requested: PullKind,
     cancel: &CancellationToken,
 ) -> Result<PullReport, PullError> {
-    pull_with(app, requested, &app.pull_options(), cancel).await
+    let parts = parts.into();
+    pull_with(parts.clone(), requested, &parts.options, cancel).await
 }
 
 /// [`pull`] with explicit options instead of the configured ones.
-pub async fn pull_with(
-    app: &App,
+pub async fn pull_with<'a>(
+    parts: impl Into<PullParts<'a>>,
     requested: PullKind,
     opts: &PullOptions,
     cancel: &CancellationToken,
 ) -> Result<PullReport, PullError> {
-    let (store, client) = (&app.store, &app.client);
+    let parts = &parts.into();
+    let (store, client) = (parts.store, parts.client);
     let clock = store.clock().clone();
     let started = tokio::time::Instant::now();
     let started_at = clock.now();
@@ -224,7 +240,7 @@ pub async fn pull_with(
     };
     let run_id = store.start_run(run_kind, started_at).await?;
     let requests_before = client.stats().total_requests();
-    let tracker = track(app, run_id, run_kind, requests_before).await?;
+    let tracker = track(parts, run_id, run_kind, requests_before).await?;
 
     let mut params = ListUsersParams::all_fields();
     if kind == PullKind::Incremental {
@@ -254,7 +270,7 @@ pub async fn pull_with(
     };
 
     let outcome = list_into_mirror(
-        app,
+        parts,
         opts,
         params,
         (run_id, source, &tracker),
@@ -311,7 +327,7 @@ pub async fn pull_with(
             .set_watermark(next_watermark(report.cliq_date, started_at), now)
             .await?;
         if opts.teams != TeamsMode::Off {
-            match fetch_teams(app, opts.teams_per_run, cancel).await {
+            match fetch_teams(parts, opts.teams_per_run, cancel).await {
                 Ok(n) => report.teams_fetched = n,
                 Err(TeamsFailure::Stopped) => status = RunStatus::Stopped,
                 Err(TeamsFailure::Cliq(e)) => {
@@ -345,24 +361,24 @@ pub async fn pull_with(
 /// present in the mirror, a page of `page_size` per listing request, at
 /// the listing quota's floor.
 async fn track(
-    app: &App,
+    parts: &PullParts<'_>,
     run_id: i64,
     kind: RunKind,
     requests_before: u64,
 ) -> Result<Tracker, StoreError> {
-    let quota = app.scheduler.limits().get(Endpoint::ListUsers);
+    let quota = parts.scheduler.limits().get(Endpoint::ListUsers);
     let mut initial = RunProgress::new(run_id, kind, progress::floor_per_min(quota));
     if kind == RunKind::Full {
-        let present = app.store.present_users().await?;
+        let present = parts.store.present_users().await?;
         if present > 0 {
-            let page = u64::from(app.settings.cliq.page_size.max(1));
+            let page = u64::from(parts.page_size.max(1));
             initial.expected_users = Some(present);
             initial.expected_pages = Some(present.div_ceil(page));
         }
     }
-    let client = app.client.clone();
+    let client = parts.client.clone();
     let requests = Arc::new(move || client.stats().total_requests() - requests_before);
-    Ok(Tracker::start(&app.store, initial, requests).await)
+    Ok(Tracker::start(parts.store, initial, requests).await)
 }
 
 /// The removal circuit breaker, after a full listing that looked
@@ -544,14 +560,14 @@ enum ListFailure {
 }
 
 async fn list_into_mirror(
-    app: &App,
+    parts: &PullParts<'_>,
     opts: &PullOptions,
     params: ListUsersParams,
     (run_id, source, tracker): (i64, ChangeSource, &Tracker),
     cancel: &CancellationToken,
     report: &mut PullReport,
 ) -> Result<Listing, ListFailure> {
-    let (store, client) = (&app.store, &app.client);
+    let (store, client) = (parts.store, parts.client);
     let queue_teams = opts.teams != TeamsMode::Off;
     // Three stages overlap: the producer task fetches page k+2 while page
     // k+1 is flattened (parsed and hashed, on the blocking pool) and page k
@@ -706,24 +722,24 @@ enum TeamsFailure {
 /// the endpoint has headroom in its current window. Teams never make a run
 /// wait for quota: what is left stays queued for the next runs.
 async fn fetch_teams(
-    app: &App,
+    parts: &PullParts<'_>,
     limit: usize,
     cancel: &CancellationToken,
 ) -> Result<u64, TeamsFailure> {
-    let (store, client) = (&app.store, &app.client);
-    let quota = app.scheduler.limits().get(Endpoint::UserTeams).requests;
+    let (store, client) = (parts.store, parts.client);
+    let quota = parts.scheduler.limits().get(Endpoint::UserTeams).requests;
     let ids = store
         .next_team_fetches(limit as i64)
         .await
         .map_err(TeamsFailure::Store)?;
     let mut fetched = 0;
     for id in ids {
-        let used = app
+        let used = parts
             .scheduler
             .used(Endpoint::UserTeams)
             .await
             .map_err(|e| TeamsFailure::Store(e.into()))?;
-        let locked = app
+        let locked = parts
             .scheduler
             .locked_until(Endpoint::UserTeams)
             .await

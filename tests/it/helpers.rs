@@ -1,4 +1,5 @@
-//! `spawn_app()`: the real program (mirror, scheduler, token cache, client)
+//! `spawn_app()`: the real program (mirror, scheduler, token cache, client,
+//! built by `cliq_sync::startup` as every command builds it)
 //! against the simulator, with a temp database, on one anchored clock.
 
 use std::sync::Arc;

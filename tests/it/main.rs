@@ -13,6 +13,7 @@ mod demo;
 mod health;
 mod held;
 mod helpers;
+mod layers;
 mod leases;
 mod leavers;
 mod logs;

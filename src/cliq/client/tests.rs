@@ -8,10 +8,10 @@ use axum::Router;
 use futures::TryStreamExt;
 use serde_json::json;
 
-use super::gate::RecordingGate;
 use super::*;
 use crate::cliq::auth::tests::{cfg as auth_cfg, token_router};
 use crate::cliq::auth::AuthConfig;
+use crate::cliq::gate::RecordingGate;
 use crate::cliq::models::UserField;
 use crate::cliq::transport::RouterTransport;
 

@@ -1,6 +1,8 @@
-//! The client's view of the quota scheduler.
+//! The client's view of the quota scheduler (beside it, not inside the
+//! client: the token manager asks the same gate, and neither may need the
+//! other to do so).
 //!
-//! [`CliqClient`](super::CliqClient) and [`TokenManager`](crate::cliq::auth::TokenManager)
+//! [`CliqClient`](crate::cliq::client::CliqClient) and [`TokenManager`](crate::cliq::auth::TokenManager)
 //! only ever need two things from the scheduler: "may I start a request on
 //! this endpoint now?" and "the server said throttled". [`QuotaGate`] names
 //! exactly that, is implemented by [`QuotaScheduler`], and lets tests inject

@@ -12,6 +12,9 @@
 //! excluded, and a person whose HR record moves them into one, are not
 //! written (an excluded department is a protected set: nobody leaves or
 //! joins it through a push).
+//!
+//! It lives with the settings because it is one: parsed, and so validated,
+//! when they load; the plan only applies it.
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
