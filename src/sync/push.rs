@@ -56,7 +56,7 @@ use crate::cliq::client::{CliqClient, ListEvent};
 use crate::cliq::error::CliqError;
 use crate::cliq::models::{BatchResult, Fields, ListUsersParams, UserFields, UserStatus};
 use crate::cliq::quotas::Limits;
-use crate::config::OnConflict;
+use crate::config::{OnConflict, OnThreshold};
 use crate::hr::{Attr, HrSource};
 use crate::mirror::lease::{LeaseError, PushLock, PushLockError};
 use crate::mirror::progress::RunProgress;
@@ -88,6 +88,8 @@ pub struct PushOptions {
     pub force: bool,
     pub max_changes_per_run: u32,
     pub max_source_drop: f64,
+    /// `[push] on_threshold`: hold a plan over a threshold, or fail.
+    pub on_threshold: OnThreshold,
 }
 
 impl PushOptions {
@@ -103,6 +105,7 @@ impl PushOptions {
             force,
             max_changes_per_run: s.push.max_changes_per_run,
             max_source_drop: s.push.max_source_drop,
+            on_threshold: s.push.on_threshold,
         })
     }
 }
@@ -199,13 +202,22 @@ pub struct SafetyStop {
     /// The same plan was already held by the last push run: that run was
     /// touched (`finished_at`), no new one recorded.
     pub repeated: bool,
+    /// The held plan's ID (`held_plans.id`) for `cliq-sync approve ID`;
+    /// `None` for a dry run and under `on_threshold = "fail"`.
+    pub plan_id: Option<String>,
+    /// `on_threshold = "fail"`: `run_id` is a `failed` run, not a held one.
+    pub failed: bool,
 }
 
 impl SafetyStop {
     fn held_as(&self) -> String {
-        match self.run_id {
-            Some(id) => format!(" (held as run {id})"),
-            None => String::new(),
+        match (self.run_id, &self.plan_id) {
+            (Some(id), _) if self.failed => format!(" (failed run {id})"),
+            (Some(_), Some(plan)) => {
+                format!(" (held as plan {plan}; release it with `cliq-sync approve {plan}`)")
+            }
+            (Some(id), None) => format!(" (held as run {id})"),
+            _ => String::new(),
         }
     }
 }
@@ -283,9 +295,10 @@ fn held_plan_hash(plan: &Plan, reason: &str) -> String {
 }
 
 /// Record a push stopped by a threshold as a `held` run (once per
-/// incident: the same plan held again touches the existing row) and
-/// return the error that says so (the caller logs or prints it).
-async fn hold(
+/// incident: the same plan held again touches the existing row) with its
+/// plan kept for `approve`, and return the error that says so (the caller
+/// logs or prints it).
+pub(crate) async fn hold(
     store: &Store,
     plan: &Plan,
     hr: &HrSource,
@@ -295,18 +308,68 @@ async fn hold(
     let error = format!("held: {reason}");
     let now = store.clock().now();
     let (run_id, repeated) = store.hold_push(&hash, &error, hr.len() as u64, now).await?;
+    let plan_id = crate::sync::approve::keep(store, run_id, plan, &reason).await?;
     Ok(PushError::Safety(SafetyStop {
         reason,
         run_id: Some(run_id),
         repeated,
+        plan_id: Some(plan_id),
+        failed: false,
     }))
+}
+
+/// `on_threshold = "fail"`: a push over a threshold is a `failed` run,
+/// every time (no incident deduplication, no held plan).
+async fn fail_threshold(store: &Store, hr: &HrSource, reason: String) -> PushError {
+    let now = store.clock().now();
+    let recorded = async {
+        let run_id = store.start_run(RunKind::Push, now).await?;
+        let figures = RunFigures {
+            users_seen: hr.len() as u64,
+            error: Some(format!("safety threshold: {reason}")),
+            ..Default::default()
+        };
+        store
+            .finish_run(run_id, RunStatus::Failed, &figures, now)
+            .await?;
+        Ok::<_, StoreError>(run_id)
+    };
+    match recorded.await {
+        Ok(run_id) => PushError::Safety(SafetyStop {
+            reason,
+            run_id: Some(run_id),
+            repeated: false,
+            plan_id: None,
+            failed: true,
+        }),
+        Err(e) => e.into(),
+    }
+}
+
+/// A plan over a threshold: released by a matching approval (its ID),
+/// else held or failed per `[push] on_threshold`.
+async fn over_threshold(
+    store: &Store,
+    plan: &Plan,
+    hr: &HrSource,
+    opts: &PushOptions,
+    reason: String,
+) -> Result<String, PushError> {
+    if let Some(id) = crate::sync::approve::approval_for(store, plan).await? {
+        tracing::info!(plan = %id, "push over a safety threshold released by `cliq-sync approve {id}`");
+        return Ok(id);
+    }
+    Err(match opts.on_threshold {
+        OnThreshold::Hold => hold(store, plan, hr, reason).await?,
+        OnThreshold::Fail => fail_threshold(store, hr, reason).await,
+    })
 }
 
 /// The mirror's push lock, held by the caller for the whole push, planning
 /// included (a plan made while another push runs would re-send its
 /// changes). Holding it, any push row still `running` is a dead process's
 /// or, if its owner is alive, one of a version without the lock.
-async fn take_push_lock(store: &Store) -> Result<PushLock, PushError> {
+pub(crate) async fn take_push_lock(store: &Store) -> Result<PushLock, PushError> {
     let lock = match PushLock::try_acquire(store.path()) {
         Ok(lock) => lock,
         Err(PushLockError::Held(holder)) => return Err(PushError::Busy(holder.to_string())),
@@ -334,7 +397,7 @@ async fn take_push_lock(store: &Store) -> Result<PushLock, PushError> {
 /// taken from the previous push alone creeps down: 100 → 85 → 73 → 62 → 53
 /// passes a 20% check at every step). A mirror from before that history
 /// falls back to the last pushed size.
-async fn source_baseline(store: &Store) -> Result<Option<u64>, StoreError> {
+pub(crate) async fn source_baseline(store: &Store) -> Result<Option<u64>, StoreError> {
     let since = store.clock().now() - SOURCE_BASELINE_WINDOW;
     if let Some(n) = store.push_source_baseline(since).await? {
         return Ok(Some(n));
@@ -365,6 +428,7 @@ pub async fn push(
         });
     }
     let previous = source_baseline(store).await?;
+    let mut approval = None;
     if let Err(reason) = check_safety(&first, previous, opts) {
         // A dry run records nothing; a real one leaves a held run behind.
         if opts.dry_run {
@@ -372,9 +436,11 @@ pub async fn push(
                 reason,
                 run_id: None,
                 repeated: false,
+                plan_id: None,
+                failed: false,
             }));
         }
-        return Err(hold(store, &first, hr, reason).await?);
+        approval = Some(over_threshold(store, &first, hr, opts, reason).await?);
     }
     if opts.dry_run {
         return Ok(PushOutcome {
@@ -386,6 +452,10 @@ pub async fn push(
     let clock = store.clock().clone();
     let run_id = store.start_run(RunKind::Push, clock.now()).await?;
     lock.set_run(run_id);
+    if let Some(id) = &approval {
+        // Used once: the next plan over a threshold needs its own approval.
+        store.consume_held_plan(id, run_id).await?;
+    }
     let requests_before = client.stats().total_requests();
     let tracker = track(store, client, limits, run_id, &first, requests_before).await;
     let mut run = Run {
