@@ -19,6 +19,8 @@ use crate::mirror::{Store, StoreError};
 use crate::sim::{SimConfig, Simulator};
 use crate::sync::{PullKind, PullReport};
 
+mod approve;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cliq-sync",
@@ -73,6 +75,14 @@ pub enum Command {
         /// [push] retry_failed_after).
         #[arg(long)]
         retry_failed: bool,
+    },
+    /// No ID: list held plans and held full pulls; ID: release exactly that held plan.
+    Approve {
+        /// Print the list as one JSON document.
+        #[arg(long)]
+        json: bool,
+        /// The held plan to release (from the list, e.g. H12).
+        id: Option<String>,
     },
     /// Last runs, watermark, endpoint lock states, mirror counts.
     Status {
@@ -323,6 +333,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             json,
             retry_failed,
         } => push_command(cli.config.as_deref(), dry_run, force, retry_failed, json).await,
+        Command::Approve { json, id } => approve::command(cli.config.as_deref(), json, id).await,
         Command::Demo => crate::demo::main().await,
     }
 }
