@@ -118,6 +118,9 @@ async fn the_daemon_holds_one_plan_listed_by_approve_json_and_later_ticks_add_no
         Some(format!("H{run_id}").as_str())
     );
     assert!(json["held_plans"][0]["approved_at"].is_null(), "{json}");
+    let m = crate::held::metrics(&t, &d.state).await;
+    assert!(m.contains("cliq_sync_held_plans 1\n"), "{m}");
+    assert!(m.contains("cliq_sync_push_held 1\n"), "{m}");
     d.shutdown.cancel();
     d.task.await.unwrap();
 }
@@ -288,4 +291,228 @@ async fn a_held_full_pull_is_listed_by_approve() {
         e.to_string().contains("sync --full --allow-removals"),
         "{e}"
     );
+}
+
+// ------------------------------------------------------------ the real binary
+
+/// held → approve → push through the real binary, with its exit codes and
+/// the requests of each step; a changed plan is refused (exit 3), an
+/// unknown ID is exit 2, and a misspelt on_threshold value names the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_approve_command_releases_a_held_plan_and_exits_2_or_3_otherwise() {
+    use crate::crash::tcp_sim;
+    let ts = tcp_sim(50, Duration::ZERO, "").await;
+    let hr = ts.dir().join("hr.csv");
+    let base = std::fs::read_to_string(&ts.config).unwrap();
+    let config = base.replace(
+        "[limits]",
+        &format!(
+            "[sync]\nteams = \"off\"\n[hr]\nsource = \"{}\"\n[push]\nenabled = true\n\
+             max_changes_per_run = 4\n[limits]",
+            hr.display()
+        ),
+    );
+    std::fs::write(&ts.config, &config).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_cliq-sync"));
+        c.arg("--config").arg(&ts.config).args(args);
+        c.env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .kill_on_drop(true);
+        c
+    };
+    assert!(run(&["sync", "--full"]).status().await.unwrap().success());
+    let users = ts.sim.users();
+    let sent = |ep: Endpoint| {
+        ts.sim
+            .requests()
+            .iter()
+            .filter(|r| r.endpoint == Some(ep))
+            .count()
+    };
+    let all = || ts.sim.requests().len();
+
+    std::fs::write(&hr, changes_csv(&users, 5, "Desk")).unwrap();
+    let before = all();
+    let out = run(&["push"]).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(stderr.contains("cliq-sync approve H"), "{stderr}");
+    let held_requests = all() - before;
+    assert_eq!(
+        (sent(Endpoint::UpdateUser), sent(Endpoint::AddUsers)),
+        (0, 0)
+    );
+
+    let out = run(&["approve", "--json"]).output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["schema_version"], 1);
+    let id = doc["held"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(doc["held"][0]["changes"], 5, "{doc}");
+
+    let out = run(&["approve", "H999"]).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&id),
+        "{out:?}"
+    );
+
+    let before = all();
+    let out = run(&["approve", &id]).output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(all(), before, "approve sends nothing to Cliq");
+
+    let before = all();
+    let out = run(&["push"]).output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let push_requests = all() - before;
+    assert_eq!(
+        (sent(Endpoint::UpdateUser), sent(Endpoint::AddUsers)),
+        (5, 0)
+    );
+    eprintln!(
+        "held → approve → push: push exit 3 with {held_requests} requests (0 PUT, 0 POST); \
+         approve {id} exit 0 with 0 requests; push exit 0 with {push_requests} requests (5 PUT, 0 POST)"
+    );
+
+    // A plan held, then the HR source changes: refused with the difference.
+    std::fs::write(&hr, changes_csv(&users, 6, "Room")).unwrap();
+    assert_eq!(run(&["push"]).status().await.unwrap().code(), Some(3));
+    let out = run(&["approve", "--json"]).output().await.unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let second = doc["held"][0]["id"].as_str().unwrap().to_owned();
+    std::fs::write(&hr, changes_csv(&users, 7, "Room")).unwrap();
+    let out = run(&["approve", &second]).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        stderr.contains("refused") && stderr.contains("  + update "),
+        "{stderr}"
+    );
+    let out = run(&["status"]).output().await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("held plan H") && !text.contains(&format!("held plan {second} ")),
+        "{text}"
+    );
+    assert_eq!(sent(Endpoint::UpdateUser), 5, "nothing more sent");
+
+    // A misspelt value names the key and the line.
+    std::fs::write(
+        &ts.config,
+        config.replace(
+            "enabled = true\n",
+            "enabled = true\non_threshold = \"fial\"\n",
+        ),
+    )
+    .unwrap();
+    let out = run(&["check-config"]).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        stderr.contains("push.on_threshold") && stderr.contains("\"hold\" or \"fail\""),
+        "{stderr}"
+    );
+    ts.shut().await;
+}
+
+// ------------------------------------------------------------ the daemon's messages
+
+/// The daemon on `hr_path` with `max_changes_per_run = 4`, `on_threshold`
+/// as given, and its notifications captured.
+async fn notified_daemon(
+    hr_path: &std::path::Path,
+    on_threshold: OnThreshold,
+) -> (
+    TestApp,
+    crate::daemon::Running,
+    cliq_sync::notify::Notifier,
+    tokio::sync::mpsc::UnboundedReceiver<cliq_sync::notify::Message>,
+) {
+    use std::sync::Arc;
+    let p = hr_path.to_owned();
+    let t = crate::helpers::spawn_app(crate::helpers::Opts {
+        settings: Box::new(move |s| {
+            s.hr = Some(cliq_sync::config::HrSettings::new(&p));
+            s.push.enabled = true;
+            s.push.max_changes_per_run = 4;
+            s.push.on_threshold = on_threshold;
+            s.sync.teams = "off".into();
+        }),
+        ..Default::default()
+    })
+    .await;
+    let (notifier, rx) = cliq_sync::notify::Notifier::capture(t.clock.clone());
+    let state = Arc::new(cliq_sync::daemon::DaemonState::default());
+    let daemon = cliq_sync::daemon::Daemon::new(t.app.clone(), state.clone())
+        .unwrap()
+        .with_notifier(notifier.clone());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(daemon.run(shutdown.clone(), Arc::new(tokio::sync::Notify::new())));
+    let d = crate::daemon::Running {
+        shutdown,
+        state,
+        task,
+    };
+    (t, d, notifier, rx)
+}
+
+/// `push_held` names the plan ID and the approve command.
+#[tokio::test(start_paused = true)]
+async fn the_push_held_message_names_the_plan_and_the_approve_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let hr = dir.path().join("hr.csv");
+    let (t, d, notifier, mut rx) = notified_daemon(&hr, OnThreshold::Hold).await;
+    std::fs::write(&hr, changes_csv(&t.sim.users(), 5, "Desk")).unwrap();
+    tokio::time::sleep(Duration::from_secs(46 * 60)).await;
+    notifier.flush().await;
+    let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let id = format!("H{}", got[0].run_id.unwrap());
+    assert!(
+        got[0].summary.contains(&format!("held plan {id}")),
+        "{got:?}"
+    );
+    assert!(
+        got[0]
+            .summary
+            .contains(&format!("`cliq-sync approve {id}`")),
+        "{got:?}"
+    );
+    d.shutdown.cancel();
+    d.task.await.unwrap();
+}
+
+/// The daemon under `on_threshold = "fail"`: a failed run on every push
+/// tick and `push_failed`, no held run, no held plan.
+#[tokio::test(start_paused = true)]
+async fn the_daemon_under_on_threshold_fail_fails_every_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let hr = dir.path().join("hr.csv");
+    let (t, d, notifier, mut rx) = notified_daemon(&hr, OnThreshold::Fail).await;
+    std::fs::write(&hr, changes_csv(&t.sim.users(), 5, "Desk")).unwrap();
+    // Pushes at 09:15, 09:30, 09:45.
+    tokio::time::sleep(Duration::from_secs(46 * 60)).await;
+    notifier.flush().await;
+    let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert!(
+        !got.is_empty() && got.iter().all(|m| m.incident == "push_failed"),
+        "{got:?}"
+    );
+    let failed = "SELECT count(*) FROM sync_runs WHERE kind = 'push' AND status = 'failed'";
+    assert_eq!(scalar(&t, failed).await, 3);
+    assert_eq!(
+        scalar(&t, "SELECT count(*) FROM sync_runs WHERE status = 'held'").await,
+        0
+    );
+    assert_eq!(scalar(&t, "SELECT count(*) FROM held_plans").await, 0);
+    let m = crate::held::metrics(&t, &d.state).await;
+    assert!(
+        m.contains("cliq_sync_runs_total{kind=\"push\",status=\"failed\"} 3\n"),
+        "{m}"
+    );
+    assert_eq!(writes(&t), (0, 0));
+    d.shutdown.cancel();
+    d.task.await.unwrap();
 }

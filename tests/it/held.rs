@@ -35,7 +35,7 @@ async fn push_runs(t: &TestApp) -> Vec<(String, String, i64, i64, Option<String>
         .collect()
 }
 
-async fn metrics(t: &TestApp, state: &Arc<DaemonState>) -> String {
+pub(crate) async fn metrics(t: &TestApp, state: &Arc<DaemonState>) -> String {
     let resp = router(Arc::new(ServerState {
         app: t.app.clone(),
         daemon: state.clone(),
