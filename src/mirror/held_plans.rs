@@ -11,6 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
+use super::held::HeldPush;
+use super::runs::RunKind;
 use super::store::{Store, StoreError};
 use crate::clock::to_db;
 
@@ -35,15 +37,6 @@ pub struct HeldPlan {
     pub held_at: String,
     /// Set by `approve ID`; the next push of exactly this plan passes.
     pub approved_at: Option<String>,
-}
-
-/// A full pull held by the removal breaker that waits for
-/// `sync --full --allow-removals`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct HeldFull {
-    pub run_id: i64,
-    pub held_at: String,
-    pub reason: String,
 }
 
 /// A held plan as it is recorded.
@@ -119,23 +112,10 @@ impl Store {
             .collect())
     }
 
-    /// The held full pull that waits, if any.
-    pub async fn held_full_pull(&self) -> Result<Option<HeldFull>, StoreError> {
-        let _hold = self.hold();
-        let row = sqlx::query(
-            "SELECT id, started_at, coalesce(error, '') AS error FROM sync_runs
-             WHERE kind = 'full' AND status = 'held'
-               AND id > coalesce((SELECT max(id) FROM sync_runs
-                                  WHERE kind = 'full' AND status = 'ok'), 0)
-             ORDER BY id DESC LIMIT 1",
-        )
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.map(|r| HeldFull {
-            run_id: r.get("id"),
-            held_at: r.get("started_at"),
-            reason: r.get("error"),
-        }))
+    /// The held full pull that waits, if any (its `last_held_at` is the
+    /// run's end).
+    pub async fn held_full_pull(&self) -> Result<Option<HeldPush>, StoreError> {
+        self.newest_held(RunKind::Full).await
     }
 
     /// Mark a waiting plan approved (`true`) or superseded (`false`).

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cliq::quotas::Limits;
 use crate::hr::HrSource;
-use crate::mirror::held_plans::{HeldFull, HeldPlan, NewHeldPlan};
+use crate::mirror::held::HeldPush;
+use crate::mirror::held_plans::{HeldPlan, NewHeldPlan};
 use crate::mirror::{Store, StoreError};
 use crate::sync::plan::{self, Plan};
 use crate::sync::push::{self, PushError, PushOptions};
@@ -120,8 +121,9 @@ impl From<HeldPlan> for HeldEntry {
     }
 }
 
-impl From<HeldFull> for HeldEntry {
-    fn from(f: HeldFull) -> Self {
+impl From<HeldPush> for HeldEntry {
+    /// A held full pull.
+    fn from(f: HeldPush) -> Self {
         // The breaker's reason says "… would mark N of M removed …".
         let changes = f
             .reason

@@ -13,6 +13,7 @@ use cliq_sync::sync::push::{PushError, PushOptions};
 use crate::daemon::start;
 use crate::held::daemon_app;
 use crate::helpers::TestApp;
+use crate::removals::scalar;
 use crate::trust::{app, changes_csv, count, opts, run_push, write_hr};
 
 fn writes(t: &TestApp) -> (u64, u64) {
@@ -23,14 +24,6 @@ fn over(max: u32) -> PushOptions {
     let mut o = opts();
     o.max_changes_per_run = max;
     o
-}
-
-async fn scalar(t: &TestApp, sql: &str) -> i64 {
-    let _hold = t.app.store.hold();
-    sqlx::query_scalar(sql)
-        .fetch_one(t.app.store.pool())
-        .await
-        .unwrap()
 }
 
 /// `approve --json`'s document for the mirror as it is.
@@ -300,28 +293,9 @@ async fn a_held_full_pull_is_listed_by_approve() {
 /// unknown ID is exit 2, and a misspelt on_threshold value names the key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_approve_command_releases_a_held_plan_and_exits_2_or_3_otherwise() {
-    use crate::crash::tcp_sim;
-    let ts = tcp_sim(50, Duration::ZERO, "").await;
-    let hr = ts.dir().join("hr.csv");
-    let base = std::fs::read_to_string(&ts.config).unwrap();
-    let config = base.replace(
-        "[limits]",
-        &format!(
-            "[sync]\nteams = \"off\"\n[hr]\nsource = \"{}\"\n[push]\nenabled = true\n\
-             max_changes_per_run = 4\n[limits]",
-            hr.display()
-        ),
-    );
-    std::fs::write(&ts.config, &config).unwrap();
-    let run = |args: &[&str]| {
-        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_cliq-sync"));
-        c.arg("--config").arg(&ts.config).args(args);
-        c.env("RUST_LOG", "warn")
-            .env("NO_COLOR", "1")
-            .kill_on_drop(true);
-        c
-    };
-    assert!(run(&["sync", "--full"]).status().await.unwrap().success());
+    let b = crate::held::PushBinary::start().await;
+    let (ts, hr, config) = (&b.ts, &b.hr, &b.config);
+    let run = |args: &[&str]| b.run(args);
     let users = ts.sim.users();
     let sent = |ep: Endpoint| {
         ts.sim
@@ -332,7 +306,7 @@ async fn the_approve_command_releases_a_held_plan_and_exits_2_or_3_otherwise() {
     };
     let all = || ts.sim.requests().len();
 
-    std::fs::write(&hr, changes_csv(&users, 5, "Desk")).unwrap();
+    std::fs::write(hr, changes_csv(&users, 5, "Desk")).unwrap();
     let before = all();
     let out = run(&["push"]).output().await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -377,12 +351,12 @@ async fn the_approve_command_releases_a_held_plan_and_exits_2_or_3_otherwise() {
     );
 
     // A plan held, then the HR source changes: refused with the difference.
-    std::fs::write(&hr, changes_csv(&users, 6, "Room")).unwrap();
+    std::fs::write(hr, changes_csv(&users, 6, "Room")).unwrap();
     assert_eq!(run(&["push"]).status().await.unwrap().code(), Some(3));
     let out = run(&["approve", "--json"]).output().await.unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let second = doc["held"][0]["id"].as_str().unwrap().to_owned();
-    std::fs::write(&hr, changes_csv(&users, 7, "Room")).unwrap();
+    std::fs::write(hr, changes_csv(&users, 7, "Room")).unwrap();
     let out = run(&["approve", &second]).output().await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
@@ -414,7 +388,7 @@ async fn the_approve_command_releases_a_held_plan_and_exits_2_or_3_otherwise() {
         stderr.contains("push.on_threshold") && stderr.contains("\"hold\" or \"fail\""),
         "{stderr}"
     );
-    ts.shut().await;
+    b.ts.shut().await;
 }
 
 // ------------------------------------------------------------ the daemon's messages
@@ -464,7 +438,7 @@ async fn the_push_held_message_names_the_plan_and_the_approve_command() {
     let dir = tempfile::tempdir().unwrap();
     let hr = dir.path().join("hr.csv");
     let (t, d, notifier, mut rx) = notified_daemon(&hr, OnThreshold::Hold).await;
-    std::fs::write(&hr, changes_csv(&t.sim.users(), 5, "Desk")).unwrap();
+    std::fs::write(hr, changes_csv(&t.sim.users(), 5, "Desk")).unwrap();
     tokio::time::sleep(Duration::from_secs(46 * 60)).await;
     notifier.flush().await;
     let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
@@ -491,7 +465,7 @@ async fn the_daemon_under_on_threshold_fail_fails_every_tick() {
     let dir = tempfile::tempdir().unwrap();
     let hr = dir.path().join("hr.csv");
     let (t, d, notifier, mut rx) = notified_daemon(&hr, OnThreshold::Fail).await;
-    std::fs::write(&hr, changes_csv(&t.sim.users(), 5, "Desk")).unwrap();
+    std::fs::write(hr, changes_csv(&t.sim.users(), 5, "Desk")).unwrap();
     // Pushes at 09:15, 09:30, 09:45.
     tokio::time::sleep(Duration::from_secs(46 * 60)).await;
     notifier.flush().await;
