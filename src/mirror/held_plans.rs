@@ -54,7 +54,9 @@ const WAITING: &str = "consumed_by_run IS NULL AND superseded_at IS NULL
 impl Store {
     /// Record the plan of held run `p.run_id` (once: the same plan held
     /// again is the same run) and supersede every other waiting plan: only
-    /// the newest plan can be approved. Returns the plan's ID.
+    /// the newest plan can be approved. A superseded plan held again (its
+    /// approval was refused, then the source came back) waits again, to be
+    /// approved afresh. Returns the plan's ID.
     pub async fn keep_held_plan(
         &self,
         p: &NewHeldPlan<'_>,
@@ -65,7 +67,10 @@ impl Store {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO held_plans (id, run_id, plan_hash, plan_json, reason, changes, held_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (id) DO UPDATE SET
+                 approved_at = CASE WHEN superseded_at IS NULL THEN approved_at END,
+                 superseded_at = NULL",
         )
         .bind(&id)
         .bind(p.run_id)

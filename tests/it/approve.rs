@@ -213,6 +213,34 @@ async fn a_plan_that_changed_since_the_hold_is_refused_with_the_difference() {
     );
 }
 
+/// A refused approval whose new plan passes the thresholds, then the HR
+/// source back as it was: the old plan is held again (the same held run)
+/// and waits again, unapproved.
+#[tokio::test(start_paused = true)]
+async fn a_plan_held_again_after_a_refusal_waits_again() {
+    let t = app(30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let users = t.sim.users();
+    let o = over(4);
+    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&users, 5, "Desk"));
+    let id = held_id(run_push(&t, &hr, &o).await.unwrap_err());
+    let small = write_hr(dir.path(), "small.csv", &changes_csv(&users, 3, "Desk"));
+    let e = approve_id(&t, &small, &o, &id).await.unwrap_err();
+    assert!(
+        matches!(&e, ApproveError::Changed { new_plan: None, .. }),
+        "{e:?}"
+    );
+    assert!(listing(&t).await["held"].as_array().unwrap().is_empty());
+    assert_eq!(held_id(run_push(&t, &hr, &o).await.unwrap_err()), id);
+    let doc = listing(&t).await;
+    assert_eq!(doc["held"][0]["id"].as_str(), Some(id.as_str()), "{doc}");
+    approve_id(&t, &hr, &o, &id).await.unwrap();
+    assert_eq!(
+        run_push(&t, &hr, &o).await.unwrap().report.updates_applied,
+        5
+    );
+}
+
 /// (4) `on_threshold = "fail"`: a failed run every time, no held plan.
 #[tokio::test(start_paused = true)]
 async fn on_threshold_fail_records_a_failed_run_every_time_and_holds_nothing() {
