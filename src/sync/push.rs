@@ -346,20 +346,16 @@ async fn fail_threshold(store: &Store, hr: &HrSource, reason: String) -> PushErr
     }
 }
 
-/// A plan over a threshold: released by a matching approval (its ID),
-/// else held or failed per `[push] on_threshold`.
+/// A plan over a threshold and not approved: held or failed per
+/// `[push] on_threshold`.
 async fn over_threshold(
     store: &Store,
     plan: &Plan,
     hr: &HrSource,
     opts: &PushOptions,
     reason: String,
-) -> Result<String, PushError> {
-    if let Some(id) = crate::sync::approve::approval_for(store, plan).await? {
-        tracing::info!(plan = %id, "push over a safety threshold released by `cliq-sync approve {id}`");
-        return Ok(id);
-    }
-    Err(match opts.on_threshold {
+) -> Result<PushError, PushError> {
+    Ok(match opts.on_threshold {
         OnThreshold::Hold => hold(store, plan, hr, reason).await?,
         OnThreshold::Fail => fail_threshold(store, hr, reason).await,
     })
@@ -430,17 +426,24 @@ pub async fn push(
     let previous = source_baseline(store).await?;
     let mut approval = None;
     if let Err(reason) = check_safety(&first, previous, opts) {
-        // A dry run records nothing; a real one leaves a held run behind.
-        if opts.dry_run {
-            return Err(PushError::Safety(SafetyStop {
-                reason,
-                run_id: None,
-                repeated: false,
-                plan_id: None,
-                failed: false,
-            }));
+        // An approved plan passes (a dry run too); otherwise a dry run
+        // records nothing and a real one is held or failed.
+        match crate::sync::approve::approval_for(store, &first).await? {
+            Some(id) => {
+                tracing::info!(plan = %id, "push over a safety threshold released by `cliq-sync approve {id}`");
+                approval = Some(id);
+            }
+            None if opts.dry_run => {
+                return Err(PushError::Safety(SafetyStop {
+                    reason,
+                    run_id: None,
+                    repeated: false,
+                    plan_id: None,
+                    failed: false,
+                }))
+            }
+            None => return Err(over_threshold(store, &first, hr, opts, reason).await?),
         }
-        approval = Some(over_threshold(store, &first, hr, opts, reason).await?);
     }
     if opts.dry_run {
         return Ok(PushOutcome {

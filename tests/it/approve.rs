@@ -134,6 +134,14 @@ async fn an_approved_plan_is_pushed_by_the_next_push_exactly_once() {
     let approved = approve_id(&t, &hr, &o, &id.to_lowercase()).await.unwrap();
     assert_eq!((approved.id.as_str(), approved.changes), (id.as_str(), 5));
     assert_eq!(t.sim.requests().len(), before, "approve sends no request");
+    // A dry run sees the approval too, and sends nothing.
+    let mut dry = o.clone();
+    dry.dry_run = true;
+    assert_eq!(
+        run_push(&t, &hr, &dry).await.unwrap().report.status,
+        "dry_run"
+    );
+    assert_eq!(t.sim.requests().len(), before);
 
     let out = run_push(&t, &hr, &o).await.unwrap();
     assert_eq!(
