@@ -43,6 +43,10 @@
 //! reason and the plan's size; the same plan held again by the next push
 //! is the same incident and updates that row's `finished_at` instead of
 //! adding one (so a daemon ticking every 15 minutes records it once).
+//! Under `[push] on_threshold = "hold"` (the default) its plan is kept for
+//! `cliq-sync approve` (see [`crate::sync::approve`]): a plan approved there
+//! passes the thresholds once, when a push plans exactly it; under
+//! `"fail"` a push over a threshold is a `failed` run every time.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -346,6 +350,35 @@ async fn fail_threshold(store: &Store, hr: &HrSource, reason: String) -> PushErr
     }
 }
 
+/// Check the thresholds: `Ok(Some(id))` when only the approval of held
+/// plan `id` lets this plan pass. An approved plan passes (a dry run too);
+/// otherwise a dry run records nothing and a real one is held or failed.
+async fn thresholds(
+    store: &Store,
+    first: &Plan,
+    hr: &HrSource,
+    opts: &PushOptions,
+) -> Result<Option<String>, PushError> {
+    let previous = source_baseline(store).await?;
+    let Err(reason) = check_safety(first, previous, opts) else {
+        return Ok(None);
+    };
+    match crate::sync::approve::approval_for(store, first).await? {
+        Some(id) => {
+            tracing::info!(plan = %id, "push over a safety threshold released by `cliq-sync approve {id}`");
+            Ok(Some(id))
+        }
+        None if opts.dry_run => Err(PushError::Safety(SafetyStop {
+            reason,
+            run_id: None,
+            repeated: false,
+            plan_id: None,
+            failed: false,
+        })),
+        None => Err(over_threshold(store, first, hr, opts, reason).await?),
+    }
+}
+
 /// A plan over a threshold and not approved: held or failed per
 /// `[push] on_threshold`.
 async fn over_threshold(
@@ -423,28 +456,7 @@ pub async fn push(
             report: PushReport::new("disabled"),
         });
     }
-    let previous = source_baseline(store).await?;
-    let mut approval = None;
-    if let Err(reason) = check_safety(&first, previous, opts) {
-        // An approved plan passes (a dry run too); otherwise a dry run
-        // records nothing and a real one is held or failed.
-        match crate::sync::approve::approval_for(store, &first).await? {
-            Some(id) => {
-                tracing::info!(plan = %id, "push over a safety threshold released by `cliq-sync approve {id}`");
-                approval = Some(id);
-            }
-            None if opts.dry_run => {
-                return Err(PushError::Safety(SafetyStop {
-                    reason,
-                    run_id: None,
-                    repeated: false,
-                    plan_id: None,
-                    failed: false,
-                }))
-            }
-            None => return Err(over_threshold(store, &first, hr, opts, reason).await?),
-        }
-    }
+    let approval = thresholds(store, &first, hr, opts).await?;
     if opts.dry_run {
         return Ok(PushOutcome {
             plan: first,
