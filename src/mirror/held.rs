@@ -106,8 +106,9 @@ impl Store {
     /// that ended `ok` (a held full pull waits the same way).
     pub(crate) async fn newest_held(&self, kind: RunKind) -> Result<Option<HeldPush>, StoreError> {
         let _hold = self.hold();
-        // `?1 = kind`, not `kind = ?1`: tests/it/logs.rs greps the source for
-        // `kind=?` (a run kind logged in its Debug spelling).
+        // The parameter comes first: tests/it/logs.rs greps the source for
+        // a run kind logged in its Debug spelling, and the other order looks
+        // like one.
         let row = sqlx::query(
             "SELECT id, started_at, finished_at, coalesce(error, '') AS error FROM sync_runs
              WHERE ?1 = kind AND status = 'held'
