@@ -21,6 +21,8 @@ use crate::mirror::Store;
 use crate::sim::{SimConfig, Simulator};
 use crate::sync::{PullKind, PullReport};
 
+mod approve;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cliq-sync",
@@ -98,6 +100,14 @@ pub enum Command {
         /// Print the plan and the result as one JSON document.
         #[arg(long)]
         json: bool,
+    },
+    /// No ID: list held plans and held full pulls; ID: release exactly that held plan.
+    Approve {
+        /// Print the list as one JSON document.
+        #[arg(long)]
+        json: bool,
+        /// The held plan to release (from the list, e.g. H12).
+        id: Option<String>,
     },
     /// Last runs, watermark, endpoint lock states, mirror counts.
     Status {
@@ -320,6 +330,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             force,
             json,
         } => given::undo(cli.config.as_deref(), run, dry_run, force, json).await,
+        Command::Approve { json, id } => approve::command(cli.config.as_deref(), json, id).await,
         Command::Demo => crate::demo::main().await,
     }
 }

@@ -318,6 +318,46 @@ pub struct PushSettings {
     /// What to do with an HR-managed field changed in Cliq since our last
     /// push of it.
     pub on_conflict: OnConflict,
+    /// What a push that trips a safety threshold does: hold its plan for
+    /// `approve`, or fail.
+    pub on_threshold: OnThreshold,
+}
+
+/// `[push] on_threshold`: a push over `max_changes_per_run` or
+/// `max_source_drop`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnThreshold {
+    /// Keep the plan (`held_plans`) until `cliq-sync approve ID` releases it;
+    /// the same plan held again on later ticks is the same incident.
+    #[default]
+    Hold,
+    /// Record a failed push run (and `push_failed`) every time.
+    Fail,
+}
+
+impl OnThreshold {
+    pub const ALL: [OnThreshold; 2] = [OnThreshold::Hold, OnThreshold::Fail];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnThreshold::Hold => "hold",
+            OnThreshold::Fail => "fail",
+        }
+    }
+}
+
+// By hand, as for OnConflict: the message lists the operator's choices.
+impl<'de> Deserialize<'de> for OnThreshold {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        OnThreshold::ALL
+            .into_iter()
+            .find(|v| v.as_str() == text)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("must be \"hold\" or \"fail\", found {text:?}"))
+            })
+    }
 }
 
 /// `[push] on_conflict`: a field HR manages was changed in Cliq (by hand,
@@ -376,6 +416,7 @@ impl Default for PushSettings {
             exclude: Vec::new(),
             exclude_departments: Vec::new(),
             on_conflict: OnConflict::Overwrite,
+            on_threshold: OnThreshold::Hold,
         }
     }
 }

@@ -425,6 +425,19 @@ impl Daemon {
     /// run (see `mirror::held`), logged at warn and not counted again.
     fn held(&self, stop: &crate::sync::push::SafetyStop) {
         let run = stop.run_id.unwrap_or_default();
+        if stop.failed {
+            // `[push] on_threshold = "fail"`: a failed run, every tick.
+            self.state.runs.add(RunKind::Push, "failed");
+            tracing::error!(run, reason = %stop.reason, "push failed: over a safety threshold; nothing sent");
+            self.alerts.push_failed(
+                stop.run_id,
+                &format!(
+                    "push over a safety threshold, nothing sent: {}",
+                    stop.reason
+                ),
+            );
+            return;
+        }
         if stop.repeated {
             tracing::warn!(
                 run,

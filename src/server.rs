@@ -356,6 +356,14 @@ pub async fn render(s: &ServerState) -> anyhow::Result<String> {
         "Held push runs waiting: 1 while the newest held push run is newer than the last push run that ended ok",
         held,
     );
+    let plans = Gauge::<i64>::default();
+    let waiting = app.store.waiting_held_plans().await?;
+    plans.set(waiting.iter().filter(|p| p.approved_at.is_none()).count() as i64);
+    reg.register(
+        "held_plans",
+        "Held push plans waiting for `cliq-sync approve ID` (not yet approved)",
+        plans,
+    );
 
     // Absent without [hr] and before the daemon's first look at the file.
     if let Some(valid) = s.daemon.hr_source_valid() {

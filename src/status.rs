@@ -31,6 +31,9 @@ pub struct StatusReport {
     /// A push held by a safety threshold that still waits (until a push
     /// run ends ok); `null` when none.
     pub push_held: Option<HeldPush>,
+    /// Held plans that wait for `cliq-sync approve ID` (or, approved, for
+    /// the next push of exactly that plan).
+    pub held_plans: Vec<crate::mirror::held_plans::HeldPlan>,
     /// Runs `running` in a live process, with their progress so far.
     pub in_progress: Vec<RunInProgress>,
     /// People in Cliq whom the last plan found missing from HR (leavers:
@@ -96,6 +99,7 @@ pub async fn collect(
         pushes: crate::sync::push::status_summary(store).await?,
         runs: store.recent_runs(10).await?,
         push_held: store.held_push().await?,
+        held_plans: store.waiting_held_plans().await?,
         in_progress: store.runs_in_progress().await?,
         hr_missing: store.hr_missing(now).await?,
     })
@@ -144,6 +148,9 @@ impl StatusReport {
                 h.last_held_at.as_deref().unwrap_or("-"),
                 h.reason
             ));
+        }
+        for p in &self.held_plans {
+            out.push_str(&held_plan_line(p));
         }
         if let Some(line) = hr_missing_line(&self.hr_missing) {
             out.push_str(&line);
@@ -364,4 +371,19 @@ fn in_progress_line(r: &RunInProgress, now: &str) -> String {
     }
     line.push('\n');
     line
+}
+
+/// One held plan in `status`: what it is and what to run.
+fn held_plan_line(p: &crate::mirror::held_plans::HeldPlan) -> String {
+    let state = match &p.approved_at {
+        Some(at) => format!("approved {at}; the next push of exactly this plan sends it"),
+        None => format!(
+            "waiting: review with `cliq-sync plan`, release with `cliq-sync approve {}`",
+            p.id
+        ),
+    };
+    format!(
+        "held plan {} (run {}), {} changes, held {}: {state}\n",
+        p.id, p.run_id, p.changes, p.held_at
+    )
 }

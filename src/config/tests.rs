@@ -581,3 +581,24 @@ fn hr_mapping_tables_take_any_key_but_a_misspelt_table_is_caught() {
     );
     assert!(e.contains("hr.derive.display_name"), "{e}");
 }
+
+// ------------------------------------------------------------ issue 12, point 1
+
+#[test]
+fn push_on_threshold_is_hold_or_fail_and_a_typo_names_the_key() {
+    let on_threshold =
+        |s: &Settings| serde_json::to_value(s).unwrap()["push"]["on_threshold"].clone();
+    assert_eq!(on_threshold(&load("", &[]).unwrap()), "hold");
+    for v in ["hold", "fail"] {
+        let s = load(&format!("[push]\non_threshold = \"{v}\"\n"), &[]).unwrap();
+        assert_eq!(on_threshold(&s), v);
+    }
+    let e = err("[push]\non_threshold = \"retry\"\n", &[]);
+    assert!(e.contains("push.on_threshold"), "{e}");
+    assert!(e.contains("FILE:2"), "{e}");
+    assert!(e.contains("\"hold\" or \"fail\""), "{e}");
+    // A misspelt key is unknown, with the "did you mean".
+    let e = err("[push]\non_treshold = \"fail\"\n", &[]);
+    assert!(e.contains("push.on_treshold"), "{e}");
+    assert!(e.contains("on_threshold"), "{e}");
+}

@@ -31,9 +31,12 @@ impl Alerts {
     }
 
     pub fn push_held(&self, stop: &SafetyStop) {
+        let approve = match &stop.plan_id {
+            Some(id) => format!("held plan {id}; release it with `cliq-sync approve {id}`"),
+            None => "review it with `cliq-sync approve`".to_owned(),
+        };
         let summary = format!(
-            "push held by a safety threshold, nothing sent: {}; review it with `cliq-sync \
-             approve`",
+            "push held by a safety threshold, nothing sent: {}; {approve}",
             stop.reason
         );
         self.notifier

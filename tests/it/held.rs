@@ -35,7 +35,7 @@ async fn push_runs(t: &TestApp) -> Vec<(String, String, i64, i64, Option<String>
         .collect()
 }
 
-async fn metrics(t: &TestApp, state: &Arc<DaemonState>) -> String {
+pub(crate) async fn metrics(t: &TestApp, state: &Arc<DaemonState>) -> String {
     let resp = router(Arc::new(ServerState {
         app: t.app.clone(),
         daemon: state.clone(),
@@ -264,31 +264,50 @@ async fn without_hr_the_validity_gauge_is_absent() {
 
 // ------------------------------------------------------------ the real binary
 
-/// `cliq-sync push` over each threshold: exit 3, a held run in the mirror,
-/// nothing sent, and `status` / `status --json` show it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_push_command_exits_3_and_records_a_held_run_for_each_threshold() {
-    use crate::crash::tcp_sim;
-    let ts = tcp_sim(50, Duration::ZERO, "").await;
-    let hr = ts.dir().join("hr.csv");
-    let config = std::fs::read_to_string(&ts.config).unwrap().replace(
-        "[limits]",
-        &format!(
-            "[sync]\nteams = \"off\"\n[hr]\nsource = \"{}\"\n[push]\nenabled = true\n\
-             max_changes_per_run = 4\n[limits]",
-            hr.display()
-        ),
-    );
-    std::fs::write(&ts.config, config).unwrap();
-    let run = |args: &[&str]| {
+/// The real binary against a TCP simulator of 50 users, with `[hr]` at
+/// `hr.csv`, push enabled and `max_changes_per_run = 4`, after a full pull.
+pub(crate) struct PushBinary {
+    pub(crate) ts: crate::crash::TcpSim,
+    pub(crate) hr: std::path::PathBuf,
+    /// The config file's text.
+    pub(crate) config: String,
+}
+
+impl PushBinary {
+    pub(crate) async fn start() -> Self {
+        let ts = crate::crash::tcp_sim(50, Duration::ZERO, "").await;
+        let hr = ts.dir().join("hr.csv");
+        let config = std::fs::read_to_string(&ts.config).unwrap().replace(
+            "[limits]",
+            &format!(
+                "[sync]\nteams = \"off\"\n[hr]\nsource = \"{}\"\n[push]\nenabled = true\n\
+                 max_changes_per_run = 4\n[limits]",
+                hr.display()
+            ),
+        );
+        std::fs::write(&ts.config, &config).unwrap();
+        let b = PushBinary { ts, hr, config };
+        assert!(b.run(&["sync", "--full"]).status().await.unwrap().success());
+        b
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> tokio::process::Command {
         let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_cliq-sync"));
-        c.arg("--config").arg(&ts.config).args(args);
+        c.arg("--config").arg(&self.ts.config).args(args);
         c.env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
             .kill_on_drop(true);
         c
-    };
-    assert!(run(&["sync", "--full"]).status().await.unwrap().success());
+    }
+}
+
+/// `cliq-sync push` over each threshold: exit 3, a held run in the mirror,
+/// nothing sent, and `status` / `status --json` show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_push_command_exits_3_and_records_a_held_run_for_each_threshold() {
+    let b = PushBinary::start().await;
+    let (ts, hr) = (&b.ts, b.hr.clone());
+    let run = |args: &[&str]| b.run(args);
     let users = ts.sim.users();
     let writes = || {
         ts.sim
@@ -346,5 +365,5 @@ async fn the_push_command_exits_3_and_records_a_held_run_for_each_threshold() {
         assert_eq!((p.1, p.2), (0, 0), "{p:?}");
         assert!(p.3.as_deref().unwrap_or("").starts_with("held: "), "{p:?}");
     }
-    ts.shut().await;
+    b.ts.shut().await;
 }

@@ -4,6 +4,7 @@
 //! socket path too.
 
 mod adversarial;
+mod approve;
 mod cli_contract;
 mod client;
 mod conflicts;

@@ -331,6 +331,7 @@ async fn a_push_shows_its_progress_in_its_row() {
         force: false,
         max_changes_per_run: 10_000,
         max_source_drop: 0.2,
+        on_threshold: Default::default(),
     };
     let (store, client) = (t.app.store.clone(), t.app.client.clone());
     let limits = t.app.scheduler.limits().clone();

@@ -30,7 +30,7 @@ async fn full(t: &TestApp) -> PullReport {
         .unwrap()
 }
 
-async fn scalar(t: &TestApp, sql: &str) -> i64 {
+pub(crate) async fn scalar(t: &TestApp, sql: &str) -> i64 {
     let _hold = t.app.store.hold();
     sqlx::query_scalar(sql)
         .fetch_one(t.app.store.pool())

@@ -278,6 +278,8 @@ pub async fn push_given(
             reason,
             run_id: None,
             repeated: false,
+            plan_id: None,
+            failed: false,
         }));
     }
     if opts.dry_run || !opts.enabled {

@@ -25,6 +25,7 @@ pub(crate) fn opts() -> PushOptions {
         force: false,
         max_changes_per_run: 10_000,
         max_source_drop: 0.2,
+        on_threshold: Default::default(),
     }
 }
 
