@@ -19,10 +19,11 @@
 //!     classification and retries.
 //!   * [`cliq::models`]: request and response types that keep unknown fields.
 //!   * [`cliq::transport`]: HTTPS via reqwest, or in-process to the simulator.
-//! * [`mirror`]: the SQLite store (WAL, embedded migrations, the public schema;
-//!   reads and most writes through sqlx, the hot writes — a page of users, a
-//!   quota-ledger entry — through one rusqlite connection that is also the
-//!   process's writer turn). [`mirror::lease`]: the owner lease every opener
+//! * [`mirror`]: the SQLite store (WAL, embedded migrations, the public schema,
+//!   all its SQL; one driver, sqlx, whose connections run on their own
+//!   threads; every write through one door, [`mirror::Store::write`], which
+//!   takes the clock hold and the writer turn). [`mirror::quotas`]: the quota
+//!   ledger and endpoint locks. [`mirror::lease`]: the owner lease every opener
 //!   holds (a run belongs to a live process) and the one-push-per-mirror lock.
 //! * [`sim`]: the built-in, strict Cliq simulator (`cliq-sync simulate`).
 //! * [`sync`]: pulls from Cliq into the mirror, the plan and the push.

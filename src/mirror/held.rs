@@ -42,7 +42,6 @@ impl Store {
         users_seen: u64,
         now: DateTime<Utc>,
     ) -> Result<(i64, bool), StoreError> {
-        let _hold = self.hold();
         let mut tx = self.write().await?;
         let last: Option<(i64, String)> = sqlx::query_as(
             "SELECT id, status FROM sync_runs WHERE kind = 'push' AND status <> 'running'

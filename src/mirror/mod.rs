@@ -8,6 +8,7 @@ pub mod lease;
 pub mod leavers;
 pub mod progress;
 pub mod pushes;
+pub mod quotas;
 pub mod runs;
 pub mod store;
 pub mod teams;

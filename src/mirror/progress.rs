@@ -122,8 +122,7 @@ impl Store {
         p: &RunProgress,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE sync_runs SET pages = ?, users_seen = ?, requests = ?, expected_users = ?,
                 expected_pages = ?, eta_at = ?, progress_at = ?
@@ -137,8 +136,9 @@ impl Store {
         .bind(p.eta_at.map(to_db))
         .bind(to_db(now))
         .bind(p.run_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -173,10 +173,10 @@ impl Store {
         p: &NewPush<'_>,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         let now = to_db(now);
-        let id = p.insert(&now).fetch_one(self.pool()).await?.get(0);
+        let id = p.insert(&now).fetch_one(&mut *tx).await?.get(0);
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -208,7 +208,6 @@ impl Store {
         error_code: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
         let mut tx = self.write().await?;
         sqlx::query("UPDATE pushes SET status = ?, error_code = ?, at = ? WHERE id = ?")
             .bind(status.as_str())
@@ -380,7 +379,6 @@ impl Store {
         approved: bool,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
         let mut tx = self.write().await?;
         sqlx::query("INSERT INTO push_sources (run_id, at, records, approved) VALUES (?, ?, ?, ?)")
             .bind(run_id)

@@ -86,8 +86,7 @@ const WATERMARK: &str = "watermark";
 
 impl Store {
     pub async fn start_run(&self, kind: RunKind, now: DateTime<Utc>) -> Result<i64, StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         let owner = self.lease();
         let id = sqlx::query_scalar(
             "INSERT INTO sync_runs (kind, started_at, status, owner, owner_pid, owner_host)
@@ -98,8 +97,9 @@ impl Store {
         .bind(owner.id())
         .bind(owner.holder().pid)
         .bind(&owner.holder().host)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -110,8 +110,7 @@ impl Store {
         figures: &RunFigures,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE sync_runs SET finished_at = ?, status = ?, requests = ?, users_seen = ?,
                 users_changed = ?, error = ? WHERE id = ?",
@@ -123,8 +122,9 @@ impl Store {
         .bind(figures.users_changed as i64)
         .bind(&figures.error)
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -170,8 +170,7 @@ impl Store {
         who: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         let r = sqlx::query(
             "UPDATE sync_runs SET status = 'failed', finished_at = ?1,
                 error = coalesce(error, ?2 || ' ended during the run')
@@ -180,8 +179,9 @@ impl Store {
         .bind(to_db(now))
         .bind(who)
         .bind(owner)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(r.rows_affected())
     }
 
@@ -212,8 +212,7 @@ impl Store {
         value: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO sync_state (key, value, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
@@ -221,8 +220,9 @@ impl Store {
         .bind(key)
         .bind(value)
         .bind(to_db(now))
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -263,8 +263,7 @@ impl Store {
         since: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         let r = sqlx::query(
             "UPDATE sync_runs SET status = 'stopped', finished_at = ?1,
                 error = coalesce(error, 'stopped by shutdown before the run could finish')
@@ -273,8 +272,9 @@ impl Store {
         .bind(to_db(now))
         .bind(to_db(since))
         .bind(self.lease().id())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(r.rows_affected())
     }
 }
