@@ -97,7 +97,6 @@ impl Store {
     /// completes releases it; a failed or stopped one does not, and a
     /// newer held run replaces it). `None` when nothing waits.
     pub async fn held_push(&self) -> Result<Option<HeldPush>, StoreError> {
-        let _hold = self.hold();
         let row = sqlx::query(
             "SELECT id, started_at, finished_at, coalesce(error, '') AS error FROM sync_runs
              WHERE kind = 'push' AND status = 'held'
@@ -105,7 +104,7 @@ impl Store {
                                   WHERE kind = 'push' AND status = 'ok'), 0)
              ORDER BY id DESC LIMIT 1",
         )
-        .fetch_optional(self.pool())
+        .fetch_optional(&*self.read())
         .await?;
         Ok(row.map(|r| HeldPush {
             run_id: r.get("id"),

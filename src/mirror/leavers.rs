@@ -80,11 +80,10 @@ impl Store {
     /// since marked removed. Empty on a mirror that predates the table
     /// (`status` opens old mirrors read-only, unmigrated).
     pub async fn hr_missing(&self, now: DateTime<Utc>) -> Result<HrMissing, StoreError> {
-        let _hold = self.hold();
         let exists: bool = sqlx::query_scalar(
             "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'hr_missing'",
         )
-        .fetch_one(self.pool())
+        .fetch_one(&*self.read())
         .await?;
         if !exists {
             return Ok(HrMissing::default());
@@ -92,13 +91,13 @@ impl Store {
         const PRESENT: &str = "FROM hr_missing m JOIN users u ON u.id = m.user_id
                                WHERE u.removed_at IS NULL";
         let users: i64 = sqlx::query_scalar(&format!("SELECT count(*) {PRESENT}"))
-            .fetch_one(self.pool())
+            .fetch_one(&*self.read())
             .await?;
         let oldest = sqlx::query(&format!(
             "SELECT m.user_id, m.since, coalesce(u.email_id, m.email) AS email {PRESENT}
              ORDER BY m.since, m.user_id LIMIT 1"
         ))
-        .fetch_optional(self.pool())
+        .fetch_optional(&*self.read())
         .await?;
         let Some(row) = oldest else {
             return Ok(HrMissing::default());

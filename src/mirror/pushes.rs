@@ -139,12 +139,11 @@ impl Store {
     /// text column per row instead of 21 is about four times faster through
     /// sqlx for a 100,000-user mirror.
     pub async fn plan_snapshot(&self) -> Result<Vec<MirrorUser>, StoreError> {
-        let _hold = self.hold();
         let sql = format!(
             "SELECT json_array(id, email_id, status, removed_at IS NOT NULL, {}) FROM users",
             PLAN_COLUMNS.join(", ")
         );
-        let rows: Vec<String> = sqlx::query_scalar(&sql).fetch_all(self.pool()).await?;
+        let rows: Vec<String> = sqlx::query_scalar(&sql).fetch_all(&*self.read()).await?;
         let mut out = Vec::with_capacity(rows.len());
         for text in rows {
             let v: Vec<serde_json::Value> = serde_json::from_str(&text)
@@ -186,7 +185,6 @@ impl Store {
         rows: &[NewPush<'_>],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
         if rows.is_empty() {
             return Ok(());
         }
@@ -237,7 +235,6 @@ impl Store {
         failure: &PushFailure,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
         let now = to_db(now);
         let mut tx = self.write().await?;
         sqlx::query("UPDATE pushes SET status = 'failed', error_code = ?, at = ? WHERE id = ?")
@@ -272,12 +269,11 @@ impl Store {
 
     /// Every remembered permanent failure, newest first.
     pub async fn push_failures(&self) -> Result<Vec<PushFailure>, StoreError> {
-        let _hold = self.hold();
         let rows = sqlx::query(
             "SELECT email_id, action, user_id, desired_hash, fields_json, error_code, message,
                 run_id, at FROM push_failures ORDER BY at DESC, email_id",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?;
         Ok(rows
             .into_iter()
@@ -299,14 +295,13 @@ impl Store {
     /// outcome was never recorded (the process was killed or the run was
     /// cancelled while the request was in flight).
     pub async fn dangling_pushes(&self) -> Result<Vec<DanglingPush>, StoreError> {
-        let _hold = self.hold();
         let rows = sqlx::query(
             "SELECT p.id, p.run_id, p.user_id, p.email_id, p.action, p.fields_json
              FROM pushes p LEFT JOIN sync_runs r ON r.id = p.run_id
              WHERE p.status = 'planned' AND (r.status IS NULL OR r.status <> 'running')
              ORDER BY p.id",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?;
         Ok(rows
             .into_iter()
@@ -323,11 +318,10 @@ impl Store {
 
     /// A push run still marked running, if any (another push in progress).
     pub async fn running_push(&self) -> Result<Option<i64>, StoreError> {
-        let _hold = self.hold();
         Ok(sqlx::query_scalar(
             "SELECT id FROM sync_runs WHERE kind = 'push' AND status = 'running' ORDER BY id LIMIT 1",
         )
-        .fetch_optional(self.pool())
+        .fetch_optional(&*self.read())
         .await?)
     }
 
@@ -335,14 +329,13 @@ impl Store {
     /// Cliq has them (probably as pending invitations) but the mirror does
     /// not know them yet, so they must not be added again.
     pub async fn recent_adds(&self) -> Result<Vec<String>, StoreError> {
-        let _hold = self.hold();
         Ok(sqlx::query_scalar(
             "SELECT DISTINCT lower(email_id) FROM pushes
              WHERE action = 'add' AND status = 'applied'
                AND at >= coalesce((SELECT max(started_at) FROM sync_runs
                                    WHERE kind = 'full' AND status = 'ok'), '')",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?)
     }
 
@@ -350,7 +343,6 @@ impl Store {
     /// `designation_id`: some current user has it; `reporting_to_zuid`: it
     /// is a current user. Any other key is unknown.
     pub async fn reference_known(&self, key: &str, id: &str) -> Result<bool, StoreError> {
-        let _hold = self.hold();
         let sql = match key {
             "department_id" => {
                 "SELECT EXISTS (SELECT 1 FROM users WHERE department_id = ? AND removed_at IS NULL)"
@@ -365,7 +357,7 @@ impl Store {
         };
         let known: bool = sqlx::query_scalar(sql)
             .bind(id)
-            .fetch_one(self.pool())
+            .fetch_one(&*self.read())
             .await?;
         Ok(known)
     }
@@ -398,19 +390,18 @@ impl Store {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Option<u64>, StoreError> {
-        let _hold = self.hold();
         let recent: Option<i64> = sqlx::query_scalar(
             "SELECT max(records) FROM push_sources WHERE at >= ?1
                AND id >= coalesce((SELECT max(id) FROM push_sources WHERE approved = 1), 0)",
         )
         .bind(to_db(since))
-        .fetch_one(self.pool())
+        .fetch_one(&*self.read())
         .await?;
         let n = match recent {
             Some(n) => Some(n),
             None => {
                 sqlx::query_scalar("SELECT records FROM push_sources ORDER BY id DESC LIMIT 1")
-                    .fetch_optional(self.pool())
+                    .fetch_optional(&*self.read())
                     .await?
             }
         };
@@ -419,21 +410,19 @@ impl Store {
 
     /// The current raw JSON of a user.
     pub async fn user_raw_json(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let _hold = self.hold();
         Ok(
             sqlx::query_scalar("SELECT raw_json FROM users WHERE id = ?")
                 .bind(id)
-                .fetch_optional(self.pool())
+                .fetch_optional(&*self.read())
                 .await?,
         )
     }
 
     /// Counts of `pushes` rows per status (for `status`).
     pub async fn push_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let _hold = self.hold();
         let rows =
             sqlx::query("SELECT status, count(*) AS n FROM pushes GROUP BY status ORDER BY status")
-                .fetch_all(self.pool())
+                .fetch_all(&*self.read())
                 .await?;
         Ok(rows
             .into_iter()

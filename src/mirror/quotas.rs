@@ -127,11 +127,10 @@ impl Store {
 
     /// Every persisted lock (past ones included: `locked_until` tells).
     pub async fn endpoint_locks(&self) -> Result<Vec<LockState>, StoreError> {
-        let _hold = self.hold();
         let rows = sqlx::query(
             "SELECT endpoint, locked_until, reason FROM endpoint_locks ORDER BY endpoint",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?;
         Ok(rows
             .into_iter()
@@ -150,11 +149,10 @@ impl Store {
         &self,
         endpoint: &str,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let _hold = self.hold();
         let until: Option<String> =
             sqlx::query_scalar("SELECT locked_until FROM endpoint_locks WHERE endpoint = ?")
                 .bind(endpoint)
-                .fetch_optional(self.pool())
+                .fetch_optional(&*self.read())
                 .await?;
         Ok(until.as_deref().and_then(from_db))
     }
@@ -165,13 +163,12 @@ impl Store {
         endpoint: &str,
         since: DateTime<Utc>,
     ) -> Result<u32, StoreError> {
-        let _hold = self.hold();
         let n: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM request_ledger WHERE endpoint = ? AND started_at > ?",
         )
         .bind(endpoint)
         .bind(to_db(since))
-        .fetch_one(self.pool())
+        .fetch_one(&*self.read())
         .await?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }

@@ -135,12 +135,11 @@ impl Store {
     /// Dead owners' lease files are removed on the way.
     pub async fn abandon_dead_runs(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let owners: Vec<(Option<String>, Option<i64>, Option<String>)> = {
-            let _hold = self.hold();
             sqlx::query_as(
                 "SELECT DISTINCT owner, owner_pid, owner_host FROM sync_runs
                  WHERE status = 'running'",
             )
-            .fetch_all(self.pool())
+            .fetch_all(&*self.read())
             .await?
         };
         let mut abandoned = 0;
@@ -186,22 +185,20 @@ impl Store {
     }
 
     pub async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
-        let _hold = self.hold();
         Ok(sqlx::query_as::<_, RunRow>(
             "SELECT id, kind, started_at, finished_at, status, requests, users_seen,
                 users_changed, error FROM sync_runs ORDER BY id DESC LIMIT ?",
         )
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?)
     }
 
     pub async fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let _hold = self.hold();
         Ok(
             sqlx::query_scalar("SELECT value FROM sync_state WHERE key = ?")
                 .bind(key)
-                .fetch_optional(self.pool())
+                .fetch_optional(&*self.read())
                 .await?,
         )
     }
@@ -242,13 +239,12 @@ impl Store {
 
     /// Users per status (removed users counted as `removed`).
     pub async fn user_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let _hold = self.hold();
         let rows = sqlx::query(
             "SELECT CASE WHEN removed_at IS NOT NULL THEN 'removed'
                          ELSE coalesce(status, 'unknown') END AS s, count(*) AS n
              FROM users GROUP BY s ORDER BY s",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?;
         Ok(rows.into_iter().map(|r| (r.get("s"), r.get("n"))).collect())
     }
@@ -282,12 +278,11 @@ impl Store {
 impl Store {
     /// When the last successful run of each kind finished: `(kind, time)`.
     pub async fn last_successes(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
-        let _hold = self.hold();
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT kind, max(finished_at) FROM sync_runs
              WHERE status = 'ok' AND finished_at IS NOT NULL GROUP BY kind",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?;
         Ok(rows
             .into_iter()
@@ -297,10 +292,9 @@ impl Store {
 
     /// Whether the database answers and every embedded migration is applied.
     pub async fn ready(&self) -> Result<(), String> {
-        let _hold = self.hold();
         let applied: i64 =
             sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success = 1")
-                .fetch_one(self.pool())
+                .fetch_one(&*self.read())
                 .await
                 .map_err(|e| format!("mirror not readable: {e}"))?;
         let expected = super::store::MIGRATIONS.iter().count() as i64;

@@ -139,6 +139,19 @@ impl WriteTx {
     }
 }
 
+/// See [`Store::read`]: the pool, with the test clock held.
+pub(crate) struct Read<'a> {
+    pool: &'a SqlitePool,
+    _hold: TimeHold,
+}
+
+impl std::ops::Deref for Read<'_> {
+    type Target = SqlitePool;
+    fn deref(&self) -> &SqlitePool {
+        self.pool
+    }
+}
+
 impl std::ops::Deref for WriteTx {
     type Target = SqliteConnection;
     fn deref(&self) -> &SqliteConnection {
@@ -267,8 +280,21 @@ impl Store {
         Ok((store, pending))
     }
 
+    /// The pool, for reads outside the crate's own (tests, the bench).
+    /// Inside `mirror`, reads go through [`Store::read`].
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The door to every read: the pool, with the test clock held for as
+    /// long as the returned guard lives. Used as `.fetch_one(&*self.read())`
+    /// the guard is a temporary of the statement, so it lives until the
+    /// query's `.await` is done, and a read cannot forget the hold.
+    pub(crate) fn read(&self) -> Read<'_> {
+        Read {
+            pool: &self.pool,
+            _hold: self.clock.hold(),
+        }
     }
 
     pub fn clock(&self) -> &Clock {

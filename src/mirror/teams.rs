@@ -61,19 +61,17 @@ impl Store {
 
     /// The oldest `limit` queued users.
     pub async fn next_team_fetches(&self, limit: i64) -> Result<Vec<String>, StoreError> {
-        let _hold = self.hold();
         Ok(sqlx::query_scalar(
             "SELECT user_id FROM teams_queue ORDER BY queued_at, user_id LIMIT ?",
         )
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?)
     }
 
     pub async fn teams_queue_len(&self) -> Result<i64, StoreError> {
-        let _hold = self.hold();
         Ok(sqlx::query_scalar("SELECT count(*) FROM teams_queue")
-            .fetch_one(self.pool())
+            .fetch_one(&*self.read())
             .await?)
     }
 
@@ -84,7 +82,6 @@ impl Store {
         teams: &[TeamRow],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
         let now = to_db(now);
         let mut tx = self.write().await?;
         sqlx::query("DELETE FROM user_teams WHERE user_id = ?")

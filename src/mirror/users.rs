@@ -378,13 +378,12 @@ impl Store {
         &self,
         listing_started: DateTime<Utc>,
     ) -> Result<(u64, u64), StoreError> {
-        let _hold = self.hold();
         let (unseen, present): (i64, i64) = sqlx::query_as(
             "SELECT coalesce(sum(last_seen_at < ?1), 0), count(*) FROM user_state
              WHERE removed_at IS NULL",
         )
         .bind(to_db(listing_started))
-        .fetch_one(self.pool())
+        .fetch_one(&*self.read())
         .await?;
         Ok((unseen as u64, present as u64))
     }
