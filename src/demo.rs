@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
@@ -100,15 +99,7 @@ pub struct Mutation {
     pub in_hr: bool,
 }
 
-/// One `user_changes` row of a pull, with the user's email.
-#[derive(Debug, Clone)]
-pub struct ChangeRow {
-    pub user_id: String,
-    pub email: String,
-    pub field: String,
-    pub old_value: Option<String>,
-    pub new_value: Option<String>,
-}
+pub use crate::mirror::history::ChangeRow;
 
 /// What one endpoint was asked, against its (scaled) quota.
 #[derive(Debug, Clone)]
@@ -440,7 +431,7 @@ async fn demo_steps(
     });
     let incremental = pull(&app, PullKind::Incremental, &cancel).await?;
     ensure_ok(&incremental)?;
-    let incremental_changes = changes_of_run(&app, incremental.run_id).await?;
+    let incremental_changes = app.store.changes_of_run(incremental.run_id).await?;
     live.done(format!(
         "incremental pull: {} users listed, {} changed, {} requests",
         incremental.users_seen, incremental.changed, incremental.requests
@@ -458,7 +449,7 @@ async fn demo_steps(
     });
     let final_full = pull(&app, PullKind::Full, &cancel).await?;
     ensure_ok(&final_full)?;
-    let final_changes = changes_of_run(&app, final_full.run_id).await?;
+    let final_changes = app.store.changes_of_run(final_full.run_id).await?;
     live.done(format!(
         "full pull: {} users, {} added, {} changed, {} requests",
         final_full.users_seen, final_full.added, final_full.changed, final_full.requests
@@ -776,28 +767,6 @@ fn mutate_org(sim: &Simulator, hr_people: &[HrPerson]) -> anyhow::Result<Vec<Mut
         in_hr: false,
     });
     Ok(out)
-}
-
-/// The `user_changes` rows a run wrote.
-async fn changes_of_run(app: &App, run_id: i64) -> anyhow::Result<Vec<ChangeRow>> {
-    let rows = sqlx::query(
-        "SELECT c.user_id, coalesce(u.email_id, '') AS email, c.field, c.old_value, c.new_value
-         FROM user_changes c LEFT JOIN users u ON u.id = c.user_id
-         WHERE c.run_id = ?1 ORDER BY c.id",
-    )
-    .bind(run_id)
-    .fetch_all(app.store.pool())
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| ChangeRow {
-            user_id: r.get("user_id"),
-            email: r.get("email"),
-            field: r.get("field"),
-            old_value: r.get("old_value"),
-            new_value: r.get("new_value"),
-        })
-        .collect())
 }
 
 /// The plan as `cliq-sync plan` shows it, with at most `rows` change lines.

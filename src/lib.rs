@@ -49,10 +49,11 @@
 //!     * [`cliq::models::batch`]: add and update outcomes.
 //!     * [`cliq::models::team`], [`cliq::models::layout`]: teams, layouts.
 //!   * [`cliq::transport`]: HTTPS via reqwest, or in-process to the simulator.
-//! * [`mirror`]: the SQLite store (WAL, embedded migrations, the public schema;
-//!   reads and most writes through sqlx, the hot writes — a page of users, a
-//!   quota-ledger entry — through one rusqlite connection that is also the
-//!   process's writer turn). [`mirror::lease`]: the owner lease every opener
+//! * [`mirror`]: the SQLite store (WAL, embedded migrations, the public schema,
+//!   all its SQL; one driver, sqlx, whose connections run on their own
+//!   threads; every write through one door, [`mirror::Store::write`], which
+//!   takes the clock hold and the writer turn). [`mirror::quotas`]: the quota
+//!   ledger and endpoint locks. [`mirror::lease`]: the owner lease every opener
 //!   holds (a run belongs to a live process) and the one-push-per-mirror lock.
 //! * [`sim`]: the built-in, strict Cliq simulator (`cliq-sync simulate`), with
 //!   its own quota table written from the documentation (a test compares it

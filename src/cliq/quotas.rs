@@ -25,11 +25,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::OptionalExtension;
-use sqlx::{Row, SqlitePool};
 
 use crate::cliq::{Endpoint, Quota};
-use crate::clock::{from_db, to_db, Clock};
+use crate::clock::{to_db, Clock};
+pub use crate::mirror::quotas::LockState;
+use crate::mirror::quotas::{truncate_ms, LedgerAnswer};
 use crate::mirror::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -104,14 +104,6 @@ impl Limits {
     }
 }
 
-/// An endpoint's lock as stored in `endpoint_locks`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockState {
-    pub endpoint: String,
-    pub locked_until: DateTime<Utc>,
-    pub reason: String,
-}
-
 /// Waits callers until an endpoint may be called, and records locks.
 /// Cheap to clone; clones share queues.
 #[derive(Clone)]
@@ -121,7 +113,6 @@ pub struct QuotaScheduler {
 
 struct Inner {
     store: Store,
-    pool: SqlitePool,
     clock: Clock,
     limits: Limits,
     queues: HashMap<Endpoint, tokio::sync::Mutex<()>>,
@@ -149,7 +140,7 @@ const MAX_RECORD_SKEW: chrono::Duration = chrono::Duration::milliseconds(100);
 
 impl QuotaScheduler {
     pub fn new(store: &Store, limits: Limits) -> Self {
-        let (pool, clock) = (store.pool().clone(), store.clock().clone());
+        let clock = store.clock().clone();
         let queues = Endpoint::ALL
             .into_iter()
             .map(|e| (e, tokio::sync::Mutex::new(())))
@@ -157,7 +148,6 @@ impl QuotaScheduler {
         Self {
             inner: Arc::new(Inner {
                 store: store.clone(),
-                pool,
                 clock,
                 limits,
                 queues,
@@ -211,68 +201,29 @@ impl QuotaScheduler {
         }
     }
 
-    /// One transaction: honour a lock, count the window, record the start.
-    /// It runs once per request, so it goes straight to SQLite
-    /// ([`Store::write_direct`]) rather than through sqlx's worker thread.
+    /// Ask the ledger (one transaction in the mirror) for a start.
     async fn try_start(&self, ep: Endpoint) -> Result<Attempt, QuotaError> {
         let inner = &*self.inner;
         let quota = inner.limits.get(ep);
         let window = chrono::Duration::from_std(inner.limits.effective_window(ep))
             .unwrap_or(chrono::Duration::MAX);
         let clock = &inner.clock;
-        let (attempt, recorded) = inner
+        let answer = inner
             .store
-            .write_direct(|tx| {
-                // Read the clock only once the write lock is held: another
-                // process cannot slip a start in between our count and our
-                // insert.
-                let now = truncate_ms(clock.now());
-                let lock: Option<String> = tx
-                    .prepare_cached("SELECT locked_until FROM endpoint_locks WHERE endpoint = ?1")?
-                    .query_row([ep.name()], |r| r.get(0))
-                    .optional()?;
-                if let Some(until) = lock.as_deref().and_then(from_db) {
-                    if until > now {
-                        return Ok((Attempt::WaitUntil(until, WaitReason::Locked), now));
-                    }
-                }
-
-                // The N-th most recent start decides: a new start is allowed
-                // once it has left the window, i.e. at nth + window.
-                let n = quota.requests.max(1);
-                let nth: Option<String> = tx
-                    .prepare_cached(
-                        "SELECT started_at FROM request_ledger WHERE endpoint = ?1
-                         ORDER BY started_at DESC LIMIT 1 OFFSET ?2",
-                    )?
-                    .query_row(rusqlite::params![ep.name(), i64::from(n - 1)], |r| r.get(0))
-                    .optional()?;
-                if let Some(nth) = nth.as_deref().and_then(from_db) {
-                    let free_at = nth + window;
-                    if free_at > now {
-                        return Ok((Attempt::WaitUntil(free_at, WaitReason::WindowFull), now));
-                    }
-                }
-
-                tx.prepare_cached(
-                    "INSERT INTO request_ledger (endpoint, started_at) VALUES (?1, ?2)",
-                )?
-                .execute([ep.name(), &to_db(now)])?;
-                // Keep the ledger small: nothing older than the longest window
-                // matters.
-                let horizon = now - window - chrono::Duration::minutes(1);
-                tx.prepare_cached(
-                    "DELETE FROM request_ledger WHERE endpoint = ?1 AND started_at < ?2",
-                )?
-                .execute([ep.name(), &to_db(horizon)])?;
-                Ok((Attempt::Started, now))
-            })
+            .ledger_try_start(ep.name(), quota.requests, window, clock)
             .await?;
-        if matches!(attempt, Attempt::Started) && clock.now() - recorded > MAX_RECORD_SKEW {
+        let recorded = match answer {
+            LedgerAnswer::Locked(until) => {
+                return Ok(Attempt::WaitUntil(until, WaitReason::Locked))
+            }
+            LedgerAnswer::Full(at) => return Ok(Attempt::WaitUntil(at, WaitReason::WindowFull)),
+            LedgerAnswer::Started(recorded) => recorded,
+        };
+        if clock.now() - recorded > MAX_RECORD_SKEW {
             tracing::debug!(endpoint = %ep, "recorded start went stale before sending; taking a new slot");
             return Ok(Attempt::WaitUntil(clock.now(), WaitReason::WindowFull));
         }
-        Ok(attempt)
+        Ok(Attempt::Started)
     }
 
     /// Give back the newest start of `ep`: its request provably never left
@@ -282,18 +233,7 @@ impl QuotaScheduler {
     /// callers, which mint under a cross-process lock, so the newest start
     /// is the caller's own.
     pub async fn refund(&self, ep: Endpoint) -> Result<(), QuotaError> {
-        self.inner
-            .store
-            .write_direct(|tx| {
-                tx.prepare_cached(
-                    "DELETE FROM request_ledger WHERE id = (SELECT id FROM request_ledger
-                     WHERE endpoint = ?1 ORDER BY started_at DESC, id DESC LIMIT 1)",
-                )?
-                .execute([ep.name()])?;
-                Ok(())
-            })
-            .await?;
-        Ok(())
+        Ok(self.inner.store.ledger_refund(ep.name()).await?)
     }
 
     /// The server said "throttled" for `ep`: lock it for its full lock period
@@ -306,8 +246,6 @@ impl QuotaScheduler {
         reason: &str,
     ) -> Result<(), QuotaError> {
         let inner = &*self.inner;
-        let _hold = inner.clock.hold();
-        let _turn = inner.store.writer().await;
         let lock = inner
             .limits
             .get(ep)
@@ -316,71 +254,33 @@ impl QuotaScheduler {
         let now = truncate_ms(inner.clock.now());
         let until = now + chrono::Duration::from_std(lock).unwrap_or(chrono::Duration::MAX);
         tracing::warn!(endpoint = %ep, until = %to_db(until), reason, "Cliq throttled the endpoint; locked");
-        sqlx::query(
-            "INSERT INTO endpoint_locks (endpoint, locked_until, reason, locked_at)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (endpoint) DO UPDATE SET
-               locked_until = max(locked_until, excluded.locked_until),
-               reason = CASE WHEN excluded.locked_until > locked_until
-                             THEN excluded.reason ELSE reason END,
-               locked_at = CASE WHEN excluded.locked_until > locked_until
-                             THEN excluded.locked_at ELSE locked_at END",
-        )
-        .bind(ep.name())
-        .bind(to_db(until))
-        .bind(reason)
-        .bind(to_db(now))
-        .execute(&inner.pool)
-        .await?;
-        Ok(())
+        Ok(inner
+            .store
+            .lock_endpoint(ep.name(), until, reason, now)
+            .await?)
     }
 
     /// Every persisted lock (past ones included: `locked_until` tells).
     pub async fn locks(&self) -> Result<Vec<LockState>, QuotaError> {
-        let _hold = self.inner.clock.hold();
-        let rows = sqlx::query(
-            "SELECT endpoint, locked_until, reason FROM endpoint_locks ORDER BY endpoint",
-        )
-        .fetch_all(&self.inner.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| {
-                Some(LockState {
-                    endpoint: r.get("endpoint"),
-                    locked_until: from_db(r.get::<&str, _>("locked_until"))?,
-                    reason: r.get("reason"),
-                })
-            })
-            .collect())
+        Ok(self.inner.store.endpoint_locks().await?)
     }
 
     /// When `ep`'s current lock ends, if it is locked now.
     pub async fn locked_until(&self, ep: Endpoint) -> Result<Option<DateTime<Utc>>, QuotaError> {
-        let _hold = self.inner.clock.hold();
-        let now = self.inner.clock.now();
-        let until: Option<String> =
-            sqlx::query_scalar("SELECT locked_until FROM endpoint_locks WHERE endpoint = ?")
-                .bind(ep.name())
-                .fetch_optional(&self.inner.pool)
-                .await?;
-        Ok(until.as_deref().and_then(from_db).filter(|u| *u > now))
+        let until = self.inner.store.endpoint_locked_until(ep.name()).await?;
+        Ok(until.filter(|u| *u > self.inner.clock.now()))
     }
 
     /// Request starts recorded (by any process) within `ep`'s window ending now.
     pub async fn used(&self, ep: Endpoint) -> Result<u32, QuotaError> {
         let window = chrono::Duration::from_std(self.inner.limits.effective_window(ep))
             .unwrap_or(chrono::Duration::MAX);
-        let _hold = self.inner.clock.hold();
         let since = self.inner.clock.now() - window;
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM request_ledger WHERE endpoint = ? AND started_at > ?",
-        )
-        .bind(ep.name())
-        .bind(to_db(since))
-        .fetch_one(&self.inner.pool)
-        .await?;
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        Ok(self
+            .inner
+            .store
+            .ledger_starts_since(ep.name(), since)
+            .await?)
     }
 }
 
@@ -424,13 +324,10 @@ fn log_wait(ep: Endpoint, why: WaitReason, wait: Duration, until: DateTime<Utc>)
     }
 }
 
-fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
-    from_db(&to_db(t)).unwrap_or(t)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::from_db;
 
     fn base() -> DateTime<Utc> {
         from_db("2026-03-01T08:00:00.000Z").unwrap()

@@ -7,7 +7,6 @@ impl Store {
     /// The newest finished run (not `running`) of any of `kinds`: what a
     /// health check judges, since a run in flight has no outcome yet.
     pub async fn last_finished_run(&self, kinds: &[RunKind]) -> Result<Option<RunRow>, StoreError> {
-        let _hold = self.hold();
         let wanted: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         // At most three kinds: bind them as a JSON list instead of building SQL.
         let list = serde_json::to_string(&wanted).unwrap_or_else(|_| "[]".into());
@@ -18,7 +17,7 @@ impl Store {
              ORDER BY id DESC LIMIT 1",
         )
         .bind(list)
-        .fetch_optional(self.pool())
+        .fetch_optional(&*self.read())
         .await?)
     }
 }

@@ -62,7 +62,6 @@ impl Store {
         p: &NewHeldPlan<'_>,
         now: DateTime<Utc>,
     ) -> Result<String, StoreError> {
-        let _hold = self.hold();
         let id = plan_id(p.run_id);
         let mut tx = self.write().await?;
         sqlx::query(
@@ -95,12 +94,11 @@ impl Store {
 
     /// The held plans that wait, oldest first.
     pub async fn waiting_held_plans(&self) -> Result<Vec<HeldPlan>, StoreError> {
-        let _hold = self.hold();
         let rows = sqlx::query(&format!(
             "SELECT id, run_id, plan_hash, plan_json, reason, changes, held_at, approved_at
              FROM held_plans WHERE {WAITING} ORDER BY run_id"
         ))
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?;
         Ok(rows
             .into_iter()
@@ -130,7 +128,6 @@ impl Store {
         approved: bool,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
         let column = if approved {
             "approved_at"
         } else {
@@ -150,19 +147,17 @@ impl Store {
 
     /// The waiting approved plan whose content hash is `hash`, if any.
     pub async fn approved_plan(&self, hash: &str) -> Result<Option<String>, StoreError> {
-        let _hold = self.hold();
         Ok(sqlx::query_scalar(&format!(
             "SELECT id FROM held_plans WHERE {WAITING} AND approved_at IS NOT NULL
                AND plan_hash = ?1 ORDER BY run_id DESC LIMIT 1"
         ))
         .bind(hash)
-        .fetch_optional(self.pool())
+        .fetch_optional(&*self.read())
         .await?)
     }
 
     /// Record that push run `run_id` used the approval of plan `id`.
     pub async fn consume_held_plan(&self, id: &str, run_id: i64) -> Result<(), StoreError> {
-        let _hold = self.hold();
         let mut tx = self.write().await?;
         sqlx::query("UPDATE held_plans SET consumed_by_run = ?1 WHERE id = ?2")
             .bind(run_id)

@@ -24,6 +24,16 @@ pub struct EditSincePush {
     pub observed_by: String,
 }
 
+/// One `user_changes` row of a pull, with the user's email.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChangeRow {
+    pub user_id: String,
+    pub email: String,
+    pub field: String,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+}
+
 /// For each wanted (user, column): our last `push` row, and the latest row
 /// of a pull after it. Both lookups go through the `(user_id, …)` index,
 /// so the cost is per asked field, not per history row.
@@ -58,10 +68,9 @@ impl Store {
             return Ok(Vec::new());
         }
         let wanted = serde_json::to_string(fields).expect("pairs of strings serialise");
-        let _hold = self.hold();
         let rows = sqlx::query(EDITS_SINCE_PUSH)
             .bind(wanted)
-            .fetch_all(self.pool())
+            .fetch_all(&*self.read())
             .await?;
         Ok(rows
             .into_iter()
@@ -75,5 +84,18 @@ impl Store {
                 observed_by: r.get("observed_by"),
             })
             .collect())
+    }
+
+    /// The `user_changes` rows run `run_id` wrote, in order, with the
+    /// user's email (empty if the user is not in the mirror).
+    pub async fn changes_of_run(&self, run_id: i64) -> Result<Vec<ChangeRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT c.user_id, coalesce(u.email_id, '') AS email, c.field, c.old_value, c.new_value
+             FROM user_changes c LEFT JOIN users u ON u.id = c.user_id
+             WHERE c.run_id = ?1 ORDER BY c.id",
+        )
+        .bind(run_id)
+        .fetch_all(&*self.read())
+        .await?)
     }
 }

@@ -37,49 +37,53 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<HashMap<String, String>, StoreError> {
         let now = to_db(now);
-        self.write_direct(|tx| {
-            let mut known: HashMap<String, String> = HashMap::new();
-            {
-                let mut q = tx.prepare_cached("SELECT user_id, since FROM hr_missing")?;
-                let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                for row in rows {
-                    let (id, since) = row?;
-                    known.insert(id, since);
-                }
-            }
-            let current: HashSet<&str> = missing.iter().map(|(id, _)| id.as_str()).collect();
-            let mut delete = tx.prepare_cached("DELETE FROM hr_missing WHERE user_id = ?1")?;
-            for id in known.keys().filter(|id| !current.contains(id.as_str())) {
-                delete.execute([id])?;
-            }
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO hr_missing (user_id, email, since) VALUES (?1, ?2, ?3)",
-            )?;
-            let mut out = HashMap::with_capacity(missing.len());
-            for (id, email) in missing {
-                let since = match known.get(id) {
-                    Some(since) => since.clone(),
-                    None => {
-                        insert.execute(rusqlite::params![id, email, now])?;
-                        now.clone()
-                    }
-                };
-                out.insert(id.clone(), since);
-            }
-            Ok(out)
-        })
-        .await
+        let mut tx = self.write().await?;
+        let known: HashMap<String, String> =
+            sqlx::query_as::<_, (String, String)>("SELECT user_id, since FROM hr_missing")
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        let current: HashSet<&str> = missing.iter().map(|(id, _)| id.as_str()).collect();
+        let gone: Vec<&str> = known
+            .keys()
+            .map(String::as_str)
+            .filter(|id| !current.contains(id))
+            .collect();
+        // One statement each way, the ids as JSON through `json_each`.
+        sqlx::query("DELETE FROM hr_missing WHERE user_id IN (SELECT value FROM json_each(?1))")
+            .bind(serde_json::to_string(&gone).expect("strings serialise"))
+            .execute(&mut *tx)
+            .await?;
+        let newcomers: Vec<(&str, Option<&str>)> = missing
+            .iter()
+            .filter(|(id, _)| !known.contains_key(id))
+            .map(|(id, email)| (id.as_str(), email.as_deref()))
+            .collect();
+        sqlx::query(
+            "INSERT OR IGNORE INTO hr_missing (user_id, email, since)
+             SELECT value ->> 0, value ->> 1, ?2 FROM json_each(?1)",
+        )
+        .bind(serde_json::to_string(&newcomers).expect("strings serialise"))
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let since = |id: &String| known.get(id).cloned().unwrap_or_else(|| now.clone());
+        Ok(missing
+            .iter()
+            .map(|(id, _)| (id.clone(), since(id)))
+            .collect())
     }
 
     /// The leavers as the last plan saw them, without those a full pull has
     /// since marked removed. Empty on a mirror that predates the table
     /// (`status` opens old mirrors read-only, unmigrated).
     pub async fn hr_missing(&self, now: DateTime<Utc>) -> Result<HrMissing, StoreError> {
-        let _hold = self.hold();
         let exists: bool = sqlx::query_scalar(
             "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'hr_missing'",
         )
-        .fetch_one(self.pool())
+        .fetch_one(&*self.read())
         .await?;
         if !exists {
             return Ok(HrMissing::default());
@@ -87,13 +91,13 @@ impl Store {
         const PRESENT: &str = "FROM hr_missing m JOIN users u ON u.id = m.user_id
                                WHERE u.removed_at IS NULL";
         let users: i64 = sqlx::query_scalar(&format!("SELECT count(*) {PRESENT}"))
-            .fetch_one(self.pool())
+            .fetch_one(&*self.read())
             .await?;
         let oldest = sqlx::query(&format!(
             "SELECT m.user_id, m.since, coalesce(u.email_id, m.email) AS email {PRESENT}
              ORDER BY m.since, m.user_id LIMIT 1"
         ))
-        .fetch_optional(self.pool())
+        .fetch_optional(&*self.read())
         .await?;
         let Some(row) = oldest else {
             return Ok(HrMissing::default());

@@ -11,6 +11,7 @@ pub mod leavers;
 pub mod plan_join;
 pub mod progress;
 pub mod pushes;
+pub mod quotas;
 pub mod runs;
 pub mod store;
 pub mod teams;

@@ -47,7 +47,6 @@ impl Store {
         ids: &[String],
         emails: &[String],
     ) -> Result<Vec<MirrorUser>, StoreError> {
-        let _hold = self.hold();
         let mut out = Vec::new();
         let wanted = [("id", ids), ("email_id", emails)];
         for (column, values) in wanted {
@@ -63,7 +62,7 @@ impl Store {
                 for v in chunk {
                     q = q.bind(v);
                 }
-                for text in q.fetch_all(self.pool()).await? {
+                for text in q.fetch_all(&*self.read()).await? {
                     out.push(parse_plan_row(&text)?);
                 }
             }

@@ -37,8 +37,7 @@ impl Store {
         p: &RunProgress,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE sync_runs SET pages = ?, users_seen = ?, requests = ?, expected_users = ?,
                 expected_pages = ?, eta_at = ?, progress_at = ?
@@ -52,16 +51,16 @@ impl Store {
         .bind(p.eta_at.map(to_db))
         .bind(to_db(now))
         .bind(p.run_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Users not marked removed: what a full pull expects to see.
     pub async fn present_users(&self) -> Result<u64, StoreError> {
-        let _hold = self.hold();
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM user_state WHERE removed_at IS NULL")
-            .fetch_one(self.pool())
+            .fetch_one(&*self.read())
             .await?;
         Ok(n as u64)
     }
@@ -71,11 +70,10 @@ impl Store {
     /// predates the progress columns (read by `status`, which does not
     /// migrate) shows its runs without them.
     pub async fn runs_in_progress(&self) -> Result<Vec<RunInProgress>, StoreError> {
-        let _hold = self.hold();
         let has_progress: bool = sqlx::query_scalar(
             "SELECT count(*) > 0 FROM pragma_table_info('sync_runs') WHERE name = 'eta_at'",
         )
-        .fetch_one(self.pool())
+        .fetch_one(&*self.read())
         .await?;
         let columns = if has_progress {
             "pages, expected_pages, expected_users, eta_at, progress_at"
@@ -87,7 +85,7 @@ impl Store {
             "SELECT id, kind, started_at, users_seen, requests, owner, owner_pid, owner_host,
                 {columns} FROM sync_runs WHERE status = 'running' ORDER BY id"
         );
-        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(&sql).fetch_all(&*self.read()).await?;
         Ok(rows
             .into_iter()
             .filter(|r| self.owner_alive(r.get("owner")))

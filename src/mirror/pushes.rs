@@ -139,10 +139,10 @@ impl Store {
         p: &NewPush<'_>,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         let now = to_db(now);
-        let id = p.insert(&now).fetch_one(self.pool()).await?.get(0);
+        let id = p.insert(&now).fetch_one(&mut *tx).await?.get(0);
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -152,7 +152,6 @@ impl Store {
         rows: &[NewPush<'_>],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
         if rows.is_empty() {
             return Ok(());
         }
@@ -174,7 +173,6 @@ impl Store {
         error_code: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
         let mut tx = self.write().await?;
         sqlx::query("UPDATE pushes SET status = ?, error_code = ?, at = ? WHERE id = ?")
             .bind(status.as_str())
@@ -204,7 +202,6 @@ impl Store {
         failure: &PushFailure,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
         let now = to_db(now);
         let mut tx = self.write().await?;
         sqlx::query("UPDATE pushes SET status = 'failed', error_code = ?, at = ? WHERE id = ?")
@@ -239,12 +236,11 @@ impl Store {
 
     /// Every remembered permanent failure, newest first.
     pub async fn push_failures(&self) -> Result<Vec<PushFailure>, StoreError> {
-        let _hold = self.hold();
         let rows = sqlx::query(
             "SELECT email_id, action, user_id, desired_hash, fields_json, error_code, message,
                 run_id, at FROM push_failures ORDER BY at DESC, email_id",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?;
         Ok(rows
             .into_iter()
@@ -266,14 +262,13 @@ impl Store {
     /// outcome was never recorded (the process was killed or the run was
     /// cancelled while the request was in flight).
     pub async fn dangling_pushes(&self) -> Result<Vec<DanglingPush>, StoreError> {
-        let _hold = self.hold();
         let rows = sqlx::query(
             "SELECT p.id, p.run_id, p.user_id, p.email_id, p.action, p.fields_json
              FROM pushes p LEFT JOIN sync_runs r ON r.id = p.run_id
              WHERE p.status = 'planned' AND (r.status IS NULL OR r.status <> 'running')
              ORDER BY p.id",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?;
         Ok(rows
             .into_iter()
@@ -290,11 +285,10 @@ impl Store {
 
     /// A push run still marked running, if any (another push in progress).
     pub async fn running_push(&self) -> Result<Option<i64>, StoreError> {
-        let _hold = self.hold();
         Ok(sqlx::query_scalar(
             "SELECT id FROM sync_runs WHERE kind = 'push' AND status = 'running' ORDER BY id LIMIT 1",
         )
-        .fetch_optional(self.pool())
+        .fetch_optional(&*self.read())
         .await?)
     }
 
@@ -302,14 +296,13 @@ impl Store {
     /// Cliq has them (probably as pending invitations) but the mirror does
     /// not know them yet, so they must not be added again.
     pub async fn recent_adds(&self) -> Result<Vec<String>, StoreError> {
-        let _hold = self.hold();
         Ok(sqlx::query_scalar(
             "SELECT DISTINCT lower(email_id) FROM pushes
              WHERE action = 'add' AND status = 'applied'
                AND at >= coalesce((SELECT max(started_at) FROM sync_runs
                                    WHERE kind = 'full' AND status = 'ok'), '')",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?)
     }
 
@@ -317,7 +310,6 @@ impl Store {
     /// `designation_id`: some current user has it; `reporting_to_zuid`: it
     /// is a current user. Any other key is unknown.
     pub async fn reference_known(&self, key: &str, id: &str) -> Result<bool, StoreError> {
-        let _hold = self.hold();
         let sql = match key {
             "department_id" => {
                 "SELECT EXISTS (SELECT 1 FROM users WHERE department_id = ? AND removed_at IS NULL)"
@@ -332,7 +324,7 @@ impl Store {
         };
         let known: bool = sqlx::query_scalar(sql)
             .bind(id)
-            .fetch_one(self.pool())
+            .fetch_one(&*self.read())
             .await?;
         Ok(known)
     }
@@ -346,7 +338,6 @@ impl Store {
         approved: bool,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
         let mut tx = self.write().await?;
         sqlx::query("INSERT INTO push_sources (run_id, at, records, approved) VALUES (?, ?, ?, ?)")
             .bind(run_id)
@@ -366,19 +357,18 @@ impl Store {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Option<u64>, StoreError> {
-        let _hold = self.hold();
         let recent: Option<i64> = sqlx::query_scalar(
             "SELECT max(records) FROM push_sources WHERE at >= ?1
                AND id >= coalesce((SELECT max(id) FROM push_sources WHERE approved = 1), 0)",
         )
         .bind(to_db(since))
-        .fetch_one(self.pool())
+        .fetch_one(&*self.read())
         .await?;
         let n = match recent {
             Some(n) => Some(n),
             None => {
                 sqlx::query_scalar("SELECT records FROM push_sources ORDER BY id DESC LIMIT 1")
-                    .fetch_optional(self.pool())
+                    .fetch_optional(&*self.read())
                     .await?
             }
         };
@@ -387,21 +377,19 @@ impl Store {
 
     /// The current raw JSON of a user.
     pub async fn user_raw_json(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let _hold = self.hold();
         Ok(
             sqlx::query_scalar("SELECT raw_json FROM users WHERE id = ?")
                 .bind(id)
-                .fetch_optional(self.pool())
+                .fetch_optional(&*self.read())
                 .await?,
         )
     }
 
     /// Counts of `pushes` rows per status (for `status`).
     pub async fn push_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let _hold = self.hold();
         let rows =
             sqlx::query("SELECT status, count(*) AS n FROM pushes GROUP BY status ORDER BY status")
-                .fetch_all(self.pool())
+                .fetch_all(&*self.read())
                 .await?;
         Ok(rows
             .into_iter()

@@ -40,8 +40,7 @@ const WATERMARK: &str = "watermark";
 
 impl Store {
     pub async fn start_run(&self, kind: RunKind, now: DateTime<Utc>) -> Result<i64, StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         let owner = self.lease();
         let id = sqlx::query_scalar(
             "INSERT INTO sync_runs (kind, started_at, status, owner, owner_pid, owner_host)
@@ -52,8 +51,9 @@ impl Store {
         .bind(owner.id())
         .bind(owner.holder().pid)
         .bind(&owner.holder().host)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -64,8 +64,7 @@ impl Store {
         figures: &RunFigures,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE sync_runs SET finished_at = ?, status = ?, requests = ?, users_seen = ?,
                 users_changed = ?, error = ? WHERE id = ?",
@@ -77,8 +76,9 @@ impl Store {
         .bind(figures.users_changed as i64)
         .bind(&figures.error)
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -89,12 +89,11 @@ impl Store {
     /// Dead owners' lease files are removed on the way.
     pub async fn abandon_dead_runs(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let owners: Vec<(Option<String>, Option<i64>, Option<String>)> = {
-            let _hold = self.hold();
             sqlx::query_as(
                 "SELECT DISTINCT owner, owner_pid, owner_host FROM sync_runs
                  WHERE status = 'running'",
             )
-            .fetch_all(self.pool())
+            .fetch_all(&*self.read())
             .await?
         };
         let mut abandoned = 0;
@@ -124,8 +123,7 @@ impl Store {
         who: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         let r = sqlx::query(
             "UPDATE sync_runs SET status = 'failed', finished_at = ?1,
                 error = coalesce(error, ?2 || ' ended during the run')
@@ -134,28 +132,27 @@ impl Store {
         .bind(to_db(now))
         .bind(who)
         .bind(owner)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(r.rows_affected())
     }
 
     pub async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
-        let _hold = self.hold();
         Ok(sqlx::query_as::<_, RunRow>(
             "SELECT id, kind, started_at, finished_at, status, requests, users_seen,
                 users_changed, error, undoes_run FROM sync_runs ORDER BY id DESC LIMIT ?",
         )
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?)
     }
 
     pub async fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let _hold = self.hold();
         Ok(
             sqlx::query_scalar("SELECT value FROM sync_state WHERE key = ?")
                 .bind(key)
-                .fetch_optional(self.pool())
+                .fetch_optional(&*self.read())
                 .await?,
         )
     }
@@ -166,8 +163,7 @@ impl Store {
         value: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO sync_state (key, value, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
@@ -175,8 +171,9 @@ impl Store {
         .bind(key)
         .bind(value)
         .bind(to_db(now))
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -196,13 +193,12 @@ impl Store {
 
     /// Users per status (removed users counted as `removed`).
     pub async fn user_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let _hold = self.hold();
         let rows = sqlx::query(
             "SELECT CASE WHEN removed_at IS NOT NULL THEN 'removed'
                          ELSE coalesce(status, 'unknown') END AS s, count(*) AS n
              FROM users GROUP BY s ORDER BY s",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?;
         Ok(rows.into_iter().map(|r| (r.get("s"), r.get("n"))).collect())
     }
@@ -217,8 +213,7 @@ impl Store {
         since: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         let r = sqlx::query(
             "UPDATE sync_runs SET status = 'stopped', finished_at = ?1,
                 error = coalesce(error, 'stopped by shutdown before the run could finish')
@@ -227,8 +222,9 @@ impl Store {
         .bind(to_db(now))
         .bind(to_db(since))
         .bind(self.lease().id())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(r.rows_affected())
     }
 }
@@ -236,12 +232,11 @@ impl Store {
 impl Store {
     /// When the last successful run of each kind finished: `(kind, time)`.
     pub async fn last_successes(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
-        let _hold = self.hold();
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT kind, max(finished_at) FROM sync_runs
              WHERE status = 'ok' AND finished_at IS NOT NULL GROUP BY kind",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?;
         Ok(rows
             .into_iter()
@@ -251,10 +246,9 @@ impl Store {
 
     /// Whether the database answers and every embedded migration is applied.
     pub async fn ready(&self) -> Result<(), String> {
-        let _hold = self.hold();
         let applied: i64 =
             sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success = 1")
-                .fetch_one(self.pool())
+                .fetch_one(&*self.read())
                 .await
                 .map_err(|e| format!("mirror not readable: {e}"))?;
         let expected = super::store::MIGRATIONS.iter().count() as i64;

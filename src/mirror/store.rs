@@ -1,16 +1,32 @@
-//! Opening the mirror database.
+//! Opening the mirror database, and the one door every write goes through.
 //!
 //! SQLite in WAL mode so that readers (sqlite3, Datasette, Grafana) never block
 //! the daemon and never see half a page; every write transaction starts with
 //! `BEGIN IMMEDIATE` so concurrent writers (a manual `push` beside the daemon)
 //! queue on SQLite's busy handler instead of failing mid-transaction.
+//!
+//! Where blocking work runs: one driver, sqlx, and sqlx-sqlite runs each
+//! connection on its own worker thread. Every SQLite call (a statement, a
+//! commit, the busy handler's waits of up to [`BUSY_TIMEOUT`] while another
+//! process writes) runs there; a tokio worker only sends the command and
+//! awaits the answer, so nothing here blocks the runtime. (Like mini-redis's
+//! `db.rs`, which keeps its blocking-free lock short, the rule is: no
+//! synchronous database call in async code, and none is left.)
+//!
+//! The door: [`Store::write`] is the only way to a write transaction. It
+//! takes, in this order and always, the test clock's hold (see
+//! [`Clock::hold`]), this process's writer turn and SQLite's write lock
+//! (`BEGIN IMMEDIATE`, which meets the busy handler if another process
+//! writes). A [`WriteTx`] cannot be had any other way, so a forgotten
+//! ritual cannot compile.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use std::sync::Arc;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::OwnedMutexGuard;
@@ -38,12 +54,6 @@ pub enum StoreError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
-    #[error("cannot open the mirror at {path}: {source}")]
-    OpenDirect {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
     #[error(transparent)]
     Lease(#[from] super::lease::LeaseError),
     /// The mirror has a migration this binary does not know: it was
@@ -57,12 +67,10 @@ pub enum StoreError {
     Closed,
     #[error("mirror database error: {0}")]
     Db(#[from] sqlx::Error),
-    #[error("mirror database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
 }
 
-/// Set on every connection, the pool's and the writer's (WAL itself is a
-/// property of the file, set when the pool opens it).
+/// Set on every connection of the pool (WAL itself is a property of the
+/// file, set when the pool opens it).
 ///
 /// * `synchronous = NORMAL`: in WAL mode a commit is durable against a
 ///   process crash; only a checkpoint syncs the file.
@@ -94,20 +102,15 @@ pub struct Store {
     pool: SqlitePool,
     path: PathBuf,
     clock: Clock,
-    /// The writer turn, and the connection the hot writes use.
+    /// The writer turn: `true` while writes are allowed (`false` once
+    /// [`Store::close`] ran, and always for a read-only opener).
     ///
     /// One writer at a time within this process. SQLite allows one writer
     /// anyway; queueing here (FIFO, no sleeping) instead of in SQLite's
     /// busy handler (which sleeps 1, 2, 5, 10… ms between tries) keeps a
     /// page write and a quota-ledger update from slowing each other down.
     /// Other processes still meet the busy handler, rarely.
-    ///
-    /// The guarded connection is a plain rusqlite one, used by
-    /// [`Store::write_direct`]: sqlx runs each statement on a worker
-    /// thread, a round trip of two thread wake-ups, and a page of users or a
-    /// quota-ledger update is a few hundred or a few statements.
-    /// `None` once [`Store::close`] ran.
-    writer: Arc<tokio::sync::Mutex<Option<rusqlite::Connection>>>,
+    writer: Arc<tokio::sync::Mutex<bool>>,
     /// This opener's claim on the runs it starts (see [`super::lease`]).
     lease: Arc<OwnerLease>,
     /// The progress of the run this opener is running, published by pulls
@@ -116,19 +119,36 @@ pub struct Store {
 }
 
 /// A write transaction (`BEGIN IMMEDIATE`) holding this process's writer
-/// turn. Derefs to the connection, like sqlx's `Transaction`.
+/// turn and the test clock's hold, from [`Store::write`] only. Derefs to
+/// the connection, like sqlx's `Transaction`; dropped uncommitted, it
+/// rolls back.
 pub struct WriteTx {
     tx: Transaction<'static, Sqlite>,
-    _turn: OwnedMutexGuard<Option<rusqlite::Connection>>,
+    _turn: OwnedMutexGuard<bool>,
+    // Dropped last: the clock stays held until the turn is given back.
+    _hold: TimeHold,
 }
 
 impl WriteTx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
     }
 
-    pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        Ok(self.tx.rollback().await?)
+    }
+}
+
+/// See [`Store::read`]: the pool, with the test clock held.
+pub(crate) struct Read<'a> {
+    pool: &'a SqlitePool,
+    _hold: TimeHold,
+}
+
+impl std::ops::Deref for Read<'_> {
+    type Target = SqlitePool;
+    fn deref(&self) -> &SqlitePool {
+        self.pool
     }
 }
 
@@ -204,15 +224,11 @@ impl Store {
                 source,
             },
         })?;
-        let direct = open_direct(path).map_err(|source| StoreError::OpenDirect {
-            path: path.to_owned(),
-            source,
-        })?;
         Ok(Self {
             pool,
             path: path.to_owned(),
             clock: clock.clone(),
-            writer: Arc::new(tokio::sync::Mutex::new(Some(direct))),
+            writer: Arc::new(tokio::sync::Mutex::new(true)),
             lease,
             progress: Default::default(),
         })
@@ -257,15 +273,28 @@ impl Store {
             pool,
             path: path.to_owned(),
             clock: clock.clone(),
-            writer: Arc::new(tokio::sync::Mutex::new(None)),
+            writer: Arc::new(tokio::sync::Mutex::new(false)),
             lease: Arc::new(OwnerLease::reader()),
             progress: Default::default(),
         };
         Ok((store, pending))
     }
 
+    /// The pool, for reads outside the crate's own (tests, the bench).
+    /// Inside `mirror`, reads go through [`Store::read`].
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The door to every read: the pool, with the test clock held for as
+    /// long as the returned guard lives. Used as `.fetch_one(&*self.read())`
+    /// the guard is a temporary of the statement, so it lives until the
+    /// query's `.await` is done, and a read cannot forget the hold.
+    pub(crate) fn read(&self) -> Read<'_> {
+        Read {
+            pool: &self.pool,
+            _hold: self.clock.hold(),
+        }
     }
 
     pub fn clock(&self) -> &Clock {
@@ -292,50 +321,43 @@ impl Store {
         &self.lease
     }
 
-    /// Start a write transaction that takes SQLite's write lock at once,
-    /// after waiting for this process's writer turn.
-    pub async fn write(&self) -> Result<WriteTx, sqlx::Error> {
+    /// The door to every write: a transaction that holds the test clock
+    /// (taken first, so the turn and the lock are awaited under it), this
+    /// process's writer turn, and SQLite's write lock, taken at once
+    /// (`BEGIN IMMEDIATE`; another process's transaction is waited for by
+    /// the busy handler, on the connection's worker thread).
+    pub async fn write(&self) -> Result<WriteTx, StoreError> {
+        let hold = self.clock.hold();
         let turn = self.writer.clone().lock_owned().await;
+        if !*turn {
+            return Err(StoreError::Closed);
+        }
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx { tx, _turn: turn })
-    }
-
-    /// Run `f` in one `BEGIN IMMEDIATE` transaction on the writer
-    /// connection (rusqlite, statements prepared once and cached),
-    /// committed if `f` succeeds and rolled back if not.
-    ///
-    /// It runs on the calling thread. That is deliberate: the transactions
-    /// given to it are short (a page of users: about a millisecond), and
-    /// handing them to another thread cost more than the work. Within this
-    /// process nobody else holds SQLite's write lock (every writer takes the
-    /// turn first), so it waits only for another process's transaction.
-    pub async fn write_direct<R>(
-        &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<R, rusqlite::Error>,
-    ) -> Result<R, StoreError> {
-        let mut turn = self.writer.lock().await;
-        let conn = turn.as_mut().ok_or(StoreError::Closed)?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
-    }
-
-    /// The writer turn, for a single auto-committed write statement.
-    pub async fn writer(&self) -> OwnedMutexGuard<Option<rusqlite::Connection>> {
-        self.writer.clone().lock_owned().await
+        Ok(WriteTx {
+            tx,
+            _turn: turn,
+            _hold: hold,
+        })
     }
 
     /// Close every connection (checkpointing the WAL), after any write in
     /// progress. Writes after this fail with [`StoreError::Closed`].
     pub async fn close(&self) {
-        if let Some(conn) = self.writer.lock().await.take() {
-            if let Err((_, e)) = conn.close() {
-                tracing::warn!(error = %e, "closing the mirror's writer connection failed");
+        let _hold = self.hold();
+        let mut turn = self.writer.lock().await;
+        *turn = false;
+        // The last connection to close checkpoints the WAL and removes it;
+        // the pool does not wait for its connections' threads to finish
+        // closing, so one connection is taken out and closed last, awaited
+        // until its thread has closed it.
+        let last = self.pool.acquire().await.map(|c| c.detach());
+        self.pool.close().await;
+        if let Ok(last) = last {
+            use sqlx::Connection;
+            if let Err(e) = last.close().await {
+                tracing::warn!(error = %e, "closing the mirror's last connection failed");
             }
         }
-        let _hold = self.hold();
-        self.pool.close().await;
     }
 }
 
@@ -369,22 +391,6 @@ fn wal_files_present(path: &Path) -> bool {
     with("-wal") || with("-shm")
 }
 
-/// The writer connection of [`Store::write_direct`], set up like the
-/// pool's connections (WAL is a property of the file, set by the pool).
-fn open_direct(path: &Path) -> Result<rusqlite::Connection, rusqlite::Error> {
-    use rusqlite::OpenFlags;
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    for (key, value) in CONNECTION_PRAGMAS {
-        conn.pragma_update(None, key, value)?;
-    }
-    conn.set_prepared_statement_cache_capacity(32);
-    Ok(conn)
-}
-
 #[cfg(unix)]
 fn create_private(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -409,8 +415,8 @@ fn create_private(_path: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    /// The pool's connections and the writer connection run with the same
-    /// settings.
+    /// The pool's connections (the only ones: sqlx is the one driver) run
+    /// with the intended settings.
     #[tokio::test]
     async fn every_connection_gets_the_same_pragmas() {
         let dir = tempfile::tempdir().unwrap();
@@ -441,44 +447,26 @@ mod tests {
             pooled.push(text);
         }
         assert_eq!(pooled, expected);
-        let direct: Vec<String> = store
-            .write_direct(|tx| {
-                names
-                    .iter()
-                    .map(|name| {
-                        tx.pragma_query_value(None, name, |r| {
-                            Ok(match r.get_ref(0)? {
-                                rusqlite::types::ValueRef::Integer(i) => i.to_string(),
-                                other => other.as_str()?.to_owned(),
-                            })
-                        })
-                    })
-                    .collect()
-            })
-            .await
-            .unwrap();
-        assert_eq!(direct, expected);
     }
 
-    /// `close` waits for a write in flight, closes both the pool and the
-    /// writer connection (the last one out checkpoints and removes the
-    /// WAL), and later writes fail plainly instead of reopening.
+    /// `close` waits for a write in flight, closes the pool (the last
+    /// connection out checkpoints and removes the WAL), and later writes
+    /// fail plainly instead of reopening.
     #[tokio::test]
     async fn close_checkpoints_and_refuses_later_writes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.db");
         let store = Store::open(&path, &Clock::system()).await.unwrap();
-        store
-            .write_direct(|tx| tx.execute("CREATE TABLE probe (x)", []))
+        let mut tx = store.write().await.unwrap();
+        sqlx::query("CREATE TABLE probe (x)")
+            .execute(&mut *tx)
             .await
             .unwrap();
+        tx.commit().await.unwrap();
         assert!(dir.path().join("m.db-wal").exists());
         store.close().await;
         assert!(!dir.path().join("m.db-wal").exists());
-        let err = store
-            .write_direct(|tx| tx.execute("INSERT INTO probe VALUES (1)", []))
-            .await
-            .unwrap_err();
+        let err = store.write().await.err().expect("a write after close");
         assert!(matches!(err, StoreError::Closed), "{err}");
     }
 }

@@ -22,53 +22,56 @@ pub struct TeamRow {
 
 impl Store {
     /// Queue users for a team-membership fetch (already queued: kept).
+    ///
+    /// One statement for the whole list (the ids as a JSON array through
+    /// `json_each`): a first pull queues every user, and a statement per
+    /// user, each a round trip to the connection's thread, cost a 100,000
+    /// user pull twice the rest of its time.
     pub async fn queue_teams(&self, ids: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        let _hold = self.hold();
-        let now = to_db(now);
+        let ids = serde_json::to_string(ids).expect("strings serialise");
         let mut tx = self.write().await?;
-        for id in ids {
-            sqlx::query("INSERT OR IGNORE INTO teams_queue (user_id, queued_at) VALUES (?, ?)")
-                .bind(id)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-        }
+        sqlx::query(
+            "INSERT OR IGNORE INTO teams_queue (user_id, queued_at)
+             SELECT value, ?1 FROM json_each(?2)",
+        )
+        .bind(to_db(now))
+        .bind(ids)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Queue every current user (teams = "all").
     pub async fn queue_all_teams(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         let r = sqlx::query(
             "INSERT OR IGNORE INTO teams_queue (user_id, queued_at)
              SELECT id, ? FROM users WHERE removed_at IS NULL",
         )
         .bind(to_db(now))
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(r.rows_affected())
     }
 
     /// The oldest `limit` queued users.
     pub async fn next_team_fetches(&self, limit: i64) -> Result<Vec<String>, StoreError> {
-        let _hold = self.hold();
         Ok(sqlx::query_scalar(
             "SELECT user_id FROM teams_queue ORDER BY queued_at, user_id LIMIT ?",
         )
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?)
     }
 
     pub async fn teams_queue_len(&self) -> Result<i64, StoreError> {
-        let _hold = self.hold();
         Ok(sqlx::query_scalar("SELECT count(*) FROM teams_queue")
-            .fetch_one(self.pool())
+            .fetch_one(&*self.read())
             .await?)
     }
 
@@ -79,7 +82,6 @@ impl Store {
         teams: &[TeamRow],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
         let now = to_db(now);
         let mut tx = self.write().await?;
         sqlx::query("DELETE FROM user_teams WHERE user_id = ?")
@@ -130,12 +132,12 @@ impl Store {
 
     /// Drop a queued user without fetching (e.g. the user no longer exists).
     pub async fn dequeue_teams(&self, user_id: &str) -> Result<(), StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         sqlx::query("DELETE FROM teams_queue WHERE user_id = ?")
             .bind(user_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -145,8 +147,7 @@ impl Store {
         raw_json: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO layouts (unique_name, raw_json, updated_at) VALUES (?, ?, ?)
              ON CONFLICT (unique_name) DO UPDATE SET raw_json = excluded.raw_json,
@@ -155,8 +156,9 @@ impl Store {
         .bind(unique_name)
         .bind(raw_json)
         .bind(to_db(now))
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -19,24 +19,22 @@ pub struct AppliedWrite {
 impl Store {
     /// `(kind, status)` of run `id`, if there is one.
     pub async fn run_kind_status(&self, id: i64) -> Result<Option<(String, String)>, StoreError> {
-        let _hold = self.hold();
         Ok(
             sqlx::query_as("SELECT kind, status FROM sync_runs WHERE id = ?")
                 .bind(id)
-                .fetch_optional(self.pool())
+                .fetch_optional(&*self.read())
                 .await?,
         )
     }
 
     /// The writes run `id` applied (reconciled ones included), in order.
     pub async fn applied_writes(&self, id: i64) -> Result<Vec<AppliedWrite>, StoreError> {
-        let _hold = self.hold();
         let rows = sqlx::query(
             "SELECT user_id, email_id, action, fields_json FROM pushes
              WHERE run_id = ? AND status = 'applied' ORDER BY id",
         )
         .bind(id)
-        .fetch_all(self.pool())
+        .fetch_all(&*self.read())
         .await?;
         Ok(rows
             .into_iter()
@@ -51,13 +49,12 @@ impl Store {
 
     /// Record that push run `run` undoes run `undone`.
     pub async fn link_undo(&self, run: i64, undone: i64) -> Result<(), StoreError> {
-        let _hold = self.hold();
-        let _turn = self.writer().await;
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE sync_runs SET undoes_run = ? WHERE id = ?")
             .bind(undone)
             .bind(run)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        tx.commit().await
     }
 }

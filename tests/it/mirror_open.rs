@@ -70,18 +70,26 @@ async fn make_mirror(dir: &Path) -> PathBuf {
     // close() normally removes the WAL, but a pool connection's worker
     // thread may still be closing: fold the WAL in and copy the main file
     // alone.
-    let conn = rusqlite::Connection::open(&built).unwrap();
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .unwrap();
-    drop(conn);
+    sql(&built, "PRAGMA wal_checkpoint(TRUNCATE)").await;
     let path = dir.join("mirror.db");
     std::fs::copy(&built, &path).unwrap();
     path
 }
 
-fn sql(db: &Path, statement: &str) {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.execute_batch(statement).unwrap();
+/// One connection of the project's one driver, on `db` as it is.
+async fn connect(db: &Path) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(db);
+    sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap()
+}
+
+async fn sql(db: &Path, statement: &str) {
+    use sqlx::Connection;
+    let mut conn = connect(db).await;
+    sqlx::raw_sql(statement).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
 }
 
 #[tokio::test]
@@ -92,7 +100,8 @@ async fn a_mirror_from_a_newer_version_says_upgrade_with_exit_2_everywhere() {
         &db,
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
          VALUES (20991231000001, 'from the future', 1, x'00', 0)",
-    );
+    )
+    .await;
     let config = config(dir.path());
     let mut wrong = Vec::new();
     for args in [
@@ -195,7 +204,8 @@ async fn status_reports_on_an_older_mirror_without_migrating_it() {
     sql(
         &db,
         "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
-    );
+    )
+    .await;
     let config = config(dir.path());
     let out = cliq_sync(&config, &["status"], false);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -205,9 +215,9 @@ async fn status_reports_on_an_older_mirror_without_migrating_it() {
         stdout.contains("run any write command") || stderr.contains("run any write command"),
         "{stdout}{stderr}"
     );
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let n: i64 = conn
-        .query_row("SELECT count(*) FROM _sqlx_migrations", [], |r| r.get(0))
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&mut connect(&db).await)
+        .await
         .unwrap();
     let known = cliq_sync::mirror::store::MIGRATIONS.iter().count() as i64;
     assert_eq!(n, known - 1, "status migrated the mirror");
@@ -233,4 +243,57 @@ async fn error_chains_say_each_thing_once() {
         }
         assert_eq!(line.matches("os error").count(), 1, "{args:?}: {line}");
     }
+}
+
+/// A mirror written by an earlier main (hot writes through its rusqlite
+/// connection; 7 of today's migrations): `tests/fixtures/
+/// mirror-before-sqlx-only.db`, made by that binary's `sync --full`, twice,
+/// against a 40-user simulator with the default config. It opens on the
+/// one driver (the newer migrations are added, no table is rewritten),
+/// every row reads as that binary wrote it, and a new page writes on top.
+#[tokio::test]
+async fn a_mirror_written_before_sqlx_only_opens_and_reads_unchanged() {
+    use cliq_sync::mirror::users::{ChangeSource, FlatUser};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mirror.db");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/mirror-before-sqlx-only.db"
+    );
+    std::fs::copy(fixture, &path).unwrap();
+    let store = Store::open(&path, &Clock::system()).await.unwrap();
+    let counts: (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM user_changes),
+                (SELECT count(*) FROM user_teams), (SELECT count(*) FROM sync_runs WHERE status = 'ok')",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(counts, (40, 40, 29, 2));
+    let (email, department, raw): (String, String, String) = sqlx::query_as(
+        "SELECT email_id, department_name, raw_json FROM users WHERE id = '631830982'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        (email.as_str(), department.as_str()),
+        ("ava.martinez0@zylker.example", "Zylker Corp")
+    );
+    let same = FlatUser::from_raw_json(&raw).unwrap().unwrap();
+    let renamed = raw.replacen("\"first_name\":\"", "\"first_name\":\"X", 1);
+    let renamed = FlatUser::from_raw_json(&renamed).unwrap().unwrap();
+    let now = Clock::system().now();
+    let run = store.start_run(RunKind::Full, now).await.unwrap();
+    let page = store
+        .write_users_page(&[same, renamed], run, ChangeSource::Full, now)
+        .await
+        .unwrap();
+    assert_eq!((page.seen, page.added, page.changed), (2, 0, 1));
+    let first: String = sqlx::query_scalar("SELECT first_name FROM users WHERE id = '631830982'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(first.starts_with('X'), "{first}");
+    store.close().await;
 }

@@ -1,0 +1,181 @@
+//! The quota ledger (`request_ledger`) and the endpoint locks
+//! (`endpoint_locks`): the SQL behind the quota scheduler
+//! (`cliq::quotas`), which keeps the policy (FIFO order, sleeping, the
+//! margin). Endpoints are named as in the ledger (`Endpoint::name`).
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::store::{Store, StoreError};
+use crate::clock::{from_db, to_db, Clock};
+
+/// An endpoint's lock as stored in `endpoint_locks`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockState {
+    pub endpoint: String,
+    pub locked_until: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// What the ledger said to a request that asked to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerAnswer {
+    /// Recorded as started at this time.
+    Started(DateTime<Utc>),
+    /// The endpoint is locked until then.
+    Locked(DateTime<Utc>),
+    /// The window is full; a slot frees then.
+    Full(DateTime<Utc>),
+}
+
+impl Store {
+    /// One transaction: honour a lock, count `endpoint`'s starts in the
+    /// `window` (at most `requests`), record the start. The time is read
+    /// from `clock` only once the write lock is held, so another process
+    /// cannot slip a start in between our count and our insert.
+    pub async fn ledger_try_start(
+        &self,
+        endpoint: &str,
+        requests: u32,
+        window: chrono::Duration,
+        clock: &Clock,
+    ) -> Result<LedgerAnswer, StoreError> {
+        let mut tx = self.write().await?;
+        let now = truncate_ms(clock.now());
+        let lock: Option<String> =
+            sqlx::query_scalar("SELECT locked_until FROM endpoint_locks WHERE endpoint = ?1")
+                .bind(endpoint)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(until) = lock.as_deref().and_then(from_db).filter(|u| *u > now) {
+            return Ok(LedgerAnswer::Locked(until));
+        }
+        // The N-th most recent start decides: a new start is allowed once
+        // it has left the window, i.e. at nth + window.
+        let nth: Option<String> = sqlx::query_scalar(
+            "SELECT started_at FROM request_ledger WHERE endpoint = ?1
+             ORDER BY started_at DESC LIMIT 1 OFFSET ?2",
+        )
+        .bind(endpoint)
+        .bind(i64::from(requests.max(1) - 1))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(free_at) = nth.as_deref().and_then(from_db).map(|t| t + window) {
+            if free_at > now {
+                return Ok(LedgerAnswer::Full(free_at));
+            }
+        }
+        // Record, and keep the ledger small: nothing older than the window
+        // (plus a minute) matters.
+        let horizon = now - window - chrono::Duration::minutes(1);
+        sqlx::query("INSERT INTO request_ledger (endpoint, started_at) VALUES (?1, ?2)")
+            .bind(endpoint)
+            .bind(to_db(now))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM request_ledger WHERE endpoint = ?1 AND started_at < ?2")
+            .bind(endpoint)
+            .bind(to_db(horizon))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(LedgerAnswer::Started(now))
+    }
+
+    /// Remove the newest recorded start of `endpoint` (a refund).
+    pub async fn ledger_refund(&self, endpoint: &str) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "DELETE FROM request_ledger WHERE id = (SELECT id FROM request_ledger
+             WHERE endpoint = ?1 ORDER BY started_at DESC, id DESC LIMIT 1)",
+        )
+        .bind(endpoint)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Lock `endpoint` until `until`; an existing longer lock is kept.
+    pub async fn lock_endpoint(
+        &self,
+        endpoint: &str,
+        until: DateTime<Utc>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO endpoint_locks (endpoint, locked_until, reason, locked_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (endpoint) DO UPDATE SET
+               locked_until = max(locked_until, excluded.locked_until),
+               reason = CASE WHEN excluded.locked_until > locked_until
+                             THEN excluded.reason ELSE reason END,
+               locked_at = CASE WHEN excluded.locked_until > locked_until
+                             THEN excluded.locked_at ELSE locked_at END",
+        )
+        .bind(endpoint)
+        .bind(to_db(until))
+        .bind(reason)
+        .bind(to_db(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every persisted lock (past ones included: `locked_until` tells).
+    pub async fn endpoint_locks(&self) -> Result<Vec<LockState>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT endpoint, locked_until, reason FROM endpoint_locks ORDER BY endpoint",
+        )
+        .fetch_all(&*self.read())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(LockState {
+                    endpoint: r.get("endpoint"),
+                    locked_until: from_db(r.get::<&str, _>("locked_until"))?,
+                    reason: r.get("reason"),
+                })
+            })
+            .collect())
+    }
+
+    /// When `endpoint`'s lock ends, as stored (maybe in the past).
+    pub async fn endpoint_locked_until(
+        &self,
+        endpoint: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let until: Option<String> =
+            sqlx::query_scalar("SELECT locked_until FROM endpoint_locks WHERE endpoint = ?")
+                .bind(endpoint)
+                .fetch_optional(&*self.read())
+                .await?;
+        Ok(until.as_deref().and_then(from_db))
+    }
+
+    /// Starts of `endpoint` recorded (by any process) after `since`.
+    pub async fn ledger_starts_since(
+        &self,
+        endpoint: &str,
+        since: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM request_ledger WHERE endpoint = ? AND started_at > ?",
+        )
+        .bind(endpoint)
+        .bind(to_db(since))
+        .fetch_one(&*self.read())
+        .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
+
+/// The ledger keeps milliseconds: a time compared with stored ones must
+/// be cut to them first.
+pub(crate) fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    from_db(&to_db(t)).unwrap_or(t)
+}
