@@ -3,18 +3,9 @@
 //! `` `path` `` or ``[`path`]`` (e.g. `mirror::held`), and README's
 //! "Development" layout names every top-level module's file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
+use crate::layers::{module_path, rust_files};
 
 /// Every non-test module path under `src/`: `src/cliq/models/user/value.rs`
 /// → `cliq::models::user::value`; `mod.rs` names its directory.
@@ -24,17 +15,11 @@ fn module_paths(src: &Path) -> Vec<String> {
     let mut out: Vec<String> = files
         .iter()
         .filter_map(|f| {
-            let rel = f.strip_prefix(src).unwrap();
-            let mut parts: Vec<String> = rel
-                .iter()
-                .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_owned())
-                .collect();
-            if parts.last().is_some_and(|p| p == "mod") {
-                parts.pop();
-            }
+            // `lib.rs` and `main.rs` are the crate roots, not modules.
+            let parts = module_path(f.strip_prefix(src).unwrap());
             let last = parts.last()?;
             let test = last == "tests" || last.ends_with("_tests");
-            (!test && !matches!(last.as_str(), "lib" | "main")).then(|| parts.join("::"))
+            (!test).then(|| parts.join("::"))
         })
         .collect();
     out.sort();
