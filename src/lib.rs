@@ -141,7 +141,7 @@
 //!   `cli::simulate`.
 
 pub mod app;
-pub mod check_config;
+pub(crate) mod check_config;
 pub mod cli;
 pub mod cliq;
 pub mod clock;
@@ -151,7 +151,7 @@ pub mod demo;
 pub mod exit;
 pub mod hr;
 pub mod json;
-pub mod logging;
+pub(crate) mod logging;
 pub mod mirror;
 pub mod notify;
 pub mod progress;
@@ -161,7 +161,7 @@ pub mod startup;
 pub mod status;
 pub mod sync;
 pub mod systemd;
-pub mod text;
+pub(crate) mod text;
 
 /// rustls needs one process-wide crypto provider; we ship `ring` (small, no
 /// C toolchain beyond a compiler). Installing twice is harmless.

@@ -245,12 +245,12 @@ impl StatusReport {
 /// A watermark older than this is "near 7 days": past it, a few missed
 /// pulls (a long weekend) make the next incremental pull a full one, and
 /// Cliq's `modified_after` stops seeing changes at 7 days.
-pub const WATERMARK_WARN_AGE: chrono::Duration = chrono::Duration::days(5);
+pub(crate) const WATERMARK_WARN_AGE: chrono::Duration = chrono::Duration::days(5);
 
 /// `status --check`: healthy, or the reasons it is not (for cron, Nagios,
 /// monit: exit 0 or 1).
 #[derive(Debug, Serialize)]
-pub struct HealthCheck {
+pub(crate) struct HealthCheck {
     pub healthy: bool,
     pub reasons: Vec<String>,
 }
@@ -270,7 +270,7 @@ impl HealthCheck {
 
 /// Judge the mirror: the last pull, the watermark, the endpoint locks, held
 /// runs, and (when `[hr]` is configured) the HR source.
-pub async fn check(
+pub(crate) async fn check(
     store: &Store,
     settings: &Settings,
     report: &StatusReport,

@@ -24,7 +24,7 @@ use crate::sync::plan::{FieldChange, Plan, PlannedAdd, PlannedUpdate};
 use crate::sync::push::{Given, GivenUpdate};
 
 /// The `format` marker of a plan file.
-pub const FORMAT: &str = "cliq-sync reviewed plan";
+pub(crate) const FORMAT: &str = "cliq-sync reviewed plan";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanFileError {
