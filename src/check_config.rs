@@ -12,11 +12,11 @@ use crate::config::Settings;
 use crate::exit::Failure;
 
 /// The scope every mirror needs (listing users).
-pub const READ_SCOPE: &str = "ZohoCliq.Users.READ";
+pub(crate) const READ_SCOPE: &str = "ZohoCliq.Users.READ";
 
 /// The first lines of the output: where the settings came from (TOML
 /// comments, so the whole output stays valid TOML).
-pub fn origin_comment(file: Option<&Path>) -> String {
+pub(crate) fn origin_comment(file: Option<&Path>) -> String {
     match file {
         Some(p) => format!(
             "# config file {} (CLIQ_SYNC__ variables override it)\n",
@@ -68,7 +68,7 @@ async fn probe(app: &App) -> Result<(), Failure> {
 /// A failed listing, said plainly when it is the scope: Cliq answers a
 /// token without `ZohoCliq.Users.READ` 401 (even after a fresh token) or
 /// 403 (scope errors may come as either).
-pub fn listing_problem(e: &CliqError) -> String {
+pub(crate) fn listing_problem(e: &CliqError) -> String {
     let scope_code = |code: &Option<String>| {
         code.as_deref()
             .is_some_and(|c| c.to_ascii_lowercase().contains("scope"))

@@ -103,7 +103,7 @@ impl Clock {
     ///
     /// The sleep length is computed once from the difference, so a wall-clock
     /// jump in production shortens or lengthens one wait, never loops.
-    pub async fn sleep_until(&self, at: DateTime<Utc>) {
+    pub(crate) async fn sleep_until(&self, at: DateTime<Utc>) {
         let wait = until(self.now(), at);
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -137,7 +137,7 @@ pub fn from_db(s: &str) -> Option<DateTime<Utc>> {
 
 /// An HTTP `Date` header value (RFC 7231 IMF-fixdate, e.g.
 /// `Sun, 06 Nov 1994 08:49:37 GMT`): whole seconds, truncated, as servers send it.
-pub fn to_http_date(t: DateTime<Utc>) -> String {
+pub(crate) fn to_http_date(t: DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
@@ -151,16 +151,16 @@ pub fn from_http_date(s: &str) -> Option<DateTime<Utc>> {
 
 /// `Duration` as humantime text ("250ms", "30s", "10m", "1h 30m"): the
 /// config files and the simulator's fault JSON.
-pub mod duration_text {
+pub(crate) mod duration_text {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(text.trim()).map_err(|e| {
             serde::de::Error::custom(format!(
@@ -169,17 +169,22 @@ pub mod duration_text {
         })
     }
 
-    pub mod option {
+    pub(crate) mod option {
         use super::*;
 
-        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        pub(crate) fn serialize<S: Serializer>(
+            d: &Option<Duration>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match d {
                 Some(d) => super::serialize(d, s),
                 None => s.serialize_none(),
             }
         }
 
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
             super::deserialize(d).map(Some)
         }
     }

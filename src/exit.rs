@@ -47,7 +47,7 @@ impl Failure {
 /// An error and its causes, each said once: a thiserror message that
 /// includes its source (`cannot open X: E`) and the source itself (`E`)
 /// would otherwise print as "cannot open X: E: E".
-pub fn error_chain(error: &anyhow::Error) -> String {
+pub(crate) fn error_chain(error: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in error.chain() {
         let text = cause.to_string();
@@ -64,7 +64,7 @@ pub fn error_chain(error: &anyhow::Error) -> String {
 
 /// The signal that stopped a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopSignal {
+pub(crate) enum StopSignal {
     /// SIGINT (Ctrl-C).
     Interrupt,
     /// SIGTERM (systemd, kill, Kubernetes).
@@ -73,7 +73,7 @@ pub enum StopSignal {
 
 impl StopSignal {
     /// 128 + the signal number, the shell's convention.
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             StopSignal::Interrupt => 130,
             StopSignal::Terminate => 143,
@@ -89,7 +89,7 @@ impl StopSignal {
 }
 
 /// Resolves with the first SIGINT or SIGTERM.
-pub async fn stop_signal() -> StopSignal {
+pub(crate) async fn stop_signal() -> StopSignal {
     let ctrl_c = async {
         match tokio::signal::ctrl_c().await {
             Ok(()) => StopSignal::Interrupt,
@@ -119,7 +119,7 @@ pub async fn stop_signal() -> StopSignal {
 /// Watches for SIGINT/SIGTERM on behalf of a one-shot command: the first
 /// one cancels `cancel` and is remembered, so the edge can map it to the
 /// exit code. Dropping the watch stops watching.
-pub struct SignalWatch {
+pub(crate) struct SignalWatch {
     caught: Arc<OnceLock<StopSignal>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -156,7 +156,7 @@ impl Drop for SignalWatch {
 /// The result of a `what` ("pull", "push") recorded `stopped`: exit 130 or
 /// 143 after the signal that stopped it. Only a signal cancels these
 /// commands, so a stop without one is a runtime failure (exit 1).
-pub fn stopped(what: &str, signal: Option<StopSignal>) -> Result<(), Failure> {
+pub(crate) fn stopped(what: &str, signal: Option<StopSignal>) -> Result<(), Failure> {
     let error = match signal {
         Some(s) => anyhow::anyhow!(
             "the {what} was stopped by {} (recorded as `stopped`; the next {what} carries on)",
@@ -172,7 +172,7 @@ pub fn stopped(what: &str, signal: Option<StopSignal>) -> Result<(), Failure> {
 
 /// The sentence for a push that sent nothing on purpose (`disabled`,
 /// `dry_run`), or `None` for a push that ran.
-pub fn nothing_sent(status: &str) -> Option<&'static str> {
+pub(crate) fn nothing_sent(status: &str) -> Option<&'static str> {
     match status {
         "disabled" => Some(
             "push is disabled ([push] enabled = false): this was a plan only, nothing was \
@@ -185,7 +185,7 @@ pub fn nothing_sent(status: &str) -> Option<&'static str> {
 }
 
 /// A push that ran: ok, stopped by a signal (130/143), or failed (1).
-pub fn push_result(
+pub(crate) fn push_result(
     r: &crate::sync::push::PushReport,
     signal: Option<StopSignal>,
 ) -> Result<(), Failure> {
@@ -205,7 +205,7 @@ pub fn push_result(
 }
 
 /// Print a `status --check` verdict (text or JSON); unhealthy exits 1.
-pub fn health(check: &crate::status::HealthCheck, json: bool) -> Result<(), Failure> {
+pub(crate) fn health(check: &crate::status::HealthCheck, json: bool) -> Result<(), Failure> {
     if json {
         println!(
             "{}",

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 /// The version of every JSON document's format.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// `body`'s fields with `schema_version` first.
 #[derive(Serialize)]

@@ -26,10 +26,14 @@
 //!
 //! ## Module map
 //!
+//! Every module, with its one concern (private modules in plain code
+//! spans; the test `crate_doc` in `tests/it/` checks that each is named).
+//!
 //! * [`clock`]: the one injectable clock (wall-clock UTC that follows tokio's
 //!   possibly paused clock in tests).
 //! * [`cliq`]: everything that talks to Cliq.
-//!   * [`cliq::endpoint`]: the endpoints and their documented quotas.
+//!   * [`cliq::endpoint`]: the endpoints and their documented quotas;
+//!     [`cliq::dc`]: the data centres' API and accounts hosts.
 //!   * [`cliq::quotas`]: the quota scheduler, the heart of the product: never
 //!     more than N request starts in any window, locks persisted in SQLite and
 //!     shared by every process using the same mirror.
@@ -38,11 +42,13 @@
 //!     neither needs the other; [`cliq::stats`]: request counts and durations.
 //!   * [`cliq::auth`]: the OAuth access-token cache (single-flight refresh,
 //!     across processes through [`cliq::token_file`], `<mirror>.token`).
-//!   * [`cliq::client`]: the typed client for the six endpoints, with error
-//!     classification and retries.
+//!   * [`cliq::client`]: the typed client for the six endpoints, with
+//!     retries; [`cliq::error`]: its errors and the classification of
+//!     HTTP answers into them.
 //!   * [`cliq::models`]: request and response types that keep unknown fields.
 //!     * [`cliq::models::user`]: the one reader of Cliq's user JSON (pull,
-//!       client and reconcile; a bare-string reference is a name).
+//!       client and reconcile; a bare-string reference is a name);
+//!       `cliq::models::user::value`: the values its fields hold.
 //!     * [`cliq::models::page`]: pages of `GET /users`, typed and raw.
 //!     * [`cliq::models::params`]: listing parameters, request-shaping enums.
 //!     * [`cliq::models::fields`]: add and update bodies.
@@ -52,18 +58,51 @@
 //! * [`mirror`]: the SQLite store (WAL, embedded migrations, the public schema,
 //!   all its SQL; one driver, sqlx, whose connections run on their own
 //!   threads; every write through one door, [`mirror::Store::write`], which
-//!   takes the clock hold and the writer turn). [`mirror::quotas`]: the quota
-//!   ledger and endpoint locks. [`mirror::lease`]: the owner lease every opener
-//!   holds (a run belongs to a live process) and the one-push-per-mirror lock.
-//! * [`sim`]: the built-in, strict Cliq simulator (`cliq-sync simulate`), with
-//!   its own quota table written from the documentation (a test compares it
-//!   with the client's).
-//! * [`sync`]: pulls from Cliq into the mirror, the plan and the push,
-//!   reviewed plan files and undo.
-//! * [`daemon`]: `cliq-sync run`: cron schedules without overlap, HR files used
-//!   only once settled, graceful stop.
-//! * [`notify`]: `[[notify]]`: webhook, Slack, Cliq channel and e-mail
-//!   notifications, one per incident and one on recovery, rate-limited.
+//!   takes the clock hold and the writer turn).
+//!   * [`mirror::store`]: opening the database, and the write door.
+//!   * [`mirror::users`]: users and their change history, a page at a time
+//!     (`mirror::users::wire`: the old path of the user reader).
+//!   * [`mirror::runs`]: `sync_runs`, the watermark, status figures;
+//!     `mirror::vocab`: the words of `sync_runs` (run kinds, statuses).
+//!   * [`mirror::quotas`]: the quota ledger and endpoint locks.
+//!   * [`mirror::lease`]: the owner lease every opener holds (a run belongs
+//!     to a live process) and the one-push-per-mirror lock.
+//!   * [`mirror::pushes`]: the `pushes` and `push_failures` tables and the
+//!     mirror user a plan reads; [`mirror::plan_join`]: the mirror streamed
+//!     to the plan, never loaded whole.
+//!   * [`mirror::held`]: held runs; [`mirror::held_plans`]: held plans.
+//!   * [`mirror::history`]: a field's history (hand edits in Cliq).
+//!   * [`mirror::leavers`]: Cliq users HR no longer lists.
+//!   * [`mirror::progress`]: the progress columns of running runs;
+//!     `mirror::hub`: the in-process progress hub the bar reads.
+//!   * [`mirror::teams`]: team memberships, the teams queue, layouts.
+//!   * [`mirror::undo`]: the queries behind `undo`; `mirror::health`: those
+//!     behind `status --check`.
+//! * [`sim`]: the built-in, strict Cliq simulator (`cliq-sync simulate`).
+//!   `sim::api`: the six endpoints' validation and handlers, and cursors;
+//!   `sim::org`: the seeded organisation; `sim::quotas`: its own quota
+//!   table written from the documentation (a test compares it with the
+//!   client's); [`sim::admin`]: the loopback fault-injection path.
+//! * [`sync`]: moving data between Cliq, the mirror and the HR source.
+//!   * [`sync::pull`]: Cliq → mirror (full and incremental, removal breaker).
+//!   * [`sync::plan`]: what a push would change, as index → resolve → diff
+//!     over the streamed mirror (`sync::plan::index`,
+//!     `sync::plan::resolve`, `sync::plan::diff`), with hand edits found by
+//!     [`sync::plan::conflicts`].
+//!   * [`sync::push`]: HR → Cliq within the quotas, reconciling unknown
+//!     outcomes; `sync::push::given`: a push of a given plan whose parts
+//!     carry preconditions.
+//!   * [`sync::reviewed`]: plan files (`plan --out`, `push --plan`);
+//!     [`sync::undo`]: the inverse of a push run.
+//!   * [`sync::approve`]: held plans and their approval;
+//!     `sync::held_plan`: a held plan's content and hash.
+//!   * [`sync::progress`]: a long run's progress as it goes (rates, ETA).
+//! * [`daemon`]: `cliq-sync run`: cron schedules without overlap, graceful
+//!   stop; `daemon::hr_watch`: HR files used only once settled;
+//!   `daemon::alerts`: the incidents it raises and clears.
+//! * [`notify`]: `[[notify]]`: one notification per incident and one on
+//!   recovery, rate-limited; `notify::target`: webhook, Slack, Cliq channel
+//!   and channel targets; `notify::email`: e-mail over SMTP.
 //! * [`status`]: `cliq-sync status [--json] [--check]`.
 //! * [`app`]: the assembled parts every command and the daemon share (a pull
 //!   takes only its parts, [`sync::PullParts`]).
@@ -72,12 +111,21 @@
 //!   `run_until_stopped`); the CLI, `cliq-sync run` and the tests'
 //!   `spawn_app` all start here.
 //! * [`config`]: layered configuration (defaults, file, environment).
+//!   `config::keys`: unknown keys ("did you mean") and each key's origin;
+//!   `config::checks`: URLs and cron lines; `config::secrets`: secret
+//!   files; `config::notify`: `[[notify]]` entries; [`config::scope`]:
+//!   whom a push may write.
 //! * [`hr`]: loading and validating the HR source (CSV, JSON, YAML, TOML).
+//!   [`hr::quotes`]: strict CSV quotes; [`hr::doc`]: documents that keep
+//!   every scalar's text; [`hr::mapping`]: `[hr.columns]`, `[hr.derive]`,
+//!   `[hr.values.FIELD]`.
 //! * [`logging`]: the stderr subscriber (pretty, coloured only on a terminal;
 //!   or flat JSON).
 //! * [`progress`]: the live bar of `sync` and `push` on a terminal.
-//! * [`server`]: `/healthz`, `/readyz`, `/metrics` (OpenMetrics, or the
-//!   Prometheus text format on request; process metrics from `/proc`).
+//! * [`server`]: `/healthz`, `/readyz`, `/metrics`. `server::conns`:
+//!   connections served by hand (timeouts, a cap); `server::exposition`:
+//!   OpenMetrics or the Prometheus text format; `server::process`: process
+//!   metrics from `/proc`.
 //! * [`exit`]: exit codes: [`exit::Failure`] (1 runtime, 2 config, 3 safety),
 //!   and those of commands stopped by a signal (130, 143).
 //! * [`systemd`]: sd_notify (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
@@ -86,9 +134,14 @@
 //! * [`text`]: escaping untrusted text in every human-readable output.
 //! * [`check_config`]: `check-config [--online]`.
 //! * [`cli`]: the command line; `main.rs` only calls [`cli::main`].
+//!   `cli::args`: the clap definitions; a handler per command, parse →
+//!   build → call → report: `cli::sync`, `cli::status`, `cli::plan`,
+//!   `cli::push` (and what every push shares), `cli::given` (`push --plan`,
+//!   `undo`), `cli::approve`, `cli::check_config`, `cli::run`,
+//!   `cli::simulate`.
 
 pub mod app;
-pub mod check_config;
+pub(crate) mod check_config;
 pub mod cli;
 pub mod cliq;
 pub mod clock;
@@ -98,7 +151,7 @@ pub mod demo;
 pub mod exit;
 pub mod hr;
 pub mod json;
-pub mod logging;
+pub(crate) mod logging;
 pub mod mirror;
 pub mod notify;
 pub mod progress;
@@ -108,7 +161,7 @@ pub mod startup;
 pub mod status;
 pub mod sync;
 pub mod systemd;
-pub mod text;
+pub(crate) mod text;
 
 /// rustls needs one process-wide crypto provider; we ship `ring` (small, no
 /// C toolchain beyond a compiler). Installing twice is harmless.

@@ -21,14 +21,14 @@ use crate::progress::LogWriter;
 
 /// Whether the pretty format should colour its output: only for a person
 /// at a terminal who has not asked for no colour. JSON is never coloured.
-pub fn use_colour(stderr_is_terminal: bool, no_color: Option<&OsStr>, format: &str) -> bool {
+pub(crate) fn use_colour(stderr_is_terminal: bool, no_color: Option<&OsStr>, format: &str) -> bool {
     // NO_COLOR counts when present and non-empty.
     let no_color = no_color.is_some_and(|v| !v.is_empty());
     format != "json" && stderr_is_terminal && !no_color
 }
 
 /// The human-readable subscriber writing to `writer`.
-pub fn pretty_subscriber<W>(
+pub(crate) fn pretty_subscriber<W>(
     filter: EnvFilter,
     colour: bool,
     writer: W,
@@ -44,7 +44,7 @@ where
 }
 
 /// The JSON subscriber writing to `writer`: flat objects, no span lists.
-pub fn json_subscriber<W>(
+pub(crate) fn json_subscriber<W>(
     filter: EnvFilter,
     writer: W,
 ) -> Subscriber<JsonFields, Format<Json>, EnvFilter, W>
@@ -66,7 +66,7 @@ where
 /// `json`, already validated by the config). A second call is a no-op.
 /// Lines go through [`LogWriter`], which pauses a live progress bar so a
 /// log line never lands inside it.
-pub fn init_logging(level: &str, format: &str) {
+pub(crate) fn init_logging(level: &str, format: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let _ = if format == "json" {
         tracing::subscriber::set_global_default(json_subscriber(filter, LogWriter))

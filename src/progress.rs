@@ -105,7 +105,7 @@ fn draw(bar: &ProgressBar, p: &RunProgress, now: chrono::DateTime<chrono::Utc>) 
 /// The tracing writer of the CLI: stderr, with the bar (if any) suspended
 /// while a line is written.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct LogWriter;
+pub(crate) struct LogWriter;
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     type Writer = LogWriter;

@@ -127,7 +127,7 @@ impl App {
 }
 
 /// The daemon, built and ready to run: `cliq-sync run`.
-pub struct Application {
+pub(crate) struct Application {
     app: App,
     daemon: Daemon,
     state: Arc<DaemonState>,
@@ -182,7 +182,7 @@ impl Application {
 
     /// Serve health and metrics, run the schedules until SIGTERM/SIGINT
     /// (SIGHUP reloads the HR source), then stop cleanly.
-    pub async fn run_until_stopped(self) -> Result<(), Failure> {
+    pub(crate) async fn run_until_stopped(self) -> Result<(), Failure> {
         let app = self.app;
         let listener = self.listener;
         let listen = listener.local_addr().map_err(Failure::runtime)?;

@@ -126,6 +126,16 @@ fn hr_missing_line(m: &HrMissing) -> Option<String> {
 impl StatusReport {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
+        self.state_text(&mut out);
+        self.pushes_text(&mut out);
+        self.endpoints_text(&mut out);
+        self.runs_text(&mut out);
+        // Emails, run errors and Cliq messages: never raw to a terminal.
+        crate::text::escape_lines(&out).into_owned()
+    }
+
+    /// The mirror, its watermark and counts, and what waits for a person.
+    fn state_text(&self, out: &mut String) {
         out.push_str(&format!("mirror     {}\n", self.mirror));
         match (&self.watermark, self.watermark_age_seconds) {
             (Some(w), Some(age)) => out.push_str(&format!(
@@ -158,6 +168,10 @@ impl StatusReport {
         if self.teams_queue > 0 {
             out.push_str(&format!("teams      {} users queued\n", self.teams_queue));
         }
+    }
+
+    /// Push attempts by status, and the remembered permanent failures.
+    fn pushes_text(&self, out: &mut String) {
         if !self.pushes.attempts.is_empty() {
             out.push_str("pushes    ");
             for (status, n) in &self.pushes.attempts {
@@ -186,6 +200,10 @@ impl StatusReport {
                 ));
             }
         }
+    }
+
+    /// Each endpoint's quota, use and lock, then the runs in progress.
+    fn endpoints_text(&self, out: &mut String) {
         out.push_str("\nendpoint       quota        used  lock\n");
         for e in &self.endpoints {
             let lock = match (&e.locked_until, &e.lock_reason) {
@@ -203,6 +221,10 @@ impl StatusReport {
         for r in &self.in_progress {
             out.push_str(&in_progress_line(r, &self.now));
         }
+    }
+
+    /// The last runs.
+    fn runs_text(&self, out: &mut String) {
         out.push_str("\nrun   kind         status   started                   requests  seen  changed  error\n");
         for r in &self.runs {
             out.push_str(&format!(
@@ -217,20 +239,18 @@ impl StatusReport {
                 r.error.as_deref().unwrap_or("")
             ));
         }
-        // Emails, run errors and Cliq messages: never raw to a terminal.
-        crate::text::escape_lines(&out).into_owned()
     }
 }
 
 /// A watermark older than this is "near 7 days": past it, a few missed
 /// pulls (a long weekend) make the next incremental pull a full one, and
 /// Cliq's `modified_after` stops seeing changes at 7 days.
-pub const WATERMARK_WARN_AGE: chrono::Duration = chrono::Duration::days(5);
+pub(crate) const WATERMARK_WARN_AGE: chrono::Duration = chrono::Duration::days(5);
 
 /// `status --check`: healthy, or the reasons it is not (for cron, Nagios,
 /// monit: exit 0 or 1).
 #[derive(Debug, Serialize)]
-pub struct HealthCheck {
+pub(crate) struct HealthCheck {
     pub healthy: bool,
     pub reasons: Vec<String>,
 }
@@ -250,7 +270,7 @@ impl HealthCheck {
 
 /// Judge the mirror: the last pull, the watermark, the endpoint locks, held
 /// runs, and (when `[hr]` is configured) the HR source.
-pub async fn check(
+pub(crate) async fn check(
     store: &Store,
     settings: &Settings,
     report: &StatusReport,

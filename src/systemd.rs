@@ -58,7 +58,7 @@ pub struct Systemd {
 impl Systemd {
     /// The process's service manager, if it has one (`$NOTIFY_SOCKET`), and
     /// its watchdog timeout (`$WATCHDOG_USEC`, for this PID).
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let Some(_) = std::env::var_os("NOTIFY_SOCKET") else {
             return Self::default();
         };
@@ -107,13 +107,13 @@ impl Systemd {
         }
     }
 
-    pub fn stopping(&self) {
+    pub(crate) fn stopping(&self) {
         self.send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
     }
 
     /// How often [`Systemd::supervise`] pings: half the watchdog timeout,
     /// so one late ping never trips it.
-    pub fn watchdog_interval(&self) -> Option<Duration> {
+    pub(crate) fn watchdog_interval(&self) -> Option<Duration> {
         self.watchdog.map(|w| w / 2).filter(|i| !i.is_zero())
     }
 

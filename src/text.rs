@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 /// itself: C0 controls (tab and newline included), DEL, C1 controls, the
 /// bidi embeddings and overrides (U+202A–U+202E) and isolates
 /// (U+2066–U+2069), and the Unicode line and paragraph separators.
-pub fn is_unsafe(c: char) -> bool {
+pub(crate) fn is_unsafe(c: char) -> bool {
     matches!(c,
         '\u{0}'..='\u{1f}'
         | '\u{7f}'..='\u{9f}'
@@ -25,7 +25,7 @@ pub fn is_unsafe(c: char) -> bool {
 }
 
 /// The Unicode name of an unsafe character's code point, for messages.
-pub fn describe(c: char) -> String {
+pub(crate) fn describe(c: char) -> String {
     let name = match c {
         '\0' => " NUL",
         '\u{7}' => " BEL",
@@ -60,7 +60,7 @@ pub fn escape(s: &str) -> Cow<'_, str> {
 }
 
 /// A multi-line report: each line escaped, the line breaks kept.
-pub fn escape_lines(s: &str) -> Cow<'_, str> {
+pub(crate) fn escape_lines(s: &str) -> Cow<'_, str> {
     if !s.chars().any(|c| c != '\n' && is_unsafe(c)) {
         return Cow::Borrowed(s);
     }

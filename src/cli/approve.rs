@@ -2,7 +2,7 @@
 //! pulls, or release exactly one held plan (see `crate::sync::approve`).
 //! Reads the mirror and the HR source only; sends nothing to Cliq.
 
-use super::{init_logging, load_hr, load_settings, Failure};
+use super::{load_hr, settings_logged, Failure};
 use crate::clock::Clock;
 use crate::sync::approve::{self, ApproveError, HeldEntry};
 use crate::sync::push::PushOptions;
@@ -18,8 +18,7 @@ pub(super) async fn command(
     json: bool,
     id: Option<String>,
 ) -> Result<(), Failure> {
-    let settings = load_settings(config)?;
-    init_logging(&settings.log.level, &settings.log.format);
+    let settings = settings_logged(config)?;
     let store = crate::mirror::Store::open(&settings.mirror.path, &Clock::system())
         .await
         .map_err(Failure::runtime)?;

@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use super::{drive_push, init_logging, load_settings, print_push, Failure};
+use super::push::{drive_push, print_push};
+use super::{settings_logged, Failure};
 use crate::config::Settings;
 use crate::sync::push::{push_given, Given, PushOptions};
 use crate::sync::undo::UndoError;
@@ -18,8 +19,7 @@ pub(super) async fn push_plan_file(
     force: bool,
     json: bool,
 ) -> Result<(), Failure> {
-    let settings = load_settings(config)?;
-    init_logging(&settings.log.level, &settings.log.format);
+    let settings = settings_logged(config)?;
     // Checked whole before anything opens a connection.
     let given =
         crate::sync::reviewed::read(file, &settings.mirror.path).map_err(Failure::config)?;
@@ -37,8 +37,7 @@ pub(super) async fn undo(
     force: bool,
     json: bool,
 ) -> Result<(), Failure> {
-    let settings = load_settings(config)?;
-    init_logging(&settings.log.level, &settings.log.format);
+    let settings = settings_logged(config)?;
     let app = crate::app::App::open(settings.clone())
         .await
         .map_err(Failure::runtime)?;

@@ -6,7 +6,10 @@ use super::store::{Store, StoreError};
 impl Store {
     /// The newest finished run (not `running`) of any of `kinds`: what a
     /// health check judges, since a run in flight has no outcome yet.
-    pub async fn last_finished_run(&self, kinds: &[RunKind]) -> Result<Option<RunRow>, StoreError> {
+    pub(crate) async fn last_finished_run(
+        &self,
+        kinds: &[RunKind],
+    ) -> Result<Option<RunRow>, StoreError> {
         let wanted: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         // At most three kinds: bind them as a JSON list instead of building SQL.
         let list = serde_json::to_string(&wanted).unwrap_or_else(|_| "[]".into());

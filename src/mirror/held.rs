@@ -18,7 +18,7 @@ use super::store::{Store, StoreError};
 use crate::clock::to_db;
 
 /// `sync_state` key: the last held push run and the hash of its plan.
-pub const HELD_PLAN_KEY: &str = "push.held_plan";
+pub(crate) const HELD_PLAN_KEY: &str = "push.held_plan";
 
 /// The held push that waits (see [`Store::held_push`]).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -36,7 +36,7 @@ impl Store {
     /// Record a held push run for the plan with `hash`, or touch the last
     /// push run if it is held for that same plan. Returns the run's id and
     /// whether it was already there.
-    pub async fn hold_push(
+    pub(crate) async fn hold_push(
         &self,
         hash: &str,
         error: &str,
@@ -97,7 +97,7 @@ impl Store {
     /// than the last push run that ended `ok` (a forced or fixed push that
     /// completes releases it; a failed or stopped one does not, and a
     /// newer held run replaces it). `None` when nothing waits.
-    pub async fn held_push(&self) -> Result<Option<HeldPush>, StoreError> {
+    pub(crate) async fn held_push(&self) -> Result<Option<HeldPush>, StoreError> {
         self.newest_held(RunKind::Push).await
     }
 

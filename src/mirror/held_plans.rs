@@ -40,7 +40,7 @@ pub struct HeldPlan {
 }
 
 /// A held plan as it is recorded.
-pub struct NewHeldPlan<'a> {
+pub(crate) struct NewHeldPlan<'a> {
     pub run_id: i64,
     pub plan_hash: &'a str,
     pub plan_json: &'a str,
@@ -57,7 +57,7 @@ impl Store {
     /// the newest plan can be approved. A superseded plan held again (its
     /// approval was refused, then the source came back) waits again, to be
     /// approved afresh. Returns the plan's ID.
-    pub async fn keep_held_plan(
+    pub(crate) async fn keep_held_plan(
         &self,
         p: &NewHeldPlan<'_>,
         now: DateTime<Utc>,
@@ -93,7 +93,7 @@ impl Store {
     }
 
     /// The held plans that wait, oldest first.
-    pub async fn waiting_held_plans(&self) -> Result<Vec<HeldPlan>, StoreError> {
+    pub(crate) async fn waiting_held_plans(&self) -> Result<Vec<HeldPlan>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT id, run_id, plan_hash, plan_json, reason, changes, held_at, approved_at
              FROM held_plans WHERE {WAITING} ORDER BY run_id"
@@ -117,12 +117,12 @@ impl Store {
 
     /// The held full pull that waits, if any (its `last_held_at` is the
     /// run's end).
-    pub async fn held_full_pull(&self) -> Result<Option<HeldPush>, StoreError> {
+    pub(crate) async fn held_full_pull(&self) -> Result<Option<HeldPush>, StoreError> {
         self.newest_held(RunKind::Full).await
     }
 
     /// Mark a waiting plan approved (`true`) or superseded (`false`).
-    pub async fn settle_held_plan(
+    pub(crate) async fn settle_held_plan(
         &self,
         id: &str,
         approved: bool,
@@ -146,7 +146,7 @@ impl Store {
     }
 
     /// The waiting approved plan whose content hash is `hash`, if any.
-    pub async fn approved_plan(&self, hash: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) async fn approved_plan(&self, hash: &str) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar(&format!(
             "SELECT id FROM held_plans WHERE {WAITING} AND approved_at IS NOT NULL
                AND plan_hash = ?1 ORDER BY run_id DESC LIMIT 1"
@@ -157,7 +157,7 @@ impl Store {
     }
 
     /// Record that push run `run_id` used the approval of plan `id`.
-    pub async fn consume_held_plan(&self, id: &str, run_id: i64) -> Result<(), StoreError> {
+    pub(crate) async fn consume_held_plan(&self, id: &str, run_id: i64) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         sqlx::query("UPDATE held_plans SET consumed_by_run = ?1 WHERE id = ?2")
             .bind(run_id)

@@ -10,7 +10,7 @@ use super::store::{Store, StoreError};
 
 /// A field changed in Cliq after our last push of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EditSincePush {
+pub(crate) struct EditSincePush {
     pub user_id: String,
     /// The mirror column (`work_location`, `department_id`, …).
     pub column: String,
@@ -60,7 +60,7 @@ impl Store {
     /// The fields among `fields` (user id, mirror column) that a pull saw
     /// change after our last push of them. A field we never pushed, or
     /// pushed with no pull-observed change since, is not returned.
-    pub async fn edits_since_push(
+    pub(crate) async fn edits_since_push(
         &self,
         fields: &[(&str, &str)],
     ) -> Result<Vec<EditSincePush>, StoreError> {
@@ -88,7 +88,7 @@ impl Store {
 
     /// The `user_changes` rows run `run_id` wrote, in order, with the
     /// user's email (empty if the user is not in the mirror).
-    pub async fn changes_of_run(&self, run_id: i64) -> Result<Vec<ChangeRow>, StoreError> {
+    pub(crate) async fn changes_of_run(&self, run_id: i64) -> Result<Vec<ChangeRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT c.user_id, coalesce(u.email_id, '') AS email, c.field, c.old_value, c.new_value
              FROM user_changes c LEFT JOIN users u ON u.id = c.user_id

@@ -48,7 +48,7 @@ impl RunProgress {
 
     /// Work done and expected, in requests' worth: pages for a pull (one
     /// request each), users for a push (one update each).
-    pub fn units(&self) -> (u64, Option<u64>) {
+    pub(crate) fn units(&self) -> (u64, Option<u64>) {
         match self.kind {
             RunKind::Push => (self.users, self.expected_users),
             RunKind::Full | RunKind::Incremental => (self.pages, self.expected_pages),
@@ -69,16 +69,16 @@ impl Default for ProgressHub {
 }
 
 impl ProgressHub {
-    pub fn subscribe(&self) -> watch::Receiver<Option<RunProgress>> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Option<RunProgress>> {
         self.0.subscribe()
     }
 
-    pub fn publish(&self, progress: Option<RunProgress>) {
+    pub(crate) fn publish(&self, progress: Option<RunProgress>) {
         self.0.send_replace(progress);
     }
 
     /// Change the current run's progress in place (nothing between runs).
-    pub fn modify(&self, f: impl FnOnce(&mut RunProgress)) {
+    pub(crate) fn modify(&self, f: impl FnOnce(&mut RunProgress)) {
         self.0.send_if_modified(|p| match p {
             Some(p) => {
                 f(p);

@@ -41,7 +41,7 @@ fn lease_err(path: &Path) -> impl FnOnce(std::io::Error) -> LeaseError + '_ {
 /// What a lock file says about its holder (for people and refusals; the
 /// lock itself is the proof of life).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Holder {
+pub(crate) struct Holder {
     pub pid: u32,
     pub host: String,
     #[serde(default)]
@@ -132,7 +132,7 @@ pub struct FileLock {
 /// Take an exclusive lock on `path` (created 0640, never removed: removing
 /// a lock file lets two processes lock two different files) without
 /// waiting: `Ok(None)` if another open file, in any process, holds it.
-pub fn try_lock_path(path: &Path) -> Result<Option<FileLock>, LeaseError> {
+pub(crate) fn try_lock_path(path: &Path) -> Result<Option<FileLock>, LeaseError> {
     let file = open_lock_file(path, false).map_err(lease_err(path))?;
     Ok(try_lock(&file)
         .map_err(lease_err(path))?
@@ -140,7 +140,7 @@ pub fn try_lock_path(path: &Path) -> Result<Option<FileLock>, LeaseError> {
 }
 
 /// The directory of owner files beside the mirror at `mirror`.
-pub fn owners_dir(mirror: &Path) -> PathBuf {
+pub(crate) fn owners_dir(mirror: &Path) -> PathBuf {
     let mut name = mirror.file_name().unwrap_or_default().to_owned();
     name.push(".owners");
     mirror.with_file_name(name)
@@ -148,7 +148,7 @@ pub fn owners_dir(mirror: &Path) -> PathBuf {
 
 /// Whether the owner of a run is provably gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Liveness {
+pub(crate) enum Liveness {
     Alive,
     /// Gone; what its file said about it, if it still had one.
     Gone(Option<Holder>),
@@ -207,7 +207,7 @@ impl OwnerLease {
         &self.id
     }
 
-    pub fn holder(&self) -> &Holder {
+    pub(crate) fn holder(&self) -> &Holder {
         &self.holder
     }
 
@@ -240,7 +240,7 @@ fn create_dir(dir: &Path) -> std::io::Result<()> {
 /// Is the owner `id` of the mirror at `mirror` alive? A dead owner's file
 /// is removed on the way. Anything that does not prove death (an unreadable
 /// file, an odd error) counts as alive: a live run must never be failed.
-pub fn owner_liveness(mirror: &Path, id: &str) -> Liveness {
+pub(crate) fn owner_liveness(mirror: &Path, id: &str) -> Liveness {
     let path = owners_dir(mirror).join(format!("{id}.lock"));
     let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
         Ok(f) => f,
@@ -263,7 +263,7 @@ pub fn owner_liveness(mirror: &Path, id: &str) -> Liveness {
 }
 
 /// Remove the files of every dead owner of the mirror at `mirror`.
-pub fn sweep_dead_owners(mirror: &Path) -> usize {
+pub(crate) fn sweep_dead_owners(mirror: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(owners_dir(mirror)) else {
         return 0;
     };
@@ -279,14 +279,14 @@ pub fn sweep_dead_owners(mirror: &Path) -> usize {
 
 /// The push lock of one mirror, held until dropped.
 #[derive(Debug)]
-pub struct PushLock {
+pub(crate) struct PushLock {
     file: File,
     holder: Holder,
 }
 
 /// Why the push lock was not taken.
 #[derive(Debug, thiserror::Error)]
-pub enum PushLockError {
+pub(crate) enum PushLockError {
     /// Another push holds it; what its file says about it.
     #[error("held by {0}")]
     Held(Holder),
@@ -304,7 +304,7 @@ impl PushLock {
 
     /// Take the lock without waiting. The file is never removed (removing
     /// a lock file lets two processes lock two different files).
-    pub fn try_acquire(mirror: &Path) -> Result<PushLock, PushLockError> {
+    pub(crate) fn try_acquire(mirror: &Path) -> Result<PushLock, PushLockError> {
         let path = Self::path(mirror);
         let mut file = open_lock_file(&path, false).map_err(lease_err(&path))?;
         if !try_lock(&file).map_err(lease_err(&path))? {
@@ -322,7 +322,7 @@ impl PushLock {
     }
 
     /// Record the run this push is (for a refusal's message).
-    pub fn set_run(&mut self, run: i64) {
+    pub(crate) fn set_run(&mut self, run: i64) {
         self.holder.run = Some(run);
         if let Err(e) = write_holder(&self.file, &self.holder) {
             tracing::warn!(error = %e, "could not record the push run in its lock file");

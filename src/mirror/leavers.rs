@@ -31,7 +31,7 @@ impl Store {
     /// in Cliq but not in HR: newcomers get `since = now`, everyone no longer
     /// in the list (back in HR, or gone from Cliq) is forgotten. Returns
     /// since when each of `missing` has been missing (RFC 3339 UTC).
-    pub async fn note_hr_missing(
+    pub(crate) async fn note_hr_missing(
         &self,
         missing: &[(String, Option<String>)],
         now: DateTime<Utc>,

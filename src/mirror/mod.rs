@@ -8,7 +8,7 @@ pub mod history;
 mod hub;
 pub mod lease;
 pub mod leavers;
-pub mod plan_join;
+pub(crate) mod plan_join;
 pub mod progress;
 pub mod pushes;
 pub mod quotas;

@@ -16,7 +16,7 @@ use super::store::{Store, StoreError};
 
 /// One link of a manager chain: a live user, their manager and email.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManagerLink {
+pub(crate) struct ManagerLink {
     pub manager_id: Option<String>,
     pub email: Option<String>,
 }
@@ -24,14 +24,14 @@ pub struct ManagerLink {
 /// A plan's view of the mirror: one read transaction, so the index pass,
 /// the diff pass and the manager chains all see the same snapshot even
 /// while a pull writes.
-pub struct PlanRead<'a> {
+pub(crate) struct PlanRead<'a> {
     store: &'a Store,
     tx: sqlx::Transaction<'static, sqlx::Sqlite>,
 }
 
 impl Store {
     /// Begin a plan's read of the mirror.
-    pub async fn plan_read(&self) -> Result<PlanRead<'_>, StoreError> {
+    pub(crate) async fn plan_read(&self) -> Result<PlanRead<'_>, StoreError> {
         let _hold = self.hold();
         let tx = self.pool().begin().await?;
         Ok(PlanRead { store: self, tx })
@@ -42,7 +42,7 @@ impl Store {
     /// undo) needs to check its parts (emails as the mirror stores them:
     /// lowercased), read a batch at a time so the memory
     /// follows the plan, not the org.
-    pub async fn plan_users(
+    pub(crate) async fn plan_users(
         &self,
         ids: &[String],
         emails: &[String],
@@ -79,7 +79,10 @@ impl PlanRead<'_> {
     /// Each row comes back as one JSON array (`json_array` in SQLite): one
     /// text column per row instead of 21 is about four times faster through
     /// sqlx for a 100,000-user mirror.
-    pub async fn each_user(&mut self, mut each: impl FnMut(MirrorUser)) -> Result<(), StoreError> {
+    pub(crate) async fn each_user(
+        &mut self,
+        mut each: impl FnMut(MirrorUser),
+    ) -> Result<(), StoreError> {
         let _hold = self.store.hold();
         let sql = format!(
             "SELECT json_array(id, email_id, status, removed_at IS NOT NULL, {}) FROM users
@@ -95,7 +98,7 @@ impl PlanRead<'_> {
 
     /// The manager and email of each live user among `ids` (ids not in the
     /// mirror, or removed, are absent from the answer).
-    pub async fn manager_links(
+    pub(crate) async fn manager_links(
         &mut self,
         ids: &[String],
     ) -> Result<HashMap<String, ManagerLink>, StoreError> {

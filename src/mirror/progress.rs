@@ -32,7 +32,7 @@ pub struct RunInProgress {
 impl Store {
     /// Write a run's progress into its row (only while it is `running`).
     /// Called every few seconds, never per user: the page path stays cheap.
-    pub async fn record_progress(
+    pub(crate) async fn record_progress(
         &self,
         p: &RunProgress,
         now: DateTime<Utc>,
@@ -58,7 +58,7 @@ impl Store {
     }
 
     /// Users not marked removed: what a full pull expects to see.
-    pub async fn present_users(&self) -> Result<u64, StoreError> {
+    pub(crate) async fn present_users(&self) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM user_state WHERE removed_at IS NULL")
             .fetch_one(&*self.read())
             .await?;
@@ -69,7 +69,7 @@ impl Store {
     /// progress, whatever its row still says), oldest first. A mirror that
     /// predates the progress columns (read by `status`, which does not
     /// migrate) shows its runs without them.
-    pub async fn runs_in_progress(&self) -> Result<Vec<RunInProgress>, StoreError> {
+    pub(crate) async fn runs_in_progress(&self) -> Result<Vec<RunInProgress>, StoreError> {
         let has_progress: bool = sqlx::query_scalar(
             "SELECT count(*) > 0 FROM pragma_table_info('sync_runs') WHERE name = 'eta_at'",
         )

@@ -19,7 +19,7 @@ pub struct LockState {
 
 /// What the ledger said to a request that asked to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LedgerAnswer {
+pub(crate) enum LedgerAnswer {
     /// Recorded as started at this time.
     Started(DateTime<Utc>),
     /// The endpoint is locked until then.
@@ -33,7 +33,7 @@ impl Store {
     /// `window` (at most `requests`), record the start. The time is read
     /// from `clock` only once the write lock is held, so another process
     /// cannot slip a start in between our count and our insert.
-    pub async fn ledger_try_start(
+    pub(crate) async fn ledger_try_start(
         &self,
         endpoint: &str,
         requests: u32,
@@ -83,7 +83,7 @@ impl Store {
     }
 
     /// Remove the newest recorded start of `endpoint` (a refund).
-    pub async fn ledger_refund(&self, endpoint: &str) -> Result<(), StoreError> {
+    pub(crate) async fn ledger_refund(&self, endpoint: &str) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         sqlx::query(
             "DELETE FROM request_ledger WHERE id = (SELECT id FROM request_ledger
@@ -126,7 +126,7 @@ impl Store {
     }
 
     /// Every persisted lock (past ones included: `locked_until` tells).
-    pub async fn endpoint_locks(&self) -> Result<Vec<LockState>, StoreError> {
+    pub(crate) async fn endpoint_locks(&self) -> Result<Vec<LockState>, StoreError> {
         let rows = sqlx::query(
             "SELECT endpoint, locked_until, reason FROM endpoint_locks ORDER BY endpoint",
         )
@@ -145,7 +145,7 @@ impl Store {
     }
 
     /// When `endpoint`'s lock ends, as stored (maybe in the past).
-    pub async fn endpoint_locked_until(
+    pub(crate) async fn endpoint_locked_until(
         &self,
         endpoint: &str,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -158,7 +158,7 @@ impl Store {
     }
 
     /// Starts of `endpoint` recorded (by any process) after `since`.
-    pub async fn ledger_starts_since(
+    pub(crate) async fn ledger_starts_since(
         &self,
         endpoint: &str,
         since: DateTime<Utc>,

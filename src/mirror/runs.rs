@@ -87,7 +87,7 @@ impl Store {
     /// unlocked or missing, see [`super::lease`]) are marked failed, with
     /// the dead pid in the error; a live process's runs are left alone.
     /// Dead owners' lease files are removed on the way.
-    pub async fn abandon_dead_runs(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    pub(crate) async fn abandon_dead_runs(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let owners: Vec<(Option<String>, Option<i64>, Option<String>)> = {
             sqlx::query_as(
                 "SELECT DISTINCT owner, owner_pid, owner_host FROM sync_runs
@@ -157,7 +157,7 @@ impl Store {
         )
     }
 
-    pub async fn set_state(
+    pub(crate) async fn set_state(
         &self,
         key: &str,
         value: &str,
@@ -192,7 +192,7 @@ impl Store {
     }
 
     /// Users per status (removed users counted as `removed`).
-    pub async fn user_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    pub(crate) async fn user_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query(
             "SELECT CASE WHEN removed_at IS NOT NULL THEN 'removed'
                          ELSE coalesce(status, 'unknown') END AS s, count(*) AS n
@@ -208,7 +208,7 @@ impl Store {
     /// Runs of this opener started since `since` and still `running` when
     /// the daemon had to abandon them on stop (runs of other processes are
     /// left alone, whenever they started).
-    pub async fn stop_running_runs(
+    pub(crate) async fn stop_running_runs(
         &self,
         since: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -231,7 +231,7 @@ impl Store {
 
 impl Store {
     /// When the last successful run of each kind finished: `(kind, time)`.
-    pub async fn last_successes(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    pub(crate) async fn last_successes(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT kind, max(finished_at) FROM sync_runs
              WHERE status = 'ok' AND finished_at IS NOT NULL GROUP BY kind",

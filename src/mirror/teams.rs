@@ -7,7 +7,7 @@ use crate::clock::to_db;
 
 /// A team membership as fetched for one user.
 #[derive(Debug, Clone)]
-pub struct TeamRow {
+pub(crate) struct TeamRow {
     pub team_id: String,
     pub name: Option<String>,
     pub organization_id: Option<String>,
@@ -27,7 +27,11 @@ impl Store {
     /// `json_each`): a first pull queues every user, and a statement per
     /// user, each a round trip to the connection's thread, cost a 100,000
     /// user pull twice the rest of its time.
-    pub async fn queue_teams(&self, ids: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub(crate) async fn queue_teams(
+        &self,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -46,7 +50,7 @@ impl Store {
     }
 
     /// Queue every current user (teams = "all").
-    pub async fn queue_all_teams(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    pub(crate) async fn queue_all_teams(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
         let r = sqlx::query(
             "INSERT OR IGNORE INTO teams_queue (user_id, queued_at)
@@ -60,7 +64,7 @@ impl Store {
     }
 
     /// The oldest `limit` queued users.
-    pub async fn next_team_fetches(&self, limit: i64) -> Result<Vec<String>, StoreError> {
+    pub(crate) async fn next_team_fetches(&self, limit: i64) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT user_id FROM teams_queue ORDER BY queued_at, user_id LIMIT ?",
         )
@@ -69,14 +73,14 @@ impl Store {
         .await?)
     }
 
-    pub async fn teams_queue_len(&self) -> Result<i64, StoreError> {
+    pub(crate) async fn teams_queue_len(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM teams_queue")
             .fetch_one(&*self.read())
             .await?)
     }
 
     /// Replace `user_id`'s memberships with `teams` and dequeue the user.
-    pub async fn write_user_teams(
+    pub(crate) async fn write_user_teams(
         &self,
         user_id: &str,
         teams: &[TeamRow],
@@ -131,7 +135,7 @@ impl Store {
     }
 
     /// Drop a queued user without fetching (e.g. the user no longer exists).
-    pub async fn dequeue_teams(&self, user_id: &str) -> Result<(), StoreError> {
+    pub(crate) async fn dequeue_teams(&self, user_id: &str) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         sqlx::query("DELETE FROM teams_queue WHERE user_id = ?")
             .bind(user_id)
@@ -141,7 +145,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn write_layout(
+    pub(crate) async fn write_layout(
         &self,
         unique_name: &str,
         raw_json: &str,

@@ -7,7 +7,7 @@ use super::store::{Store, StoreError};
 
 /// A write a push run applied: its `pushes` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppliedWrite {
+pub(crate) struct AppliedWrite {
     pub user_id: Option<String>,
     pub email: String,
     /// `update` or `add`.
@@ -18,7 +18,10 @@ pub struct AppliedWrite {
 
 impl Store {
     /// `(kind, status)` of run `id`, if there is one.
-    pub async fn run_kind_status(&self, id: i64) -> Result<Option<(String, String)>, StoreError> {
+    pub(crate) async fn run_kind_status(
+        &self,
+        id: i64,
+    ) -> Result<Option<(String, String)>, StoreError> {
         Ok(
             sqlx::query_as("SELECT kind, status FROM sync_runs WHERE id = ?")
                 .bind(id)
@@ -28,7 +31,7 @@ impl Store {
     }
 
     /// The writes run `id` applied (reconciled ones included), in order.
-    pub async fn applied_writes(&self, id: i64) -> Result<Vec<AppliedWrite>, StoreError> {
+    pub(crate) async fn applied_writes(&self, id: i64) -> Result<Vec<AppliedWrite>, StoreError> {
         let rows = sqlx::query(
             "SELECT user_id, email_id, action, fields_json FROM pushes
              WHERE run_id = ? AND status = 'applied' ORDER BY id",
@@ -48,7 +51,7 @@ impl Store {
     }
 
     /// Record that push run `run` undoes run `undone`.
-    pub async fn link_undo(&self, run: i64, undone: i64) -> Result<(), StoreError> {
+    pub(crate) async fn link_undo(&self, run: i64, undone: i64) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         sqlx::query("UPDATE sync_runs SET undoes_run = ? WHERE id = ?")
             .bind(undone)

@@ -28,8 +28,8 @@ pub use target::{NotifyError, Target};
 
 /// At most this many messages per target in [`RATE_WINDOW`]: a flapping
 /// condition must not flood a channel or a mailbox.
-pub const RATE_LIMIT: usize = 10;
-pub const RATE_WINDOW: Duration = Duration::from_secs(600);
+pub(crate) const RATE_LIMIT: usize = 10;
+pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(600);
 /// Signals waiting for the dispatcher; beyond this they are dropped.
 const QUEUE: usize = 64;
 
@@ -206,7 +206,7 @@ impl Notifier {
         (Self::start(vec![Target::capture(tx)], clock), rx)
     }
 
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         self.tx.is_some()
     }
 
@@ -250,7 +250,7 @@ impl Notifier {
 
 /// Messages sent per target in the last [`RATE_WINDOW`].
 #[derive(Debug, Default)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     sent: VecDeque<tokio::time::Instant>,
 }
 

@@ -11,7 +11,7 @@ use super::{Event, Message};
 use crate::config::NotifySettings;
 
 /// One POST or one e-mail may take this long; then it is given up (logged).
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -85,7 +85,7 @@ impl Target {
         &self.name
     }
 
-    pub fn wants(&self, event: Event) -> bool {
+    pub(crate) fn wants(&self, event: Event) -> bool {
         self.events
             .as_ref()
             .is_none_or(|e| e.iter().any(|x| x == event.name()))

@@ -22,15 +22,15 @@ use crate::mirror::runs::{RunKind, RunStatus};
 use crate::mirror::Store;
 
 /// How often the run's row is updated while it runs.
-pub const ROW_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const ROW_EVERY: Duration = Duration::from_secs(5);
 /// How often a progress line is logged (plus one at the start and the end).
-pub const LOG_EVERY: Duration = Duration::from_secs(30);
+pub(crate) const LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// Requests the run has sent so far.
-pub type RequestCount = Arc<dyn Fn() -> u64 + Send + Sync>;
+pub(crate) type RequestCount = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// The quota floor of `quota`, in requests per minute.
-pub fn floor_per_min(quota: Quota) -> f64 {
+pub(crate) fn floor_per_min(quota: Quota) -> f64 {
     let secs = quota.per.as_secs_f64();
     if secs <= 0.0 {
         return f64::INFINITY;
@@ -41,7 +41,7 @@ pub fn floor_per_min(quota: Quota) -> f64 {
 /// When the run should end: the work left at the slower of the quota floor
 /// and the pace so far (the first window's burst is faster than the floor;
 /// a slow Cliq is slower). `None` without an estimate of the total.
-pub fn estimate_end(
+pub(crate) fn estimate_end(
     p: &RunProgress,
     elapsed: Duration,
     now: DateTime<Utc>,
@@ -64,7 +64,7 @@ pub fn estimate_end(
 /// Publishes a run's progress and keeps its row and the log informed.
 /// Dropping it (an error path) stops the task; [`Tracker::finish`] also
 /// writes the final figures and logs the end.
-pub struct Tracker {
+pub(crate) struct Tracker {
     store: Store,
     started: Instant,
     requests: RequestCount,
@@ -105,7 +105,7 @@ impl Tracker {
     }
 
     /// A new estimate of the total (a push that planned again).
-    pub fn expect_users(&self, users: u64) {
+    pub(crate) fn expect_users(&self, users: u64) {
         self.store
             .progress()
             .modify(|p| p.expected_users = Some(users));
@@ -225,7 +225,11 @@ fn log_line(p: &RunProgress, elapsed: Duration, now: DateTime<Utc>, end: Option<
 
 /// "full pull: page 340/~1000, 34,000 users, 340 requests, ETA 22m at 30
 /// requests/min"; at the end "…, ok after 33m 10s".
-pub fn describe(p: &RunProgress, eta_s: Option<i64>, end: Option<(RunStatus, Duration)>) -> String {
+pub(crate) fn describe(
+    p: &RunProgress,
+    eta_s: Option<i64>,
+    end: Option<(RunStatus, Duration)>,
+) -> String {
     let total = |n: Option<u64>| n.map(|n| format!("/~{}", thousands(n))).unwrap_or_default();
     let mut line = match p.kind {
         RunKind::Push => format!(
@@ -257,7 +261,7 @@ pub fn describe(p: &RunProgress, eta_s: Option<i64>, end: Option<(RunStatus, Dur
 }
 
 /// 34000 -> "34,000".
-pub fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

@@ -18,12 +18,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::hr::Attr;
 use crate::json::SCHEMA_VERSION;
+use crate::mirror::pushes::MirrorUser;
 use crate::mirror::{Store, StoreError};
 use crate::sync::plan::{FieldChange, Plan, PlannedAdd, PlannedUpdate};
 use crate::sync::push::{Given, GivenUpdate};
 
 /// The `format` marker of a plan file.
-pub const FORMAT: &str = "cliq-sync reviewed plan";
+pub(crate) const FORMAT: &str = "cliq-sync reviewed plan";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanFileError {
@@ -98,36 +99,6 @@ pub async fn write(store: &Store, plan: &Plan, path: &Path) -> Result<(), PlanFi
     let ids: Vec<String> = plan.updates.iter().map(|u| u.user_id.clone()).collect();
     let snapshot = store.plan_users(&ids, &[]).await?;
     let by_id: BTreeMap<&str, _> = snapshot.iter().map(|u| (u.id.as_str(), u)).collect();
-    let updates = plan
-        .updates
-        .iter()
-        .map(|u| FileUpdate {
-            user_id: u.user_id.clone(),
-            email: u.email.clone(),
-            changes: u
-                .changes
-                .iter()
-                .map(|c| FileChange {
-                    field: c.field.to_owned(),
-                    current: c.current.clone(),
-                    desired: c.desired.clone(),
-                    desired_name: c.desired_name.clone(),
-                })
-                .collect(),
-            desired_hash: u.desired_hash.clone(),
-            mirror_values: plan
-                .managed_fields
-                .iter()
-                .filter_map(|f| Attr::from_name(f))
-                .map(|a| {
-                    let now = by_id
-                        .get(u.user_id.as_str())
-                        .and_then(|m| m.get(a.mirror_column()));
-                    (a.name().to_owned(), now.map(str::to_owned))
-                })
-                .collect(),
-        })
-        .collect();
     let file = PlanFile {
         format: FORMAT.into(),
         made_at: crate::clock::to_db(store.clock().now()),
@@ -138,24 +109,62 @@ pub async fn write(store: &Store, plan: &Plan, path: &Path) -> Result<(), PlanFi
             .iter()
             .map(|f| (*f).to_owned())
             .collect(),
-        updates,
-        adds: plan
-            .adds
+        updates: plan
+            .updates
             .iter()
-            .map(|a| FileAdd {
-                email: a.email.clone(),
-                fields: a
-                    .fields
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                    .collect(),
-                desired_hash: a.desired_hash.clone(),
+            .map(|u| {
+                file_update(
+                    u,
+                    &plan.managed_fields,
+                    by_id.get(u.user_id.as_str()).copied(),
+                )
             })
             .collect(),
+        adds: plan.adds.iter().map(file_add).collect(),
     };
     let text =
         crate::json::document(&file).map_err(|e| PlanFileError::Write(path.into(), e.into()))?;
     write_private(path, text.as_bytes()).map_err(|e| PlanFileError::Write(path.into(), e))
+}
+
+/// One update as the file holds it, with every managed field's mirror
+/// value now (`mirror`: the user's row, if the mirror still has it).
+fn file_update(u: &PlannedUpdate, managed: &[&str], mirror: Option<&MirrorUser>) -> FileUpdate {
+    FileUpdate {
+        user_id: u.user_id.clone(),
+        email: u.email.clone(),
+        changes: u
+            .changes
+            .iter()
+            .map(|c| FileChange {
+                field: c.field.to_owned(),
+                current: c.current.clone(),
+                desired: c.desired.clone(),
+                desired_name: c.desired_name.clone(),
+            })
+            .collect(),
+        desired_hash: u.desired_hash.clone(),
+        mirror_values: managed
+            .iter()
+            .filter_map(|f| Attr::from_name(f))
+            .map(|a| {
+                let now = mirror.and_then(|m| m.get(a.mirror_column()));
+                (a.name().to_owned(), now.map(str::to_owned))
+            })
+            .collect(),
+    }
+}
+
+fn file_add(a: &PlannedAdd) -> FileAdd {
+    FileAdd {
+        email: a.email.clone(),
+        fields: a
+            .fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+        desired_hash: a.desired_hash.clone(),
+    }
 }
 
 /// Temp file (0600) in the same directory, then rename: a reader never
@@ -210,53 +219,16 @@ fn given(file: PlanFile) -> Result<Given, String> {
         .iter()
         .map(|f| attr(f).map(Attr::name))
         .collect::<Result<_, _>>()?;
-    let mut updates = Vec::with_capacity(file.updates.len());
-    for u in file.updates {
-        let mut changes = Vec::with_capacity(u.changes.len());
-        for c in u.changes {
-            let a = attr(&c.field)?;
-            changes.push(FieldChange {
-                field: a.name(),
-                cliq_key: a.cliq_key(),
-                current: c.current,
-                desired: c.desired,
-                current_name: None,
-                desired_name: c.desired_name,
-                conflict: None,
-            });
-        }
-        let expect = u
-            .mirror_values
-            .into_iter()
-            .map(|(f, v)| attr(&f).map(|a| (a.name(), v)))
-            .collect::<Result<_, _>>()?;
-        updates.push(GivenUpdate {
-            update: PlannedUpdate {
-                user_id: u.user_id,
-                email: u.email,
-                changes,
-                desired_hash: u.desired_hash,
-            },
-            expect,
-            per_field: false,
-        });
-    }
-    let mut adds = Vec::with_capacity(file.adds.len());
-    for a in file.adds {
-        let mut fields = BTreeMap::new();
-        for (k, v) in a.fields {
-            let key = Attr::ALL
-                .into_iter()
-                .find(|x| x.cliq_key() == k)
-                .ok_or_else(|| format!("unknown Cliq key {k:?} in the add of {}", a.email))?;
-            fields.insert(key.cliq_key(), v);
-        }
-        adds.push(PlannedAdd {
-            email: a.email,
-            fields,
-            desired_hash: a.desired_hash,
-        });
-    }
+    let updates = file
+        .updates
+        .into_iter()
+        .map(given_update)
+        .collect::<Result<_, _>>()?;
+    let adds = file
+        .adds
+        .into_iter()
+        .map(given_add)
+        .collect::<Result<_, _>>()?;
     Ok(Given {
         source: format!("plan file made {} from {}", file.made_at, file.source),
         managed_fields,
@@ -264,5 +236,54 @@ fn given(file: PlanFile) -> Result<Given, String> {
         adds,
         undoes_run: None,
         refused: Vec::new(),
+    })
+}
+
+/// One update of the file, expecting its mirror values.
+fn given_update(u: FileUpdate) -> Result<GivenUpdate, String> {
+    let mut changes = Vec::with_capacity(u.changes.len());
+    for c in u.changes {
+        let a = attr(&c.field)?;
+        changes.push(FieldChange {
+            field: a.name(),
+            cliq_key: a.cliq_key(),
+            current: c.current,
+            desired: c.desired,
+            current_name: None,
+            desired_name: c.desired_name,
+            conflict: None,
+        });
+    }
+    let expect = u
+        .mirror_values
+        .into_iter()
+        .map(|(f, v)| attr(&f).map(|a| (a.name(), v)))
+        .collect::<Result<_, _>>()?;
+    Ok(GivenUpdate {
+        update: PlannedUpdate {
+            user_id: u.user_id,
+            email: u.email,
+            changes,
+            desired_hash: u.desired_hash,
+        },
+        expect,
+        per_field: false,
+    })
+}
+
+/// One add of the file; a Cliq key this version does not know refuses it.
+fn given_add(a: FileAdd) -> Result<PlannedAdd, String> {
+    let mut fields = BTreeMap::new();
+    for (k, v) in a.fields {
+        let key = Attr::ALL
+            .into_iter()
+            .find(|x| x.cliq_key() == k)
+            .ok_or_else(|| format!("unknown Cliq key {k:?} in the add of {}", a.email))?;
+        fields.insert(key.cliq_key(), v);
+    }
+    Ok(PlannedAdd {
+        email: a.email,
+        fields,
+        desired_hash: a.desired_hash,
     })
 }

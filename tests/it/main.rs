@@ -9,6 +9,7 @@ mod cli_contract;
 mod client;
 mod conflicts;
 mod crash;
+mod crate_doc;
 mod daemon;
 mod demo;
 mod health;
