@@ -35,6 +35,8 @@ impl FlatUser {
     /// server that reorders keys would cost a rewrite of an unchanged row,
     /// never a `user_changes` row: those compare the columns).
     pub fn from_raw_json(raw: &str) -> Result<Option<FlatUser>, serde_json::Error> {
+        // The reader has settled the variants (id, e-mail, references): the
+        // resolved fields are all this mapping reads.
         let w: UserWire = serde_json::from_str(raw)?;
         let t = |v: Option<Scalar>| v.and_then(Scalar::text);
         let named = |n: &Option<Named>, id: bool| {
@@ -42,7 +44,7 @@ impl FlatUser {
                 .and_then(|n| if id { n.id.clone() } else { n.name.clone() })
                 .and_then(Scalar::text)
         };
-        let Some(id) = t(w.id).or_else(|| t(w.user_id)).or_else(|| t(w.zuid)) else {
+        let Some(id) = t(w.id) else {
             return Ok(None);
         };
         let values = [
@@ -60,14 +62,12 @@ impl FlatUser {
             t(w.timezone),
             t(w.language),
             t(w.country),
-            named(&w.department, true).or_else(|| t(w.department_id)),
+            named(&w.department, true),
             named(&w.department, false),
-            named(&w.designation, true).or_else(|| t(w.designation_id)),
+            named(&w.designation, true),
             named(&w.designation, false),
-            named(&w.reportingto, true)
-                .or_else(|| named(&w.reporting_to, true))
-                .or_else(|| t(w.reporting_to_zuid)),
-            named(&w.reportingto, false).or_else(|| named(&w.reporting_to, false)),
+            named(&w.reportingto, true),
+            named(&w.reportingto, false),
         ];
         Ok(Some(FlatUser {
             id,
