@@ -183,47 +183,8 @@ impl Store {
         create_private(path).map_err(io)?;
         let lease = Arc::new(OwnerLease::take(path)?);
 
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(|source| StoreError::Open {
-                path: path.to_owned(),
-                source,
-            })?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(BUSY_TIMEOUT);
-        let options = CONNECTION_PRAGMAS
-            .iter()
-            .fold(options, |o, (key, value)| o.pragma(*key, *value));
-
-        let pool = SqlitePoolOptions::new()
-            // Enough that callers never queue for a connection: under tokio's
-            // paused clock a queued acquire would see its timeout fire early.
-            .max_connections(16)
-            // A ping per checkout costs a round trip to the worker thread
-            // for nothing: SQLite connections do not go stale.
-            .test_before_acquire(false)
-            .min_connections(0)
-            .acquire_timeout(Duration::from_secs(60))
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
-        MIGRATIONS.run(&pool).await.map_err(|source| match source {
-            // sqlx checks the applied migrations before applying any.
-            sqlx::migrate::MigrateError::VersionMissing(version) => StoreError::NewerMirror {
-                path: path.to_owned(),
-                version,
-            },
-            source => StoreError::Migrate {
-                path: path.to_owned(),
-                source,
-            },
-        })?;
+        let pool = write_pool(path).await?;
+        migrate(&pool, path).await?;
         Ok(Self {
             pool,
             path: path.to_owned(),
@@ -409,6 +370,57 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn create_private(_path: &Path) -> std::io::Result<()> {
     Ok(())
+}
+
+/// The read-write pool of a mirror: WAL, the busy timeout and
+/// [`CONNECTION_PRAGMAS`] on every connection.
+async fn write_pool(path: &Path) -> Result<SqlitePool, StoreError> {
+    let options = SqliteConnectOptions::from_str("sqlite:")
+        .map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(BUSY_TIMEOUT);
+    let options = CONNECTION_PRAGMAS
+        .iter()
+        .fold(options, |o, (key, value)| o.pragma(*key, *value));
+
+    SqlitePoolOptions::new()
+        // Enough that callers never queue for a connection: under tokio's
+        // paused clock a queued acquire would see its timeout fire early.
+        .max_connections(16)
+        // A ping per checkout costs a round trip to the worker thread
+        // for nothing: SQLite connections do not go stale.
+        .test_before_acquire(false)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(60))
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(options)
+        .await
+        .map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Bring the mirror's schema up to this build's; a mirror written by a newer
+/// build is refused rather than guessed at.
+async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
+    MIGRATIONS.run(pool).await.map_err(|source| match source {
+        // sqlx checks the applied migrations before applying any.
+        sqlx::migrate::MigrateError::VersionMissing(version) => StoreError::NewerMirror {
+            path: path.to_owned(),
+            version,
+        },
+        source => StoreError::Migrate {
+            path: path.to_owned(),
+            source,
+        },
+    })
 }
 
 #[cfg(test)]

@@ -20,19 +20,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::cliq::client::{CliqClient, ListEvent};
-use crate::cliq::error::CliqError;
-use crate::cliq::models::{ListUsersParams, UserStatus};
+use crate::cliq::client::CliqClient;
+use crate::cliq::models::ListUsersParams;
 use crate::cliq::quotas::QuotaScheduler;
 use crate::cliq::Endpoint;
 use crate::mirror::progress::RunProgress;
 use crate::mirror::runs::{RunFigures, RunKind, RunStatus};
-use crate::mirror::teams::TeamRow;
-use crate::mirror::users::{ChangeSource, FlatUser};
+use crate::mirror::users::ChangeSource;
 use crate::mirror::{Store, StoreError};
 use crate::sync::progress::{self, Tracker};
 
@@ -160,33 +157,16 @@ impl PullReport {
     }
 }
 
-/// Decide the kind of pull: an incremental one needs a watermark recent
-/// enough for `modified_after` to still see everything since.
-pub fn effective_kind(
-    requested: PullKind,
-    watermark: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-    opts: &PullOptions,
-) -> (PullKind, Option<String>) {
-    if requested == PullKind::Full {
-        return (PullKind::Full, None);
-    }
-    let margin = chrono::Duration::from_std(opts.window_margin).unwrap_or_default();
-    match watermark {
-        None => (
-            PullKind::Full,
-            Some("no watermark yet: the first pull is a full one".into()),
-        ),
-        Some(w) if w < now - MODIFIED_AFTER_HORIZON + margin => (
-            PullKind::Full,
-            Some(format!(
-                "the watermark ({}) is older than Cliq's 7-day modified_after window minus the margin",
-                crate::clock::to_db(w)
-            )),
-        ),
-        Some(_) => (PullKind::Incremental, None),
-    }
-}
+mod full;
+mod pipeline;
+mod teams;
+mod watermark;
+
+use full::{complete_full, removal_breaker};
+use pipeline::{list_into_mirror, ListFailure, Listing};
+use teams::{fetch_teams, TeamsFailure};
+pub use watermark::effective_kind;
+use watermark::next_watermark;
 
 /// What a pull works with: the mirror, the client and the scheduler it
 /// queues behind, the listing's page size and the configured options. The
@@ -222,21 +202,16 @@ pub async fn pull_with<'a>(
 ) -> Result<PullReport, PullError> {
     let parts = &parts.into();
     let (store, client) = (parts.store, parts.client);
-    let clock = store.clock().clone();
     let started = tokio::time::Instant::now();
-    let started_at = clock.now();
+    let started_at = store.clock().now();
     let watermark = store.watermark().await?;
     let (kind, escalated) = effective_kind(requested, watermark, started_at, opts);
     if let Some(why) = &escalated {
         tracing::info!(reason = %why, "running a full pull instead of an incremental one");
     }
-    let run_kind = match kind {
-        PullKind::Full => RunKind::Full,
-        PullKind::Incremental => RunKind::Incremental,
-    };
-    let source = match kind {
-        PullKind::Full => ChangeSource::Full,
-        PullKind::Incremental => ChangeSource::Incremental,
+    let (run_kind, source) = match kind {
+        PullKind::Full => (RunKind::Full, ChangeSource::Full),
+        PullKind::Incremental => (RunKind::Incremental, ChangeSource::Incremental),
     };
     let run_id = store.start_run(run_kind, started_at).await?;
     let requests_before = client.stats().total_requests();
@@ -247,37 +222,9 @@ pub async fn pull_with<'a>(
         let overlap = chrono::Duration::from_std(opts.overlap).unwrap_or_default();
         params.modified_after = watermark.map(|w| w - overlap);
     }
-
-    let mut report = PullReport {
-        run_id,
-        kind,
-        escalated,
-        status: "running".into(),
-        requests: 0,
-        pages: 0,
-        users_seen: 0,
-        added: 0,
-        changed: 0,
-        removed: 0,
-        restarts: 0,
-        teams_fetched: 0,
-        teams_pending: 0,
-        started_at,
-        cliq_date: None,
-        clock_skew_ms: None,
-        elapsed: Duration::ZERO,
-        error: None,
-    };
-
-    let outcome = list_into_mirror(
-        parts,
-        opts,
-        params,
-        (run_id, source, &tracker),
-        cancel,
-        &mut report,
-    )
-    .await;
+    let mut report = new_report(run_id, kind, escalated, started_at);
+    let run = (run_id, source, &tracker);
+    let outcome = list_into_mirror(parts, opts, params, run, cancel, &mut report).await;
     let mut status = match outcome {
         Ok(Listing::Complete) => RunStatus::Ok,
         Ok(Listing::Stopped) => RunStatus::Stopped,
@@ -288,55 +235,13 @@ pub async fn pull_with<'a>(
         Err(ListFailure::Store(e)) => {
             // Record what we can, then surface the store error.
             report.error = Some(e.to_string());
-            let _ = finish(
-                store,
-                client,
-                &mut report,
-                RunStatus::Failed,
-                requests_before,
-            )
-            .await;
+            let failed = RunStatus::Failed;
+            let _ = finish(store, client, &mut report, failed, requests_before).await;
             return Err(e.into());
         }
     };
-
-    if status == RunStatus::Ok && kind == PullKind::Full {
-        if let Some(reason) = removal_breaker(store, opts, started_at, report.users_seen).await? {
-            // The pages are written; nobody is marked removed, and the run
-            // is no successful full pull (the watermark stays).
-            report.error = Some(reason);
-            status = RunStatus::Held;
-        }
-    }
     if status == RunStatus::Ok {
-        let now = clock.now();
-        if kind == PullKind::Full {
-            report.removed = store.mark_unseen_removed(started_at, run_id, now).await?;
-            if opts.teams == TeamsMode::All {
-                store.queue_all_teams(now).await?;
-            }
-            if opts.layouts {
-                if let Err(e) = refresh_layouts(store, client, cancel).await {
-                    tracing::warn!(error = %e, "layouts were not refreshed");
-                }
-            }
-        }
-        // The listing is complete: the mirror holds everything Cliq had
-        // modified before its first answer.
-        store
-            .set_watermark(next_watermark(report.cliq_date, started_at), now)
-            .await?;
-        if opts.teams != TeamsMode::Off {
-            match fetch_teams(parts, opts.teams_per_run, cancel).await {
-                Ok(n) => report.teams_fetched = n,
-                Err(TeamsFailure::Stopped) => status = RunStatus::Stopped,
-                Err(TeamsFailure::Cliq(e)) => {
-                    tracing::warn!(error = %e, "team memberships not fetched; they stay queued")
-                }
-                Err(TeamsFailure::Store(e)) => return Err(e.into()),
-            }
-        }
-        report.teams_pending = store.teams_queue_len().await?;
+        status = complete(parts, opts, &mut report, cancel).await?;
     }
     tracker.finish(status).await;
     finish(store, client, &mut report, status, requests_before).await?;
@@ -355,6 +260,76 @@ pub async fn pull_with<'a>(
         "pull finished"
     );
     Ok(report)
+}
+
+/// A run's report before its listing.
+fn new_report(
+    run_id: i64,
+    kind: PullKind,
+    escalated: Option<String>,
+    started_at: DateTime<Utc>,
+) -> PullReport {
+    PullReport {
+        run_id,
+        kind,
+        escalated,
+        status: "running".into(),
+        requests: 0,
+        pages: 0,
+        users_seen: 0,
+        added: 0,
+        changed: 0,
+        removed: 0,
+        restarts: 0,
+        teams_fetched: 0,
+        teams_pending: 0,
+        started_at,
+        cliq_date: None,
+        clock_skew_ms: None,
+        elapsed: Duration::ZERO,
+        error: None,
+    }
+}
+
+/// After a listing that completed: the removal breaker and the removals
+/// (full pulls), the watermark, then team memberships. The run's status.
+async fn complete(
+    parts: &PullParts<'_>,
+    opts: &PullOptions,
+    report: &mut PullReport,
+    cancel: &CancellationToken,
+) -> Result<RunStatus, PullError> {
+    let store = parts.store;
+    let started_at = report.started_at;
+    if report.kind == PullKind::Full {
+        if let Some(reason) = removal_breaker(store, opts, started_at, report.users_seen).await? {
+            // The pages are written; nobody is marked removed, and the run
+            // is no successful full pull (the watermark stays).
+            report.error = Some(reason);
+            return Ok(RunStatus::Held);
+        }
+    }
+    let now = store.clock().now();
+    if report.kind == PullKind::Full {
+        complete_full(parts, opts, report, now, cancel).await?;
+    }
+    // The listing is complete: the mirror holds everything Cliq had
+    // modified before its first answer.
+    let next = next_watermark(report.cliq_date, started_at);
+    store.set_watermark(next, now).await?;
+    let mut status = RunStatus::Ok;
+    if opts.teams != TeamsMode::Off {
+        match fetch_teams(parts, opts.teams_per_run, cancel).await {
+            Ok(n) => report.teams_fetched = n,
+            Err(TeamsFailure::Stopped) => status = RunStatus::Stopped,
+            Err(TeamsFailure::Cliq(e)) => {
+                tracing::warn!(error = %e, "team memberships not fetched; they stay queued")
+            }
+            Err(TeamsFailure::Store(e)) => return Err(e.into()),
+        }
+    }
+    report.teams_pending = store.teams_queue_len().await?;
+    Ok(status)
 }
 
 /// Start tracking the run's progress. A full pull expects the users
@@ -381,104 +356,6 @@ async fn track(
     Ok(Tracker::start(parts.store, initial, requests).await)
 }
 
-/// The removal circuit breaker, after a full listing that looked
-/// complete: `Some(why)` when marking the unseen users removed would cross
-/// `max_removals` or `max_removal_fraction` of the present users (a listing
-/// that ended early looks exactly like a mass removal), unless
-/// `allow_removals` lifts it for this run.
-async fn removal_breaker(
-    store: &Store,
-    opts: &PullOptions,
-    started_at: DateTime<Utc>,
-    seen: u64,
-) -> Result<Option<String>, StoreError> {
-    let (unseen, present) = store.unseen_since(started_at).await?;
-    let share = if present == 0 {
-        0.0
-    } else {
-        unseen as f64 / present as f64
-    };
-    let over_count = unseen > opts.max_removals;
-    let over_share = share > opts.max_removal_fraction;
-    if !(over_count || over_share) {
-        return Ok(None);
-    }
-    tracing::warn!(
-        seen,
-        present,
-        would_remove = unseen,
-        "suspicious full listing: it is short against the mirror"
-    );
-    if opts.allow_removals {
-        tracing::warn!(
-            removed = unseen,
-            "--allow-removals: marking them removed as confirmed"
-        );
-        return Ok(None);
-    }
-    let limit = if over_count {
-        format!("more than [sync] max_removals = {}", opts.max_removals)
-    } else {
-        format!(
-            "more than [sync] max_removal_fraction = {} of the {present} present",
-            opts.max_removal_fraction
-        )
-    };
-    let why = format!(
-        "held: the full listing saw {seen} users and would mark {unseen} of {present} \
-         removed ({:.1}%), {limit}; nobody was marked removed. A listing that ended early \
-         looks like this: check the org in Cliq, then confirm with \
-         `cliq-sync sync --full --allow-removals`",
-        share * 100.0
-    );
-    tracing::error!(reason = %why, "full pull held by the removal circuit breaker");
-    Ok(Some(why))
-}
-
-/// The watermark a complete listing earns: Cliq's `Date` of its first
-/// answer. The header is already truncated to the second, so it never lies
-/// after a modification the listing could have missed; `[sync] overlap` is
-/// subtracted when it is used. Without the header: our clock at the start.
-fn next_watermark(cliq_date: Option<DateTime<Utc>>, started_at: DateTime<Utc>) -> DateTime<Utc> {
-    match cliq_date {
-        Some(date) => date,
-        None => {
-            tracing::warn!(
-                "Cliq's answer had no readable Date header: the watermark follows this host's \
-                 clock, so a clock skew larger than [sync] overlap can hide changes until the \
-                 next full pull; keep the host clock synchronised (NTP)"
-            );
-            started_at
-        }
-    }
-}
-
-/// Record Cliq's clock against ours from the first listing answer: the
-/// report and `cliq_sync_clock_skew_seconds` get it, and a skew beyond
-/// [`CLOCK_SKEW_WARN`] is a warning.
-fn note_first_answer(
-    client: &CliqClient,
-    report: &mut PullReport,
-    cliq_date: Option<DateTime<Utc>>,
-    ours: DateTime<Utc>,
-) {
-    report.cliq_date = cliq_date;
-    let Some(date) = cliq_date else { return };
-    let skew = date - ours;
-    report.clock_skew_ms = Some(skew.num_milliseconds());
-    client.record_clock_skew(skew);
-    if skew.abs() > CLOCK_SKEW_WARN {
-        tracing::warn!(
-            skew_seconds = skew.num_seconds(),
-            cliq_date = %crate::clock::to_db(date),
-            our_clock = %crate::clock::to_db(ours),
-            "clock skew: Cliq's clock differs from this host's by more than {}s; the watermark \
-             follows Cliq's clock, but check the host's time synchronisation (NTP)",
-            CLOCK_SKEW_WARN.num_seconds()
-        );
-    }
-}
-
 async fn finish(
     store: &Store,
     client: &CliqClient,
@@ -497,294 +374,4 @@ async fn finish(
     store
         .finish_run(report.run_id, status, &figures, store.clock().now())
         .await
-}
-
-enum Listing {
-    Complete,
-    Stopped,
-}
-
-/// What the listing producer hands over.
-enum Fetched {
-    /// A page being flattened (in order: the consumer awaits each in turn).
-    Page(tokio::task::JoinHandle<Result<Vec<FlatUser>, CliqError>>),
-    Restarted,
-    /// Before the first page: its `Date` header and our clock on arrival.
-    FirstAnswer(Option<DateTime<Utc>>, DateTime<Utc>),
-    Failed(CliqError),
-}
-
-/// Aborts the task when dropped (a stopped or aborted pull stops fetching).
-struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
-
-impl AbortOnDrop {
-    async fn finish(mut self) -> Result<(), tokio::task::JoinError> {
-        match self.0.take() {
-            Some(handle) => handle.await,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(handle) = &self.0 {
-            handle.abort();
-        }
-    }
-}
-
-/// Flatten a page as received. A user without an id is skipped with a
-/// warning; one that cannot be read fails the page (and so the listing:
-/// skipping them would later mark them removed).
-fn flatten(users: &[Box<serde_json::value::RawValue>]) -> Result<Vec<FlatUser>, CliqError> {
-    let mut out = Vec::with_capacity(users.len());
-    for (i, u) in users.iter().enumerate() {
-        match FlatUser::from_raw_json(u.get()) {
-            Ok(Some(flat)) => out.push(flat),
-            Ok(None) => tracing::warn!("a listed user has no id; skipped"),
-            Err(e) => {
-                return Err(CliqError::Decode {
-                    endpoint: Endpoint::ListUsers,
-                    message: format!("list users: item {i}: {e}"),
-                })
-            }
-        }
-    }
-    Ok(out)
-}
-
-enum ListFailure {
-    Cliq(CliqError),
-    Store(StoreError),
-}
-
-async fn list_into_mirror(
-    parts: &PullParts<'_>,
-    opts: &PullOptions,
-    params: ListUsersParams,
-    (run_id, source, tracker): (i64, ChangeSource, &Tracker),
-    cancel: &CancellationToken,
-    report: &mut PullReport,
-) -> Result<Listing, ListFailure> {
-    let (store, client) = (parts.store, parts.client);
-    let queue_teams = opts.teams != TeamsMode::Off;
-    // Three stages overlap: the producer task fetches page k+2 while page
-    // k+1 is flattened (parsed and hashed, on the blocking pool) and page k
-    // is written. The channel holds one page, so memory stays bounded.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Fetched>(1);
-    let listings: Vec<ListUsersParams> = if opts.per_status {
-        UserStatus::ALL
-            .iter()
-            .map(|status| ListUsersParams {
-                status: Some(*status),
-                ..params.clone()
-            })
-            .collect()
-    } else {
-        vec![params]
-    };
-    let producer = AbortOnDrop(Some(tokio::spawn({
-        let client = client.clone();
-        let clock = store.clock().clone();
-        async move {
-            let mut first = true;
-            // One listing, or one per status (`[sync] status_listing`),
-            // one after the other: together they are the complete listing.
-            for params in listings {
-                let mut stream = client.list_users_raw(params);
-                while let Some(event) = stream.next().await {
-                    if let (true, Ok(ListEvent::Page(page))) = (first, &event) {
-                        // The earliest answer bounds what the whole run saw.
-                        first = false;
-                        let answer = Fetched::FirstAnswer(page.server_date, clock.now());
-                        if tx.send(answer).await.is_err() {
-                            return;
-                        }
-                    }
-                    let fetched = match event {
-                        Ok(ListEvent::Page(page)) => {
-                            Ok(Fetched::Page(tokio::task::spawn_blocking(move || {
-                                flatten(&page.users)
-                            })))
-                        }
-                        Ok(ListEvent::Restarted) => Ok(Fetched::Restarted),
-                        Err(e) => Err(e),
-                    };
-                    let failed = fetched.is_err();
-                    if tx
-                        .send(fetched.unwrap_or_else(Fetched::Failed))
-                        .await
-                        .is_err()
-                        || failed
-                    {
-                        return;
-                    }
-                }
-            }
-        }
-    })));
-    loop {
-        let event = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Ok(Listing::Stopped),
-            event = rx.recv() => event,
-        };
-        match event {
-            None => {
-                // The channel closes when the listing ended; make sure it
-                // ended normally (a panicked producer is not a complete listing).
-                return match producer.finish().await {
-                    Ok(()) => Ok(Listing::Complete),
-                    Err(e) => Err(ListFailure::Cliq(CliqError::Decode {
-                        endpoint: Endpoint::ListUsers,
-                        message: format!("the listing task failed: {e}"),
-                    })),
-                };
-            }
-            Some(Fetched::Failed(e)) => return Err(ListFailure::Cliq(e)),
-            Some(Fetched::Restarted) => report.restarts += 1,
-            Some(Fetched::FirstAnswer(date, ours)) => note_first_answer(client, report, date, ours),
-            Some(Fetched::Page(flattening)) => {
-                let users = match flattening.await {
-                    Ok(Ok(users)) => users,
-                    Ok(Err(e)) => return Err(ListFailure::Cliq(e)),
-                    Err(e) => {
-                        return Err(ListFailure::Cliq(CliqError::Decode {
-                            endpoint: Endpoint::ListUsers,
-                            message: format!("reading a listed page failed: {e}"),
-                        }))
-                    }
-                };
-                let received = tokio::time::Instant::now();
-                let now = store.clock().now();
-                let out = store
-                    .write_users_page(&users, run_id, source, now)
-                    .await
-                    .map_err(ListFailure::Store)?;
-                tracing::debug!(
-                    page = report.pages + 1,
-                    users = out.seen,
-                    changed = out.added + out.changed,
-                    write_ms = received.elapsed().as_millis() as u64,
-                    "page written"
-                );
-                report.pages += 1;
-                report.users_seen += out.seen;
-                report.added += out.added;
-                report.changed += out.changed;
-                tracker.set(report.pages, report.users_seen);
-                if queue_teams {
-                    store
-                        .queue_teams(&out.touched_ids, now)
-                        .await
-                        .map_err(ListFailure::Store)?;
-                }
-            }
-        }
-    }
-}
-
-async fn refresh_layouts(
-    store: &Store,
-    client: &CliqClient,
-    cancel: &CancellationToken,
-) -> Result<(), CliqError> {
-    for name in LAYOUT_NAMES {
-        if cancel.is_cancelled() {
-            return Ok(());
-        }
-        // A call may wait out a lock: a stop must not wait with it.
-        let layouts = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Ok(()),
-            r = client.user_layouts(name) => r?,
-        };
-        let raw: Vec<_> = layouts
-            .iter()
-            .map(|l| serde_json::Value::Object(l.raw.clone()))
-            .collect();
-        let text = serde_json::to_string(&raw).unwrap_or_default();
-        if let Err(e) = store.write_layout(name, &text, store.clock().now()).await {
-            tracing::warn!(error = %e, layout = name, "layout not stored");
-        }
-    }
-    Ok(())
-}
-
-enum TeamsFailure {
-    Stopped,
-    Cliq(CliqError),
-    Store(StoreError),
-}
-
-/// Fetch queued team memberships: at most `limit` this run, and only while
-/// the endpoint has headroom in its current window. Teams never make a run
-/// wait for quota: what is left stays queued for the next runs.
-async fn fetch_teams(
-    parts: &PullParts<'_>,
-    limit: usize,
-    cancel: &CancellationToken,
-) -> Result<u64, TeamsFailure> {
-    let (store, client) = (parts.store, parts.client);
-    let quota = parts.scheduler.limits().get(Endpoint::UserTeams).requests;
-    let ids = store
-        .next_team_fetches(limit as i64)
-        .await
-        .map_err(TeamsFailure::Store)?;
-    let mut fetched = 0;
-    for id in ids {
-        let used = parts
-            .scheduler
-            .used(Endpoint::UserTeams)
-            .await
-            .map_err(|e| TeamsFailure::Store(e.into()))?;
-        let locked = parts
-            .scheduler
-            .locked_until(Endpoint::UserTeams)
-            .await
-            .map_err(|e| TeamsFailure::Store(e.into()))?;
-        if used >= quota || locked.is_some() {
-            break;
-        }
-        let teams = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Err(TeamsFailure::Stopped),
-            r = client.user_teams(&id) => r,
-        };
-        let teams = match teams {
-            Ok(t) => t,
-            Err(CliqError::Permanent { status: 404, .. }) => {
-                store
-                    .dequeue_teams(&id)
-                    .await
-                    .map_err(TeamsFailure::Store)?;
-                continue;
-            }
-            Err(e) => return Err(TeamsFailure::Cliq(e)),
-        };
-        let rows: Vec<TeamRow> = teams
-            .iter()
-            .filter_map(|t| {
-                Some(TeamRow {
-                    team_id: t.team_id.clone()?,
-                    name: t.name.clone(),
-                    organization_id: t.organization_id.clone(),
-                    description: t.description.clone(),
-                    is_active: t.is_active,
-                    participant_count: t.participant_count,
-                    creation_time: t.creation_time.clone(),
-                    is_moderator: t.is_moderator,
-                    joined: t.joined,
-                    raw_json: serde_json::to_string(&t.raw).unwrap_or_default(),
-                })
-            })
-            .collect();
-        store
-            .write_user_teams(&id, &rows, store.clock().now())
-            .await
-            .map_err(TeamsFailure::Store)?;
-        fetched += 1;
-    }
-    Ok(fetched)
 }

@@ -1,0 +1,287 @@
+//! Writing a page of listed users: what the mirror has for them, what
+//! changes, and the multi-row statements that write it in one transaction.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{ChangeSource, FlatUser, PageOutcome, COLUMNS};
+use crate::clock::to_db;
+use crate::mirror::store::{Store, StoreError, WriteTx};
+
+/// The columns of a `user_rows` insert: the id, the 20 [`COLUMNS`],
+/// raw_json and the time twice (first seen, updated).
+const ROW_INSERT: &str = "INSERT INTO user_rows (id, email_id, first_name, last_name,
+    display_name, full_name, status, employee_id, mobile, phone, extension, work_location,
+    timezone, language, country, department_id, department_name, designation_id,
+    designation_name, reporting_to_id, reporting_to_name, raw_json, first_seen_at, updated_at) ";
+
+/// A known user's new content (`first_seen_at` is kept). New users get a
+/// plain insert instead, which needs no statement journal: the first pull
+/// of a large org is almost all of these.
+const ROW_UPSERT: &str = "
+ ON CONFLICT (id) DO UPDATE SET
+    email_id = excluded.email_id, first_name = excluded.first_name, last_name = excluded.last_name,
+    display_name = excluded.display_name, full_name = excluded.full_name, status = excluded.status,
+    employee_id = excluded.employee_id, mobile = excluded.mobile, phone = excluded.phone,
+    extension = excluded.extension, work_location = excluded.work_location,
+    timezone = excluded.timezone, language = excluded.language, country = excluded.country,
+    department_id = excluded.department_id, department_name = excluded.department_name,
+    designation_id = excluded.designation_id, designation_name = excluded.designation_name,
+    reporting_to_id = excluded.reporting_to_id, reporting_to_name = excluded.reporting_to_name,
+    raw_json = excluded.raw_json, updated_at = excluded.updated_at";
+
+/// A user seen with this content: present.
+const STATE_INSERT: &str = "INSERT INTO user_state (id, content_hash, last_seen_at, removed_at) ";
+const STATE_UPSERT: &str = "
+ ON CONFLICT (id) DO UPDATE SET
+    content_hash = excluded.content_hash, last_seen_at = excluded.last_seen_at, removed_at = NULL";
+
+const CHANGE_INSERT: &str =
+    "INSERT INTO user_changes (user_id, field, old_value, new_value, observed_at, run_id, source) ";
+
+/// Rows per multi-row `VALUES` statement: 24 parameters a user row keeps
+/// a statement of 500 at 12,000, well under SQLite's 32,766.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// A user as the mirror (or an earlier copy in the same page) has it.
+#[derive(Clone, Copy)]
+struct Known<'a> {
+    hash: &'a str,
+    removed: bool,
+    values: Option<&'a [Option<String>; 20]>,
+}
+
+/// What the mirror has for a page's users: id → (content hash, removed,
+/// the columns if some copy in the page differs from it).
+type Before = HashMap<String, (String, bool, Option<[Option<String>; 20]>)>;
+
+/// One `user_changes` row: (user id, field, old, new).
+type Change<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>);
+
+/// What a page does to the mirror, worked out in memory so that it is
+/// written in a handful of statements.
+#[derive(Default)]
+struct PageWrites<'a> {
+    /// Unchanged users: `last_seen_at` only.
+    seen: Vec<&'a str>,
+    /// The last copy of each user to write, new to the mirror or not.
+    new: Vec<&'a FlatUser>,
+    known: Vec<&'a FlatUser>,
+    changes: Vec<Change<'a>>,
+}
+
+/// Apply `users` in order against what the mirror had (`before`), so
+/// that one listed twice ends as the later copy and its changes are
+/// recorded against the earlier one, as if written one by one.
+fn page_writes<'a>(
+    users: &'a [FlatUser],
+    before: &'a Before,
+    out: &mut PageOutcome,
+) -> PageWrites<'a> {
+    let mut w = PageWrites::default();
+    let mut now: HashMap<&'a str, Known<'a>> = HashMap::with_capacity(users.len());
+    let mut last: HashMap<&'a str, usize> = HashMap::with_capacity(users.len());
+    for (i, u) in users.iter().enumerate() {
+        let prev = now.get(u.id.as_str()).copied().or_else(|| {
+            before.get(&u.id).map(|(hash, removed, values)| Known {
+                hash,
+                removed: *removed,
+                values: values.as_ref(),
+            })
+        });
+        match prev {
+            Some(p) if !p.removed && p.hash == u.content_hash => {
+                w.seen.push(&u.id);
+                continue;
+            }
+            None => {
+                w.changes.push((&u.id, "user", None, Some("added")));
+                out.added += 1;
+                out.touched_ids.push(u.id.clone());
+            }
+            Some(p) => {
+                let n = w.changes.len();
+                if p.removed {
+                    w.changes
+                        .push((&u.id, "user", Some("removed"), Some("restored")));
+                }
+                let old = p
+                    .values
+                    .expect("columns are read for every user that differs");
+                for (c, col) in COLUMNS.iter().enumerate() {
+                    if old[c] != u.values[c] {
+                        let (o, v) = (old[c].as_deref(), u.values[c].as_deref());
+                        w.changes.push((&u.id, col, o, v));
+                    }
+                }
+                if w.changes.len() > n {
+                    out.changed += 1;
+                    out.touched_ids.push(u.id.clone());
+                }
+            }
+        }
+        let hash = &u.content_hash;
+        let values = Some(&u.values);
+        now.insert(
+            &u.id,
+            Known {
+                hash,
+                removed: false,
+                values,
+            },
+        );
+        last.insert(&u.id, i);
+    }
+    let mut order: Vec<usize> = last.into_values().collect();
+    order.sort_unstable();
+    for u in order.into_iter().map(|i| &users[i]) {
+        if before.contains_key(&u.id) {
+            w.known.push(u);
+        } else {
+            w.new.push(u);
+        }
+    }
+    w
+}
+
+/// The ids of `users` as a JSON array, for `json_each`.
+fn json_ids<'a>(ids: impl Iterator<Item = &'a str>) -> String {
+    serde_json::to_string(&ids.collect::<Vec<_>>()).expect("strings serialise")
+}
+
+impl Store {
+    /// Write one page of users in one transaction, so a reader never sees
+    /// half a page and a crash loses at most the page in flight.
+    ///
+    /// Unchanged users (same content hash) only get `last_seen_at` bumped
+    /// in the narrow `user_state`; their `user_rows` row is not rewritten.
+    /// Changed users get one `user_changes` row per changed column; a new
+    /// user gets one row with field `user` and new value `added`, a user
+    /// who reappears after removal one with new value `restored`. Users
+    /// are applied in order, so one listed twice ends as the later copy.
+    ///
+    /// A handful of statements per page, whatever its size (two reads,
+    /// then multi-row writes): each statement is a round trip to the
+    /// connection's worker thread, so one per user would cost more than
+    /// the work.
+    pub async fn write_users_page(
+        &self,
+        users: &[FlatUser],
+        run_id: i64,
+        source: ChangeSource,
+        now: DateTime<Utc>,
+    ) -> Result<PageOutcome, StoreError> {
+        let mut out = PageOutcome {
+            seen: users.len() as u64,
+            ..PageOutcome::default()
+        };
+        if users.is_empty() {
+            return Ok(out);
+        }
+        let now_s = to_db(now);
+        let mut tx = self.write().await?;
+        let before = read_before(&mut tx, users).await?;
+        let w = page_writes(users, &before, &mut out);
+        if !w.seen.is_empty() {
+            sqlx::query(
+                "UPDATE user_state SET last_seen_at = ?1
+                 WHERE id IN (SELECT value FROM json_each(?2))",
+            )
+            .bind(&now_s)
+            .bind(json_ids(w.seen.iter().copied()))
+            .execute(&mut *tx)
+            .await?;
+        }
+        write_rows(&mut tx, &w.new, "", &now_s).await?;
+        write_rows(&mut tx, &w.known, ROW_UPSERT, &now_s).await?;
+        for chunk in w.changes.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(CHANGE_INSERT);
+            q.push_values(chunk, |mut b, (id, field, old, new)| {
+                b.push_bind(*id)
+                    .push_bind(*field)
+                    .push_bind(*old)
+                    .push_bind(*new);
+                b.push_bind(&now_s)
+                    .push_bind(run_id)
+                    .push_bind(source.as_str());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+/// What the mirror has for the users of a page: id → (content hash,
+/// removed, the columns if some copy in the page differs from it).
+async fn read_before(tx: &mut WriteTx, users: &[FlatUser]) -> Result<Before, StoreError> {
+    let rows: Vec<(String, String, bool)> = sqlx::query_as(
+        "SELECT s.id, s.content_hash, s.removed_at IS NOT NULL
+         FROM user_state s WHERE s.id IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(json_ids(users.iter().map(|u| u.id.as_str())))
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut before: Before = rows
+        .into_iter()
+        .map(|(id, hash, removed)| (id, (hash, removed, None)))
+        .collect();
+    let differ = users.iter().filter(|u| {
+        before
+            .get(&u.id)
+            .is_some_and(|(hash, removed, _)| *removed || *hash != u.content_hash)
+    });
+    let differ = json_ids(differ.map(|u| u.id.as_str()));
+    if differ != "[]" {
+        let sql = format!(
+            "SELECT id, {} FROM user_rows WHERE id IN (SELECT value FROM json_each(?1))",
+            COLUMNS.join(", ")
+        );
+        let rows = sqlx::query(&sql).bind(differ).fetch_all(&mut **tx).await?;
+        for row in rows {
+            use sqlx::Row;
+            let id: String = row.try_get(0)?;
+            let mut values: [Option<String>; 20] = Default::default();
+            for (i, v) in values.iter_mut().enumerate() {
+                *v = row.try_get(i + 1)?;
+            }
+            if let Some(entry) = before.get_mut(&id) {
+                entry.2 = Some(values);
+            }
+        }
+    }
+    Ok(before)
+}
+
+/// Insert (`tail` empty) or upsert (`tail` = [`ROW_UPSERT`]) the content
+/// and state of `users`, in multi-row statements.
+async fn write_rows(
+    tx: &mut WriteTx,
+    users: &[&FlatUser],
+    tail: &str,
+    now_s: &str,
+) -> Result<(), StoreError> {
+    for chunk in users.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(ROW_INSERT);
+        q.push_values(chunk, |mut b, u| {
+            b.push_bind(u.id.as_str());
+            for v in &u.values {
+                b.push_bind(v.as_deref());
+            }
+            b.push_bind(u.raw_json.as_str())
+                .push_bind(now_s)
+                .push_bind(now_s);
+        });
+        q.push(tail).build().execute(&mut **tx).await?;
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(STATE_INSERT);
+        q.push_values(chunk, |mut b, u| {
+            b.push_bind(u.id.as_str())
+                .push_bind(u.content_hash.as_str());
+            b.push_bind(now_s).push("NULL");
+        });
+        let state_tail = if tail.is_empty() { "" } else { STATE_UPSERT };
+        q.push(state_tail).build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
