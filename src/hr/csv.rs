@@ -41,6 +41,19 @@ pub(super) fn load_csv(bytes: &[u8], c: &mut Collector, mapping: &Mapping) -> Ve
         );
         return Vec::new();
     }
+    let Some(cols) = columns(&headers, c, mapping) else {
+        return Vec::new();
+    };
+    read_rows(&mut rdr, &headers, &cols, c, mapping)
+}
+
+/// Column index → the source key it holds, checked against the header
+/// rules (known, not twice, not derived); `None` without `email_id`.
+fn columns(
+    headers: &csv::StringRecord,
+    c: &mut Collector,
+    mapping: &Mapping,
+) -> Option<Vec<(usize, &'static str)>> {
     // Column index → what it holds.
     let mut email_col = None;
     let mut cols: Vec<(usize, &'static str)> = Vec::new();
@@ -75,8 +88,19 @@ pub(super) fn load_csv(bytes: &[u8], c: &mut Collector, mapping: &Mapping) -> Ve
             Some("email_id"),
             "the header has no email_id column (required)",
         );
-        return Vec::new();
+        return None;
     }
+    Some(cols)
+}
+
+/// Every row after the header: a record each, or the problems found.
+fn read_rows(
+    rdr: &mut csv::Reader<&[u8]>,
+    headers: &csv::StringRecord,
+    cols: &[(usize, &'static str)],
+    c: &mut Collector,
+    mapping: &Mapping,
+) -> Vec<HrRecord> {
     let mut out = Vec::new();
     let mut rec = csv::StringRecord::new();
     loop {
@@ -98,21 +122,7 @@ pub(super) fn load_csv(bytes: &[u8], c: &mut Collector, mapping: &Mapping) -> Ve
                 }
             }
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                let msg = match e.kind() {
-                    csv::ErrorKind::UnequalLengths {
-                        expected_len, len, ..
-                    } => format!("malformed CSV: {len} fields where the header has {expected_len}"),
-                    csv::ErrorKind::Utf8 { err, .. } => {
-                        format!("malformed CSV: invalid UTF-8 in field {}", err.field() + 1)
-                    }
-                    _ => format!("malformed CSV: {e}"),
-                };
-                let field = match e.kind() {
-                    csv::ErrorKind::Utf8 { err, .. } => headers.get(err.field()),
-                    _ => None,
-                };
-                c.push(Location::Line(line), field, msg);
+                row_error(&e, headers, c);
                 if !matches!(
                     e.kind(),
                     csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }
@@ -123,4 +133,23 @@ pub(super) fn load_csv(bytes: &[u8], c: &mut Collector, mapping: &Mapping) -> Ve
         }
     }
     out
+}
+
+/// Report a row the csv reader refused (wrong field count, bad UTF-8, …).
+fn row_error(e: &csv::Error, headers: &csv::StringRecord, c: &mut Collector) {
+    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    let msg = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("malformed CSV: {len} fields where the header has {expected_len}"),
+        csv::ErrorKind::Utf8 { err, .. } => {
+            format!("malformed CSV: invalid UTF-8 in field {}", err.field() + 1)
+        }
+        _ => format!("malformed CSV: {e}"),
+    };
+    let field = match e.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => headers.get(err.field()),
+        _ => None,
+    };
+    c.push(Location::Line(line), field, msg);
 }

@@ -21,9 +21,11 @@ fn duplicate_key(pairs: &[(String, Node)]) -> Option<&str> {
         .find(|k| !seen.insert(*k))
 }
 
-pub(super) fn load_values(doc: Node, c: &mut Collector, mapping: &Mapping) -> Vec<HrRecord> {
-    let list = match doc {
-        Node::List(items) => items,
+/// The list of people of a document (a list, `{"users": [...]}`, or
+/// nothing); `None` (reported) for any other shape.
+fn people(doc: Node, c: &mut Collector) -> Option<Vec<Node>> {
+    match doc {
+        Node::List(items) => Some(items),
         Node::Map(mut m) => {
             if let Some(k) = duplicate_key(&m) {
                 c.push(
@@ -31,7 +33,7 @@ pub(super) fn load_values(doc: Node, c: &mut Collector, mapping: &Mapping) -> Ve
                     Some(k),
                     "duplicate key: it appears more than once at the top level",
                 );
-                return Vec::new();
+                return None;
             }
             if let Some((k, _)) = m.iter().find(|(k, _)| k != "users") {
                 c.push(
@@ -39,22 +41,22 @@ pub(super) fn load_values(doc: Node, c: &mut Collector, mapping: &Mapping) -> Ve
                     Some(k),
                     "unexpected top-level key: expected a list of people or {\"users\": [...]} ([[users]] in TOML)",
                 );
-                return Vec::new();
+                return None;
             }
             match m.pop().map(|(_, v)| v) {
-                Some(Node::List(items)) => items,
-                Some(Node::Null) | None => Vec::new(),
+                Some(Node::List(items)) => Some(items),
+                Some(Node::Null) | None => Some(Vec::new()),
                 Some(other) => {
                     c.push(
                         Location::File,
                         Some("users"),
                         format!("must be a list of people, got {}", type_name(&other)),
                     );
-                    return Vec::new();
+                    None
                 }
             }
         }
-        Node::Null => Vec::new(),
+        Node::Null => Some(Vec::new()),
         other => {
             c.push(
                 Location::File,
@@ -64,8 +66,14 @@ pub(super) fn load_values(doc: Node, c: &mut Collector, mapping: &Mapping) -> Ve
                     type_name(&other)
                 ),
             );
-            return Vec::new();
+            None
         }
+    }
+}
+
+pub(super) fn load_values(doc: Node, c: &mut Collector, mapping: &Mapping) -> Vec<HrRecord> {
+    let Some(list) = people(doc, c) else {
+        return Vec::new();
     };
     let mut out = Vec::with_capacity(list.len());
     for (i, item) in list.into_iter().enumerate() {

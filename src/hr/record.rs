@@ -73,27 +73,17 @@ impl Collector {
         self.record(location, email, fields)
     }
 
-    /// Check the email and every value of one record; `None` if it is invalid.
-    fn record<'a>(
-        &mut self,
-        location: Location,
-        email: Option<&str>,
-        values: impl Iterator<Item = (&'a str, Attr, ValueKind, &'a str)>,
-    ) -> Option<HrRecord> {
-        let mut ok = true;
-        if let Some(msg) = email.and_then(|e| check_value("email_id", e)) {
-            self.push(location, Some("email_id"), msg);
-            return None;
-        }
-        let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
+    /// The record's email, lowercased, and whether it is acceptable
+    /// (present, plausible, not already given by an earlier record).
+    fn email(&mut self, location: Location, email: Option<&str>) -> (String, bool) {
+        match email.map(str::trim).filter(|e| !e.is_empty()) {
             None => {
                 self.push(
                     location,
                     Some("email_id"),
                     "missing: every record needs an email_id",
                 );
-                ok = false;
-                String::new()
+                (String::new(), false)
             }
             Some(e) if !valid_email(e) => {
                 self.push(
@@ -101,13 +91,11 @@ impl Collector {
                     Some("email_id"),
                     format!("'{e}' is not a valid email address"),
                 );
-                ok = false;
-                String::new()
+                (String::new(), false)
             }
             Some(e) => {
                 let lower = e.to_lowercase();
-                if let Some(first) = self.seen.get(&lower) {
-                    let first = *first;
+                if let Some(first) = self.seen.get(&lower).copied() {
                     self.push(
                         location,
                         Some("email_id"),
@@ -115,13 +103,27 @@ impl Collector {
                             "duplicate email '{e}' (emails are case-insensitive): first at {first}"
                         ),
                     );
-                    ok = false;
+                    (lower, false)
                 } else {
                     self.seen.insert(lower.clone(), location);
+                    (lower, true)
                 }
-                lower
             }
-        };
+        }
+    }
+
+    /// Check the email and every value of one record; `None` if it is invalid.
+    fn record<'a>(
+        &mut self,
+        location: Location,
+        email: Option<&str>,
+        values: impl Iterator<Item = (&'a str, Attr, ValueKind, &'a str)>,
+    ) -> Option<HrRecord> {
+        if let Some(msg) = email.and_then(|e| check_value("email_id", e)) {
+            self.push(location, Some("email_id"), msg);
+            return None;
+        }
+        let (email, mut ok) = self.email(location, email);
         let mut out: [Option<HrValue>; 14] = Default::default();
         let mut from: [&str; 14] = [""; 14];
         for (key, attr, kind, text) in values {
