@@ -122,7 +122,9 @@ impl<'a> Differ<'a> {
 
     /// One email's mirror users against its HR record, if any.
     fn flush(&mut self) {
-        let group = std::mem::take(&mut self.group);
+        let mut group = std::mem::take(&mut self.group);
+        // The mirror gives one email's users in no set order.
+        group.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         let found = group[..]
             .first()
             .and_then(|u| u.email.as_deref())
