@@ -253,7 +253,7 @@ mod given;
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Simulate(args) => {
-            init_logging("info", "pretty");
+            init_logging("info", &crate::config::LogFormat::Pretty);
             simulate(args).await
         }
         Command::CheckConfig { online } => {
@@ -401,7 +401,7 @@ async fn sync_once(
 /// One human line about a pull.
 pub fn report_line(r: &PullReport) -> String {
     let mut line = format!(
-        "{:?} pull #{} {}: {} users seen, {} added, {} changed, {} removed, {} requests, {:.1?}",
+        "{} pull #{} {}: {} users seen, {} added, {} changed, {} removed, {} requests, {:.1?}",
         r.kind,
         r.run_id,
         r.status,

@@ -12,16 +12,19 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::cliq::models::{ModifiedAfterFormat, UpdateBodyShape};
 use crate::cliq::quotas::Limits;
 use crate::cliq::{Endpoint, Quota};
 
 mod checks;
+mod choice;
 mod keys;
 mod notify;
 pub mod scope;
 mod secrets;
 
 pub use checks::{check_cron, check_url, parse_cron, parse_timezone};
+pub use choice::{LogFormat, OnConflict, OnThreshold, StatusListing, TeamsMode};
 pub use keys::{env_var, Origin, UnknownKey};
 pub use notify::{check_smtp_url, check_webhook_url, is_loopback_url, NotifySettings};
 
@@ -135,11 +138,13 @@ pub struct CliqSettings {
     #[serde(serialize_with = "mask_opt")]
     pub refresh_token: Option<SecretString>,
     pub refresh_token_file: Option<PathBuf>,
-    pub modified_after_format: String,
+    #[serde(deserialize_with = "choice::one_of")]
+    pub modified_after_format: ModifiedAfterFormat,
     pub page_size: u32,
     #[serde(with = "crate::clock::duration_text")]
     pub request_timeout: Duration,
-    pub update_body: String,
+    #[serde(deserialize_with = "choice::one_of")]
+    pub update_body: UpdateBodyShape,
     /// How long an unreachable accounts server is retried before the
     /// command fails (the token path's bound).
     #[serde(with = "crate::clock::duration_text")]
@@ -157,10 +162,10 @@ impl Default for CliqSettings {
             client_secret_file: None,
             refresh_token: None,
             refresh_token_file: None,
-            modified_after_format: "rfc3339".into(),
+            modified_after_format: ModifiedAfterFormat::Rfc3339,
             page_size: 100,
             request_timeout: Duration::from_secs(30),
-            update_body: "wrapped".into(),
+            update_body: UpdateBodyShape::Wrapped,
             token_timeout: crate::cliq::auth::DEFAULT_TOKEN_TIMEOUT,
         }
     }
@@ -211,13 +216,11 @@ pub struct SyncSettings {
     #[serde(with = "crate::clock::duration_text")]
     pub window_margin: Duration,
     /// Team memberships: "off", "changed" (users new or changed in the run) or "all".
-    pub teams: String,
+    pub teams: TeamsMode,
     /// Team-membership fetches per run (one request each, 20/min).
     pub teams_per_run: usize,
-    /// "combined": one listing without a status filter (the simulator, like
-    /// our reading of the API, returns every status); "per_status": one
-    /// listing per status, for an API that filters by default.
-    pub status_listing: String,
+    /// One listing, or one per status (see [`StatusListing`]).
+    pub status_listing: StatusListing,
     /// A full pull that would mark more users removed than this marks
     /// nobody: the run is `held` until `sync --full --allow-removals`.
     pub max_removals: u64,
@@ -230,9 +233,9 @@ impl Default for SyncSettings {
         Self {
             overlap: Duration::from_secs(300),
             window_margin: Duration::from_secs(6 * 3600),
-            teams: "changed".into(),
+            teams: TeamsMode::Changed,
             teams_per_run: 20,
-            status_listing: "combined".into(),
+            status_listing: StatusListing::Combined,
             max_removals: 500,
             max_removal_fraction: 0.1,
         }
@@ -321,86 +324,6 @@ pub struct PushSettings {
     /// What a push that trips a safety threshold does: hold its plan for
     /// `approve`, or fail.
     pub on_threshold: OnThreshold,
-}
-
-/// `[push] on_threshold`: a push over `max_changes_per_run` or
-/// `max_source_drop`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnThreshold {
-    /// Keep the plan (`held_plans`) until `cliq-sync approve ID` releases it;
-    /// the same plan held again on later ticks is the same incident.
-    #[default]
-    Hold,
-    /// Record a failed push run (and `push_failed`) every time.
-    Fail,
-}
-
-impl OnThreshold {
-    pub const ALL: [OnThreshold; 2] = [OnThreshold::Hold, OnThreshold::Fail];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnThreshold::Hold => "hold",
-            OnThreshold::Fail => "fail",
-        }
-    }
-}
-
-// By hand, as for OnConflict: the message lists the operator's choices.
-impl<'de> Deserialize<'de> for OnThreshold {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        OnThreshold::ALL
-            .into_iter()
-            .find(|v| v.as_str() == text)
-            .ok_or_else(|| {
-                serde::de::Error::custom(format!("must be \"hold\" or \"fail\", found {text:?}"))
-            })
-    }
-}
-
-/// `[push] on_conflict`: a field HR manages was changed in Cliq (by hand,
-/// by an admin) since our last push of it, and HR wants another value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnConflict {
-    /// Push HR's value anyway; the plan marks it (today's behaviour).
-    #[default]
-    Overwrite,
-    /// Leave Cliq's value; the plan lists the field as skipped.
-    Skip,
-    /// Hold the whole push (a `held` run, exit 3) until reviewed.
-    Hold,
-}
-
-impl OnConflict {
-    pub const ALL: [OnConflict; 3] = [OnConflict::Overwrite, OnConflict::Skip, OnConflict::Hold];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnConflict::Overwrite => "overwrite",
-            OnConflict::Skip => "skip",
-            OnConflict::Hold => "hold",
-        }
-    }
-}
-
-// By hand rather than derived: serde's "enum OnConflict does not have
-// variant constructor ask" names a Rust type, not the choices an operator
-// has (the loader adds the key and where it was set).
-impl<'de> Deserialize<'de> for OnConflict {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        OnConflict::ALL
-            .into_iter()
-            .find(|v| v.as_str() == text)
-            .ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "must be \"overwrite\", \"skip\" or \"hold\", found {text:?}"
-                ))
-            })
-    }
 }
 
 impl Default for PushSettings {
@@ -562,14 +485,14 @@ impl Default for ServerSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
-    pub format: String,
+    pub format: LogFormat,
     pub level: String,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
-            format: "pretty".into(),
+            format: LogFormat::Pretty,
             level: "info".into(),
         }
     }
@@ -724,35 +647,8 @@ impl Settings {
         c.data_center
             .parse::<crate::cliq::dc::DataCenter>()
             .map_err(|e| invalid("cliq.data_center", e.to_string()))?;
-        if !matches!(self.sync.status_listing.as_str(), "combined" | "per_status") {
-            return Err(invalid(
-                "sync.status_listing",
-                "must be \"combined\" or \"per_status\"",
-            ));
-        }
         if !(1..=100).contains(&c.page_size) {
             return Err(invalid("cliq.page_size", "must be between 1 and 100"));
-        }
-        if !matches!(c.modified_after_format.as_str(), "rfc3339" | "epoch_millis") {
-            return Err(invalid(
-                "cliq.modified_after_format",
-                "must be \"rfc3339\" or \"epoch_millis\"",
-            ));
-        }
-        if !matches!(c.update_body.as_str(), "wrapped" | "flat") {
-            return Err(invalid(
-                "cliq.update_body",
-                "must be \"wrapped\" or \"flat\"",
-            ));
-        }
-        if !matches!(self.sync.teams.as_str(), "off" | "changed" | "all") {
-            return Err(invalid(
-                "sync.teams",
-                "must be \"off\", \"changed\" or \"all\"",
-            ));
-        }
-        if !matches!(self.log.format.as_str(), "pretty" | "json") {
-            return Err(invalid("log.format", "must be \"pretty\" or \"json\""));
         }
         if let Some(hr) = &self.hr {
             crate::hr::managed_attrs(hr.managed_fields.as_deref())

@@ -29,6 +29,7 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::cliq::Endpoint;
 use crate::daemon::DaemonState;
+use crate::mirror::runs::RunKind;
 
 mod conns;
 mod exposition;
@@ -288,7 +289,9 @@ pub async fn render(s: &ServerState) -> anyhow::Result<String> {
     let last_ok = Family::<KindLabel, Gauge>::default();
     for (kind, at) in app.store.last_successes().await? {
         last_ok
-            .get_or_create(&KindLabel { kind })
+            .get_or_create(&KindLabel {
+                kind: kind.to_string(),
+            })
             .set(at.timestamp());
     }
     reg.register(
@@ -317,11 +320,11 @@ pub async fn render(s: &ServerState) -> anyhow::Result<String> {
 
     let durations = Family::<KindLabel, FGauge>::default();
     if let Ok(d) = s.daemon.last_duration.lock() {
-        for (kind, secs) in ["full", "incremental", "push"].iter().zip(d.iter()) {
+        for (kind, secs) in RunKind::ALL.iter().zip(d.iter()) {
             if let Some(secs) = secs {
                 durations
                     .get_or_create(&KindLabel {
-                        kind: (*kind).into(),
+                        kind: kind.to_string(),
                     })
                     .set(*secs);
             }
@@ -336,8 +339,8 @@ pub async fn render(s: &ServerState) -> anyhow::Result<String> {
     let runs = Family::<KindStatusLabels, Counter>::default();
     for ((kind, status), n) in s.daemon.runs.snapshot() {
         runs.get_or_create(&KindStatusLabels {
-            kind: kind.into(),
-            status: status.into(),
+            kind: kind.to_string(),
+            status: status.to_string(),
         })
         .inc_by(n);
     }
@@ -482,13 +485,15 @@ fn register_progress(
     let requests = Family::<KindLabel, Gauge>::default();
     let pages = Family::<KindLabel, Gauge>::default();
     let eta = Family::<KindLabel, FGauge>::default();
-    for kind in ["full", "incremental", "push"] {
-        let l = KindLabel { kind: kind.into() };
+    for kind in RunKind::ALL {
+        let l = KindLabel {
+            kind: kind.to_string(),
+        };
         in_progress.get_or_create(&l).set(0);
     }
     for r in runs {
         let l = KindLabel {
-            kind: r.kind.clone(),
+            kind: r.kind.to_string(),
         };
         in_progress.get_or_create(&l).set(1);
         users.get_or_create(&l).set(r.users_seen);

@@ -35,3 +35,4 @@ mod systemd;
 mod token;
 mod trust;
 mod user_reader;
+mod vocab;
