@@ -1,7 +1,11 @@
 use std::path::Path;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
 
 use super::keys::{closest, distance, Node, Walk};
 use super::*;
+use crate::cliq::Endpoint;
 
 fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     let dir = tempfile::tempdir().unwrap();
