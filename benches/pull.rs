@@ -39,7 +39,7 @@ fn settings(sim: &SimConfig, dir: &std::path::Path, base: &str) -> Settings {
     s.cliq.client_secret = Some(SecretString::from(sim.client_secret.clone()));
     s.cliq.refresh_token = Some(SecretString::from(sim.refresh_token.clone()));
     s.mirror.path = dir.join("mirror.db");
-    s.sync.teams = "off".into();
+    s.sync.teams = cliq_sync::config::TeamsMode::Off;
     s
 }
 

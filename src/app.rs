@@ -9,9 +9,9 @@ use std::sync::Arc;
 use crate::cliq::auth::TokenManager;
 use crate::cliq::client::CliqClient;
 use crate::cliq::quotas::QuotaScheduler;
-use crate::config::Settings;
+use crate::config::{Settings, StatusListing};
 use crate::mirror::Store;
-use crate::sync::{PullOptions, PullParts, TeamsMode};
+use crate::sync::{PullOptions, PullParts};
 
 /// The assembled program state.
 #[derive(Clone)]
@@ -41,9 +41,9 @@ impl App {
         PullOptions {
             overlap: s.overlap,
             window_margin: s.window_margin,
-            teams: s.teams.parse().unwrap_or(TeamsMode::Changed),
+            teams: s.teams,
             teams_per_run: s.teams_per_run,
-            per_status: s.status_listing == "per_status",
+            per_status: s.status_listing == StatusListing::PerStatus,
             layouts: true,
             max_removals: s.max_removals,
             max_removal_fraction: s.max_removal_fraction,

@@ -30,6 +30,7 @@ mod sync;
 
 pub use args::{Cli, Command, SimulateArgs};
 pub use simulate::build_simulator;
+pub use sync::report_line;
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -74,7 +75,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
     let config = cli.config.as_deref();
     match cli.command {
         Command::Simulate(args) => {
-            init_logging("info", "pretty");
+            init_logging("info", &crate::config::LogFormat::Pretty);
             simulate::command(args).await
         }
         Command::CheckConfig { online } => check_config::command(config, online).await,

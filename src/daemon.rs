@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::hr::HrSource;
-use crate::mirror::runs::RunKind;
+use crate::mirror::runs::{RunKind, RunStatus};
 use hr_watch::{HrWatch, Unusable};
 
 mod alerts;
@@ -92,7 +92,8 @@ pub struct DaemonState {
     pub hr_errors: AtomicU64,
     /// Push ticks skipped because the HR file had not settled or could not be read whole.
     pub hr_unsettled: AtomicU64,
-    /// Seconds the last run of each kind took: (full, incremental, push).
+    /// Seconds the last run of each kind took, in the order of
+    /// [`RunKind::ALL`] (full, incremental, push).
     pub last_duration: Mutex<[Option<f64>; 3]>,
     pub running: AtomicBool,
     /// systemd's view (STATUS=, RELOADING=1); a no-op outside systemd.
@@ -100,9 +101,10 @@ pub struct DaemonState {
 }
 
 impl DaemonState {
-    fn record_duration(&self, kind: usize, secs: f64) {
+    fn record_duration(&self, kind: RunKind, secs: f64) {
+        let i = RunKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
         if let Ok(mut d) = self.last_duration.lock() {
-            d[kind] = Some(secs);
+            d[i] = Some(secs);
         }
     }
 
@@ -115,29 +117,24 @@ impl DaemonState {
     }
 }
 
-/// The final statuses of `sync_runs`.
-const RUN_STATUSES: [&str; 4] = ["ok", "failed", "stopped", "held"];
-
-/// Runs of this process by kind and final status. The statuses are the
-/// four final ones of `sync_runs`; anything else counts as `failed`.
+/// Runs of this process by kind and final status ([`RunStatus::FINAL`]; a
+/// run reported still `running` counts as `failed`: it did not end well).
 #[derive(Default)]
-pub struct RunCounts(Mutex<BTreeMap<(&'static str, &'static str), u64>>);
+pub struct RunCounts(Mutex<BTreeMap<(RunKind, RunStatus), u64>>);
 
 impl RunCounts {
-    pub fn add(&self, kind: RunKind, status: &str) {
+    pub fn add(&self, kind: RunKind, status: RunStatus) {
         let status = match status {
-            "ok" => "ok",
-            "stopped" => "stopped",
-            "held" => "held",
-            _ => "failed",
+            RunStatus::Running => RunStatus::Failed,
+            s => s,
         };
         if let Ok(mut m) = self.0.lock() {
-            *m.entry((kind.as_str(), status)).or_default() += 1;
+            *m.entry((kind, status)).or_default() += 1;
         }
     }
 
     /// Runs of any kind that ended with `status`.
-    pub fn total(&self, status: &str) -> u64 {
+    pub fn total(&self, status: RunStatus) -> u64 {
         self.snapshot()
             .into_iter()
             .filter(|((_, s), _)| *s == status)
@@ -148,54 +145,20 @@ impl RunCounts {
     /// `((kind, status), runs)` for every kind and final status, zeros
     /// included: a series that exists from the start lets `increase()`
     /// see the first run of its kind.
-    pub fn snapshot(&self) -> Vec<((&'static str, &'static str), u64)> {
+    pub fn snapshot(&self) -> Vec<((RunKind, RunStatus), u64)> {
         let m = self.0.lock().map(|m| m.clone()).unwrap_or_default();
-        let kinds = [RunKind::Full, RunKind::Incremental, RunKind::Push];
-        kinds
+        RunKind::ALL
             .iter()
-            .flat_map(|k| RUN_STATUSES.map(|s| (k.as_str(), s)))
+            .flat_map(|k| RunStatus::FINAL.map(|s| (*k, s)))
             .map(|key| (key, m.get(&key).copied().unwrap_or(0)))
             .collect()
-    }
-}
-
-fn run_kind(kind: PullKind) -> RunKind {
-    match kind {
-        PullKind::Full => RunKind::Full,
-        PullKind::Incremental => RunKind::Incremental,
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Job {
-    Full,
-    Incremental,
-    Push,
-}
-
-impl Job {
-    /// The log field spelling (`sync_runs.kind` for pulls).
-    fn name(self) -> &'static str {
-        match self {
-            Job::Full => "full",
-            Job::Incremental => "incremental",
-            Job::Push => "push",
-        }
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            Job::Full => "full pull",
-            Job::Incremental => "incremental pull",
-            Job::Push => "push",
-        }
     }
 }
 
 /// systemd's STATUS= between runs: the next run due, e.g. "idle; next:
 /// incremental pull at 2026-06-01T09:05:00Z".
 fn idle_status(next: &[Option<DateTime<Utc>>; 3]) -> String {
-    let soonest = [Job::Full, Job::Incremental, Job::Push]
+    let soonest = [RunKind::Full, RunKind::Incremental, RunKind::Push]
         .into_iter()
         .zip(next.iter())
         .filter_map(|(job, at)| at.map(|at| (at, job)))
@@ -265,7 +228,11 @@ impl Daemon {
                 .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
                 .unwrap_or_else(|| "never".into())
         };
-        let (inc, full, push) = (at(Job::Incremental), at(Job::Full), at(Job::Push));
+        let (inc, full, push) = (
+            at(RunKind::Incremental),
+            at(RunKind::Full),
+            at(RunKind::Push),
+        );
         let config = self.config_file.as_ref().map(|p| p.display().to_string());
         let mirror = self.app.settings.mirror.path.display().to_string();
         let push_enabled = self.app.settings.push.enabled;
@@ -288,11 +255,11 @@ impl Daemon {
     /// Ticks of `job`'s schedule in `(after, until]`: the ones a long run
     /// made the loop miss. Bounded: a far `until` (a suspended host) must
     /// not make the daemon count forever.
-    fn ticks_between(&self, job: Job, after: DateTime<Utc>, until: DateTime<Utc>) -> usize {
+    fn ticks_between(&self, job: RunKind, after: DateTime<Utc>, until: DateTime<Utc>) -> usize {
         let s = match job {
-            Job::Full => &self.schedules.full,
-            Job::Incremental => &self.schedules.incremental,
-            Job::Push => &self.schedules.push,
+            RunKind::Full => &self.schedules.full,
+            RunKind::Incremental => &self.schedules.incremental,
+            RunKind::Push => &self.schedules.push,
         };
         s.after(&after)
             .take_while(|t| *t <= until)
@@ -316,13 +283,13 @@ impl Daemon {
             shutdown.clone(),
         ));
         // A pull at once on start (it becomes a full one without a watermark).
-        self.run_job(Job::Incremental, &shutdown).await;
+        self.run_job(RunKind::Incremental, &shutdown).await;
         let now = clock.now();
-        for job in [Job::Full, Job::Incremental, Job::Push] {
+        for job in [RunKind::Full, RunKind::Incremental, RunKind::Push] {
             let ticks = self.ticks_between(job, started, now);
             if ticks > 0 {
                 tracing::debug!(
-                    job = job.name(),
+                    job = %job,
                     ticks,
                     "{ticks} {} tick(s) skipped: they fell during the first pull",
                     job.describe()
@@ -330,16 +297,16 @@ impl Daemon {
             }
         }
         let mut next = [
-            self.next_after(Job::Full, clock.now()),
-            self.next_after(Job::Incremental, clock.now()),
-            self.next_after(Job::Push, clock.now()),
+            self.next_after(RunKind::Full, clock.now()),
+            self.next_after(RunKind::Incremental, clock.now()),
+            self.next_after(RunKind::Push, clock.now()),
         ];
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
             let now = clock.now();
-            let due: Vec<Job> = [Job::Full, Job::Incremental, Job::Push]
+            let due: Vec<RunKind> = [RunKind::Full, RunKind::Incremental, RunKind::Push]
                 .into_iter()
                 .zip(next.iter())
                 .filter(|(_, at)| at.is_some_and(|at| at <= now))
@@ -362,22 +329,25 @@ impl Daemon {
                     _ = clock.sleep_until(wake) => continue,
                 }
             }
-            if due.contains(&Job::Full) && due.contains(&Job::Incremental) {
+            if due.contains(&RunKind::Full) && due.contains(&RunKind::Incremental) {
                 tracing::debug!(
-                    job = Job::Incremental.name(),
+                    job = %RunKind::Incremental,
                     ticks = 1,
                     "incremental pull tick skipped: the full pull due with it covers it"
                 );
             }
             // A full pull covers an incremental one due at the same time.
-            let pulls: Vec<Job> = if due.contains(&Job::Full) {
-                vec![Job::Full]
-            } else if due.contains(&Job::Incremental) {
-                vec![Job::Incremental]
+            let pulls: Vec<RunKind> = if due.contains(&RunKind::Full) {
+                vec![RunKind::Full]
+            } else if due.contains(&RunKind::Incremental) {
+                vec![RunKind::Incremental]
             } else {
                 vec![]
             };
-            for job in pulls.iter().chain(due.iter().filter(|j| **j == Job::Push)) {
+            for job in pulls
+                .iter()
+                .chain(due.iter().filter(|j| **j == RunKind::Push))
+            {
                 self.run_job(*job, &shutdown).await;
                 if shutdown.is_cancelled() {
                     break;
@@ -386,11 +356,13 @@ impl Daemon {
             // Next fire times from *now*: ticks missed while a run was busy
             // coalesce into the one that just ran.
             let now = clock.now();
-            for (i, job) in [Job::Full, Job::Incremental, Job::Push]
+            for (i, job) in [RunKind::Full, RunKind::Incremental, RunKind::Push]
                 .into_iter()
                 .enumerate()
             {
-                if due.contains(&job) || (job == Job::Incremental && due.contains(&Job::Full)) {
+                if due.contains(&job)
+                    || (job == RunKind::Incremental && due.contains(&RunKind::Full))
+                {
                     if let Some(was) = next[i] {
                         self.log_coalesced(job, was, now);
                     }
@@ -406,11 +378,11 @@ impl Daemon {
 
     /// The tick at `was` ran (or was covered); ticks after it up to `now`
     /// fell while a run was busy and coalesce into that run.
-    fn log_coalesced(&self, job: Job, was: DateTime<Utc>, now: DateTime<Utc>) {
+    fn log_coalesced(&self, job: RunKind, was: DateTime<Utc>, now: DateTime<Utc>) {
         let missed = self.ticks_between(job, was, now);
         if missed > 0 {
             tracing::debug!(
-                job = job.name(),
+                job = %job,
                 ticks = missed + 1,
                 since = %was.format("%Y-%m-%dT%H:%M:%SZ"),
                 "{} {} ticks coalesced into one run: a run was busy",
@@ -427,7 +399,7 @@ impl Daemon {
         let run = stop.run_id.unwrap_or_default();
         if stop.failed {
             // `[push] on_threshold = "fail"`: a failed run, every tick.
-            self.state.runs.add(RunKind::Push, "failed");
+            self.state.runs.add(RunKind::Push, RunStatus::Failed);
             tracing::error!(run, reason = %stop.reason, "push failed: over a safety threshold; nothing sent");
             self.alerts.push_failed(
                 stop.run_id,
@@ -445,21 +417,21 @@ impl Daemon {
             );
             return;
         }
-        self.state.runs.add(RunKind::Push, "held");
+        self.state.runs.add(RunKind::Push, RunStatus::Held);
         tracing::error!(run, reason = %stop.reason, "push held by a safety threshold; nothing sent");
         self.alerts.push_held(stop);
     }
 
-    fn next_after(&self, job: Job, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    fn next_after(&self, job: RunKind, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let s = match job {
-            Job::Full => &self.schedules.full,
-            Job::Incremental => &self.schedules.incremental,
-            Job::Push => &self.schedules.push,
+            RunKind::Full => &self.schedules.full,
+            RunKind::Incremental => &self.schedules.incremental,
+            RunKind::Push => &self.schedules.push,
         };
         self.schedules.next_after(s, now)
     }
 
-    async fn run_job(&mut self, job: Job, shutdown: &CancellationToken) {
+    async fn run_job(&mut self, job: RunKind, shutdown: &CancellationToken) {
         self.state.running.store(true, Ordering::Relaxed);
         let started = tokio::time::Instant::now();
         let started_at = self.app.store.clock().now();
@@ -475,8 +447,8 @@ impl Daemon {
         let (finished, job_ok) = {
             let work = async {
                 match job {
-                    Job::Full | Job::Incremental => Some(self.pull(job, &cancel).await),
-                    Job::Push => self.push(&cancel).await,
+                    RunKind::Full | RunKind::Incremental => Some(self.pull(job, &cancel).await),
+                    RunKind::Push => self.push(&cancel).await,
                 }
             };
             tokio::select! {
@@ -496,41 +468,31 @@ impl Daemon {
             if let Err(e) = self.app.store.stop_running_runs(started_at, now).await {
                 tracing::error!(error = %e, "could not record the abandoned run as stopped");
             }
-            let kind = match job {
-                Job::Full => RunKind::Full,
-                Job::Incremental => RunKind::Incremental,
-                Job::Push => RunKind::Push,
-            };
-            self.state.runs.add(kind, "stopped");
+            self.state.runs.add(job, RunStatus::Stopped);
         }
-        let kind = match job {
-            Job::Full => 0,
-            Job::Incremental => 1,
-            Job::Push => 2,
-        };
         self.state
-            .record_duration(kind, started.elapsed().as_secs_f64());
+            .record_duration(job, started.elapsed().as_secs_f64());
         self.state.running.store(false, Ordering::Relaxed);
     }
 
     /// Whether the pull worked (for the token-failing notification).
-    async fn pull(&self, job: Job, cancel: &CancellationToken) -> bool {
-        let kind = if job == Job::Full {
+    async fn pull(&self, job: RunKind, cancel: &CancellationToken) -> bool {
+        let kind = if job == RunKind::Full {
             PullKind::Full
         } else {
             PullKind::Incremental
         };
         match pull(&self.app, kind, cancel).await {
             Ok(r) => {
-                self.state.runs.add(run_kind(r.kind), &r.status);
-                match r.status.as_str() {
-                    "ok" => {
+                self.state.runs.add(r.kind.into(), r.status);
+                match r.status {
+                    RunStatus::Ok => {
                         self.state
                             .consecutive_pull_failures
                             .store(0, Ordering::Relaxed);
                         self.alerts.pull_done(0, Some(r.run_id), None);
                     }
-                    "failed" => {
+                    RunStatus::Failed => {
                         let n = self
                             .state
                             .consecutive_pull_failures
@@ -546,17 +508,17 @@ impl Daemon {
                     }
                     // The pull itself worked; the breaker already logged
                     // why at error level. Repeated until someone confirms.
-                    "held" => tracing::error!(
+                    RunStatus::Held => tracing::error!(
                         run = r.run_id,
                         "full pull held: nobody was marked removed; check the org, then run \
                          `cliq-sync sync --full --allow-removals`"
                     ),
                     _ => {}
                 }
-                r.status == "ok"
+                r.ok()
             }
             Err(e) => {
-                self.state.runs.add(run_kind(kind), "failed");
+                self.state.runs.add(kind.into(), RunStatus::Failed);
                 let n = self
                     .state
                     .consecutive_pull_failures
@@ -632,7 +594,10 @@ impl Daemon {
             Ok(out) => {
                 let r = &out.report;
                 if r.run_id.is_some() {
-                    self.state.runs.add(RunKind::Push, &r.status);
+                    // With a run, a push report's status is its run's
+                    // (`disabled`, `dry_run` come without one).
+                    let status = r.status.parse().unwrap_or(RunStatus::Failed);
+                    self.state.runs.add(RunKind::Push, status);
                 }
                 self.state
                     .pushes_applied
@@ -655,7 +620,7 @@ impl Daemon {
                 None
             }
             Err(e) => {
-                self.state.runs.add(RunKind::Push, "failed");
+                self.state.runs.add(RunKind::Push, RunStatus::Failed);
                 tracing::error!(error = %e, "push failed");
                 self.alerts.push_failed(None, &format!("push failed: {e}"));
                 Some(false)

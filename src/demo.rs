@@ -185,7 +185,7 @@ impl DemoReport {
 
 /// `cliq-sync demo`: run in `./demo`, print the report.
 pub async fn main() -> Result<(), Failure> {
-    crate::logging::init_logging("warn", "pretty");
+    crate::logging::init_logging("warn", &crate::config::LogFormat::Pretty);
     let report = run_in(Path::new("demo"), DemoOptions::default())
         .await
         .map_err(Failure::runtime)?;
@@ -514,7 +514,7 @@ fn ensure_ok(r: &PullReport) -> anyhow::Result<()> {
         Ok(())
     } else {
         bail!(
-            "the {:?} pull {}: {}",
+            "the {} pull {}: {}",
             r.kind,
             r.status,
             r.error.as_deref().unwrap_or("unknown error")

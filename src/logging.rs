@@ -17,14 +17,19 @@ use tracing_subscriber::fmt::format::{DefaultFields, Format, Full, Json, JsonFie
 use tracing_subscriber::fmt::{MakeWriter, Subscriber};
 use tracing_subscriber::EnvFilter;
 
+use crate::config::LogFormat;
 use crate::progress::LogWriter;
 
 /// Whether the pretty format should colour its output: only for a person
 /// at a terminal who has not asked for no colour. JSON is never coloured.
-pub(crate) fn use_colour(stderr_is_terminal: bool, no_color: Option<&OsStr>, format: &str) -> bool {
+pub(crate) fn use_colour(
+    stderr_is_terminal: bool,
+    no_color: Option<&OsStr>,
+    format: LogFormat,
+) -> bool {
     // NO_COLOR counts when present and non-empty.
     let no_color = no_color.is_some_and(|v| !v.is_empty());
-    format != "json" && stderr_is_terminal && !no_color
+    format != LogFormat::Json && stderr_is_terminal && !no_color
 }
 
 /// The human-readable subscriber writing to `writer`.
@@ -62,13 +67,14 @@ where
         .finish()
 }
 
-/// Install the process's subscriber on stderr (`format` is `pretty` or
-/// `json`, already validated by the config). A second call is a no-op.
+/// Install the process's subscriber on stderr (`format`: the config's
+/// `[log] format`, taken by reference as the commands hold the settings). A second call is a no-op.
 /// Lines go through [`LogWriter`], which pauses a live progress bar so a
 /// log line never lands inside it.
-pub(crate) fn init_logging(level: &str, format: &str) {
+pub(crate) fn init_logging(level: &str, format: &LogFormat) {
+    let format = *format;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let _ = if format == "json" {
+    let _ = if format == LogFormat::Json {
         tracing::subscriber::set_global_default(json_subscriber(filter, LogWriter))
     } else {
         let colour = use_colour(
@@ -90,16 +96,16 @@ mod tests {
     fn colour_only_for_a_terminal_without_no_color_and_never_in_json() {
         let empty = OsStr::new("");
         let one = OsStr::new("1");
-        assert!(use_colour(true, None, "pretty"));
+        assert!(use_colour(true, None, LogFormat::Pretty));
         assert!(
-            use_colour(true, Some(empty), "pretty"),
+            use_colour(true, Some(empty), LogFormat::Pretty),
             "empty NO_COLOR is unset"
         );
-        assert!(!use_colour(true, Some(one), "pretty"));
-        assert!(!use_colour(false, None, "pretty"));
-        assert!(!use_colour(false, Some(one), "pretty"));
-        assert!(!use_colour(true, None, "json"));
-        assert!(!use_colour(false, None, "json"));
+        assert!(!use_colour(true, Some(one), LogFormat::Pretty));
+        assert!(!use_colour(false, None, LogFormat::Pretty));
+        assert!(!use_colour(false, Some(one), LogFormat::Pretty));
+        assert!(!use_colour(true, None, LogFormat::Json));
+        assert!(!use_colour(false, None, LogFormat::Json));
     }
 
     #[derive(Clone, Default)]

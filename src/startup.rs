@@ -105,16 +105,8 @@ impl App {
         let mut client_cfg = ClientConfig::new(api);
         client_cfg.request_timeout = settings.cliq.request_timeout;
         client_cfg.page_size = settings.cliq.page_size;
-        client_cfg.modified_after_format = settings
-            .cliq
-            .modified_after_format
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("cliq.modified_after_format: {e}"))?;
-        client_cfg.update_body = settings
-            .cliq
-            .update_body
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("cliq.update_body: {e}"))?;
+        client_cfg.modified_after_format = settings.cliq.modified_after_format;
+        client_cfg.update_body = settings.cliq.update_body;
         let client = CliqClient::new(client_cfg, transport, auth.clone(), scheduler.clone());
         Ok(App {
             settings,

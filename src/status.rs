@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::mirror::held::HeldPush;
 use crate::mirror::leavers::HrMissing;
 use crate::mirror::progress::RunInProgress;
-use crate::mirror::runs::RunRow;
+use crate::mirror::runs::{RunKind, RunRow};
 use crate::mirror::Store;
 use crate::sync::pull::MODIFIED_AFTER_HORIZON;
 
@@ -275,12 +275,12 @@ pub(crate) async fn check(
     settings: &Settings,
     report: &StatusReport,
 ) -> anyhow::Result<HealthCheck> {
-    use crate::mirror::runs::RunKind;
+    use crate::mirror::runs::{RunKind, RunStatus};
     let mut reasons = Vec::new();
     let pull = store
         .last_finished_run(&[RunKind::Full, RunKind::Incremental])
         .await?;
-    if let Some(r) = pull.filter(|r| r.status == "failed") {
+    if let Some(r) = pull.filter(|r| r.status == RunStatus::Failed) {
         reasons.push(format!(
             "the last pull failed (run {}, {}, {}): {}",
             r.id,
@@ -324,23 +324,22 @@ pub(crate) async fn check(
 
 /// A push or a full pull whose newest run is `held` waits for a person.
 async fn held_reasons(store: &Store, reasons: &mut Vec<String>) -> anyhow::Result<()> {
-    use crate::mirror::runs::RunKind;
-    for (kind, what, how) in [
+    use crate::mirror::runs::{RunKind, RunStatus};
+    for (kind, how) in [
         (
             RunKind::Push,
-            "push",
             "review the plan (`cliq-sync plan`), then `cliq-sync push --force`",
         ),
         (
             RunKind::Full,
-            "full pull",
             "check the org in Cliq, then `cliq-sync sync --full --allow-removals`",
         ),
     ] {
         if let Some(r) = store.last_finished_run(&[kind]).await? {
-            if r.status == "held" {
+            if r.status == RunStatus::Held {
                 reasons.push(format!(
-                    "the last {what} is held (run {}): {}; {how}",
+                    "the last {} is held (run {}): {}; {how}",
+                    kind.describe(),
                     r.id,
                     r.error
                         .as_deref()
@@ -358,7 +357,7 @@ fn in_progress_line(r: &RunInProgress, now: &str) -> String {
     use crate::sync::progress::{short, thousands};
     let n = |v: i64| thousands(v.max(0) as u64);
     let total = |v: Option<i64>| v.map(|v| format!("/~{}", n(v))).unwrap_or_default();
-    let what = if r.kind == "push" {
+    let what = if r.kind == RunKind::Push {
         format!("{}{} users", n(r.users_seen), total(r.expected_users))
     } else {
         format!(
@@ -369,13 +368,10 @@ fn in_progress_line(r: &RunInProgress, now: &str) -> String {
             total(r.expected_users)
         )
     };
-    let kind = match r.kind.as_str() {
-        "push" => "push".to_owned(),
-        k => format!("{k} pull"),
-    };
     let mut line = format!(
-        "in progress: run {}, {kind} since {}: {what}, {} requests",
+        "in progress: run {}, {} since {}: {what}, {} requests",
         r.id,
+        r.kind.describe(),
         r.started_at,
         n(r.requests)
     );

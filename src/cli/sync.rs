@@ -85,9 +85,9 @@ async fn sync_once(
 }
 
 /// One human line about a pull.
-fn report_line(r: &PullReport) -> String {
+pub fn report_line(r: &PullReport) -> String {
     let mut line = format!(
-        "{:?} pull #{} {}: {} users seen, {} added, {} changed, {} removed, {} requests, {:.1?}",
+        "{} pull #{} {}: {} users seen, {} added, {} changed, {} removed, {} requests, {:.1?}",
         r.kind,
         r.run_id,
         r.status,

@@ -1,7 +1,11 @@
 use std::path::Path;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
 
 use super::keys::{closest, distance, Node, Walk};
 use super::*;
+use crate::cliq::Endpoint;
 
 fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     let dir = tempfile::tempdir().unwrap();
@@ -601,4 +605,60 @@ fn push_on_threshold_is_hold_or_fail_and_a_typo_names_the_key() {
     let e = err("[push]\non_treshold = \"fail\"\n", &[]);
     assert!(e.contains("push.on_treshold"), "{e}");
     assert!(e.contains("on_threshold"), "{e}");
+}
+
+// ------------------------------------------------- issue 10, point 2 (enums)
+
+#[test]
+fn a_misspelt_choice_names_key_and_line_and_suggests_the_closest() {
+    for (toml, want) in [
+        (
+            "[sync]\n\nteams = \"chnaged\"\n",
+            "FILE:3: sync.teams: must be \"off\", \"changed\" or \"all\", found \"chnaged\"; \
+             did you mean \"changed\"?",
+        ),
+        (
+            "[log]\nformat = \"jsno\"\n",
+            "FILE:2: log.format: must be \"pretty\" or \"json\", found \"jsno\"; \
+             did you mean \"json\"?",
+        ),
+        (
+            "[cliq]\nclient_id = \"a\"\nupdate_body = \"wraped\"\n",
+            "FILE:3: cliq.update_body: must be \"wrapped\" or \"flat\", found \"wraped\"; \
+             did you mean \"wrapped\"?",
+        ),
+        (
+            "[sync]\nstatus_listing = \"per-status\"\n",
+            "FILE:2: sync.status_listing: must be \"combined\" or \"per_status\", \
+             found \"per-status\"; did you mean \"per_status\"?",
+        ),
+    ] {
+        assert_eq!(err(toml, &[]), want, "{toml}");
+    }
+    // Far from every choice: no guess, still the choices.
+    let e = err("[sync]\nteams = \"everything\"\n", &[]);
+    assert!(e.starts_with("FILE:2: sync.teams: must be"), "{e}");
+    assert!(!e.contains("did you mean"), "{e}");
+}
+
+#[test]
+fn choices_are_typed_once_loaded() {
+    let s = load(
+        "[sync]\nteams = \"all\"\nstatus_listing = \"per_status\"\n[log]\nformat = \"json\"\n\
+         [cliq]\nupdate_body = \"flat\"\nmodified_after_format = \"epoch_millis\"\n",
+        &[],
+    )
+    .unwrap();
+    let v = serde_json::to_value(&s).unwrap();
+    assert_eq!(v["sync"]["teams"], "all");
+    assert_eq!(v["sync"]["status_listing"], "per_status");
+    assert_eq!(v["log"]["format"], "json");
+    assert_eq!(v["cliq"]["update_body"], "flat");
+    assert_eq!(v["cliq"]["modified_after_format"], "epoch_millis");
+    let e = err("", &[("CLIQ_SYNC__LOG__FORMAT", "Json")]);
+    assert!(
+        e.contains("log.format") && e.contains("CLIQ_SYNC__LOG__FORMAT"),
+        "{e}"
+    );
+    assert!(e.contains("did you mean \"json\"?"), "{e}");
 }

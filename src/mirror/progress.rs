@@ -10,13 +10,14 @@ use sqlx::Row;
 pub use super::hub::{ProgressHub, RunProgress};
 use super::lease;
 use super::store::{Store, StoreError};
+use super::vocab::RunKind;
 use crate::clock::to_db;
 
 /// A `running` run of a live process, with its progress as last written.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct RunInProgress {
     pub id: i64,
-    pub kind: String,
+    pub kind: RunKind,
     pub started_at: String,
     pub pages: i64,
     pub expected_pages: Option<i64>,

@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::lease;
 use super::store::{Store, StoreError};
-pub use super::vocab::{RunKind, RunStatus};
+pub use super::vocab::{PullKind, RunKind, RunStatus};
 use crate::clock::{from_db, to_db};
 
 /// Figures recorded when a run ends.
@@ -23,10 +23,10 @@ pub struct RunFigures {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct RunRow {
     pub id: i64,
-    pub kind: String,
+    pub kind: RunKind,
     pub started_at: String,
     pub finished_at: Option<String>,
-    pub status: String,
+    pub status: RunStatus,
     pub requests: i64,
     pub users_seen: i64,
     pub users_changed: i64,
@@ -231,8 +231,8 @@ impl Store {
 
 impl Store {
     /// When the last successful run of each kind finished: `(kind, time)`.
-    pub(crate) async fn last_successes(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
+    pub(crate) async fn last_successes(&self) -> Result<Vec<(RunKind, DateTime<Utc>)>, StoreError> {
+        let rows: Vec<(RunKind, String)> = sqlx::query_as(
             "SELECT kind, max(finished_at) FROM sync_runs
              WHERE status = 'ok' AND finished_at IS NOT NULL GROUP BY kind",
         )

@@ -68,23 +68,9 @@ pub struct PageOutcome {
     pub touched_ids: Vec<String>,
 }
 
-/// Where a change was observed (the `source` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeSource {
-    Full,
-    Incremental,
-    Push,
-}
-
-impl ChangeSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeSource::Full => "full",
-            ChangeSource::Incremental => "incremental",
-            ChangeSource::Push => "push",
-        }
-    }
-}
+/// Where a change was observed (the `source` column): the kind of the run
+/// that saw it, in the same words as `sync_runs.kind`.
+pub use super::vocab::RunKind as ChangeSource;
 
 impl Store {
     /// What [`Store::mark_unseen_removed`] would do now:

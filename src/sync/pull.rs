@@ -49,34 +49,10 @@ pub const LAYOUT_NAMES: [&str; 4] = [
     "profile_details_web",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PullKind {
-    Full,
-    Incremental,
-}
+pub use crate::mirror::runs::PullKind;
 
-/// `[sync] teams`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TeamsMode {
-    Off,
-    /// Users new or changed in this run.
-    Changed,
-    /// Every user, spread over runs.
-    All,
-}
-
-impl std::str::FromStr for TeamsMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "off" => Ok(TeamsMode::Off),
-            "changed" => Ok(TeamsMode::Changed),
-            "all" => Ok(TeamsMode::All),
-            _ => Err(format!("teams must be off, changed or all, not {s:?}")),
-        }
-    }
-}
+/// `[sync] teams`, read by the settings as this type.
+pub use crate::config::TeamsMode;
 
 #[derive(Debug, Clone)]
 pub struct PullOptions {
@@ -132,7 +108,7 @@ pub struct PullReport {
     pub kind: PullKind,
     /// Why an incremental request became a full pull.
     pub escalated: Option<String>,
-    pub status: String,
+    pub status: RunStatus,
     pub requests: u64,
     pub pages: u64,
     pub users_seen: u64,
@@ -153,7 +129,7 @@ pub struct PullReport {
 
 impl PullReport {
     pub fn ok(&self) -> bool {
-        self.status == "ok"
+        self.status == RunStatus::Ok
     }
 }
 
@@ -209,10 +185,8 @@ pub async fn pull_with<'a>(
     if let Some(why) = &escalated {
         tracing::info!(reason = %why, "running a full pull instead of an incremental one");
     }
-    let (run_kind, source) = match kind {
-        PullKind::Full => (RunKind::Full, ChangeSource::Full),
-        PullKind::Incremental => (RunKind::Incremental, ChangeSource::Incremental),
-    };
+    let run_kind = RunKind::from(kind);
+    let source: ChangeSource = run_kind;
     let run_id = store.start_run(run_kind, started_at).await?;
     let requests_before = client.stats().total_requests();
     let tracker = track(parts, run_id, run_kind, requests_before).await?;
@@ -273,7 +247,7 @@ fn new_report(
         run_id,
         kind,
         escalated,
-        status: "running".into(),
+        status: RunStatus::Running,
         requests: 0,
         pages: 0,
         users_seen: 0,
@@ -364,7 +338,7 @@ async fn finish(
     requests_before: u64,
 ) -> Result<(), StoreError> {
     report.requests = client.stats().total_requests() - requests_before;
-    report.status = status.as_str().into();
+    report.status = status;
     let figures = RunFigures {
         requests: report.requests,
         users_seen: report.users_seen,

@@ -299,7 +299,7 @@ async fn a_held_full_pull_is_listed_by_approve() {
     )
     .await
     .unwrap();
-    assert_eq!(r.status, "held", "{r:?}");
+    assert_eq!(r.status.as_str(), "held", "{r:?}");
     let doc = listing(&t).await;
     let h = &doc["held"][0];
     assert_eq!(
@@ -448,7 +448,7 @@ async fn notified_daemon(
             s.push.enabled = true;
             s.push.max_changes_per_run = 4;
             s.push.on_threshold = on_threshold;
-            s.sync.teams = "off".into();
+            s.sync.teams = cliq_sync::config::TeamsMode::Off;
         }),
         ..Default::default()
     })

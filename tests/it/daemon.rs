@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use cliq_sync::cliq::Endpoint;
 use cliq_sync::daemon::{Daemon, DaemonState};
+use cliq_sync::mirror::runs::RunStatus;
 use cliq_sync::server::{router, ServerState};
 use cliq_sync::sim::Faults;
 use tokio::sync::Notify;
@@ -33,7 +34,7 @@ pub(crate) fn start(t: &TestApp) -> Running {
     }
 }
 
-async fn runs(t: &TestApp) -> Vec<(String, String, String, String)> {
+pub(crate) async fn runs(t: &TestApp) -> Vec<(String, String, String, String)> {
     let _hold = t.app.store.hold();
     sqlx::query_as(
         "SELECT kind, status, started_at, coalesce(finished_at, '') FROM sync_runs ORDER BY id",
@@ -43,7 +44,7 @@ async fn runs(t: &TestApp) -> Vec<(String, String, String, String)> {
     .unwrap()
 }
 
-async fn get(t: &TestApp, state: &Arc<DaemonState>, path: &str) -> (u16, String) {
+pub(crate) async fn get(t: &TestApp, state: &Arc<DaemonState>, path: &str) -> (u16, String) {
     let app = router(Arc::new(ServerState {
         app: t.app.clone(),
         daemon: state.clone(),
@@ -159,7 +160,7 @@ async fn a_simulated_day_runs_every_schedule_without_overlap_or_throttles() {
             "{ep}"
         );
     }
-    assert_eq!(d.state.runs.total("ok"), 381);
+    assert_eq!(d.state.runs.total(RunStatus::Ok), 381);
 }
 
 #[tokio::test(start_paused = true)]
@@ -218,7 +219,7 @@ async fn readyz_flips_when_pulls_keep_failing_and_back_when_they_recover() {
     let t = spawn_app(Opts {
         settings: Box::new(|s| {
             s.schedule.incremental = "0 * * * * *".into();
-            s.sync.teams = "off".into();
+            s.sync.teams = cliq_sync::config::TeamsMode::Off;
         }),
         ..Opts::default()
     })
@@ -343,7 +344,7 @@ async fn a_changed_hr_file_or_sighup_reloads_the_source_for_the_next_push() {
         settings: Box::new(move |s| {
             s.hr = Some(cliq_sync::config::HrSettings::new(&for_settings));
             s.push.enabled = true;
-            s.sync.teams = "off".into();
+            s.sync.teams = cliq_sync::config::TeamsMode::Off;
         }),
         ..Opts::default()
     })

@@ -173,7 +173,7 @@ pub(crate) async fn daemon_app(hr_path: &std::path::Path, max_changes: u32) -> T
             s.hr = Some(cliq_sync::config::HrSettings::new(&p));
             s.push.enabled = true;
             s.push.max_changes_per_run = max_changes;
-            s.sync.teams = "off".into();
+            s.sync.teams = cliq_sync::config::TeamsMode::Off;
         }),
         ..Opts::default()
     })

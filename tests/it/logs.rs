@@ -407,7 +407,7 @@ async fn skipped_and_coalesced_ticks_are_logged_at_debug() {
         // Three pages of 100: the first (full) pull spans two 5-minute waits.
         users: 250,
         settings: Box::new(|s| {
-            s.sync.teams = "off".into();
+            s.sync.teams = cliq_sync::config::TeamsMode::Off;
             s.schedule.incremental = "0 * * * * *".into();
             // One listing per 5 minutes: every pull outlasts several ticks.
             s.limits.list_users = Some(cliq_sync::config::LimitOverride {

@@ -36,3 +36,4 @@ mod systemd;
 mod token;
 mod trust;
 mod user_reader;
+mod vocab;

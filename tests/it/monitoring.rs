@@ -141,7 +141,7 @@ async fn exported() -> BTreeSet<String> {
     let report = pull(&t.app, PullKind::Full, &CancellationToken::new())
         .await
         .unwrap();
-    assert_eq!(report.status, "ok");
+    assert_eq!(report.status.as_str(), "ok");
     let (_, text) = scrape(&t, None).await;
     exported_names(&text)
 }

@@ -446,7 +446,7 @@ mod daemon_events {
     #[tokio::test(start_paused = true)]
     async fn pulls_failing_three_times_in_a_row_are_one_message_then_recovery() {
         let t = spawn_app(Opts {
-            settings: Box::new(|s| s.sync.teams = "off".into()),
+            settings: Box::new(|s| s.sync.teams = cliq_sync::config::TeamsMode::Off),
             ..Opts::default()
         })
         .await;
@@ -479,7 +479,7 @@ mod daemon_events {
     #[tokio::test(start_paused = true)]
     async fn an_endpoint_lock_is_notified_then_its_end() {
         let t = spawn_app(Opts {
-            settings: Box::new(|s| s.sync.teams = "off".into()),
+            settings: Box::new(|s| s.sync.teams = cliq_sync::config::TeamsMode::Off),
             ..Opts::default()
         })
         .await;
@@ -509,7 +509,7 @@ mod daemon_events {
     async fn a_refused_refresh_token_is_token_failing_once() {
         let t = spawn_app(Opts {
             settings: Box::new(|s| {
-                s.sync.teams = "off".into();
+                s.sync.teams = cliq_sync::config::TeamsMode::Off;
                 s.cliq.refresh_token = Some("1000.revoked".to_owned().into());
             }),
             ..Opts::default()

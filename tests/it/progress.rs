@@ -20,7 +20,7 @@ async fn org() -> TestApp {
     spawn_app(Opts {
         users: 1_500,
         settings: Box::new(|s| {
-            s.sync.teams = "off".into();
+            s.sync.teams = cliq_sync::config::TeamsMode::Off;
             s.cliq.page_size = 10;
         }),
         ..Opts::default()
@@ -447,7 +447,7 @@ async fn the_bar_follows_a_pull_on_a_terminal_and_is_off_elsewhere() {
 async fn measure_a_10k_pull_in_paused_time() {
     let t = spawn_app(Opts {
         users: 10_000,
-        settings: Box::new(|s| s.sync.teams = "off".into()),
+        settings: Box::new(|s| s.sync.teams = cliq_sync::config::TeamsMode::Off),
         ..Opts::default()
     })
     .await;

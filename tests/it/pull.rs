@@ -35,7 +35,7 @@ async fn column(t: &TestApp, id: &str, col: &str) -> Option<String> {
 }
 
 fn no_teams(s: &mut cliq_sync::config::Settings) {
-    s.sync.teams = "off".into();
+    s.sync.teams = cliq_sync::config::TeamsMode::Off;
 }
 
 fn list_requests(t: &TestApp) -> u64 {
@@ -220,7 +220,7 @@ async fn skewed_change_is_seen(overlap: &'static str, date_header: bool) -> bool
         sim_behind: chrono::Duration::minutes(2),
         date_header,
         settings: Box::new(move |s| {
-            s.sync.teams = "off".into();
+            s.sync.teams = cliq_sync::config::TeamsMode::Off;
             s.sync.overlap = humantime::parse_duration(overlap).unwrap();
         }),
         ..Opts::default()
@@ -341,7 +341,7 @@ async fn a_stopped_pull_is_recorded_and_marks_nobody_removed() {
     tokio::time::sleep(Duration::from_secs(61)).await;
     cancel.cancel();
     let r = task.await.unwrap().unwrap();
-    assert_eq!(r.status, "stopped");
+    assert_eq!(r.status.as_str(), "stopped");
     assert!(r.users_seen > 0 && r.users_seen < 9000, "{r:?}");
     assert_eq!(r.removed, 0);
     assert_eq!(
@@ -436,7 +436,7 @@ async fn status_reports_runs_watermark_locks_and_counts() {
         .await
         .unwrap();
     assert_eq!(s.runs.len(), 1);
-    assert_eq!(s.runs[0].status, "ok");
+    assert_eq!(s.runs[0].status.as_str(), "ok");
     assert!(s.watermark.is_some());
     assert_eq!(s.users.iter().map(|c| c.users).sum::<i64>(), 200);
     let update = s
@@ -463,8 +463,8 @@ async fn a_per_status_full_pull_lists_each_status_and_still_sees_everyone() {
     let t = spawn_app(Opts {
         users: 450,
         settings: Box::new(|s| {
-            s.sync.teams = "off".into();
-            s.sync.status_listing = "per_status".into();
+            s.sync.teams = cliq_sync::config::TeamsMode::Off;
+            s.sync.status_listing = cliq_sync::config::StatusListing::PerStatus;
         }),
         ..Opts::default()
     })
@@ -603,7 +603,7 @@ async fn changes_caught_under_skew(
     let t = spawn_app(Opts {
         sim_behind,
         settings: Box::new(move |s| {
-            s.sync.teams = "off".into();
+            s.sync.teams = cliq_sync::config::TeamsMode::Off;
             s.sync.overlap = overlap;
         }),
         ..Opts::default()

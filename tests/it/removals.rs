@@ -13,7 +13,7 @@ use crate::helpers::{spawn_app, Opts, TestApp};
 async fn org(users: usize) -> TestApp {
     let t = spawn_app(Opts {
         users,
-        settings: Box::new(|s| s.sync.teams = "off".into()),
+        settings: Box::new(|s| s.sync.teams = cliq_sync::config::TeamsMode::Off),
         ..Opts::default()
     })
     .await;

@@ -368,7 +368,7 @@ async fn app_token_manager_and_logs_show_no_secret() {
     let sim = Simulator::new(sim_cfg.clone(), clock.clone());
     let dir = tempfile::tempdir().unwrap();
     let mut settings = settings_for(&sim_cfg, dir.path());
-    settings.sync.teams = "off".into();
+    settings.sync.teams = cliq_sync::config::TeamsMode::Off;
     let transport: Arc<dyn Transport> = Arc::new(RouterTransport::new(sim.router()));
     let app = App::open_with(settings, clock, transport).await.unwrap();
 

@@ -21,7 +21,7 @@ async fn app_with_hr(path: PathBuf) -> TestApp {
         settings: Box::new(move |s| {
             s.hr = Some(hr_settings(&path));
             s.push.enabled = true;
-            s.sync.teams = "off".into();
+            s.sync.teams = cliq_sync::config::TeamsMode::Off;
         }),
         ..Opts::default()
     })

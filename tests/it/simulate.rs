@@ -220,7 +220,7 @@ async fn put_against(client_body: &str, sim_body: UpdateBody) -> Result<(), Stri
     let sim = Simulator::new(sim_cfg.clone(), clock.clone());
     let dir = tempfile::tempdir().unwrap();
     let mut settings = settings_for(&sim_cfg, dir.path());
-    settings.cliq.update_body = client_body.into();
+    settings.cliq.update_body = client_body.parse().unwrap();
     let transport: Arc<dyn Transport> = Arc::new(RouterTransport::new(sim.router()));
     let app = App::open_with(settings, clock, transport).await.unwrap();
     let user = &sim.users()[4];
@@ -240,9 +240,11 @@ async fn put_against(client_body: &str, sim_body: UpdateBody) -> Result<(), Stri
 #[tokio::test(start_paused = true)]
 async fn client_and_simulator_agree_on_the_put_body_and_refuse_a_mismatch() {
     let defaults = cliq_sync::config::Settings::default().cliq.update_body;
-    assert_eq!(defaults, "wrapped");
+    assert_eq!(defaults.as_str(), "wrapped");
     assert_eq!(SimConfig::default().update_body, UpdateBody::Wrapped);
-    put_against(&defaults, UpdateBody::Wrapped).await.unwrap();
+    put_against(defaults.as_str(), UpdateBody::Wrapped)
+        .await
+        .unwrap();
     put_against("flat", UpdateBody::Flat).await.unwrap();
     let e = put_against("flat", UpdateBody::Wrapped).await.unwrap_err();
     assert!(e.contains("extra key"), "{e}");

@@ -173,7 +173,7 @@ impl Mirror {
         let sim = Simulator::new(sim_cfg.clone(), clock.clone());
         let dir = tempfile::tempdir().unwrap();
         let mut settings = settings_for(&sim_cfg, dir.path());
-        settings.sync.teams = "off".into();
+        settings.sync.teams = cliq_sync::config::TeamsMode::Off;
         let transport: Arc<dyn Transport> = Arc::new(RouterTransport::new(sim.router()));
         Mirror {
             sim,
