@@ -30,6 +30,7 @@ use crate::clock::Clock;
 use crate::config::{HrSettings, LimitOverride, LimitsSettings, Settings};
 use crate::exit::Failure;
 use crate::sim::{SimConfig, Simulator};
+use crate::sync::approve::HeldEntry;
 use crate::sync::plan::PlanSummary;
 use crate::sync::push::PushReport;
 use crate::sync::PullReport;
@@ -39,6 +40,7 @@ mod live;
 mod org_edits;
 mod report;
 mod steps;
+mod write_side;
 
 use live::Live;
 use steps::{demo_steps, Paths};
@@ -117,6 +119,55 @@ pub struct EndpointUse {
     pub throttled: u64,
 }
 
+/// Requests the simulator received during one step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepRequests {
+    /// Every endpoint, OAuth included.
+    pub total: u64,
+    /// `PUT /users/{id}` (updates).
+    pub puts: u64,
+    /// `POST /users` (adds).
+    pub posts: u64,
+}
+
+/// The push over a safety threshold: held, listed, approved, then pushed.
+#[derive(Debug, Clone, Default)]
+pub struct HeldSequence {
+    /// The `[push] max_changes_per_run` the demo ran with.
+    pub threshold: u32,
+    /// The held plan's ID (`cliq-sync approve ID`).
+    pub plan_id: String,
+    /// What `cliq-sync approve` lists once the push is held.
+    pub listed: Vec<HeldEntry>,
+    /// The held plan as listed after its approval.
+    pub approved: Option<HeldEntry>,
+    pub held_requests: StepRequests,
+    pub approve_requests: StepRequests,
+    /// The push that sent the approved plan.
+    pub push_requests: StepRequests,
+}
+
+/// One person's field through the push and its undo (read from Cliq).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldBack {
+    pub email: String,
+    pub field: String,
+    /// Before the push.
+    pub before: String,
+    /// What the push set.
+    pub pushed: String,
+    /// In Cliq after the undo.
+    pub after_undo: String,
+}
+
+/// `cliq-sync undo RUN` of the push.
+#[derive(Debug, Clone)]
+pub struct UndoStep {
+    pub report: PushReport,
+    pub requests: StepRequests,
+    pub example: Option<FieldBack>,
+}
+
 /// Everything the demo did.
 #[derive(Debug, Clone)]
 pub struct DemoReport {
@@ -135,6 +186,7 @@ pub struct DemoReport {
     pub plan: PlanSummary,
     /// The plan table, truncated.
     pub plan_text: String,
+    pub held: HeldSequence,
     pub push: PushReport,
     /// The least time the same push needs at Cliq's real (unscaled) quotas.
     pub push_at_real_quotas: Duration,
@@ -145,6 +197,7 @@ pub struct DemoReport {
     pub final_changes: Vec<ChangeRow>,
     /// The plan after everything: the admins' edits to HR-managed fields.
     pub drift: PlanSummary,
+    pub undo: UndoStep,
     pub endpoints: Vec<EndpointUse>,
     pub tokens_minted: u64,
     pub locks_imposed: u64,
@@ -220,7 +273,7 @@ pub async fn run_in(dir: &Path, opts: DemoOptions) -> anyhow::Result<DemoReport>
             Err(e) => return Err(e).with_context(|| format!("cannot remove {}", f.display())),
         }
     }
-    let mut live = Live::new(opts.output, 7);
+    let mut live = Live::new(opts.output, 10);
 
     // 1. The simulator on a loopback port.
     live.step("starting the simulator", String::new);

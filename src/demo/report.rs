@@ -89,6 +89,7 @@ impl DemoReport {
         self.users_text(&mut o);
         self.plan_and_pushes_text(&mut o);
         self.changes_text(&mut o);
+        self.undo_text(&mut o);
         self.requests_text(&mut o);
         self.wall_text(&mut o);
         self.explore_text(&mut o);
@@ -156,6 +157,7 @@ impl DemoReport {
     fn plan_and_pushes_text(&self, o: &mut String) {
         let _ = writeln!(o, "\nPlan from {}", self.hr_file.display());
         o.push_str(&self.plan_text);
+        self.held_text(o);
 
         let _ = writeln!(o, "\nPushes");
         let p = &self.push;
@@ -166,6 +168,67 @@ impl DemoReport {
         );
         for f in &p.failures {
             let _ = writeln!(o, "  failed {} {}: {}", f.action, f.email, f.message);
+        }
+    }
+
+    /// held → approve → push, with what each step asked of Cliq.
+    fn held_text(&self, o: &mut String) {
+        let h = &self.held;
+        let _ = writeln!(o, "\nHeld plan and approval");
+        let _ = writeln!(
+            o,
+            "  With [push] max_changes_per_run = {} (the demo sets it below this plan's {} \
+             changes), the push was held: {} requests, {} writes.",
+            h.threshold,
+            self.plan.changes,
+            h.held_requests.total,
+            h.held_requests.puts + h.held_requests.posts
+        );
+        let _ = writeln!(o, "  cliq-sync approve lists:");
+        for e in &h.listed {
+            let _ = writeln!(
+                o,
+                "    {}  {} run {}, {} changes, held {}",
+                e.id, e.kind, e.run_id, e.changes, e.held_at
+            );
+        }
+        let _ = writeln!(
+            o,
+            "  cliq-sync approve {}: {}, {} requests.",
+            h.plan_id,
+            if h.approved.as_ref().is_some_and(|e| e.approved) {
+                "approved for the next push"
+            } else {
+                "NOT approved"
+            },
+            h.approve_requests.total
+        );
+        let _ = writeln!(
+            o,
+            "  The next push sent exactly that plan: {} PUT and {} POST requests.",
+            h.push_requests.puts, h.push_requests.posts
+        );
+    }
+
+    /// `undo RUN` of the push.
+    fn undo_text(&self, o: &mut String) {
+        let u = &self.undo;
+        let _ = writeln!(o, "\nUndo");
+        let _ = writeln!(
+            o,
+            "  cliq-sync undo {}: {} updates sent back, {} PUT requests (run {}); refused: {}.",
+            u.report.undoes_run.unwrap_or_default(),
+            u.report.updates_applied,
+            u.requests.puts,
+            u.report.run_id.unwrap_or_default(),
+            refused_summary(&u.report.refused)
+        );
+        if let Some(ex) = &u.example {
+            let _ = writeln!(
+                o,
+                "  {} {}: {:?} before the push, {:?} pushed, {:?} in Cliq after the undo.",
+                ex.email, ex.field, ex.before, ex.pushed, ex.after_undo
+            );
         }
     }
 
@@ -318,6 +381,26 @@ impl DemoReport {
             self.hr_file.display()
         );
     }
+}
+
+/// "2 cannot_undo (adds), 1 changed_since": the refused parts by code.
+fn refused_summary(refused: &[crate::sync::push::Refused]) -> String {
+    let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+    for r in refused {
+        *by.entry(r.code).or_default() += 1;
+    }
+    if by.is_empty() {
+        return "none".to_owned();
+    }
+    let why = |code: &str| match code {
+        "cannot_undo" => " (adds: the Users API has no deletion)",
+        "changed_since" => " (edited in Cliq since the push)",
+        _ => "",
+    };
+    by.iter()
+        .map(|(code, n)| format!("{n} {code}{}", why(code)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Quote a path for a POSIX shell only if it needs it.

@@ -14,7 +14,9 @@ use super::hr_file::{write_hr_file, HrPerson};
 use super::live::Live;
 use super::org_edits::mutate_org;
 use super::report::render_plan;
-use super::{demo_settings, DemoOptions, DemoReport, EndpointUse, Mutation, PLAN_ROWS};
+use super::{
+    demo_settings, DemoOptions, DemoReport, EndpointUse, Mutation, StepRequests, PLAN_ROWS,
+};
 use crate::app::App;
 use crate::cliq::quotas::Limits;
 use crate::cliq::transport::{ReqwestTransport, Transport};
@@ -75,11 +77,18 @@ pub(super) async fn demo_steps(
     };
     let org = opts.users as u64;
 
-    let push_opts = PushOptions::from_settings(&settings, false, false)
+    let mut push_opts = PushOptions::from_settings(&settings, false, false)
         .map_err(|m| anyhow::anyhow!("hr.managed_fields: {m}"))?;
     let full_pull = d.full_pull(org, true).await?;
     let (hr, hr_people, plan) = d.plan(paths.hr_file, &push_opts).await?;
+    // Below this plan (its updates plus the two new hires), so its push is
+    // held for approval; not below its undo (updates only: adds cannot be
+    // undone), which passes the same threshold.
+    push_opts.max_changes_per_run = plan.summary.updates as u32;
+    let mut held = d.hold_and_approve(&hr, &push_opts).await?;
+    let before = StepRequests::of(sim);
     let push = d.push(&hr, &push_opts, &plan).await?;
+    held.push_requests = StepRequests::since(sim, before);
     let real = Limits::documented();
     let push_at_real_quotas =
         crate::sync::plan::min_duration(&real, Endpoint::UpdateUser, plan.summary.update_requests)
@@ -93,6 +102,9 @@ pub(super) async fn demo_steps(
     let drift = crate::sync::plan::plan(&d.app.store, &hr, &push_opts.plan, &d.limits)
         .await?
         .summary;
+    let undo = d
+        .undo(push.run_id.context("the push recorded no run")?, &push_opts)
+        .await?;
 
     let users_by_status = d.app.store.user_counts().await?;
     let counters = sim.counters();
@@ -113,6 +125,8 @@ pub(super) async fn demo_steps(
         full_pull,
         plan_text: render_plan(&plan, PLAN_ROWS),
         plan: plan.summary,
+        held,
+        undo,
         push,
         push_at_real_quotas,
         mutations,
@@ -263,7 +277,7 @@ impl Demo<'_> {
     }
 }
 
-fn ensure_pushed(push: &PushReport) -> anyhow::Result<()> {
+pub(super) fn ensure_pushed(push: &PushReport) -> anyhow::Result<()> {
     if !push.ok() {
         bail!(
             "the push {}: {}",
