@@ -317,8 +317,7 @@ pub async fn run_in(dir: &Path, opts: DemoOptions) -> anyhow::Result<DemoReport>
 fn demo_settings(
     sim_cfg: &SimConfig,
     sim_url: &str,
-    mirror: &Path,
-    hr_file: &Path,
+    paths: &Paths,
     time_scale: f64,
 ) -> anyhow::Result<Settings> {
     let mut s = Settings::default();
@@ -328,8 +327,8 @@ fn demo_settings(
     s.cliq.client_secret = Some(SecretString::from(sim_cfg.client_secret.clone()));
     s.cliq.refresh_token = Some(SecretString::from(sim_cfg.refresh_token.clone()));
     s.cliq.request_timeout = Duration::from_secs(10);
-    s.mirror.path = mirror.to_owned();
-    s.hr = Some(HrSettings::new(hr_file));
+    s.mirror.path = paths.mirror.to_owned();
+    s.hr = Some(HrSettings::new(paths.hr_file));
     s.push.enabled = true;
     s.push.create_missing = true;
     s.push.max_changes_per_run = 100;

@@ -14,14 +14,13 @@ use super::hr_file::{write_hr_file, HrPerson};
 use super::live::Live;
 use super::org_edits::mutate_org;
 use super::report::render_plan;
-use super::{
-    demo_settings, DemoOptions, DemoReport, EndpointUse, Mutation, StepRequests, PLAN_ROWS,
-};
+use super::{demo_settings, DemoOptions, DemoReport, EndpointUse, Mutation, PLAN_ROWS};
 use crate::app::App;
 use crate::cliq::quotas::Limits;
 use crate::cliq::transport::{ReqwestTransport, Transport};
 use crate::cliq::Endpoint;
 use crate::clock::Clock;
+use crate::config::Settings;
 use crate::hr::HrSource;
 use crate::sim::{SimConfig, Simulator};
 use crate::sync::plan::Plan;
@@ -54,45 +53,17 @@ pub(super) async fn demo_steps(
     opts: &DemoOptions,
     live: &mut Live,
 ) -> anyhow::Result<DemoReport> {
-    let settings = demo_settings(
-        sim_cfg,
-        sim_url,
-        paths.mirror,
-        paths.hr_file,
-        opts.time_scale,
-    )?;
-    let safety_margin = settings.limits.to_limits()?.margin;
-    // Real HTTP over loopback; a configured proxy could not reach it.
-    let transport: Arc<dyn Transport> =
-        Arc::new(ReqwestTransport::without_proxy().context("cannot build the HTTP client")?);
-    let app = App::open_with(settings.clone(), Clock::system(), transport).await?;
-    let limits = app.scheduler.limits().clone();
-    let mut d = Demo {
-        sim,
-        app,
-        limits,
-        cancel: CancellationToken::new(),
-        live,
-        page_size: u64::from(settings.cliq.page_size),
-    };
+    let settings = demo_settings(sim_cfg, sim_url, paths, opts.time_scale)?;
+    let mut d = Demo::open(sim, &settings, live).await?;
+    let safety_margin = d.limits.margin;
     let org = opts.users as u64;
-
     let mut push_opts = PushOptions::from_settings(&settings, false, false)
         .map_err(|m| anyhow::anyhow!("hr.managed_fields: {m}"))?;
+
     let full_pull = d.full_pull(org, true).await?;
     let (hr, hr_people, plan) = d.plan(paths.hr_file, &push_opts).await?;
-    // Below this plan (its updates plus the two new hires), so its push is
-    // held for approval; not below its undo (updates only: adds cannot be
-    // undone), which passes the same threshold.
-    push_opts.max_changes_per_run = plan.summary.updates as u32;
-    let mut held = d.hold_and_approve(&hr, &push_opts).await?;
-    let before = StepRequests::of(sim);
-    let push = d.push(&hr, &push_opts, &plan).await?;
-    held.push_requests = StepRequests::since(sim, before);
-    let real = Limits::documented();
-    let push_at_real_quotas =
-        crate::sync::plan::min_duration(&real, Endpoint::UpdateUser, plan.summary.update_requests)
-            + crate::sync::plan::min_duration(&real, Endpoint::AddUsers, plan.summary.add_requests);
+    let (held, push) = d.held_then_pushed(&hr, &mut push_opts, &plan).await?;
+    let push_at_real_quotas = at_real_quotas(&plan);
 
     let mutations = d.edit_org(&hr_people)?;
     let incremental = d.incremental().await?;
@@ -142,6 +113,35 @@ pub(super) async fn demo_steps(
         steps: Vec::new(),
         wall: Duration::ZERO,
     })
+}
+
+/// The least time `plan`'s push needs at Cliq's real (unscaled) quotas.
+fn at_real_quotas(plan: &Plan) -> Duration {
+    let real = Limits::documented();
+    crate::sync::plan::min_duration(&real, Endpoint::UpdateUser, plan.summary.update_requests)
+        + crate::sync::plan::min_duration(&real, Endpoint::AddUsers, plan.summary.add_requests)
+}
+
+impl<'a> Demo<'a> {
+    /// The app on the demo's settings, talking to the simulator.
+    async fn open(
+        sim: &'a Simulator,
+        settings: &Settings,
+        live: &'a mut Live,
+    ) -> anyhow::Result<Demo<'a>> {
+        // Real HTTP over loopback; a configured proxy could not reach it.
+        let transport: Arc<dyn Transport> =
+            Arc::new(ReqwestTransport::without_proxy().context("cannot build the HTTP client")?);
+        let app = App::open_with(settings.clone(), Clock::system(), transport).await?;
+        Ok(Demo {
+            sim,
+            limits: app.scheduler.limits().clone(),
+            app,
+            cancel: CancellationToken::new(),
+            live,
+            page_size: u64::from(settings.cliq.page_size),
+        })
+    }
 }
 
 impl Demo<'_> {
@@ -195,7 +195,7 @@ impl Demo<'_> {
     }
 
     /// The push of the HR file's plan.
-    async fn push(
+    pub(super) async fn push(
         &mut self,
         hr: &HrSource,
         opts: &PushOptions,

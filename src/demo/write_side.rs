@@ -12,7 +12,8 @@ use crate::cliq::Endpoint;
 use crate::hr::HrSource;
 use crate::sim::Simulator;
 use crate::sync::approve;
-use crate::sync::push::{push_given, Given, PushError, PushOptions};
+use crate::sync::plan::Plan;
+use crate::sync::push::{push_given, Given, PushError, PushOptions, PushReport};
 
 impl StepRequests {
     /// The simulator's counts now.
@@ -37,9 +38,28 @@ impl StepRequests {
 }
 
 impl Demo<'_> {
+    /// The push of `plan` over a threshold set below it: held, approved,
+    /// then pushed by the next push.
+    pub(super) async fn held_then_pushed(
+        &mut self,
+        hr: &HrSource,
+        opts: &mut PushOptions,
+        plan: &Plan,
+    ) -> anyhow::Result<(HeldSequence, PushReport)> {
+        // Below this plan (its updates plus the two new hires), so its push
+        // is held for approval; not below its undo (updates only: adds
+        // cannot be undone), which passes the same threshold.
+        opts.max_changes_per_run = u32::try_from(plan.summary.updates)?;
+        let mut held = self.hold_and_approve(hr, opts).await?;
+        let before = StepRequests::of(self.sim);
+        let push = self.push(hr, opts, plan).await?;
+        held.push_requests = StepRequests::since(self.sim, before);
+        Ok((held, push))
+    }
+
     /// The push trips `opts.max_changes_per_run` and is held (nothing
     /// sent); `approve` lists it, and `approve ID` releases it.
-    pub(super) async fn hold_and_approve(
+    async fn hold_and_approve(
         &mut self,
         hr: &HrSource,
         opts: &PushOptions,
