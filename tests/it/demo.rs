@@ -6,12 +6,14 @@ use std::collections::BTreeSet;
 use cliq_sync::cliq::Endpoint;
 use cliq_sync::demo::{run_in, DemoOptions, Output};
 
-const HEADINGS: [&str; 7] = [
+const HEADINGS: [&str; 9] = [
     "cliq-sync demo: what happened",
     "Users mirrored",
     "Plan from",
+    "Held plan and approval",
     "Pushes",
     "Changes found",
+    "Undo",
     "Requests per endpoint",
     "Wall time",
 ];
@@ -104,9 +106,15 @@ async fn the_demo_mirrors_plans_pushes_and_finds_the_edits_without_a_throttle() 
             .unwrap()
             .requests
     };
-    assert_eq!(used(Endpoint::UpdateUser), r.push.updates_applied);
+    assert_eq!(
+        used(Endpoint::UpdateUser),
+        r.push.updates_applied + r.undo.report.updates_applied
+    );
     assert_eq!(used(Endpoint::AddUsers), 1);
     assert_eq!(r.tokens_minted, 1);
+
+    assert_held_approved_pushed(&r);
+    assert_undone(&r);
 
     let text = r.to_text();
     for h in HEADINGS {
@@ -117,6 +125,56 @@ async fn the_demo_mirrors_plans_pushes_and_finds_the_edits_without_a_throttle() 
         "{text}"
     );
     assert!(text.contains("sqlite3 "), "{text}");
+}
+
+/// The first push trips `max_changes_per_run`: held (nothing sent), listed
+/// as `cliq-sync approve` lists it, approved (nothing sent), then pushed.
+fn assert_held_approved_pushed(r: &cliq_sync::demo::DemoReport) {
+    let h = &r.held;
+    assert!(
+        (h.threshold as usize) < r.plan.changes,
+        "{} vs {}",
+        h.threshold,
+        r.plan.changes
+    );
+    assert!(h.plan_id.starts_with('H'), "{h:?}");
+    assert_eq!(h.listed.len(), 1, "{h:?}");
+    assert_eq!(h.listed[0].id, h.plan_id);
+    assert_eq!(h.listed[0].kind, "push");
+    assert_eq!(h.listed[0].changes, r.plan.changes as u64);
+    assert!(h.listed[0].reason.contains("max_changes_per_run"), "{h:?}");
+    assert_eq!(h.held_requests.total, 0, "held: nothing sent");
+    assert_eq!(h.approve_requests.total, 0, "approve: nothing sent");
+    assert!(h.approved.as_ref().is_some_and(|e| e.approved), "{h:?}");
+    // The push after the approval sent the plan: one PUT per update, one
+    // POST for the new hires.
+    assert_eq!(h.push_requests.puts, r.push.updates_applied);
+    assert_eq!(h.push_requests.posts, 1);
+    assert!(r.push.updates_applied > 0);
+}
+
+/// `undo` of that push: the inverse pushed (one PUT per undone person),
+/// the adds and the fields edited since refused, the value back in Cliq.
+fn assert_undone(r: &cliq_sync::demo::DemoReport) {
+    let u = &r.undo;
+    assert_eq!(u.report.status, "ok", "{:?}", u.report);
+    assert_eq!(u.report.undoes_run, r.push.run_id);
+    assert!(u.report.updates_applied > 0, "{:?}", u.report);
+    assert_eq!(u.requests.puts, u.report.updates_applied);
+    assert_eq!(u.requests.posts, 0);
+    assert!(
+        u.report
+            .refused
+            .iter()
+            .filter(|f| f.code == "cannot_undo")
+            .count()
+            == 2,
+        "the two adds: {:?}",
+        u.report.refused
+    );
+    let ex = u.example.as_ref().expect("an undone field to show");
+    assert_ne!(ex.pushed, ex.before, "{ex:?}");
+    assert_eq!(ex.after_undo, ex.before, "{ex:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +219,7 @@ fn the_binary_runs_the_demo_in_the_working_directory() {
         assert!(stdout.contains(h), "no {h:?} in\n{stdout}");
     }
     assert!(stdout.contains("sqlite3 demo/mirror.db"), "{stdout}");
-    assert!(stdout.contains("[7/7]"), "{stdout}");
+    assert!(stdout.contains("[10/10]"), "{stdout}");
     // Not a terminal: plain lines, no cursor control.
     assert!(!stdout.contains('\r'), "{stdout:?}");
     assert!(
