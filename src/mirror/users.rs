@@ -12,40 +12,17 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::column::{Column, Values};
 use super::store::{Store, StoreError, WriteTx};
 use crate::clock::to_db;
-
-/// The flattened columns of `users`, in schema order (without id, raw_json,
-/// hash and timestamps). A change to any of them is a `user_changes` row.
-pub const COLUMNS: [&str; 20] = [
-    "email_id",
-    "first_name",
-    "last_name",
-    "display_name",
-    "full_name",
-    "status",
-    "employee_id",
-    "mobile",
-    "phone",
-    "extension",
-    "work_location",
-    "timezone",
-    "language",
-    "country",
-    "department_id",
-    "department_name",
-    "designation_id",
-    "designation_name",
-    "reporting_to_id",
-    "reporting_to_name",
-];
 
 /// One user as the mirror stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlatUser {
     pub id: String,
-    /// Values of [`COLUMNS`], in that order.
-    pub values: [Option<String>; 20],
+    /// A value for every [`Column`]; a change to any of them is a
+    /// `user_changes` row.
+    pub values: Values,
     pub raw_json: String,
     pub content_hash: String,
 }
@@ -87,7 +64,7 @@ impl FlatUser {
         let Some(id) = t(w.id).or_else(|| t(w.user_id)).or_else(|| t(w.zuid)) else {
             return Ok(None);
         };
-        let values = [
+        let values = Values::from([
             t(w.email_id).map(|e| e.to_lowercase()),
             t(w.first_name),
             t(w.last_name),
@@ -110,7 +87,7 @@ impl FlatUser {
                 .or_else(|| named(&w.reporting_to, true))
                 .or_else(|| t(w.reporting_to_zuid)),
             named(&w.reportingto, false).or_else(|| named(&w.reporting_to, false)),
-        ];
+        ]);
         Ok(Some(FlatUser {
             id,
             values,
@@ -119,11 +96,8 @@ impl FlatUser {
         }))
     }
 
-    pub fn get(&self, column: &str) -> Option<&str> {
-        COLUMNS
-            .iter()
-            .position(|c| *c == column)
-            .and_then(|i| self.values[i].as_deref())
+    pub fn get(&self, column: Column) -> Option<&str> {
+        self.values.get(column)
     }
 }
 
@@ -169,7 +143,7 @@ impl ChangeSource {
     }
 }
 
-/// The columns of a `user_rows` insert: the id, the 20 [`COLUMNS`],
+/// The columns of a `user_rows` insert: the id, the 20 [`Column`]s,
 /// raw_json and the time twice (first seen, updated).
 const ROW_INSERT: &str = "INSERT INTO user_rows (id, email_id, first_name, last_name,
     display_name, full_name, status, employee_id, mobile, phone, extension, work_location,
@@ -209,12 +183,12 @@ const ROWS_PER_STATEMENT: usize = 500;
 struct Known<'a> {
     hash: &'a str,
     removed: bool,
-    values: Option<&'a [Option<String>; 20]>,
+    values: Option<&'a Values>,
 }
 
 /// What the mirror has for a page's users: id → (content hash, removed,
 /// the columns if some copy in the page differs from it).
-type Before = HashMap<String, (String, bool, Option<[Option<String>; 20]>)>;
+type Before = HashMap<String, (String, bool, Option<Values>)>;
 
 /// One `user_changes` row: (user id, field, old, new).
 type Change<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>);
@@ -269,10 +243,10 @@ fn page_writes<'a>(
                 let old = p
                     .values
                     .expect("columns are read for every user that differs");
-                for (c, col) in COLUMNS.iter().enumerate() {
-                    if old[c] != u.values[c] {
-                        let (o, v) = (old[c].as_deref(), u.values[c].as_deref());
-                        w.changes.push((&u.id, col, o, v));
+                for col in Column::ALL {
+                    if old[col] != u.values[col] {
+                        let (o, v) = (old.get(col), u.values.get(col));
+                        w.changes.push((&u.id, col.as_str(), o, v));
                     }
                 }
                 if w.changes.len() > n {
@@ -457,15 +431,15 @@ async fn read_before(tx: &mut WriteTx, users: &[FlatUser]) -> Result<Before, Sto
     if differ != "[]" {
         let sql = format!(
             "SELECT id, {} FROM user_rows WHERE id IN (SELECT value FROM json_each(?1))",
-            COLUMNS.join(", ")
+            Column::sql_list(&Column::ALL)
         );
         let rows = sqlx::query(&sql).bind(differ).fetch_all(&mut **tx).await?;
         for row in rows {
             use sqlx::Row;
             let id: String = row.try_get(0)?;
-            let mut values: [Option<String>; 20] = Default::default();
-            for (i, v) in values.iter_mut().enumerate() {
-                *v = row.try_get(i + 1)?;
+            let mut values = Values::default();
+            for (i, c) in Column::ALL.into_iter().enumerate() {
+                values[c] = row.try_get(i + 1)?;
             }
             if let Some(entry) = before.get_mut(&id) {
                 entry.2 = Some(values);
@@ -569,18 +543,18 @@ mod tests {
         .unwrap();
         assert_eq!(u.id, "12");
         let expect = [
-            ("email_id", Some("aé@x.example")),
-            ("first_name", None),
-            ("status", Some("true")),
-            ("mobile", None),
-            ("phone", None),
-            ("extension", None),
-            ("country", None),
-            ("department_id", Some("4")),
-            ("designation_id", None),
-            ("designation_name", None),
-            ("reporting_to_id", Some("7.5")),
-            ("reporting_to_name", Some("M\"x")),
+            (Column::EmailId, Some("aé@x.example")),
+            (Column::FirstName, None),
+            (Column::Status, Some("true")),
+            (Column::Mobile, None),
+            (Column::Phone, None),
+            (Column::Extension, None),
+            (Column::Country, None),
+            (Column::DepartmentId, Some("4")),
+            (Column::DesignationId, None),
+            (Column::DesignationName, None),
+            (Column::ReportingToId, Some("7.5")),
+            (Column::ReportingToName, Some("M\"x")),
         ];
         for (col, want) in expect {
             assert_eq!(u.get(col), want, "{col}");
@@ -592,14 +566,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(u.id, "9");
-        assert_eq!(u.get("reporting_to_id"), Some("3"));
+        assert_eq!(u.get(Column::ReportingToId), Some("3"));
         // A bare-string reference is its name, never an id.
         assert_eq!(
-            (u.get("department_id"), u.get("department_name")),
+            (u.get(Column::DepartmentId), u.get(Column::DepartmentName)),
             (None, Some("Ops"))
         );
         assert_eq!(
-            (u.get("designation_id"), u.get("designation_name")),
+            (u.get(Column::DesignationId), u.get(Column::DesignationName)),
             (None, Some("Lead"))
         );
 
@@ -611,17 +585,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(u.id, "2");
-        assert_eq!(u.get("timezone"), Some("Asia/Kolkata"));
+        assert_eq!(u.get(Column::Timezone), Some("Asia/Kolkata"));
         assert_eq!(
-            (u.get("reporting_to_id"), u.get("reporting_to_name")),
+            (u.get(Column::ReportingToId), u.get(Column::ReportingToName)),
             (Some("5"), Some("Boss"))
         );
 
         let u =
             flat(r#"{"id": 18446744073709551615, "language": -3, "work_location": 1e3}"#).unwrap();
         assert_eq!(u.id, "18446744073709551615");
-        assert_eq!(u.get("language"), Some("-3"));
-        assert_eq!(u.get("work_location"), Some("1000.0"));
+        assert_eq!(u.get(Column::Language), Some("-3"));
+        assert_eq!(u.get(Column::WorkLocation), Some("1000.0"));
 
         assert_eq!(flat(r#"{"email_id": "nobody@x.example"}"#), None);
     }

@@ -31,7 +31,7 @@ use crate::config::OnConflict;
 use crate::hr::{Attr, HrSource};
 use crate::mirror::plan_join::ManagerLink;
 use crate::mirror::pushes::{MirrorUser, PushFailure};
-use crate::mirror::{Store, StoreError};
+use crate::mirror::{Column, Store, StoreError};
 
 /// What a plan needs besides the HR source and the mirror.
 #[derive(Debug, Clone)]
@@ -369,7 +369,6 @@ pub fn compute(
     let mut differ = diff::Differ::new(hr, &index, failures, recent_adds, opts);
     sorted.iter().for_each(|u| differ.push((*u).clone()));
     differ.finish();
-    let manager_col = index::col("reporting_to_id");
     let mut links = HashMap::new();
     let loops = loop {
         match resolve::manager_loops(&differ.desired_managers, &links) {
@@ -379,7 +378,7 @@ pub fn compute(
                 let ids: std::collections::HashSet<String> = ids.into_iter().collect();
                 for u in users.iter().filter(|u| !u.removed && ids.contains(&u.id)) {
                     let link = ManagerLink {
-                        manager_id: u.values[manager_col].clone(),
+                        manager_id: u.values[Column::ReportingToId].clone(),
                         email: u.email.clone(),
                     };
                     links.insert(u.id.clone(), Some(link));
