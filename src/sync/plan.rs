@@ -409,9 +409,9 @@ pub fn hash_fields<'a>(fields: impl Iterator<Item = (&'a str, &'a str)>) -> Stri
 pub mod conflicts;
 mod diff;
 mod index;
-mod render;
 #[cfg(test)]
 mod memory_tests;
+mod render;
 mod resolve;
 // The push scope is parsed (and so validated) with the settings.
 pub use crate::config::scope;

@@ -69,8 +69,20 @@ fn client_and_mirror_read_user_variants_alike() {
         let (u, f) = both(text);
         assert_eq!(u.id.as_deref(), Some(f.id.as_str()), "{text}");
         assert_eq!(u.email_id.as_deref(), f.get(Column::EmailId), "{text}");
-        assert_eq!(u.department, refs(&f, [Column::DepartmentId, Column::DepartmentName]), "{text}");
-        assert_eq!(u.designation, refs(&f, [Column::DesignationId, Column::DesignationName]), "{text}");
-        assert_eq!(u.reportingto, refs(&f, [Column::ReportingToId, Column::ReportingToName]), "{text}");
+        assert_eq!(
+            u.department,
+            refs(&f, [Column::DepartmentId, Column::DepartmentName]),
+            "{text}"
+        );
+        assert_eq!(
+            u.designation,
+            refs(&f, [Column::DesignationId, Column::DesignationName]),
+            "{text}"
+        );
+        assert_eq!(
+            u.reportingto,
+            refs(&f, [Column::ReportingToId, Column::ReportingToName]),
+            "{text}"
+        );
     }
 }
