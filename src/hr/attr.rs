@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::did_you_mean;
+use crate::mirror::Column;
 
 /// An attribute of a Cliq user that the HR source can manage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -76,21 +77,31 @@ impl Attr {
     }
 
     /// The `users` column of the mirror holding the current value.
-    pub fn mirror_column(self) -> &'static str {
+    pub fn mirror_column(self) -> Column {
         match self {
-            Attr::Department => "department_id",
-            Attr::Designation => "designation_id",
-            Attr::ReportingTo => "reporting_to_id",
-            other => other.name(),
+            Attr::FirstName => Column::FirstName,
+            Attr::LastName => Column::LastName,
+            Attr::DisplayName => Column::DisplayName,
+            Attr::Phone => Column::Phone,
+            Attr::Mobile => Column::Mobile,
+            Attr::Timezone => Column::Timezone,
+            Attr::Language => Column::Language,
+            Attr::Country => Column::Country,
+            Attr::EmployeeId => Column::EmployeeId,
+            Attr::Extension => Column::Extension,
+            Attr::WorkLocation => Column::WorkLocation,
+            Attr::Department => Column::DepartmentId,
+            Attr::Designation => Column::DesignationId,
+            Attr::ReportingTo => Column::ReportingToId,
         }
     }
 
     /// The mirror column holding the referenced object's name, if any.
-    pub fn name_column(self) -> Option<&'static str> {
+    pub fn name_column(self) -> Option<Column> {
         match self {
-            Attr::Department => Some("department_name"),
-            Attr::Designation => Some("designation_name"),
-            Attr::ReportingTo => Some("reporting_to_name"),
+            Attr::Department => Some(Column::DepartmentName),
+            Attr::Designation => Some(Column::DesignationName),
+            Attr::ReportingTo => Some(Column::ReportingToName),
             _ => None,
         }
     }

@@ -1,6 +1,7 @@
 //! The SQLite mirror: opening the database and the queries behind the public
 //! schema (see `migrations/`).
 
+pub mod column;
 mod health;
 pub mod held;
 pub mod held_plans;
@@ -19,4 +20,5 @@ pub mod undo;
 pub mod users;
 mod vocab;
 
+pub use column::Column;
 pub use store::{Store, StoreError, WriteTx};

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use futures::TryStreamExt;
 use sqlx::Row;
 
-use super::pushes::{MirrorUser, PLAN_COLUMNS};
+use super::column::{Column, Values};
+use super::pushes::MirrorUser;
 use super::store::{Store, StoreError};
 
 /// One link of a manager chain: a live user, their manager and email.
@@ -56,7 +57,7 @@ impl Store {
                 let sql = format!(
                     "SELECT json_array(id, email_id, status, removed_at IS NOT NULL, {})
                      FROM users WHERE {column} IN ({marks})",
-                    PLAN_COLUMNS.join(", ")
+                    Column::sql_list(&Column::PLAN)
                 );
                 let mut q = sqlx::query_scalar::<_, String>(&sql);
                 for v in chunk {
@@ -143,7 +144,7 @@ fn each_user_sql() -> String {
     format!(
         "SELECT json_array(id, email_id, status, removed_at IS NOT NULL, {}) FROM users
          ORDER BY email_id COLLATE NOCASE",
-        PLAN_COLUMNS.join(", ")
+        Column::sql_list(&Column::PLAN)
     )
 }
 
@@ -158,12 +159,16 @@ fn parse_plan_row(text: &str) -> Result<MirrorUser, StoreError> {
             _ => None,
         }
     };
+    let mut values = Values::default();
+    for (i, c) in Column::PLAN.into_iter().enumerate() {
+        values[c] = s(i + 4);
+    }
     Ok(MirrorUser {
         id: s(0).unwrap_or_default(),
         email: s(1).map(|e| e.to_lowercase()),
         status: s(2),
         removed: v.get(3).and_then(serde_json::Value::as_i64) == Some(1),
-        values: (0..PLAN_COLUMNS.len()).map(|i| s(i + 4)).collect(),
+        values,
     })
 }
 

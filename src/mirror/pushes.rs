@@ -5,30 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
+use super::column::{Column, Values};
 use super::store::{Store, StoreError};
 use crate::clock::to_db;
-
-/// The mirror columns a plan reads, in this order after `id`, `email_id`,
-/// `status` and `removed`.
-pub const PLAN_COLUMNS: [&str; 17] = [
-    "first_name",
-    "last_name",
-    "display_name",
-    "phone",
-    "mobile",
-    "timezone",
-    "language",
-    "country",
-    "employee_id",
-    "extension",
-    "work_location",
-    "department_id",
-    "department_name",
-    "designation_id",
-    "designation_name",
-    "reporting_to_id",
-    "reporting_to_name",
-];
 
 /// One user of the mirror as a plan sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,16 +17,13 @@ pub struct MirrorUser {
     pub email: Option<String>,
     pub status: Option<String>,
     pub removed: bool,
-    /// Values of [`PLAN_COLUMNS`], in that order.
-    pub values: Vec<Option<String>>,
+    /// Values of [`Column::PLAN`] (the other columns are `None`).
+    pub values: Values,
 }
 
 impl MirrorUser {
-    pub fn get(&self, column: &str) -> Option<&str> {
-        PLAN_COLUMNS
-            .iter()
-            .position(|c| *c == column)
-            .and_then(|i| self.values[i].as_deref())
+    pub fn get(&self, column: Column) -> Option<&str> {
+        self.values.get(column)
     }
 }
 

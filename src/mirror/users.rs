@@ -8,50 +8,24 @@
 
 use chrono::{DateTime, Utc};
 
+use super::column::{Column, Values};
 use super::store::{Store, StoreError};
 use crate::clock::to_db;
-
-/// The flattened columns of `users`, in schema order (without id, raw_json,
-/// hash and timestamps). A change to any of them is a `user_changes` row.
-pub const COLUMNS: [&str; 20] = [
-    "email_id",
-    "first_name",
-    "last_name",
-    "display_name",
-    "full_name",
-    "status",
-    "employee_id",
-    "mobile",
-    "phone",
-    "extension",
-    "work_location",
-    "timezone",
-    "language",
-    "country",
-    "department_id",
-    "department_name",
-    "designation_id",
-    "designation_name",
-    "reporting_to_id",
-    "reporting_to_name",
-];
 
 /// One user as the mirror stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlatUser {
     pub id: String,
-    /// Values of [`COLUMNS`], in that order.
-    pub values: [Option<String>; 20],
+    /// A value for every [`Column`]; a change to any of them is a
+    /// `user_changes` row.
+    pub values: Values,
     pub raw_json: String,
     pub content_hash: String,
 }
 
 impl FlatUser {
-    pub fn get(&self, column: &str) -> Option<&str> {
-        COLUMNS
-            .iter()
-            .position(|c| *c == column)
-            .and_then(|i| self.values[i].as_deref())
+    pub fn get(&self, column: Column) -> Option<&str> {
+        self.values.get(column)
     }
 }
 

@@ -19,7 +19,6 @@
 //! (see `plan/conflicts.rs`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -31,7 +30,7 @@ use crate::config::OnConflict;
 use crate::hr::{Attr, HrSource};
 use crate::mirror::plan_join::ManagerLink;
 use crate::mirror::pushes::{MirrorUser, PushFailure};
-use crate::mirror::{Store, StoreError};
+use crate::mirror::{Column, Store, StoreError};
 
 /// What a plan needs besides the HR source and the mirror.
 #[derive(Debug, Clone)]
@@ -369,7 +368,6 @@ pub fn compute(
     let mut differ = diff::Differ::new(hr, &index, failures, recent_adds, opts);
     sorted.iter().for_each(|u| differ.push((*u).clone()));
     differ.finish();
-    let manager_col = index::col("reporting_to_id");
     let mut links = HashMap::new();
     let loops = loop {
         match resolve::manager_loops(&differ.desired_managers, &links) {
@@ -379,7 +377,7 @@ pub fn compute(
                 let ids: std::collections::HashSet<String> = ids.into_iter().collect();
                 for u in users.iter().filter(|u| !u.removed && ids.contains(&u.id)) {
                     let link = ManagerLink {
-                        manager_id: u.values[manager_col].clone(),
+                        manager_id: u.values[Column::ReportingToId].clone(),
                         email: u.email.clone(),
                     };
                     links.insert(u.id.clone(), Some(link));
@@ -408,214 +406,15 @@ pub fn hash_fields<'a>(fields: impl Iterator<Item = (&'a str, &'a str)>) -> Stri
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The line under a change that overwrites a hand edit in Cliq.
-fn conflict_note(k: &Conflict) -> String {
-    format!(
-        "! overwrites a change made in Cliq on {} (seen by a {} pull; we pushed {} on {})",
-        conflicts::day(&k.changed_at),
-        k.observed_by,
-        k.pushed_value.as_deref().unwrap_or("(empty)"),
-        conflicts::day(&k.pushed_at)
-    )
-}
-
-/// `[push] on_conflict = "skip"`: the changes left out, with Cliq's value.
-fn render_skipped_conflicts(out: &mut String, plan: &Plan) {
-    if plan.skipped_conflicts.is_empty() {
-        return;
-    }
-    let _ = writeln!(
-        out,
-        "\nSkipped: changed in Cliq since our last push, kept ([push] on_conflict = \"skip\") ({}):",
-        plan.skipped_conflicts.len()
-    );
-    for k in &plan.skipped_conflicts {
-        let _ = writeln!(
-            out,
-            "  {:<36} {:<20} {:<18} Cliq has {} (changed in Cliq on {}); HR's {} not sent",
-            k.email,
-            k.user_id,
-            k.field,
-            k.conflict.cliq_value.as_deref().unwrap_or("(empty)"),
-            conflicts::day(&k.conflict.changed_at),
-            k.desired
-        );
-    }
-}
-
-/// The human table of `cliq-sync plan`.
-pub fn render(plan: &Plan) -> String {
-    let s = &plan.summary;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Plan from {} ({} HR records) against {} Cliq users in the mirror ({} matched).",
-        plan.source, s.hr_records, s.cliq_users, s.matched
-    );
-    let _ = writeln!(out, "Managed fields: {}", plan.managed_fields.join(", "));
-    let show = |v: &Option<String>, name: &Option<String>| -> String {
-        let base = v.clone().unwrap_or_else(|| "(empty)".into());
-        match name {
-            Some(n) => format!("{base} ({n})"),
-            None => base,
-        }
-    };
-    if !plan.updates.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nUpdates ({} users, {} fields):",
-            s.updates, s.field_changes
-        );
-        let _ = writeln!(
-            out,
-            "  {:<36} {:<20} {:<18} {:<28} -> desired",
-            "email", "user id", "field", "current"
-        );
-        for u in &plan.updates {
-            for c in &u.changes {
-                let _ = writeln!(
-                    out,
-                    "  {:<36} {:<20} {:<18} {:<28} -> {}",
-                    u.email,
-                    u.user_id,
-                    c.field,
-                    show(&c.current, &c.current_name),
-                    show(&Some(c.desired.clone()), &c.desired_name)
-                );
-                if let Some(k) = &c.conflict {
-                    let _ = writeln!(out, "  {:<36} {}", "", conflict_note(k));
-                }
-            }
-        }
-    }
-    render_skipped_conflicts(&mut out, plan);
-    if !plan.adds.is_empty() {
-        let _ = writeln!(out, "\nAdds ({} people):", s.adds);
-        for a in &plan.adds {
-            let fields: Vec<String> = a.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let _ = writeln!(out, "  {:<36} {}", a.email, fields.join(", "));
-        }
-    }
-    if !plan.blocked.is_empty() {
-        let _ = writeln!(out, "\nBlocked ({}):", s.blocked);
-        for b in &plan.blocked {
-            let _ = writeln!(
-                out,
-                "  {:<36} {:<14} {}",
-                b.email,
-                b.field.unwrap_or("(all)"),
-                b.reason
-            );
-        }
-    }
-    let list = |out: &mut String, title: &str, items: &[String]| {
-        if !items.is_empty() {
-            let _ = writeln!(out, "\n{title} ({}):", items.len());
-            for e in items.iter().take(20) {
-                let _ = writeln!(out, "  {e}");
-            }
-            if items.len() > 20 {
-                let _ = writeln!(out, "  … and {} more (see --json)", items.len() - 20);
-            }
-        }
-    };
-    list(
-        &mut out,
-        "In HR but not in Cliq, not added (push.create_missing = false)",
-        &plan.missing_in_cliq,
-    );
-    list(
-        &mut out,
-        "Added earlier, waiting for a full pull to see them",
-        &plan.pending_adds,
-    );
-    let nih: Vec<String> = plan
-        .not_in_hr
-        .iter()
-        .map(|u| {
-            let mut line = format!(
-                "{} ({}, {})",
-                u.email.as_deref().unwrap_or("(no email)"),
-                u.user_id,
-                u.status.as_deref().unwrap_or("unknown")
-            );
-            if let (Some(since), Some(secs)) = (&u.missing_since, u.missing_seconds) {
-                let _ = write!(
-                    line,
-                    " missing from HR since {since} ({})",
-                    humantime::format_duration(Duration::from_secs(secs.max(0) as u64))
-                );
-            }
-            line
-        })
-        .collect();
-    // The Users API cannot deactivate: say what to do instead.
-    list(
-        &mut out,
-        "In Cliq but not in HR (never touched: deactivate leavers in Cliq's admin console)",
-        &nih,
-    );
-    let excluded: Vec<String> = plan
-        .excluded
-        .iter()
-        .map(|x| format!("{:<36} {:<32} {}", x.email, x.rule, x.reason))
-        .collect();
-    list(
-        &mut out,
-        "Excluded by [push] include/exclude/exclude_departments (never written)",
-        &excluded,
-    );
-    let _ = writeln!(
-        out,
-        "\n{} change{} ({} PUT, {} POST); at least {} under Cliq's quotas.",
-        s.changes,
-        if s.changes == 1 { "" } else { "s" },
-        s.update_requests,
-        s.add_requests,
-        humantime::format_duration(Duration::from_secs(plan.min_duration().as_secs()))
-    );
-    if s.conflicts > 0 {
-        let _ = writeln!(
-            out,
-            "Hand edits in Cliq these changes overwrite: {} (marked with !; [push] on_conflict = \"{}\").",
-            s.conflicts,
-            plan.on_conflict.as_str()
-        );
-    }
-    let nothing = plan.is_empty() && plan.blocked.is_empty() && plan.skipped_conflicts.is_empty();
-    if nothing && !plan.excluded.is_empty() {
-        // Not "Cliq matches HR": the excluded people were not compared.
-        let _ = writeln!(
-            out,
-            "Nothing to push for the people in scope; the {} excluded above are never written.",
-            s.excluded
-        );
-    } else if nothing {
-        let _ = writeln!(out, "Nothing to push: Cliq already matches the HR source.");
-    } else if plan.is_empty() && plan.blocked.is_empty() {
-        let _ = writeln!(
-            out,
-            "Nothing to push: the other differences were changed in Cliq and are kept (above)."
-        );
-    } else if plan.is_empty() {
-        let _ = writeln!(
-            out,
-            "Nothing can be pushed now: {} blocked item{} above (see the reasons).",
-            s.blocked,
-            if s.blocked == 1 { "" } else { "s" }
-        );
-    }
-    // Names, emails and values come from Cliq and HR: never raw to a terminal.
-    crate::text::escape_lines(&out).into_owned()
-}
-
 pub mod conflicts;
 mod diff;
 mod index;
 #[cfg(test)]
 mod memory_tests;
+mod render;
 mod resolve;
 // The push scope is parsed (and so validated) with the settings.
 pub use crate::config::scope;
+pub use render::render;
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 
 use cliq_sync::cliq::models::{NamedRef, User};
 use cliq_sync::mirror::users::FlatUser;
+use cliq_sync::mirror::Column;
 
 fn both(text: &str) -> (User, FlatUser) {
     let user = User::from_value(serde_json::from_str(text).unwrap()).unwrap();
@@ -30,17 +31,17 @@ fn bare_string_reference_is_a_name_without_an_id() {
     assert_eq!(user.department, named(None, Some("Ops")));
     assert_eq!(user.designation, named(None, Some("Lead")));
     assert_eq!(user.reportingto, named(None, Some("Tim Harrison")));
-    let cols = |c: [&str; 2]| (flat.get(c[0]), flat.get(c[1]));
+    let cols = |c: [Column; 2]| (flat.get(c[0]), flat.get(c[1]));
     assert_eq!(
-        cols(["department_id", "department_name"]),
+        cols([Column::DepartmentId, Column::DepartmentName]),
         (None, Some("Ops"))
     );
     assert_eq!(
-        cols(["designation_id", "designation_name"]),
+        cols([Column::DesignationId, Column::DesignationName]),
         (None, Some("Lead"))
     );
     assert_eq!(
-        cols(["reporting_to_id", "reporting_to_name"]),
+        cols([Column::ReportingToId, Column::ReportingToName]),
         (None, Some("Tim Harrison"))
     );
 }
@@ -57,8 +58,8 @@ fn client_and_mirror_read_user_variants_alike() {
         r#"{"id": "5", "reporting_to_id": "9", "reporting_to_name": "M", "designation": null}"#,
         r#"{"id": "6", "designation": {"id": {"x": 1}, "name": "Lead"}, "designation_id": 12}"#,
     ];
-    let refs = |f: &FlatUser, k: &str| {
-        let (id, name) = (f.get(&format!("{k}_id")), f.get(&format!("{k}_name")));
+    let refs = |f: &FlatUser, [id, name]: [Column; 2]| {
+        let (id, name) = (f.get(id), f.get(name));
         (id.is_some() || name.is_some()).then(|| NamedRef {
             id: id.map(String::from),
             name: name.map(String::from),
@@ -67,9 +68,21 @@ fn client_and_mirror_read_user_variants_alike() {
     for text in texts {
         let (u, f) = both(text);
         assert_eq!(u.id.as_deref(), Some(f.id.as_str()), "{text}");
-        assert_eq!(u.email_id.as_deref(), f.get("email_id"), "{text}");
-        assert_eq!(u.department, refs(&f, "department"), "{text}");
-        assert_eq!(u.designation, refs(&f, "designation"), "{text}");
-        assert_eq!(u.reportingto, refs(&f, "reporting_to"), "{text}");
+        assert_eq!(u.email_id.as_deref(), f.get(Column::EmailId), "{text}");
+        assert_eq!(
+            u.department,
+            refs(&f, [Column::DepartmentId, Column::DepartmentName]),
+            "{text}"
+        );
+        assert_eq!(
+            u.designation,
+            refs(&f, [Column::DesignationId, Column::DesignationName]),
+            "{text}"
+        );
+        assert_eq!(
+            u.reportingto,
+            refs(&f, [Column::ReportingToId, Column::ReportingToName]),
+            "{text}"
+        );
     }
 }

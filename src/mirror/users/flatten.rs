@@ -1,11 +1,12 @@
 //! Flattening a Cliq user object into the mirror's columns: the one
 //! reader (`crate::cliq::models::user`) settles the variants, this maps its
-//! fields onto [`super::COLUMNS`] and hashes the text as received.
+//! fields onto [`Column`]s and hashes the text as received.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::FlatUser;
+use crate::mirror::column::Values;
 use crate::cliq::models::user::{Named, Scalar, UserWire};
 
 impl FlatUser {
@@ -47,7 +48,7 @@ impl FlatUser {
         let Some(id) = t(w.id) else {
             return Ok(None);
         };
-        let values = [
+        let values = Values::from([
             t(w.email_id).map(|e| e.to_lowercase()),
             t(w.first_name),
             t(w.last_name),
@@ -68,7 +69,7 @@ impl FlatUser {
             named(&w.designation, false),
             named(&w.reportingto, true),
             named(&w.reportingto, false),
-        ];
+        ]);
         Ok(Some(FlatUser {
             id,
             values,
@@ -93,6 +94,7 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mirror::Column;
 
     /// A user flattened from the text as received and from a `Value` of it
     /// (written out again, compact and key-sorted) gets the same columns,
@@ -151,18 +153,18 @@ mod tests {
         .unwrap();
         assert_eq!(u.id, "12");
         let expect = [
-            ("email_id", Some("aé@x.example")),
-            ("first_name", None),
-            ("status", Some("true")),
-            ("mobile", None),
-            ("phone", None),
-            ("extension", None),
-            ("country", None),
-            ("department_id", Some("4")),
-            ("designation_id", None),
-            ("designation_name", None),
-            ("reporting_to_id", Some("7.5")),
-            ("reporting_to_name", Some("M\"x")),
+            (Column::EmailId, Some("aé@x.example")),
+            (Column::FirstName, None),
+            (Column::Status, Some("true")),
+            (Column::Mobile, None),
+            (Column::Phone, None),
+            (Column::Extension, None),
+            (Column::Country, None),
+            (Column::DepartmentId, Some("4")),
+            (Column::DesignationId, None),
+            (Column::DesignationName, None),
+            (Column::ReportingToId, Some("7.5")),
+            (Column::ReportingToName, Some("M\"x")),
         ];
         for (col, want) in expect {
             assert_eq!(u.get(col), want, "{col}");
@@ -174,14 +176,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(u.id, "9");
-        assert_eq!(u.get("reporting_to_id"), Some("3"));
+        assert_eq!(u.get(Column::ReportingToId), Some("3"));
         // A bare-string reference is its name, never an id.
         assert_eq!(
-            (u.get("department_id"), u.get("department_name")),
+            (u.get(Column::DepartmentId), u.get(Column::DepartmentName)),
             (None, Some("Ops"))
         );
         assert_eq!(
-            (u.get("designation_id"), u.get("designation_name")),
+            (u.get(Column::DesignationId), u.get(Column::DesignationName)),
             (None, Some("Lead"))
         );
 
@@ -193,17 +195,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(u.id, "2");
-        assert_eq!(u.get("timezone"), Some("Asia/Kolkata"));
+        assert_eq!(u.get(Column::Timezone), Some("Asia/Kolkata"));
         assert_eq!(
-            (u.get("reporting_to_id"), u.get("reporting_to_name")),
+            (u.get(Column::ReportingToId), u.get(Column::ReportingToName)),
             (Some("5"), Some("Boss"))
         );
 
         let u =
             flat(r#"{"id": 18446744073709551615, "language": -3, "work_location": 1e3}"#).unwrap();
         assert_eq!(u.id, "18446744073709551615");
-        assert_eq!(u.get("language"), Some("-3"));
-        assert_eq!(u.get("work_location"), Some("1000.0"));
+        assert_eq!(u.get(Column::Language), Some("-3"));
+        assert_eq!(u.get(Column::WorkLocation), Some("1000.0"));
 
         assert_eq!(flat(r#"{"email_id": "nobody@x.example"}"#), None);
     }

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{ChangeSource, FlatUser, PageOutcome, COLUMNS};
+use super::{ChangeSource, FlatUser, PageOutcome};
+use crate::mirror::column::{Column, Values};
 use crate::clock::to_db;
 use crate::mirror::store::{Store, StoreError, WriteTx};
 
-/// The columns of a `user_rows` insert: the id, the 20 [`COLUMNS`],
+/// The columns of a `user_rows` insert: the id, the 20 [`Column`]s,
 /// raw_json and the time twice (first seen, updated).
 const ROW_INSERT: &str = "INSERT INTO user_rows (id, email_id, first_name, last_name,
     display_name, full_name, status, employee_id, mobile, phone, extension, work_location,
@@ -49,12 +50,12 @@ const ROWS_PER_STATEMENT: usize = 500;
 struct Known<'a> {
     hash: &'a str,
     removed: bool,
-    values: Option<&'a [Option<String>; 20]>,
+    values: Option<&'a Values>,
 }
 
 /// What the mirror has for a page's users: id → (content hash, removed,
 /// the columns if some copy in the page differs from it).
-type Before = HashMap<String, (String, bool, Option<[Option<String>; 20]>)>;
+type Before = HashMap<String, (String, bool, Option<Values>)>;
 
 /// One `user_changes` row: (user id, field, old, new).
 type Change<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>);
@@ -109,10 +110,10 @@ fn page_writes<'a>(
                 let old = p
                     .values
                     .expect("columns are read for every user that differs");
-                for (c, col) in COLUMNS.iter().enumerate() {
-                    if old[c] != u.values[c] {
-                        let (o, v) = (old[c].as_deref(), u.values[c].as_deref());
-                        w.changes.push((&u.id, col, o, v));
+                for col in Column::ALL {
+                    if old[col] != u.values[col] {
+                        let (o, v) = (old.get(col), u.values.get(col));
+                        w.changes.push((&u.id, col.as_str(), o, v));
                     }
                 }
                 if w.changes.len() > n {
@@ -236,15 +237,15 @@ async fn read_before(tx: &mut WriteTx, users: &[FlatUser]) -> Result<Before, Sto
     if differ != "[]" {
         let sql = format!(
             "SELECT id, {} FROM user_rows WHERE id IN (SELECT value FROM json_each(?1))",
-            COLUMNS.join(", ")
+            Column::sql_list(&Column::ALL)
         );
         let rows = sqlx::query(&sql).bind(differ).fetch_all(&mut **tx).await?;
         for row in rows {
             use sqlx::Row;
             let id: String = row.try_get(0)?;
-            let mut values: [Option<String>; 20] = Default::default();
-            for (i, v) in values.iter_mut().enumerate() {
-                *v = row.try_get(i + 1)?;
+            let mut values = Values::default();
+            for (i, c) in Column::ALL.into_iter().enumerate() {
+                values[c] = row.try_get(i + 1)?;
             }
             if let Some(entry) = before.get_mut(&id) {
                 entry.2 = Some(values);

@@ -50,7 +50,7 @@ pub(super) async fn apply(
 }
 
 fn column(field: &str) -> Option<&'static str> {
-    Attr::from_name(field).map(Attr::mirror_column)
+    Attr::from_name(field).map(|a| a.mirror_column().as_str())
 }
 
 /// The pure step: mark each conflicting change, or move it out with `skip`.

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::index::{col, Index};
+use super::index::Index;
 use super::resolve::{resolve, Resolved};
 use super::{
     min_duration, scope, Blocked, Excluded, FieldChange, NotInHr, Plan, PlanOptions, PlanSummary,
@@ -15,6 +15,7 @@ use crate::cliq::quotas::Limits;
 use crate::cliq::Endpoint;
 use crate::hr::{Attr, HrRecord, HrSource, ValueKind};
 use crate::mirror::pushes::{MirrorUser, PushFailure};
+use crate::mirror::Column;
 
 /// The plan being made, one email group at a time.
 pub(super) struct Differ<'a> {
@@ -29,8 +30,6 @@ pub(super) struct Differ<'a> {
     group: Vec<MirrorUser>,
     failures: HashMap<(String, &'a str), &'a PushFailure>,
     recent_adds: HashSet<&'a str>,
-    attr_cols: Vec<usize>,
-    dept_name: usize,
     pub updates: Vec<PlannedUpdate>,
     pub adds: Vec<PlannedAdd>,
     pub blocked: Vec<Blocked>,
@@ -73,8 +72,6 @@ impl<'a> Differ<'a> {
                 .map(|f| ((f.email_id.to_lowercase(), f.action.as_str()), f))
                 .collect(),
             recent_adds: recent_adds.iter().map(String::as_str).collect(),
-            attr_cols: Attr::ALL.iter().map(|a| col(a.mirror_column())).collect(),
-            dept_name: col("department_name"),
             updates: Vec::new(),
             adds: Vec::new(),
             blocked: Vec::new(),
@@ -176,7 +173,7 @@ impl<'a> Differ<'a> {
         }
         let mut depts: Vec<scope::DepartmentOf<'_>> = users
             .iter()
-            .filter_map(|u| u.values[self.dept_name].as_deref())
+            .filter_map(|u| u.get(Column::DepartmentName))
             .map(scope::DepartmentOf::Mirror)
             .collect();
         if let Some(v) = rec.get(Attr::Department) {
@@ -224,7 +221,7 @@ impl<'a> Differ<'a> {
                     reason,
                 }),
                 Some(Resolved::Value(desired, desired_name)) => {
-                    let current = u.values[self.attr_cols[a.index()]].as_deref();
+                    let current = u.get(a.mirror_column());
                     if current == Some(desired.as_str()) {
                         continue;
                     }

@@ -6,22 +6,15 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::hr::{Attr, HrSource, ValueKind};
-use crate::mirror::pushes::{MirrorUser, PLAN_COLUMNS};
-
-/// A `PLAN_COLUMNS` position.
-pub(super) fn col(c: &str) -> usize {
-    PLAN_COLUMNS
-        .iter()
-        .position(|x| *x == c)
-        .expect("a plan column")
-}
+use crate::mirror::pushes::MirrorUser;
+use crate::mirror::Column;
 
 /// A user's name as a plan shows it: `display_name`, else first + last.
 pub(super) fn display(u: &MirrorUser) -> Option<String> {
-    let first = u.get("first_name").unwrap_or("");
-    let last = u.get("last_name").unwrap_or("");
+    let first = u.get(Column::FirstName).unwrap_or("");
+    let last = u.get(Column::LastName).unwrap_or("");
     let full = format!("{first} {last}").trim().to_string();
-    u.get("display_name")
+    u.get(Column::DisplayName)
         .map(str::to_owned)
         .or((!full.is_empty()).then_some(full))
 }
@@ -67,7 +60,6 @@ pub(super) struct Index<'h> {
     pub live: usize,
     wanted_emails: HashSet<&'h str>,
     wanted_ids: HashSet<&'h str>,
-    cols: [usize; 4],
 }
 
 impl<'h> Index<'h> {
@@ -90,12 +82,6 @@ impl<'h> Index<'h> {
             live: 0,
             wanted_emails,
             wanted_ids,
-            cols: [
-                col("department_id"),
-                col("department_name"),
-                col("designation_id"),
-                col("designation_name"),
-            ],
         }
     }
 
@@ -105,10 +91,11 @@ impl<'h> Index<'h> {
             return;
         }
         self.live += 1;
-        let cols = self.cols;
-        let v = |i: usize| u.values[cols[i]].as_deref();
-        self.departments.add(v(0), v(1));
-        self.designations.add(v(2), v(3));
+        let v = |c: Column| u.get(c);
+        self.departments
+            .add(v(Column::DepartmentId), v(Column::DepartmentName));
+        self.designations
+            .add(v(Column::DesignationId), v(Column::DesignationName));
         let referenced = || Referenced {
             id: u.id.clone(),
             display: display(u),

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::*;
 use crate::hr::{load_bytes, Format};
-use crate::mirror::pushes::PLAN_COLUMNS;
+use crate::mirror::column::{Column, Values};
 
 struct Counting;
 
@@ -46,11 +46,10 @@ fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
 }
 
 fn user(i: usize) -> MirrorUser {
-    let mut values = vec![None; PLAN_COLUMNS.len()];
-    let col = |c: &str| PLAN_COLUMNS.iter().position(|x| *x == c).unwrap();
-    values[col("work_location")] = Some("Building A".into());
-    values[col("department_id")] = Some(format!("d{}", i % 8));
-    values[col("department_name")] = Some(format!("Dept {}", i % 8));
+    let mut values = Values::default();
+    values[Column::WorkLocation] = Some("Building A".into());
+    values[Column::DepartmentId] = Some(format!("d{}", i % 8));
+    values[Column::DepartmentName] = Some(format!("Dept {}", i % 8));
     MirrorUser {
         id: format!("{}", 700_000_000 + i),
         email: Some(format!("user{i}@zylker.example")),

@@ -5,14 +5,13 @@ use std::path::Path;
 
 use super::*;
 use crate::hr::{load_bytes, Format};
-use crate::mirror::pushes::PLAN_COLUMNS;
+use crate::mirror::column::Values;
 
 /// A mirror user `n` (id `10n`, email `un@x.example`) reporting to `manager`.
 fn user(n: u32, manager: Option<u32>) -> MirrorUser {
-    let mut values = vec![None; PLAN_COLUMNS.len()];
-    let col = |c: &str| PLAN_COLUMNS.iter().position(|x| *x == c).unwrap();
-    values[col("display_name")] = Some(format!("User {n}"));
-    values[col("reporting_to_id")] = manager.map(|m| format!("10{m}"));
+    let mut values = Values::default();
+    values[Column::DisplayName] = Some(format!("User {n}"));
+    values[Column::ReportingToId] = manager.map(|m| format!("10{m}"));
     MirrorUser {
         id: format!("10{n}"),
         email: Some(format!("u{n}@x.example")),
@@ -121,7 +120,7 @@ fn a_chain_and_a_cycle_already_in_cliq_are_not_blocked() {
 #[test]
 fn the_human_plan_escapes_control_characters_from_the_mirror() {
     let mut u = user(1, None);
-    u.values[2] = Some("Evil\u{1b}[2J\u{202e}Name".into());
+    u.values[Column::DisplayName] = Some("Evil\u{1b}[2J\u{202e}Name".into());
     u.email = Some("u1@x.example".into());
     let users = [u, user(2, None)];
     let p = plan_of("email_id,display_name\nu1@x.example,Good\n", &users);
