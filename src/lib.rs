@@ -38,8 +38,12 @@
 //!     neither needs the other; [`cliq::stats`]: request counts and durations.
 //!   * [`cliq::auth`]: the OAuth access-token cache (single-flight refresh,
 //!     across processes through [`cliq::token_file`], `<mirror>.token`).
+//!     Files: `auth/cache.rs` (adopting and publishing the shared token),
+//!     `auth/refresh.rs` (minting), `auth/response.rs` (the token answer).
 //!   * [`cliq::client`]: the typed client for the six endpoints, with error
 //!     classification and retries.
+//!     Files: `client/paginate.rs` (pages, full listings), `client/send.rs`
+//!     (the request pipeline), `client/users.rs` (the single-user endpoints).
 //!   * [`cliq::models`]: request and response types that keep unknown fields.
 //!     * [`cliq::models::user`]: the one reader of Cliq's user JSON (pull,
 //!       client and reconcile; a bare-string reference is a name).
@@ -58,6 +62,10 @@
 //! * [`sim`]: the built-in, strict Cliq simulator (`cliq-sync simulate`), with
 //!   its own quota table written from the documentation (a test compares it
 //!   with the client's).
+//!   Files: `config.rs` (settings, faults, counters), `dispatch.rs` (routing),
+//!   `handler.rs` (the axum handler), `window.rs` (quota windows and locks),
+//!   `oauth.rs` (the token endpoint), `reply.rs` (answers), `api.rs` (the
+//!   Users API), `org/` (the organisation: `seed`, `view`, `change`, `layout`).
 //! * [`sync`]: pulls from Cliq into the mirror, the plan and the push,
 //!   reviewed plan files and undo.
 //! * [`daemon`]: `cliq-sync run`: cron schedules without overlap, HR files used
