@@ -42,9 +42,15 @@
 //!     neither needs the other; [`cliq::stats`]: request counts and durations.
 //!   * [`cliq::auth`]: the OAuth access-token cache (single-flight refresh,
 //!     across processes through [`cliq::token_file`], `<mirror>.token`).
+//!     Files: `cliq::auth::cache` (the token shared across processes),
+//!     `cliq::auth::refresh` (minting, single-flight), `cliq::auth::response`
+//!     (the token endpoint's answer).
 //!   * [`cliq::client`]: the typed client for the six endpoints, with
 //!     retries; [`cliq::error`]: its errors and the classification of
 //!     HTTP answers into them.
+//!     Files: `cliq::client::paginate` (pages, full listings as a stream),
+//!     `cliq::client::send` (the request pipeline), `cliq::client::users`
+//!     (the single-user endpoints).
 //!   * [`cliq::models`]: request and response types that keep unknown fields.
 //!     * [`cliq::models::user`]: the one reader of Cliq's user JSON (pull,
 //!       client and reconcile; a bare-string reference is a name);
@@ -60,8 +66,12 @@
 //!   threads; every write through one door, [`mirror::Store::write`], which
 //!   takes the clock hold and the writer turn).
 //!   * [`mirror::store`]: opening the database, and the write door.
+//!   * [`mirror::column`]: the mirror's user columns, one type shared by
+//!     flattening, the plan, the push and the HR attributes.
 //!   * [`mirror::users`]: users and their change history, a page at a time
 //!     (`mirror::users::wire`: the old path of the user reader).
+//!     Files: `mirror::users::flatten` (a user object into the columns),
+//!     `mirror::users::page_write` (a page in a few statements).
 //!   * [`mirror::runs`]: `sync_runs`, the watermark, status figures;
 //!     `mirror::vocab`: the words of `sync_runs` (run kinds, statuses).
 //!   * [`mirror::quotas`]: the quota ledger and endpoint locks.
@@ -83,15 +93,29 @@
 //!   `sim::org`: the seeded organisation; `sim::quotas`: its own quota
 //!   table written from the documentation (a test compares it with the
 //!   client's); [`sim::admin`]: the loopback fault-injection path.
+//!   Files: `sim::config` (knobs and counters), `sim::dispatch` (routing and
+//!   faults), `sim::handler` (the axum handler), `sim::oauth` (the token
+//!   endpoint), `sim::reply` (answers), `sim::window` (its quota windows and
+//!   locks); `sim::org::seed`, `sim::org::view`, `sim::org::change`,
+//!   `sim::org::layout` (the organisation: seeded, shown, changed, layouts).
 //! * [`sync`]: moving data between Cliq, the mirror and the HR source.
 //!   * [`sync::pull`]: Cliq → mirror (full and incremental, removal breaker).
+//!     Files: `sync::pull::full` (the removal breaker, what a complete listing
+//!     does), `sync::pull::pipeline` (fetch, flatten, write, overlapped),
+//!     `sync::pull::teams` (memberships from the queue), `sync::pull::watermark`
+//!     (Cliq's clock and the watermark).
 //!   * [`sync::plan`]: what a push would change, as index → resolve → diff
 //!     over the streamed mirror (`sync::plan::index`,
 //!     `sync::plan::resolve`, `sync::plan::diff`), with hand edits found by
 //!     [`sync::plan::conflicts`].
+//!     `sync::plan::render`: the human table of `plan`.
 //!   * [`sync::push`]: HR → Cliq within the quotas, reconciling unknown
 //!     outcomes; `sync::push::given`: a push of a given plan whose parts
 //!     carry preconditions.
+//!     Files: `sync::push::run` (one recorded run), `sync::push::update`,
+//!     `sync::push::add`, `sync::push::reconcile` (unknown outcomes re-checked),
+//!     `sync::push::safety` (thresholds, held and approved plans),
+//!     `sync::push::report`.
 //!   * [`sync::reviewed`]: plan files (`plan --out`, `push --plan`);
 //!     [`sync::undo`]: the inverse of a push run.
 //!   * [`sync::approve`]: held plans and their approval;
@@ -115,10 +139,16 @@
 //!   `config::checks`: URLs and cron lines; `config::secrets`: secret
 //!   files; `config::notify`: `[[notify]]` entries; [`config::scope`]:
 //!   whom a push may write.
+//!   Files: `config::settings` (one struct per section), `config::load`
+//!   (defaults, file, environment), `config::validate` (checks beyond types),
+//!   `config::choice` (closed-set words read by serde), `config::limits`
+//!   (quota overrides).
 //! * [`hr`]: loading and validating the HR source (CSV, JSON, YAML, TOML).
 //!   [`hr::quotes`]: strict CSV quotes; [`hr::doc`]: documents that keep
 //!   every scalar's text; [`hr::mapping`]: `[hr.columns]`, `[hr.derive]`,
 //!   `[hr.values.FIELD]`.
+//!   Files: `hr::attr` (the attributes), `hr::record` (one person and its
+//!   checks), `hr::csv`, `hr::document` (JSON, YAML, TOML), `hr::error`.
 //! * [`logging`]: the stderr subscriber (pretty, coloured only on a terminal;
 //!   or flat JSON).
 //! * [`progress`]: the live bar of `sync` and `push` on a terminal.
@@ -126,10 +156,14 @@
 //!   connections served by hand (timeouts, a cap); `server::exposition`:
 //!   OpenMetrics or the Prometheus text format; `server::process`: process
 //!   metrics from `/proc`.
+//!   `server::metrics`: the exposition, computed at scrape time.
 //! * [`exit`]: exit codes: [`exit::Failure`] (1 runtime, 2 config, 3 safety),
 //!   and those of commands stopped by a signal (130, 143).
 //! * [`systemd`]: sd_notify (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
 //! * [`demo`]: `cliq-sync demo`, the whole loop against a loopback simulator.
+//!   Files: `demo::steps`, `demo::hr_file`, `demo::org_edits`,
+//!   `demo::write_side` (held → approved → pushed, and an undo),
+//!   `demo::report`, `demo::live`.
 //! * [`json`]: the `schema_version` every JSON document carries.
 //! * [`text`]: escaping untrusted text in every human-readable output.
 //! * [`check_config`]: `check-config [--online]`.

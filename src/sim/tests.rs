@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::Router;
 use bytes::Bytes;
+use http::header;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;

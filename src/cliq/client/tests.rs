@@ -5,14 +5,23 @@ use std::sync::atomic::AtomicUsize;
 
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::users::encode_segment;
 use super::*;
 use crate::cliq::auth::tests::{cfg as auth_cfg, token_router};
 use crate::cliq::auth::AuthConfig;
 use crate::cliq::gate::RecordingGate;
 use crate::cliq::models::UserField;
+use crate::cliq::models::{BatchResult, Fields, ListUsersParams, UserFields};
 use crate::cliq::transport::RouterTransport;
 
 /// What the fake API saw.

@@ -6,8 +6,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::FlatUser;
-use crate::mirror::column::Values;
 use crate::cliq::models::user::{Named, Scalar, UserWire};
+use crate::mirror::column::Values;
 
 impl FlatUser {
     /// Flatten a user object as received (any of the documented variants:

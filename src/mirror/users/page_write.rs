@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::{ChangeSource, FlatUser, PageOutcome};
-use crate::mirror::column::{Column, Values};
 use crate::clock::to_db;
+use crate::mirror::column::{Column, Values};
 use crate::mirror::store::{Store, StoreError, WriteTx};
 
 /// The columns of a `user_rows` insert: the id, the 20 [`Column`]s,

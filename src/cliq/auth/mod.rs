@@ -23,25 +23,26 @@
 //! Secrets (client secret, refresh token, access token) never appear in logs
 //! or `Debug` output.
 
+mod cache;
+mod refresh;
+mod response;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::cliq::error::snippet;
 pub use crate::cliq::error::AuthError;
 use crate::cliq::gate::QuotaGate;
 use crate::cliq::quotas::QuotaScheduler;
 use crate::cliq::stats::RequestDurations;
-use crate::cliq::token_file::{fingerprint, CachedToken, TokenFile};
+use crate::cliq::token_file::TokenFile;
 use crate::cliq::transport::Transport;
-use crate::cliq::Endpoint;
+pub use response::FAILURE_REASONS;
 
 /// The longest the token is refreshed ahead of its expiry.
 pub const DEFAULT_MAX_REFRESH_SKEW: Duration = Duration::from_secs(5 * 60);
@@ -314,335 +315,6 @@ impl TokenManager {
             *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(failed.clone());
         }
     }
-
-    fn fingerprint(&self) -> String {
-        fingerprint(
-            &self.cfg.client_id,
-            &self.cfg.accounts_base,
-            &self.cfg.refresh_token,
-        )
-    }
-
-    /// The shared cache's token, if it is not due for refresh and is not
-    /// the one Cliq refused.
-    fn adopt(&self) -> Option<Cached> {
-        let file = self.file.as_ref()?;
-        let t = file.read(&self.fingerprint())?;
-        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
-        if refused
-            .as_ref()
-            .is_some_and(|r| r.expose_secret() == t.token.expose_secret())
-        {
-            return None;
-        }
-        drop(refused);
-        let now_utc = file.clock().now();
-        let ttl = (t.expires_at - t.minted_at).to_std().unwrap_or_default();
-        let now = Instant::now();
-        let expires_at = now + crate::clock::until(now_utc, t.expires_at);
-        let refresh_at = expires_at.checked_sub(self.cfg.skew_for(ttl))?;
-        (now < refresh_at).then(|| {
-            tracing::debug!("using the access token cached beside the mirror");
-            Cached {
-                token: t.token,
-                expires_at,
-                refresh_at,
-            }
-        })
-    }
-
-    /// Share a freshly minted token (a failure only costs the sharing).
-    fn publish(&self, token: &SecretString, ttl: Duration) {
-        let Some(file) = &self.file else { return };
-        let minted_at = file.clock().now();
-        let t = CachedToken {
-            token: token.clone(),
-            minted_at,
-            expires_at: minted_at + chrono::Duration::from_std(ttl).unwrap_or_default(),
-        };
-        if let Err(e) = file.write(&self.fingerprint(), &t) {
-            tracing::warn!(path = %file.path().display(), error = %e, "cannot write the access-token cache; other processes will mint their own");
-        }
-    }
-
-    /// `acquire` for a mint, saying so when it has to wait for the budget.
-    async fn acquire_mint_slot(&self) -> Result<(), AuthError> {
-        let started = Instant::now();
-        let acquire = self.gate.acquire(Endpoint::OauthToken);
-        tokio::pin!(acquire);
-        tokio::select! {
-            r = &mut acquire => return Ok(r?),
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-        tracing::info!(
-            endpoint = %Endpoint::OauthToken,
-            "waiting for the token-mint budget (Zoho mints about 10 access tokens per refresh token per 10 minutes; they were used recently)"
-        );
-        acquire.await?;
-        tracing::info!(
-            waited_secs = started.elapsed().as_secs(),
-            "the token-mint budget has room again; minting"
-        );
-        Ok(())
-    }
-
-    /// Mint a token, waiting out `Access Denied` through the scheduler —
-    /// unless a still-valid token can be used meanwhile (`fallback`).
-    async fn mint(&self, fallback: bool) -> Result<Cached, AuthError> {
-        let mut denied = 0u32;
-        let first = Instant::now();
-        let mut refused = 0u32;
-        loop {
-            self.acquire_mint_slot().await?;
-            let sent_at = Instant::now();
-            let minted = match self.post().await {
-                Err(AuthError::CannotConnect(reason)) => {
-                    // Never reached Zoho: the budget is not spent.
-                    self.gate.refund(Endpoint::OauthToken).await?;
-                    self.count_failure("unreachable");
-                    refused += 1;
-                    self.connect_retry(first, refused, fallback, reason).await?;
-                    continue;
-                }
-                Err(e) => {
-                    self.count_failure(failure_reason(&e));
-                    return Err(e);
-                }
-                Ok(m) => m,
-            };
-            match minted {
-                Minted::Token { token, ttl } => {
-                    self.publish(&token, ttl);
-                    let expires_at = sent_at + ttl;
-                    let refresh_at = expires_at - self.cfg.skew_for(ttl);
-                    tracing::info!(
-                        expires_in_secs = ttl.as_secs(),
-                        "minted a Cliq access token"
-                    );
-                    return Ok(Cached {
-                        token,
-                        expires_at,
-                        refresh_at,
-                    });
-                }
-                Minted::AccessDenied {
-                    retry_after,
-                    detail,
-                } => {
-                    denied += 1;
-                    self.count_failure("access_denied");
-                    let reason = format!("token endpoint: Access Denied ({detail})");
-                    tracing::warn!(attempt = denied, "{reason}");
-                    self.gate
-                        .report_throttled(Endpoint::OauthToken, retry_after, &reason)
-                        .await?;
-                    if fallback || denied > self.cfg.max_access_denied_retries {
-                        return Err(AuthError::TooManyTokens { attempts: denied });
-                    }
-                }
-            }
-        }
-    }
-
-    /// After the `attempt`-th refused connection: sleep before the next try,
-    /// or give up once `token_timeout` since `first` is spent (at once with
-    /// a still-valid token to fall back on).
-    async fn connect_retry(
-        &self,
-        first: Instant,
-        attempt: u32,
-        fallback: bool,
-        reason: String,
-    ) -> Result<(), AuthError> {
-        let left = self.cfg.token_timeout.saturating_sub(first.elapsed());
-        if fallback || left.is_zero() {
-            return Err(AuthError::AccountsUnreachable {
-                url: self.cfg.accounts_base.trim_end_matches('/').to_owned(),
-                reason,
-                waited_secs: first.elapsed().as_secs(),
-            });
-        }
-        let delay = Duration::from_secs(1 << attempt.min(5).saturating_sub(1)).min(left);
-        tracing::warn!(
-            url = %self.cfg.accounts_base,
-            %reason,
-            attempt,
-            retry_in_secs = delay.as_secs_f64(),
-            "cannot reach the Zoho accounts server; retrying (no token budget spent)"
-        );
-        tokio::time::sleep(delay).await;
-        Ok(())
-    }
-
-    /// One `POST /oauth/v2/token`.
-    async fn post(&self) -> Result<Minted, AuthError> {
-        let form = serde_urlencoded::to_string([
-            ("grant_type", "refresh_token"),
-            ("refresh_token", self.cfg.refresh_token.expose_secret()),
-            ("client_id", self.cfg.client_id.as_str()),
-            ("client_secret", self.cfg.client_secret.expose_secret()),
-        ])
-        .map_err(|e| AuthError::Decode(e.to_string()))?;
-        let req = http::Request::builder()
-            .method(http::Method::POST)
-            .uri(self.cfg.token_url())
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(http::header::ACCEPT, "application/json")
-            .body(Bytes::from(form))
-            .map_err(|e| AuthError::Decode(format!("bad accounts URL: {e}")))?;
-        let started = Instant::now();
-        let sent = tokio::time::timeout(self.cfg.request_timeout, self.transport.send(req)).await;
-        self.durations
-            .observe(Endpoint::OauthToken, started.elapsed());
-        let resp = match sent {
-            Ok(Err(e)) if e.never_sent() => {
-                return Err(AuthError::CannotConnect(connect_reason(&e.to_string())))
-            }
-            Err(_) => {
-                self.refreshes.fetch_add(1, Ordering::Relaxed);
-                return Err(AuthError::Unreachable(format!(
-                    "no answer within {:?}",
-                    self.cfg.request_timeout
-                )));
-            }
-            Ok(Err(e)) => {
-                self.refreshes.fetch_add(1, Ordering::Relaxed);
-                return Err(AuthError::Unreachable(e.to_string()));
-            }
-            Ok(Ok(r)) => r,
-        };
-        self.refreshes.fetch_add(1, Ordering::Relaxed);
-        parse_token_response(
-            resp.status(),
-            crate::cliq::error::retry_after(resp.headers()),
-            resp.body(),
-        )
-    }
-}
-
-/// Every label `failure_reason` gives, so `/metrics` can export each
-/// from 0 (an alert's `increase()` then sees the first failure).
-pub const FAILURE_REASONS: [&str; 5] = [
-    "unreachable",
-    "invalid_client",
-    "invalid_code",
-    "access_denied",
-    "other",
-];
-
-/// The metric label of a failed token POST.
-fn failure_reason(e: &AuthError) -> &'static str {
-    match e {
-        AuthError::InvalidRefreshToken { .. } => "invalid_code",
-        AuthError::InvalidClient { .. } => "invalid_client",
-        AuthError::TooManyTokens { .. } => "access_denied",
-        AuthError::Unreachable(_)
-        | AuthError::CannotConnect(_)
-        | AuthError::AccountsUnreachable { .. } => "unreachable",
-        _ => "other",
-    }
-}
-
-/// A short, plain reason for a refused connection ("connection refused"),
-/// else the transport's own text.
-fn connect_reason(text: &str) -> String {
-    let lower = text.to_ascii_lowercase();
-    let known = [
-        ("connection refused", "connection refused"),
-        ("dns error", "the host name does not resolve (DNS)"),
-        ("failed to lookup", "the host name does not resolve (DNS)"),
-        ("timed out", "connecting timed out"),
-        ("network is unreachable", "network is unreachable"),
-        ("no route to host", "no route to host"),
-    ];
-    known
-        .iter()
-        .find(|(k, _)| lower.contains(k))
-        .map(|(_, r)| (*r).to_owned())
-        .unwrap_or_else(|| text.to_owned())
-}
-
-fn parse_token_response(
-    status: http::StatusCode,
-    retry_after: Option<Duration>,
-    body: &[u8],
-) -> Result<Minted, AuthError> {
-    let text = String::from_utf8_lossy(body);
-    let v: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => {
-            if text.to_ascii_lowercase().contains("access denied") || status.as_u16() == 429 {
-                return Ok(Minted::AccessDenied {
-                    retry_after,
-                    detail: snippet(&text),
-                });
-            }
-            if status.is_success() {
-                return Err(AuthError::Unreachable(format!(
-                    "unreadable token response ({e}), probably truncated"
-                )));
-            }
-            return Err(AuthError::Http {
-                status: status.as_u16(),
-                body: snippet(&text),
-            });
-        }
-    };
-    let s = |k: &str| {
-        v.get(k).and_then(|x| match x {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
-    };
-    if let Some(token) = s("access_token") {
-        let secs = ["expires_in_sec", "expires_in"]
-            .iter()
-            .find_map(|k| s(k).and_then(|x| x.parse::<u64>().ok()))
-            .filter(|s| *s > 0)
-            .unwrap_or(3600);
-        return Ok(Minted::Token {
-            token: SecretString::from(token),
-            ttl: Duration::from_secs(secs),
-        });
-    }
-    let detail = s("error_description").or_else(|| s("message"));
-    if let Some(error) = s("error") {
-        let lower = error.to_ascii_lowercase();
-        let desc_lower = detail.clone().unwrap_or_default().to_ascii_lowercase();
-        return match lower.as_str() {
-            "invalid_code" => Err(AuthError::InvalidRefreshToken { detail }),
-            "invalid_client" | "invalid_client_secret" => Err(AuthError::InvalidClient { detail }),
-            _ if lower.contains("access denied")
-                || lower.contains("access_denied")
-                || desc_lower.contains("too many requests") =>
-            {
-                Ok(Minted::AccessDenied {
-                    retry_after,
-                    detail: detail.unwrap_or(error),
-                })
-            }
-            _ => Err(AuthError::Rejected { error, detail }),
-        };
-    }
-    if status.as_u16() == 429 {
-        return Ok(Minted::AccessDenied {
-            retry_after,
-            detail: snippet(&text),
-        });
-    }
-    if !status.is_success() {
-        return Err(AuthError::Http {
-            status: status.as_u16(),
-            body: snippet(&text),
-        });
-    }
-    Err(AuthError::Decode(
-        "neither access_token nor error in the token response".into(),
-    ))
 }
 
 #[cfg(test)]
@@ -650,8 +322,10 @@ pub(crate) mod tests {
     use super::*;
     use crate::cliq::gate::RecordingGate;
     use crate::cliq::transport::RouterTransport;
+    use crate::cliq::Endpoint;
     use axum::routing::post;
     use axum::Router;
+    use bytes::Bytes;
     use std::sync::atomic::AtomicUsize;
 
     pub(crate) const SECRET: &str = "super-secret-client-secret";
