@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::cliq::auth::TokenManager;
 use crate::cliq::client::CliqClient;
 use crate::cliq::quotas::QuotaScheduler;
-use crate::config::{Settings, StatusListing};
+use crate::config::Settings;
 use crate::mirror::Store;
 use crate::sync::{PullOptions, PullParts};
 
@@ -37,18 +37,7 @@ impl std::fmt::Debug for App {
 
 impl App {
     pub fn pull_options(&self) -> PullOptions {
-        let s = &self.settings.sync;
-        PullOptions {
-            overlap: s.overlap,
-            window_margin: s.window_margin,
-            teams: s.teams,
-            teams_per_run: s.teams_per_run,
-            per_status: s.status_listing == StatusListing::PerStatus,
-            layouts: true,
-            max_removals: s.max_removals,
-            max_removal_fraction: s.max_removal_fraction,
-            allow_removals: false,
-        }
+        PullOptions::from(&self.settings.sync)
     }
 }
 

@@ -79,19 +79,27 @@ pub struct PullOptions {
     pub allow_removals: bool,
 }
 
-impl Default for PullOptions {
-    fn default() -> Self {
+/// The options `[sync]` configures (layouts refreshed, the breaker on).
+impl From<&crate::config::SyncSettings> for PullOptions {
+    fn from(s: &crate::config::SyncSettings) -> Self {
         Self {
-            overlap: Duration::from_secs(300),
-            window_margin: Duration::from_secs(6 * 3600),
-            teams: TeamsMode::Changed,
-            teams_per_run: 20,
+            overlap: s.overlap,
+            window_margin: s.window_margin,
+            teams: s.teams,
+            teams_per_run: s.teams_per_run,
             layouts: true,
-            per_status: false,
-            max_removals: 500,
-            max_removal_fraction: 0.1,
+            per_status: s.status_listing == crate::config::StatusListing::PerStatus,
+            max_removals: s.max_removals,
+            max_removal_fraction: s.max_removal_fraction,
             allow_removals: false,
         }
+    }
+}
+
+/// The defaults are `[sync]`'s: one place says what they are.
+impl Default for PullOptions {
+    fn default() -> Self {
+        Self::from(&crate::config::SyncSettings::default())
     }
 }
 
