@@ -76,18 +76,7 @@ impl Settings {
     fn prefer_env_secret_forms(&mut self, origins: &keys::Origins) {
         let from_env = |key: &str| matches!(origins.get(key), Some(Origin::Env { .. }));
         let c = &mut self.cliq;
-        for (key, inline_set, file_set) in [
-            (
-                "cliq.client_secret",
-                c.client_secret.is_some(),
-                c.client_secret_file.is_some(),
-            ),
-            (
-                "cliq.refresh_token",
-                c.refresh_token.is_some(),
-                c.refresh_token_file.is_some(),
-            ),
-        ] {
+        for (key, inline_set, file_set) in c.secret_forms() {
             if !(inline_set && file_set) {
                 continue;
             }

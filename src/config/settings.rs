@@ -56,6 +56,25 @@ pub struct CliqSettings {
     pub token_timeout: Duration,
 }
 
+impl CliqSettings {
+    /// The secrets that can be set inline or as a file: the key, and
+    /// whether each form is set (both set is an error, or one layer wins).
+    pub(crate) fn secret_forms(&self) -> [(&'static str, bool, bool); 2] {
+        [
+            (
+                "cliq.client_secret",
+                self.client_secret.is_some(),
+                self.client_secret_file.is_some(),
+            ),
+            (
+                "cliq.refresh_token",
+                self.refresh_token.is_some(),
+                self.refresh_token_file.is_some(),
+            ),
+        ]
+    }
+}
+
 impl Default for CliqSettings {
     fn default() -> Self {
         Self {

@@ -125,18 +125,7 @@ impl Settings {
     /// `prefer_env_secret_forms` for the file against a variable).
     fn check_secret_forms(&self) -> Result<(), ConfigError> {
         let c = &self.cliq;
-        for (key, inline, file) in [
-            (
-                "cliq.client_secret",
-                c.client_secret.is_some(),
-                c.client_secret_file.is_some(),
-            ),
-            (
-                "cliq.refresh_token",
-                c.refresh_token.is_some(),
-                c.refresh_token_file.is_some(),
-            ),
-        ] {
+        for (key, inline, file) in c.secret_forms() {
             if inline && file {
                 return Err(invalid(
                     key,
