@@ -429,19 +429,22 @@ async fn the_approve_command_releases_a_held_plan_and_exits_2_or_3_otherwise() {
 
 // ------------------------------------------------------------ the daemon's messages
 
-/// The daemon on `hr_path` with `max_changes_per_run = 4`, `on_threshold`
-/// as given, and its notifications captured.
-async fn notified_daemon(
-    hr_path: &std::path::Path,
+/// The daemon with `max_changes_per_run = 4` and `on_threshold` as given,
+/// its notifications captured, run through the push ticks of 09:15, 09:30
+/// and 09:45 with an HR file of 5 changes: the app, the running daemon
+/// and the notifications it sent (the HR file's folder is kept alive).
+async fn three_push_ticks(
     on_threshold: OnThreshold,
 ) -> (
     TestApp,
     crate::daemon::Running,
-    cliq_sync::notify::Notifier,
-    tokio::sync::mpsc::UnboundedReceiver<cliq_sync::notify::Message>,
+    Vec<cliq_sync::notify::Message>,
+    tempfile::TempDir,
 ) {
     use std::sync::Arc;
-    let p = hr_path.to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let hr_path = dir.path().join("hr.csv");
+    let p = hr_path.clone();
     let t = crate::helpers::spawn_app(crate::helpers::Opts {
         settings: Box::new(move |s| {
             s.hr = Some(cliq_sync::config::HrSettings::new(&p));
@@ -465,19 +468,18 @@ async fn notified_daemon(
         state,
         task,
     };
-    (t, d, notifier, rx)
+    std::fs::write(&hr_path, changes_csv(&t.sim.users(), 5, "Desk")).unwrap();
+    tokio::time::sleep(Duration::from_secs(46 * 60)).await;
+    notifier.flush().await;
+    let mut rx = rx;
+    let got = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    (t, d, got, dir)
 }
 
 /// `push_held` names the plan ID and the approve command.
 #[tokio::test(start_paused = true)]
 async fn the_push_held_message_names_the_plan_and_the_approve_command() {
-    let dir = tempfile::tempdir().unwrap();
-    let hr = dir.path().join("hr.csv");
-    let (t, d, notifier, mut rx) = notified_daemon(&hr, OnThreshold::Hold).await;
-    std::fs::write(hr, changes_csv(&t.sim.users(), 5, "Desk")).unwrap();
-    tokio::time::sleep(Duration::from_secs(46 * 60)).await;
-    notifier.flush().await;
-    let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    let (_t, d, got, _dir) = three_push_ticks(OnThreshold::Hold).await;
     assert_eq!(got.len(), 1, "{got:?}");
     let id = format!("H{}", got[0].run_id.unwrap());
     assert!(
@@ -498,14 +500,7 @@ async fn the_push_held_message_names_the_plan_and_the_approve_command() {
 /// tick and `push_failed`, no held run, no held plan.
 #[tokio::test(start_paused = true)]
 async fn the_daemon_under_on_threshold_fail_fails_every_tick() {
-    let dir = tempfile::tempdir().unwrap();
-    let hr = dir.path().join("hr.csv");
-    let (t, d, notifier, mut rx) = notified_daemon(&hr, OnThreshold::Fail).await;
-    std::fs::write(hr, changes_csv(&t.sim.users(), 5, "Desk")).unwrap();
-    // Pushes at 09:15, 09:30, 09:45.
-    tokio::time::sleep(Duration::from_secs(46 * 60)).await;
-    notifier.flush().await;
-    let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    let (t, d, got, _dir) = three_push_ticks(OnThreshold::Fail).await;
     assert!(
         !got.is_empty() && got.iter().all(|m| m.incident == "push_failed"),
         "{got:?}"
