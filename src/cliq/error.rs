@@ -321,31 +321,53 @@ pub(crate) fn classify<T>(
     ctx: &RequestContext,
     decode: impl FnOnce(&[u8]) -> Result<T, BodyError>,
 ) -> Classified<T> {
-    let code_u16 = status.as_u16();
     if status.is_success() {
-        return match decode(body) {
-            Ok(v) => Classified::Ok(v),
-            Err(BodyError::Unreadable(e)) => {
-                let reason =
-                    format!("HTTP {code_u16} with an unreadable body ({e}), probably truncated");
-                Classified::Err(if ctx.write {
-                    CliqError::OutcomeUnknown {
-                        endpoint: ep,
-                        reason,
-                    }
-                } else {
-                    CliqError::Transient {
-                        endpoint: ep,
-                        reason,
-                    }
-                })
-            }
-            Err(BodyError::Shape(message)) => Classified::Err(CliqError::Decode {
-                endpoint: ep,
-                message,
-            }),
-        };
+        return classify_success(ep, status.as_u16(), body, ctx, decode);
     }
+    classify_failure(ep, status, headers, body, ctx)
+}
+
+/// A 2xx answer: its body decoded, or why it could not be.
+fn classify_success<T>(
+    ep: Endpoint,
+    code_u16: u16,
+    body: &[u8],
+    ctx: &RequestContext,
+    decode: impl FnOnce(&[u8]) -> Result<T, BodyError>,
+) -> Classified<T> {
+    match decode(body) {
+        Ok(v) => Classified::Ok(v),
+        Err(BodyError::Unreadable(e)) => {
+            let reason =
+                format!("HTTP {code_u16} with an unreadable body ({e}), probably truncated");
+            Classified::Err(if ctx.write {
+                CliqError::OutcomeUnknown {
+                    endpoint: ep,
+                    reason,
+                }
+            } else {
+                CliqError::Transient {
+                    endpoint: ep,
+                    reason,
+                }
+            })
+        }
+        Err(BodyError::Shape(message)) => Classified::Err(CliqError::Decode {
+            endpoint: ep,
+            message,
+        }),
+    }
+}
+
+/// A non-2xx answer, by its status, code and message.
+fn classify_failure<T>(
+    ep: Endpoint,
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    ctx: &RequestContext,
+) -> Classified<T> {
+    let code_u16 = status.as_u16();
     let (code, message) = error_parts(body);
     let retry = retry_after(headers);
     if code_u16 == 429 || (code_u16 == 400 && mentions_throttle(code.as_deref(), &message)) {
@@ -357,26 +379,14 @@ pub(crate) fn classify<T>(
     }
     if code_u16 == 401 {
         return Classified::Unauthorized {
-            message: match code {
-                Some(c) => format!("{c}: {message}"),
-                None => message,
-            },
+            message: coded(code.as_deref(), &message),
         };
     }
-    if code_u16 == 400 && ctx.had_cursor {
-        let hit = |s: &str| {
-            let s = s.to_ascii_lowercase();
-            s.contains("next_token") || s.contains("nexttoken")
-        };
-        if code.as_deref().is_some_and(hit) || hit(&message) {
-            return Classified::Err(CliqError::ExpiredCursor {
-                endpoint: ep,
-                message: match code {
-                    Some(c) => format!("{c}: {message}"),
-                    None => message,
-                },
-            });
-        }
+    if code_u16 == 400 && ctx.had_cursor && mentions_cursor(code.as_deref(), &message) {
+        return Classified::Err(CliqError::ExpiredCursor {
+            endpoint: ep,
+            message: coded(code.as_deref(), &message),
+        });
     }
     if ep == Endpoint::UpdateUser
         && code_u16 == 500
@@ -408,6 +418,23 @@ pub(crate) fn classify<T>(
     })
 }
 
+/// An error's message prefixed by its code, where there is one.
+fn coded(code: Option<&str>, message: &str) -> String {
+    match code {
+        Some(c) => format!("{c}: {message}"),
+        None => message.to_string(),
+    }
+}
+
+/// The code or message of a 400 names the listing cursor (`next_token`).
+fn mentions_cursor(code: Option<&str>, message: &str) -> bool {
+    let hit = |s: &str| {
+        let s = s.to_ascii_lowercase();
+        s.contains("next_token") || s.contains("nexttoken")
+    };
+    code.is_some_and(hit) || hit(message)
+}
+
 /// A 500 "couldn't process your request due to a technical error" to an
 /// update: retried as transient; the fields sent travel with it so that a
 /// persistent one can be reported against the reference that was sent.
@@ -419,10 +446,7 @@ fn technical_error(
 ) -> CliqError {
     CliqError::TechnicalError {
         endpoint: ep,
-        message: match &code {
-            Some(c) => format!("{c}: {message}"),
-            None => message.to_string(),
-        },
+        message: coded(code.as_deref(), message),
         sent_fields: ctx.sent_fields.clone(),
     }
 }
