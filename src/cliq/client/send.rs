@@ -158,15 +158,28 @@ impl CliqClient {
         decode: Decoder<T>,
     ) -> Result<Sent<T>, CliqError> {
         let inner = &*self.inner;
-        let ep = call.ep;
         // Token first: a refresh is a request of its own and takes time, and
         // the start recorded by `acquire` must be the moment we really send.
         // Asking again after `acquire` is free while the token is cached,
         // and covers a token that expired while we waited for quota.
         inner.auth.token().await?;
-        inner.gate.acquire(ep).await?;
+        inner.gate.acquire(call.ep).await?;
         let token = inner.auth.token().await?;
         let req = self.build(call, &token)?;
+        let resp = self.transmit(call, state, req).await?;
+        self.answer(call, state, decode, token, &resp).await
+    }
+
+    /// One HTTP request within `request_timeout`: the complete response, or
+    /// the error its loss means for this call.
+    async fn transmit(
+        &self,
+        call: &Call,
+        state: &CallState,
+        req: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, CliqError> {
+        let inner = &*self.inner;
+        let ep = call.ep;
         let attempt = state.attempts.fetch_add(1, Ordering::Relaxed) + 1;
         let started = Instant::now();
         let res = tokio::time::timeout(inner.cfg.request_timeout, inner.transport.send(req)).await;
@@ -195,7 +208,29 @@ impl CliqClient {
             status = status.as_u16(),
             "cliq response"
         );
-        match classify(ep, status, resp.headers(), resp.body(), &call.ctx, decode) {
+        Ok(resp)
+    }
+
+    /// The classified response: its result (and Cliq's `Date`), a 401 to
+    /// re-send after a refresh, or an error (a throttle reported to the gate).
+    async fn answer<T>(
+        &self,
+        call: &Call,
+        state: &CallState,
+        decode: Decoder<T>,
+        token: SecretString,
+        resp: &http::Response<Bytes>,
+    ) -> Result<Sent<T>, CliqError> {
+        let inner = &*self.inner;
+        let ep = call.ep;
+        match classify(
+            ep,
+            resp.status(),
+            resp.headers(),
+            resp.body(),
+            &call.ctx,
+            decode,
+        ) {
             Classified::Ok(v) => {
                 *state.server_date.lock().unwrap() = resp
                     .headers()
