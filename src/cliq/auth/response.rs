@@ -59,31 +59,9 @@ pub(super) fn parse_token_response(
     let text = String::from_utf8_lossy(body);
     let v: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => {
-            if text.to_ascii_lowercase().contains("access denied") || status.as_u16() == 429 {
-                return Ok(Minted::AccessDenied {
-                    retry_after,
-                    detail: snippet(&text),
-                });
-            }
-            if status.is_success() {
-                return Err(AuthError::Unreachable(format!(
-                    "unreadable token response ({e}), probably truncated"
-                )));
-            }
-            return Err(AuthError::Http {
-                status: status.as_u16(),
-                body: snippet(&text),
-            });
-        }
+        Err(e) => return not_json(status, retry_after, &text, e),
     };
-    let s = |k: &str| {
-        v.get(k).and_then(|x| match x {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
-    };
+    let s = |k: &str| field(&v, k);
     if let Some(token) = s("access_token") {
         let secs = ["expires_in_sec", "expires_in"]
             .iter()
@@ -97,22 +75,7 @@ pub(super) fn parse_token_response(
     }
     let detail = s("error_description").or_else(|| s("message"));
     if let Some(error) = s("error") {
-        let lower = error.to_ascii_lowercase();
-        let desc_lower = detail.clone().unwrap_or_default().to_ascii_lowercase();
-        return match lower.as_str() {
-            "invalid_code" => Err(AuthError::InvalidRefreshToken { detail }),
-            "invalid_client" | "invalid_client_secret" => Err(AuthError::InvalidClient { detail }),
-            _ if lower.contains("access denied")
-                || lower.contains("access_denied")
-                || desc_lower.contains("too many requests") =>
-            {
-                Ok(Minted::AccessDenied {
-                    retry_after,
-                    detail: detail.unwrap_or(error),
-                })
-            }
-            _ => Err(AuthError::Rejected { error, detail }),
-        };
+        return named_error(error, detail, retry_after);
     }
     if status.as_u16() == 429 {
         return Ok(Minted::AccessDenied {
@@ -129,4 +92,62 @@ pub(super) fn parse_token_response(
     Err(AuthError::Decode(
         "neither access_token nor error in the token response".into(),
     ))
+}
+
+/// A non-empty string (or a number, as text) under `k` of a JSON answer.
+fn field(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(|x| match x {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// A token answer that is not JSON: an "Access Denied" page or a 429, a
+/// truncated 2xx body, or any other HTTP failure.
+fn not_json(
+    status: http::StatusCode,
+    retry_after: Option<Duration>,
+    text: &str,
+    e: serde_json::Error,
+) -> Result<Minted, AuthError> {
+    if text.to_ascii_lowercase().contains("access denied") || status.as_u16() == 429 {
+        return Ok(Minted::AccessDenied {
+            retry_after,
+            detail: snippet(text),
+        });
+    }
+    if status.is_success() {
+        return Err(AuthError::Unreachable(format!(
+            "unreadable token response ({e}), probably truncated"
+        )));
+    }
+    Err(AuthError::Http {
+        status: status.as_u16(),
+        body: snippet(text),
+    })
+}
+
+/// A JSON answer with an `error` field (and maybe a description).
+fn named_error(
+    error: String,
+    detail: Option<String>,
+    retry_after: Option<Duration>,
+) -> Result<Minted, AuthError> {
+    let lower = error.to_ascii_lowercase();
+    let desc_lower = detail.clone().unwrap_or_default().to_ascii_lowercase();
+    match lower.as_str() {
+        "invalid_code" => Err(AuthError::InvalidRefreshToken { detail }),
+        "invalid_client" | "invalid_client_secret" => Err(AuthError::InvalidClient { detail }),
+        _ if lower.contains("access denied")
+            || lower.contains("access_denied")
+            || desc_lower.contains("too many requests") =>
+        {
+            Ok(Minted::AccessDenied {
+                retry_after,
+                detail: detail.unwrap_or(error),
+            })
+        }
+        _ => Err(AuthError::Rejected { error, detail }),
+    }
 }
