@@ -111,17 +111,9 @@ impl CliqClient {
     where
         P: Paged + Send + 'static,
         F: Fn(CliqClient, ListUsersParams, Option<String>) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<P, CliqError>> + Send,
+        Fut: std::future::Future<Output = Result<P, CliqError>> + Send + 'static,
     {
-        struct St<F> {
-            client: CliqClient,
-            params: ListUsersParams,
-            cursor: Option<String>,
-            restarts: u32,
-            done: bool,
-            fetch: F,
-        }
-        let st = St {
+        let st = Listing {
             client: self.clone(),
             params,
             cursor: None,
@@ -129,42 +121,63 @@ impl CliqClient {
             done: false,
             fetch,
         };
-        futures::stream::unfold(st, |mut s| async move {
-            if s.done {
-                return None;
-            }
-            let res = (s.fetch)(s.client.clone(), s.params.clone(), s.cursor.clone()).await;
-            match res {
-                Ok(page) => {
-                    if page.next_token().is_some() && page.next_token() == s.cursor.as_deref() {
-                        s.done = true;
-                        let e = CliqError::Decode {
-                            endpoint: Endpoint::ListUsers,
-                            message: "the listing cursor did not advance (same next_token twice)"
-                                .into(),
-                        };
-                        return Some((Err(e), s));
-                    }
-                    s.cursor = page.next_token().map(str::to_owned);
-                    s.done = page.next_token().is_none();
-                    Some((Ok(ListEvent::Page(page)), s))
-                }
-                Err(CliqError::ExpiredCursor { message, .. }) if s.restarts < MAX_LIST_RESTARTS => {
-                    s.restarts += 1;
-                    s.cursor = None;
-                    tracing::warn!(
-                        restart = s.restarts,
-                        %message,
-                        "listing cursor expired; restarting the listing from the first page"
-                    );
-                    Some((Ok(ListEvent::Restarted), s))
-                }
-                Err(e) => {
+        futures::stream::unfold(st, Listing::step).boxed()
+    }
+}
+
+/// Where a listing stands between pages.
+struct Listing<F> {
+    client: CliqClient,
+    params: ListUsersParams,
+    cursor: Option<String>,
+    restarts: u32,
+    done: bool,
+    fetch: F,
+}
+
+impl<F> Listing<F> {
+    /// Fetch the next page (or restart on an expired cursor); `None` once
+    /// the listing is over.
+    async fn step<P, Fut>(self) -> Option<(Result<ListEvent<P>, CliqError>, Self)>
+    where
+        P: Paged,
+        F: Fn(CliqClient, ListUsersParams, Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<P, CliqError>>,
+    {
+        let mut s = self;
+        if s.done {
+            return None;
+        }
+        let res = (s.fetch)(s.client.clone(), s.params.clone(), s.cursor.clone()).await;
+        match res {
+            Ok(page) => {
+                if page.next_token().is_some() && page.next_token() == s.cursor.as_deref() {
                     s.done = true;
-                    Some((Err(e), s))
+                    let e = CliqError::Decode {
+                        endpoint: Endpoint::ListUsers,
+                        message: "the listing cursor did not advance (same next_token twice)"
+                            .into(),
+                    };
+                    return Some((Err(e), s));
                 }
+                s.cursor = page.next_token().map(str::to_owned);
+                s.done = page.next_token().is_none();
+                Some((Ok(ListEvent::Page(page)), s))
             }
-        })
-        .boxed()
+            Err(CliqError::ExpiredCursor { message, .. }) if s.restarts < MAX_LIST_RESTARTS => {
+                s.restarts += 1;
+                s.cursor = None;
+                tracing::warn!(
+                    restart = s.restarts,
+                    %message,
+                    "listing cursor expired; restarting the listing from the first page"
+                );
+                Some((Ok(ListEvent::Restarted), s))
+            }
+            Err(e) => {
+                s.done = true;
+                Some((Err(e), s))
+            }
+        }
     }
 }
