@@ -51,59 +51,58 @@ pub(super) fn pick<'a, const N: usize>(options: [Option<Scalar<'a>>; N]) -> Opti
 
 impl<'de> Deserialize<'de> for Scalar<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Scalar<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Scalar::Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Scalar::Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Scalar::Str(Cow::Owned(v)))
-            }
-            // Numbers as `serde_json::Number` writes them.
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Scalar::Str(Cow::Owned(v.to_string())))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Scalar::Str(Cow::Owned(v.to_string())))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(match serde_json::Number::from_f64(v) {
-                    Some(n) => Scalar::Str(Cow::Owned(n.to_string())),
-                    None => Scalar::Other,
-                })
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(Scalar::Str(Cow::Borrowed(if v { "true" } else { "false" })))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Scalar::Other)
-            }
-            fn visit_none<E>(self) -> Result<Self::Value, E> {
-                Ok(Scalar::Other)
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                d.deserialize_any(self)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Scalar::Other)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut s: A,
-            ) -> Result<Self::Value, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Scalar::Other)
-            }
-        }
-        d.deserialize_any(V)
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// Reads any JSON value as a [`Scalar`].
+struct ScalarVisitor;
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v)))
+    }
+    // Numbers as `serde_json::Number` writes them.
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(match serde_json::Number::from_f64(v) {
+            Some(n) => Scalar::Str(Cow::Owned(n.to_string())),
+            None => Scalar::Other,
+        })
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Borrowed(if v { "true" } else { "false" })))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Other)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Other)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        while s.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other)
     }
 }
 
@@ -138,64 +137,62 @@ impl<'a> Named<'a> {
 
 impl<'de> Deserialize<'de> for Named<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Named<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-                let [mut id, mut zuid, mut user_id, mut name, mut display] = Default::default();
-                while let Some(k) = m.next_key::<Key>()? {
-                    let slot = match k.0 {
-                        Field::Id => &mut id,
-                        Field::Zuid => &mut zuid,
-                        Field::UserId => &mut user_id,
-                        Field::Name => &mut name,
-                        Field::DisplayName => &mut display,
-                        _ => {
-                            m.next_value::<IgnoredAny>()?;
-                            continue;
-                        }
-                    };
-                    *slot = Some(m.next_value()?);
+        d.deserialize_any(NamedVisitor)
+    }
+}
+
+/// Reads any JSON value as a [`Named`].
+struct NamedVisitor;
+impl<'de> Visitor<'de> for NamedVisitor {
+    type Value = Named<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let [mut id, mut zuid, mut user_id, mut name, mut display] = Default::default();
+        while let Some(k) = m.next_key::<Key>()? {
+            let slot = match k.0 {
+                Field::Id => &mut id,
+                Field::Zuid => &mut zuid,
+                Field::UserId => &mut user_id,
+                Field::Name => &mut name,
+                Field::DisplayName => &mut display,
+                _ => {
+                    m.next_value::<IgnoredAny>()?;
+                    continue;
                 }
-                Ok(Named {
-                    id: pick([id, zuid, user_id]),
-                    name: pick([name, display]),
-                })
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut s: A,
-            ) -> Result<Self::Value, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Named::default())
-            }
-            // A bare value is the name (see the module doc).
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Named::bare(Scalar::Str(Cow::Borrowed(v))))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Named::bare(Scalar::Str(Cow::Owned(v.to_owned()))))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Scalar::deserialize(serde::de::value::U64Deserializer::<E>::new(v)).map(Named::bare)
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Scalar::deserialize(serde::de::value::I64Deserializer::<E>::new(v)).map(Named::bare)
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Scalar::deserialize(serde::de::value::F64Deserializer::<E>::new(v)).map(Named::bare)
-            }
-            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Scalar::deserialize(serde::de::value::BoolDeserializer::<E>::new(v))
-                    .map(Named::bare)
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Named::default())
-            }
+            };
+            *slot = Some(m.next_value()?);
         }
-        d.deserialize_any(V)
+        Ok(Named {
+            id: pick([id, zuid, user_id]),
+            name: pick([name, display]),
+        })
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        while s.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Named::default())
+    }
+    // A bare value is the name (see the module doc).
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Named::bare(Scalar::Str(Cow::Borrowed(v))))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Named::bare(Scalar::Str(Cow::Owned(v.to_owned()))))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Scalar::deserialize(serde::de::value::U64Deserializer::<E>::new(v)).map(Named::bare)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Scalar::deserialize(serde::de::value::I64Deserializer::<E>::new(v)).map(Named::bare)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Scalar::deserialize(serde::de::value::F64Deserializer::<E>::new(v)).map(Named::bare)
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Scalar::deserialize(serde::de::value::BoolDeserializer::<E>::new(v)).map(Named::bare)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Named::default())
     }
 }
