@@ -108,7 +108,16 @@ fn register_quota(
         "Requests sent to Cliq, by endpoint and HTTP status (or timeout/transport_error)",
         requests,
     );
+    register_endpoints(reg, status, stats, now)
+}
 
+/// Throttles, locks and headroom, by endpoint.
+fn register_endpoints(
+    reg: &mut Registry,
+    status: &StatusReport,
+    stats: &ClientStatsSnapshot,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     let throttled = Family::<EndpointLabel, Counter>::default();
     let locked = Family::<EndpointLabel, Gauge>::default();
     let unlock = Family::<EndpointLabel, FGauge>::default();
@@ -372,23 +381,16 @@ fn register_progress(
     runs: &[crate::mirror::progress::RunInProgress],
     now: DateTime<Utc>,
 ) {
-    let in_progress = Family::<KindLabel, Gauge>::default();
+    register_in_progress(reg, runs);
     let users = Family::<KindLabel, Gauge>::default();
     let expected = Family::<KindLabel, Gauge>::default();
     let requests = Family::<KindLabel, Gauge>::default();
     let pages = Family::<KindLabel, Gauge>::default();
     let eta = Family::<KindLabel, FGauge>::default();
-    for kind in RunKind::ALL {
-        let l = KindLabel {
-            kind: kind.to_string(),
-        };
-        in_progress.get_or_create(&l).set(0);
-    }
     for r in runs {
         let l = KindLabel {
             kind: r.kind.to_string(),
         };
-        in_progress.get_or_create(&l).set(1);
         users.get_or_create(&l).set(r.users_seen);
         requests.get_or_create(&l).set(r.requests);
         pages.get_or_create(&l).set(r.pages);
@@ -400,11 +402,6 @@ fn register_progress(
             eta.get_or_create(&l).set(left);
         }
     }
-    reg.register(
-        "run_in_progress",
-        "1 while a run of this kind is running (in any live process on the mirror)",
-        in_progress,
-    );
     reg.register(
         "run_progress_users",
         "Users seen (pulls) or done (push) so far by the run in progress",
@@ -429,5 +426,27 @@ fn register_progress(
         "run_eta_seconds",
         "Seconds until the run in progress should end, from the quota floor",
         eta,
+    );
+}
+
+/// `run_in_progress` of every kind: 0, or 1 while one is running.
+fn register_in_progress(reg: &mut Registry, runs: &[crate::mirror::progress::RunInProgress]) {
+    let in_progress = Family::<KindLabel, Gauge>::default();
+    for kind in RunKind::ALL {
+        let l = KindLabel {
+            kind: kind.to_string(),
+        };
+        in_progress.get_or_create(&l).set(0);
+    }
+    for r in runs {
+        let l = KindLabel {
+            kind: r.kind.to_string(),
+        };
+        in_progress.get_or_create(&l).set(1);
+    }
+    reg.register(
+        "run_in_progress",
+        "1 while a run of this kind is running (in any live process on the mirror)",
+        in_progress,
     );
 }
