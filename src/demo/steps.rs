@@ -55,12 +55,10 @@ pub(super) async fn demo_steps(
 ) -> anyhow::Result<DemoReport> {
     let settings = demo_settings(sim_cfg, sim_url, paths, opts.time_scale)?;
     let mut d = Demo::open(sim, &settings, live).await?;
-    let safety_margin = d.limits.margin;
-    let org = opts.users as u64;
     let mut push_opts = PushOptions::from_settings(&settings, false, false)
         .map_err(|m| anyhow::anyhow!("hr.managed_fields: {m}"))?;
 
-    let full_pull = d.full_pull(org, true).await?;
+    let full_pull = d.full_pull(opts.users as u64, true).await?;
     let (hr, hr_people, plan) = d.plan(paths.hr_file, &push_opts).await?;
     let (held, push) = d.held_then_pushed(&hr, &mut push_opts, &plan).await?;
     let push_at_real_quotas = at_real_quotas(&plan);
@@ -68,20 +66,13 @@ pub(super) async fn demo_steps(
     let mutations = d.edit_org(&hr_people)?;
     let incremental = d.incremental().await?;
     let incremental_changes = d.app.store.changes_of_run(incremental.run_id).await?;
-    let final_full = d.full_pull(org + 2, false).await?;
+    let final_full = d.full_pull(opts.users as u64 + 2, false).await?;
     let final_changes = d.app.store.changes_of_run(final_full.run_id).await?;
-    let drift = crate::sync::plan::plan(&d.app.store, &hr, &push_opts.plan, &d.limits)
-        .await?
-        .summary;
-    let undo = d
-        .undo(push.run_id.context("the push recorded no run")?, &push_opts)
-        .await?;
+    let drift = d.drift(&hr, &push_opts).await?;
+    let push_run = push.run_id.context("the push recorded no run")?;
+    let undo = d.undo(push_run, &push_opts).await?;
 
-    let users_by_status = d.app.store.user_counts().await?;
-    let counters = sim.counters();
-    let endpoints = d.endpoint_uses();
-    let scheduler_waits = d.app.scheduler.waits();
-    d.app.store.close().await;
+    let tally = d.tally().await?;
     Ok(DemoReport {
         dir: paths.dir.to_owned(),
         mirror: paths.mirror.to_owned(),
@@ -90,9 +81,9 @@ pub(super) async fn demo_steps(
         org_users: opts.users,
         seed: opts.seed,
         time_scale: opts.time_scale,
-        safety_margin,
+        safety_margin: tally.safety_margin,
         hr_records: hr.len(),
-        users_by_status,
+        users_by_status: tally.users_by_status,
         full_pull,
         plan_text: render_plan(&plan, PLAN_ROWS),
         plan: plan.summary,
@@ -106,13 +97,24 @@ pub(super) async fn demo_steps(
         final_full,
         final_changes,
         drift,
-        endpoints,
-        tokens_minted: counters.tokens_minted,
-        locks_imposed: counters.locks.values().sum(),
-        scheduler_waits,
+        endpoints: tally.endpoints,
+        tokens_minted: tally.tokens_minted,
+        locks_imposed: tally.locks_imposed,
+        scheduler_waits: tally.scheduler_waits,
         steps: Vec::new(),
         wall: Duration::ZERO,
     })
+}
+
+/// What the mirror, the simulator and the scheduler counted by the end,
+/// and the scheduler's safety margin.
+struct Tally {
+    safety_margin: Duration,
+    users_by_status: Vec<(String, i64)>,
+    endpoints: Vec<EndpointUse>,
+    tokens_minted: u64,
+    locks_imposed: u64,
+    scheduler_waits: u64,
 }
 
 /// The least time `plan`'s push needs at Cliq's real (unscaled) quotas.
@@ -254,6 +256,36 @@ impl Demo<'_> {
             r.users_seen, r.changed, r.requests
         ));
         Ok(r)
+    }
+
+    /// The plan after everything: the admins' edits to HR-managed fields.
+    async fn drift(
+        &self,
+        hr: &HrSource,
+        opts: &PushOptions,
+    ) -> anyhow::Result<crate::sync::plan::PlanSummary> {
+        Ok(
+            crate::sync::plan::plan(&self.app.store, hr, &opts.plan, &self.limits)
+                .await?
+                .summary,
+        )
+    }
+
+    /// The counts at the end of the demo; the mirror is closed after.
+    async fn tally(self) -> anyhow::Result<Tally> {
+        let users_by_status = self.app.store.user_counts().await?;
+        let counters = self.sim.counters();
+        let endpoints = self.endpoint_uses();
+        let scheduler_waits = self.app.scheduler.waits();
+        self.app.store.close().await;
+        Ok(Tally {
+            safety_margin: self.limits.margin,
+            users_by_status,
+            endpoints,
+            tokens_minted: counters.tokens_minted,
+            locks_imposed: counters.locks.values().sum(),
+            scheduler_waits,
+        })
     }
 
     /// What each endpoint was asked, against its (scaled) quota.
