@@ -235,22 +235,7 @@ impl DemoReport {
     /// The admin's edits and the pulls that found them.
     fn changes_text(&self, o: &mut String) {
         let _ = writeln!(o, "\nChanges found");
-        let _ = writeln!(o, "  An admin then edited the org in Cliq:");
-        for m in &self.mutations {
-            let _ = writeln!(
-                o,
-                "    {:<38} {:<14} {:?} -> {:?}{}",
-                m.email,
-                m.field,
-                m.from,
-                m.to,
-                match (m.tracked, m.in_hr) {
-                    (false, _) => "  (not seen by modified_after)",
-                    (true, true) => "  (an HR-managed person)",
-                    (true, false) => "",
-                }
-            );
-        }
+        self.mutations_text(o);
         let tracked: BTreeSet<&str> = self
             .mutations
             .iter()
@@ -296,6 +281,26 @@ impl DemoReport {
             self.drift.field_changes,
             if self.drift.field_changes == 1 { "" } else { "s" },
         );
+    }
+
+    /// The admin's edits in Cliq, and which a pull can see.
+    fn mutations_text(&self, o: &mut String) {
+        let _ = writeln!(o, "  An admin then edited the org in Cliq:");
+        for m in &self.mutations {
+            let _ = writeln!(
+                o,
+                "    {:<38} {:<14} {:?} -> {:?}{}",
+                m.email,
+                m.field,
+                m.from,
+                m.to,
+                match (m.tracked, m.in_hr) {
+                    (false, _) => "  (not seen by modified_after)",
+                    (true, true) => "  (an HR-managed person)",
+                    (true, false) => "",
+                }
+            );
+        }
     }
 
     /// Requests per endpoint against the quotas.
