@@ -258,21 +258,7 @@ pub async fn run_in(dir: &Path, opts: DemoOptions) -> anyhow::Result<DemoReport>
         );
     }
     let wall = Instant::now();
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mirror = dir.join("mirror.db");
-    let hr_file = dir.join("hr.csv");
-    for f in [
-        mirror.clone(),
-        dir.join("mirror.db-wal"),
-        dir.join("mirror.db-shm"),
-        hr_file.clone(),
-    ] {
-        match std::fs::remove_file(&f) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", f.display())),
-        }
-    }
+    let (mirror, hr_file) = fresh_files(dir)?;
     let mut live = Live::new(opts.output, 10);
 
     // 1. The simulator on a loopback port.
@@ -311,6 +297,27 @@ pub async fn run_in(dir: &Path, opts: DemoOptions) -> anyhow::Result<DemoReport>
     report.steps = std::mem::take(&mut live.steps);
     report.wall = wall.elapsed();
     Ok(report)
+}
+
+/// `dir` (created if needed) without earlier demo files: the paths of the
+/// mirror and the HR file.
+fn fresh_files(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mirror = dir.join("mirror.db");
+    let hr_file = dir.join("hr.csv");
+    for f in [
+        mirror.clone(),
+        dir.join("mirror.db-wal"),
+        dir.join("mirror.db-shm"),
+        hr_file.clone(),
+    ] {
+        match std::fs::remove_file(&f) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", f.display())),
+        }
+    }
+    Ok((mirror, hr_file))
 }
 
 /// The settings of the demo: the simulator's credentials, the scaled quotas.
