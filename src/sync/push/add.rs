@@ -1,5 +1,7 @@
 //! One add batch (`POST /users`): sent, settled person by person.
 
+use std::collections::HashSet;
+
 use serde_json::json;
 
 use super::*;
@@ -17,35 +19,7 @@ impl Run<'_> {
         if self.cancel.is_cancelled() {
             return Ok(Err(Halt::Stopped));
         }
-        let mut ids = Vec::with_capacity(batch.len());
-        let mut bodies = Vec::with_capacity(batch.len());
-        let mut jsons = Vec::with_capacity(batch.len());
-        for a in batch {
-            let fields_json =
-                json!({"fields": a.fields, "desired_hash": a.desired_hash}).to_string();
-            let id = self
-                .store
-                .insert_push(
-                    &NewPush {
-                        run_id: self.run_id,
-                        user_id: None,
-                        email: &a.email,
-                        action: "add",
-                        fields_json: fields_json.clone(),
-                        status: PushStatus::Planned,
-                        error_code: None,
-                    },
-                    self.now(),
-                )
-                .await?;
-            ids.push(id);
-            jsons.push(fields_json);
-            let mut f = UserFields::for_email(a.email.clone());
-            for (k, v) in &a.fields {
-                f.set(k, v.clone()).expect("plan keys are Cliq keys");
-            }
-            bodies.push(f);
-        }
+        let (ids, jsons, bodies) = self.insert_planned_adds(batch).await?;
         let rows = AddRows {
             batch,
             ids: &ids,
@@ -77,23 +51,7 @@ impl Run<'_> {
                     ))))
                 }
             };
-            let mut missing = Vec::new();
-            for i in left {
-                if found.contains(&batch[i].email.to_lowercase()) {
-                    self.store
-                        .set_push_status(
-                            ids[i],
-                            PushStatus::Applied,
-                            Some("reconciled"),
-                            self.now(),
-                        )
-                        .await?;
-                    self.report.adds_applied += 1;
-                    self.report.reconciled += 1;
-                } else {
-                    missing.push(i);
-                }
-            }
+            let missing = self.settle_found_adds(&rows, left, &found).await?;
             if missing.is_empty() {
                 return Ok(Ok(()));
             }
@@ -111,6 +69,73 @@ impl Run<'_> {
             self.report.resent += missing.len() as u64;
             left = missing;
         }
+    }
+
+    /// The batch's `planned` rows, recorded before anything is sent: their
+    /// ids, `fields_json` and request bodies, by index into the batch.
+    async fn insert_planned_adds(
+        &mut self,
+        batch: &[PlannedAdd],
+    ) -> Result<(Vec<i64>, Vec<String>, Vec<UserFields>), StoreError> {
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut bodies = Vec::with_capacity(batch.len());
+        let mut jsons = Vec::with_capacity(batch.len());
+        for a in batch {
+            let fields_json =
+                json!({"fields": a.fields, "desired_hash": a.desired_hash}).to_string();
+            let id = self
+                .store
+                .insert_push(
+                    &NewPush {
+                        run_id: self.run_id,
+                        user_id: None,
+                        email: &a.email,
+                        action: "add",
+                        fields_json: fields_json.clone(),
+                        status: PushStatus::Planned,
+                        error_code: None,
+                    },
+                    self.now(),
+                )
+                .await?;
+            ids.push(id);
+            jsons.push(fields_json);
+            let mut f = UserFields::for_email(a.email.clone());
+            for (k, v) in &a.fields {
+                f.set(k, v.clone()).expect("plan keys are Cliq keys");
+            }
+            bodies.push(f);
+        }
+        Ok((ids, jsons, bodies))
+    }
+
+    /// The people at `left` of an add whose answer was lost, once looked up:
+    /// those `found` in Cliq are `applied` (`reconciled`); the rest are
+    /// returned, to be sent again.
+    async fn settle_found_adds(
+        &mut self,
+        rows: &AddRows<'_>,
+        left: Vec<usize>,
+        found: &HashSet<String>,
+    ) -> Result<Vec<usize>, StoreError> {
+        let mut missing = Vec::new();
+        for i in left {
+            if found.contains(&rows.batch[i].email.to_lowercase()) {
+                self.store
+                    .set_push_status(
+                        rows.ids[i],
+                        PushStatus::Applied,
+                        Some("reconciled"),
+                        self.now(),
+                    )
+                    .await?;
+                self.report.adds_applied += 1;
+                self.report.reconciled += 1;
+            } else {
+                missing.push(i);
+            }
+        }
+        Ok(missing)
     }
 
     /// The outcome of an add request (for the people at `left`) that got an answer.
