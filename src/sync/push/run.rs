@@ -46,24 +46,7 @@ pub(super) async fn run_plan(
         done: 0,
     };
     run.report.run_id = Some(run_id);
-    match &work {
-        Work::Hr { hr, opts, approval } => {
-            if let Some(id) = approval {
-                // Used once: the next plan over a threshold needs its own approval.
-                store.consume_held_plan(id, run_id).await?;
-            }
-            store
-                .set_state(SOURCE_RECORDS_KEY, &hr.len().to_string(), clock.now())
-                .await?;
-            store
-                .record_push_source(run_id, hr.len() as u64, opts.force, clock.now())
-                .await?;
-        }
-        Work::Given { given, .. } => {
-            given.record_link(store, run_id).await?;
-            run.report.undoes_run = given.undoes_run;
-        }
-    }
+    record_work(store, run_id, &work, &mut run.report).await?;
 
     let result = run.execute(first, &work, limits).await;
     let (plan, status) = match result {
@@ -95,6 +78,41 @@ pub(super) async fn run_plan(
     store
         .finish_run(run_id, status, &figures, clock.now())
         .await?;
+    log_finished(run_id, &report);
+    Ok(PushOutcome { plan, report })
+}
+
+/// What the run works from, recorded at its start: for an HR push the
+/// approval used and the source's size, for a given plan its link.
+async fn record_work(
+    store: &Store,
+    run_id: i64,
+    work: &Work<'_>,
+    report: &mut PushReport,
+) -> Result<(), StoreError> {
+    let clock = store.clock();
+    match work {
+        Work::Hr { hr, opts, approval } => {
+            if let Some(id) = approval {
+                // Used once: the next plan over a threshold needs its own approval.
+                store.consume_held_plan(id, run_id).await?;
+            }
+            store
+                .set_state(SOURCE_RECORDS_KEY, &hr.len().to_string(), clock.now())
+                .await?;
+            store
+                .record_push_source(run_id, hr.len() as u64, opts.force, clock.now())
+                .await?;
+        }
+        Work::Given { given, .. } => {
+            given.record_link(store, run_id).await?;
+            report.undoes_run = given.undoes_run;
+        }
+    }
+    Ok(())
+}
+
+fn log_finished(run_id: i64, report: &PushReport) {
     tracing::info!(
         run = run_id,
         kind = %RunKind::Push,
@@ -108,7 +126,6 @@ pub(super) async fn run_plan(
         elapsed_ms = (report.elapsed_secs * 1000.0) as u64,
         "push finished"
     );
-    Ok(PushOutcome { plan, report })
 }
 
 pub(super) struct Run<'a> {
