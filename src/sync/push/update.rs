@@ -27,34 +27,8 @@ impl Run<'_> {
             .iter()
             .map(|c| (c.cliq_key, c.desired.as_str()))
             .collect();
-        let current: BTreeMap<&str, Option<&str>> = u
-            .changes
-            .iter()
-            .map(|c| (c.cliq_key, c.current.as_deref()))
-            .collect();
-        let fields_json =
-            json!({"fields": fields, "current": current, "desired_hash": u.desired_hash})
-                .to_string();
-        let push_id = self
-            .store
-            .insert_push(
-                &NewPush {
-                    run_id: self.run_id,
-                    user_id: Some(&u.user_id),
-                    email: &u.email,
-                    action: "update",
-                    fields_json: fields_json.clone(),
-                    status: PushStatus::Planned,
-                    error_code: None,
-                },
-                self.now(),
-            )
-            .await?;
-        let mut body = UserFields::new();
-        for c in &u.changes {
-            body.set(c.cliq_key, c.desired.clone())
-                .expect("plan keys are Cliq keys");
-        }
+        let (push_id, fields_json) = self.insert_planned_update(u, &fields).await?;
+        let body = update_body(u);
         let wanted: BTreeMap<String, String> = fields
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -87,19 +61,64 @@ impl Run<'_> {
                 Recheck::Unknown => "reconcile_failed",
                 Recheck::Halt(h) => return Ok(Err(h)),
             };
-            if code == "reconciled" {
-                self.store
-                    .set_push_status(push_id, PushStatus::Applied, Some(code), self.now())
-                    .await?;
-            } else {
-                let msg = format!(
-                    "the update's outcome was lost twice ({reason}); left for the next push"
-                );
-                self.fail_retryable(push_id, &u.email, "update", code, msg)
-                    .await?;
-            }
+            self.close_unknown_update(push_id, u, code, &reason).await?;
             return Ok(Ok(()));
         }
+    }
+
+    /// The update's `planned` row, recorded before anything is sent: its id
+    /// and `fields_json` (the values sent, the mirror's, the desired hash).
+    async fn insert_planned_update(
+        &mut self,
+        u: &PlannedUpdate,
+        fields: &BTreeMap<&str, &str>,
+    ) -> Result<(i64, String), StoreError> {
+        let current: BTreeMap<&str, Option<&str>> = u
+            .changes
+            .iter()
+            .map(|c| (c.cliq_key, c.current.as_deref()))
+            .collect();
+        let fields_json =
+            json!({"fields": fields, "current": current, "desired_hash": u.desired_hash})
+                .to_string();
+        let push_id = self
+            .store
+            .insert_push(
+                &NewPush {
+                    run_id: self.run_id,
+                    user_id: Some(&u.user_id),
+                    email: &u.email,
+                    action: "update",
+                    fields_json: fields_json.clone(),
+                    status: PushStatus::Planned,
+                    error_code: None,
+                },
+                self.now(),
+            )
+            .await?;
+        Ok((push_id, fields_json))
+    }
+
+    /// An update whose answer was lost, once re-checked in Cliq: `applied`
+    /// (`reconciled`) when Cliq has the values, else failed and retryable.
+    async fn close_unknown_update(
+        &mut self,
+        push_id: i64,
+        u: &PlannedUpdate,
+        code: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        if code == "reconciled" {
+            self.store
+                .set_push_status(push_id, PushStatus::Applied, Some(code), self.now())
+                .await?;
+        } else {
+            let msg =
+                format!("the update's outcome was lost twice ({reason}); left for the next push");
+            self.fail_retryable(push_id, &u.email, "update", code, msg)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The outcome of an update that got an answer.
@@ -243,4 +262,14 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// The `PUT` body: only the changed fields, at their desired values.
+fn update_body(u: &PlannedUpdate) -> UserFields {
+    let mut body = UserFields::new();
+    for c in &u.changes {
+        body.set(c.cliq_key, c.desired.clone())
+            .expect("plan keys are Cliq keys");
+    }
+    body
 }
