@@ -4,7 +4,8 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use super::*;
+use super::run::{per_person, Halt, Run};
+use super::ALREADY_THERE;
 use crate::cliq::error::CliqError;
 use crate::cliq::models::{BatchResult, UserFields};
 use crate::mirror::pushes::{NewPush, PushStatus};
