@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::*;
+use super::run::{per_person, Halt, Run};
 use crate::cliq::client::ListEvent;
 use crate::cliq::error::CliqError;
 use crate::cliq::models::{Fields, ListUsersParams, UserStatus};
