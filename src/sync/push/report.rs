@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::*;
+use super::given::Refused;
+use super::SOURCE_RECORDS_KEY;
 use crate::mirror::pushes::PushFailure;
 use crate::mirror::{Store, StoreError};
 use crate::sync::plan::Plan;
