@@ -1,7 +1,7 @@
 //! The push's safety stops: thresholds, conflicts, held and approved
 //! plans, the push lock and the source-size baseline.
 
-use super::*;
+use super::{PushError, PushOptions, SOURCE_BASELINE_WINDOW, SOURCE_RECORDS_KEY};
 use crate::config::{OnConflict, OnThreshold};
 use crate::hr::HrSource;
 use crate::mirror::lease::{PushLock, PushLockError};
