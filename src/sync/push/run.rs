@@ -6,7 +6,8 @@ use std::sync::Arc;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::*;
+use super::report::{FailureLine, PushOutcome, PushReport};
+use super::{PushError, Work, SOURCE_RECORDS_KEY};
 use crate::cliq::client::CliqClient;
 use crate::cliq::error::CliqError;
 use crate::cliq::quotas::Limits;
