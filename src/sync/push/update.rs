@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::*;
+use super::reconcile::Recheck;
+use super::run::{per_person, Halt, Run};
 use crate::cliq::error::CliqError;
 use crate::cliq::models::{BatchResult, UserFields};
 use crate::hr::Attr;
