@@ -263,13 +263,7 @@ pub(crate) fn error_parts(body: &[u8]) -> (Option<String>, String) {
     let text = String::from_utf8_lossy(body);
     match serde_json::from_slice::<Value>(body) {
         Ok(v) => {
-            let s = |k: &str| {
-                v.get(k).and_then(|x| match x {
-                    Value::String(s) if !s.is_empty() => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
-            };
+            let s = |k: &str| text_field(&v, k);
             let code = s("code").or_else(|| s("error_code"));
             let message = s("message")
                 .or_else(|| s("error_description"))
@@ -284,6 +278,15 @@ pub(crate) fn error_parts(body: &[u8]) -> (Option<String>, String) {
         }
         Err(_) => (None, snippet(&text)),
     }
+}
+
+/// A non-empty string (or a number, as text) under `k` of a JSON answer.
+pub(crate) fn text_field(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(|x| match x {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
 }
 
 /// At most 300 characters of a body, for messages.

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::Minted;
 use crate::cliq::error::snippet;
+use crate::cliq::error::text_field;
 use crate::cliq::error::AuthError;
 
 /// Every label `failure_reason` gives, so `/metrics` can export each
@@ -61,7 +62,7 @@ pub(super) fn parse_token_response(
         Ok(v) => v,
         Err(e) => return not_json(status, retry_after, &text, e),
     };
-    let s = |k: &str| field(&v, k);
+    let s = |k: &str| text_field(&v, k);
     if let Some(token) = s("access_token") {
         let secs = ["expires_in_sec", "expires_in"]
             .iter()
@@ -92,15 +93,6 @@ pub(super) fn parse_token_response(
     Err(AuthError::Decode(
         "neither access_token nor error in the token response".into(),
     ))
-}
-
-/// A non-empty string (or a number, as text) under `k` of a JSON answer.
-fn field(v: &Value, k: &str) -> Option<String> {
-    v.get(k).and_then(|x| match x {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    })
 }
 
 /// A token answer that is not JSON: an "Access Denied" page or a 429, a
