@@ -60,6 +60,17 @@ fn idle_status(next: &[Option<DateTime<Utc>>; 3]) -> String {
     }
 }
 
+/// The jobs whose next fire time (in `next`, ordered full, incremental,
+/// push) has come by `now`.
+fn due_jobs(next: &[Option<DateTime<Utc>>; 3], now: DateTime<Utc>) -> Vec<RunKind> {
+    [RunKind::Full, RunKind::Incremental, RunKind::Push]
+        .into_iter()
+        .zip(next.iter())
+        .filter(|(_, at)| at.is_some_and(|at| at <= now))
+        .map(|(j, _)| j)
+        .collect()
+}
+
 pub struct Daemon {
     app: App,
     schedules: Schedules,
@@ -171,7 +182,34 @@ impl Daemon {
         ));
         // A pull at once on start (it becomes a full one without a watermark).
         self.run_job(RunKind::Incremental, &shutdown).await;
-        let now = clock.now();
+        self.log_first_pull_skips(started, clock.now());
+        let mut next = [
+            self.next_after(RunKind::Full, clock.now()),
+            self.next_after(RunKind::Incremental, clock.now()),
+            self.next_after(RunKind::Push, clock.now()),
+        ];
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let due = due_jobs(&next, clock.now());
+            if due.is_empty() {
+                if self.idle(&next, &shutdown, &reload).await {
+                    continue;
+                }
+                break;
+            }
+            self.run_due(&due, &shutdown).await;
+            self.advance(&mut next, &due, clock.now());
+        }
+        locks.abort();
+        // Last words: what is queued goes out before the process ends.
+        self.alerts.notifier().flush().await;
+        tracing::info!("daemon loop ended");
+    }
+
+    /// Ticks that fell during the first pull are skipped, not replayed.
+    fn log_first_pull_skips(&self, started: DateTime<Utc>, now: DateTime<Utc>) {
         for job in [RunKind::Full, RunKind::Incremental, RunKind::Push] {
             let ticks = self.ticks_between(job, started, now);
             if ticks > 0 {
@@ -183,84 +221,76 @@ impl Daemon {
                 );
             }
         }
-        let mut next = [
-            self.next_after(RunKind::Full, clock.now()),
-            self.next_after(RunKind::Incremental, clock.now()),
-            self.next_after(RunKind::Push, clock.now()),
-        ];
-        loop {
+    }
+
+    /// Nothing due: wait for the soonest fire time, a reload (SIGHUP) or a
+    /// stop. `false`: stopped, the loop ends.
+    async fn idle(
+        &mut self,
+        next: &[Option<DateTime<Utc>>; 3],
+        shutdown: &CancellationToken,
+        reload: &Notify,
+    ) -> bool {
+        let clock = self.app.store.clock().clone();
+        let Some(wake) = next.iter().flatten().min().copied() else {
+            shutdown.cancelled().await;
+            return false;
+        };
+        self.state.systemd.status(&idle_status(next));
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = reload.notified() => {
+                self.state.systemd.reloading("reloading the HR source (SIGHUP)");
+                self.reload_hr("SIGHUP", shutdown).await;
+                self.state.systemd.ready("HR source reloaded");
+                true
+            }
+            _ = clock.sleep_until(wake) => true,
+        }
+    }
+
+    /// Run the jobs due, pulls first, one at a time.
+    async fn run_due(&mut self, due: &[RunKind], shutdown: &CancellationToken) {
+        if due.contains(&RunKind::Full) && due.contains(&RunKind::Incremental) {
+            tracing::debug!(
+                job = %RunKind::Incremental,
+                ticks = 1,
+                "incremental pull tick skipped: the full pull due with it covers it"
+            );
+        }
+        // A full pull covers an incremental one due at the same time.
+        let pulls: Vec<RunKind> = if due.contains(&RunKind::Full) {
+            vec![RunKind::Full]
+        } else if due.contains(&RunKind::Incremental) {
+            vec![RunKind::Incremental]
+        } else {
+            vec![]
+        };
+        for job in pulls
+            .iter()
+            .chain(due.iter().filter(|j| **j == RunKind::Push))
+        {
+            self.run_job(*job, shutdown).await;
             if shutdown.is_cancelled() {
                 break;
             }
-            let now = clock.now();
-            let due: Vec<RunKind> = [RunKind::Full, RunKind::Incremental, RunKind::Push]
-                .into_iter()
-                .zip(next.iter())
-                .filter(|(_, at)| at.is_some_and(|at| at <= now))
-                .map(|(j, _)| j)
-                .collect();
-            if due.is_empty() {
-                let Some(wake) = next.iter().flatten().min().copied() else {
-                    shutdown.cancelled().await;
-                    break;
-                };
-                self.state.systemd.status(&idle_status(&next));
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = reload.notified() => {
-                        self.state.systemd.reloading("reloading the HR source (SIGHUP)");
-                        self.reload_hr("SIGHUP", &shutdown).await;
-                        self.state.systemd.ready("HR source reloaded");
-                        continue;
-                    }
-                    _ = clock.sleep_until(wake) => continue,
+        }
+    }
+
+    /// Next fire times from *now*: ticks missed while a run was busy
+    /// coalesce into the one that just ran.
+    fn advance(&self, next: &mut [Option<DateTime<Utc>>; 3], due: &[RunKind], now: DateTime<Utc>) {
+        for (i, job) in [RunKind::Full, RunKind::Incremental, RunKind::Push]
+            .into_iter()
+            .enumerate()
+        {
+            if due.contains(&job) || (job == RunKind::Incremental && due.contains(&RunKind::Full)) {
+                if let Some(was) = next[i] {
+                    self.log_coalesced(job, was, now);
                 }
-            }
-            if due.contains(&RunKind::Full) && due.contains(&RunKind::Incremental) {
-                tracing::debug!(
-                    job = %RunKind::Incremental,
-                    ticks = 1,
-                    "incremental pull tick skipped: the full pull due with it covers it"
-                );
-            }
-            // A full pull covers an incremental one due at the same time.
-            let pulls: Vec<RunKind> = if due.contains(&RunKind::Full) {
-                vec![RunKind::Full]
-            } else if due.contains(&RunKind::Incremental) {
-                vec![RunKind::Incremental]
-            } else {
-                vec![]
-            };
-            for job in pulls
-                .iter()
-                .chain(due.iter().filter(|j| **j == RunKind::Push))
-            {
-                self.run_job(*job, &shutdown).await;
-                if shutdown.is_cancelled() {
-                    break;
-                }
-            }
-            // Next fire times from *now*: ticks missed while a run was busy
-            // coalesce into the one that just ran.
-            let now = clock.now();
-            for (i, job) in [RunKind::Full, RunKind::Incremental, RunKind::Push]
-                .into_iter()
-                .enumerate()
-            {
-                if due.contains(&job)
-                    || (job == RunKind::Incremental && due.contains(&RunKind::Full))
-                {
-                    if let Some(was) = next[i] {
-                        self.log_coalesced(job, was, now);
-                    }
-                    next[i] = self.next_after(job, now);
-                }
+                next[i] = self.next_after(job, now);
             }
         }
-        locks.abort();
-        // Last words: what is queued goes out before the process ends.
-        self.alerts.notifier().flush().await;
-        tracing::info!("daemon loop ended");
     }
 
     /// The tick at `was` ran (or was covered); ticks after it up to `now`
