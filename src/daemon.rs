@@ -19,141 +19,28 @@
 //! for `[hr] settle`, read whole. A push tick without a settled, valid
 //! source pushes nothing and logs why.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use cron::Schedule;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-use crate::hr::HrSource;
 use crate::mirror::runs::{RunKind, RunStatus};
-use hr_watch::{HrWatch, Unusable};
+use hr_watch::HrWatch;
 
 mod alerts;
 mod hr_watch;
-use crate::sync::push::{push, PushError, PushOptions};
-use crate::sync::{pull, PullKind};
+mod jobs;
+mod schedules;
+mod state;
+pub use schedules::Schedules;
+pub use state::{DaemonState, RunCounts};
 
 /// How long a stop waits for the run in flight before abandoning it.
 pub const STOP_GRACE: Duration = Duration::from_secs(8);
-
-/// The three schedules, parsed, and the zone they are read in.
-#[derive(Debug, Clone)]
-pub struct Schedules {
-    pub incremental: Schedule,
-    pub full: Schedule,
-    pub push: Schedule,
-    /// `[schedule] timezone`: "30 2 * * *" is 02:30 there, DST included.
-    pub timezone: chrono_tz::Tz,
-}
-
-impl Schedules {
-    pub fn parse(s: &crate::config::ScheduleSettings) -> anyhow::Result<Self> {
-        use crate::config::parse_cron;
-        let parse = |key: &str, line: &str| {
-            parse_cron(line).map_err(|m| anyhow::anyhow!("schedule.{key}: {m}"))
-        };
-        Ok(Self {
-            incremental: parse("incremental", &s.incremental)?,
-            full: parse("full", &s.full)?,
-            push: parse("push", &s.push)?,
-            timezone: crate::config::parse_timezone(&s.timezone)
-                .map_err(|m| anyhow::anyhow!("schedule.timezone: {m}"))?,
-        })
-    }
-
-    /// The first fire time of `schedule` after `now`, read in the zone.
-    pub fn next_after(&self, schedule: &Schedule, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        schedule
-            .after(&now.with_timezone(&self.timezone))
-            .next()
-            .map(|t| t.with_timezone(&Utc))
-    }
-}
-
-/// What the daemon knows about itself (read by `/readyz` and `/metrics`).
-#[derive(Default)]
-pub struct DaemonState {
-    pub consecutive_pull_failures: AtomicU32,
-    /// Runs by kind and final status (`cliq_sync_runs_total`).
-    pub runs: RunCounts,
-    /// The last HR load/validation result: 1 valid, 0 invalid or
-    /// unreadable, -1 not tried yet (`cliq_sync_hr_source_valid`).
-    pub hr_source_valid: AtomicU8,
-    pub pushes_applied: AtomicU64,
-    pub pushes_failed: AtomicU64,
-    pub pushes_skipped: AtomicU64,
-    pub hr_reloads: AtomicU64,
-    pub hr_errors: AtomicU64,
-    /// Push ticks skipped because the HR file had not settled or could not be read whole.
-    pub hr_unsettled: AtomicU64,
-    /// Seconds the last run of each kind took, in the order of
-    /// [`RunKind::ALL`] (full, incremental, push).
-    pub last_duration: Mutex<[Option<f64>; 3]>,
-    pub running: AtomicBool,
-    /// systemd's view (STATUS=, RELOADING=1); a no-op outside systemd.
-    pub systemd: crate::systemd::Systemd,
-}
-
-impl DaemonState {
-    fn record_duration(&self, kind: RunKind, secs: f64) {
-        let i = RunKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-        if let Ok(mut d) = self.last_duration.lock() {
-            d[i] = Some(secs);
-        }
-    }
-
-    /// `cliq_sync_hr_source_valid`: `None` before the first load.
-    pub fn hr_source_valid(&self) -> Option<bool> {
-        match self.hr_source_valid.load(Ordering::Relaxed) {
-            0 => None,
-            v => Some(v == 1),
-        }
-    }
-}
-
-/// Runs of this process by kind and final status ([`RunStatus::FINAL`]; a
-/// run reported still `running` counts as `failed`: it did not end well).
-#[derive(Default)]
-pub struct RunCounts(Mutex<BTreeMap<(RunKind, RunStatus), u64>>);
-
-impl RunCounts {
-    pub fn add(&self, kind: RunKind, status: RunStatus) {
-        let status = match status {
-            RunStatus::Running => RunStatus::Failed,
-            s => s,
-        };
-        if let Ok(mut m) = self.0.lock() {
-            *m.entry((kind, status)).or_default() += 1;
-        }
-    }
-
-    /// Runs of any kind that ended with `status`.
-    pub fn total(&self, status: RunStatus) -> u64 {
-        self.snapshot()
-            .into_iter()
-            .filter(|((_, s), _)| *s == status)
-            .map(|(_, n)| n)
-            .sum()
-    }
-
-    /// `((kind, status), runs)` for every kind and final status, zeros
-    /// included: a series that exists from the start lets `increase()`
-    /// see the first run of its kind.
-    pub fn snapshot(&self) -> Vec<((RunKind, RunStatus), u64)> {
-        let m = self.0.lock().map(|m| m.clone()).unwrap_or_default();
-        RunKind::ALL
-            .iter()
-            .flat_map(|k| RunStatus::FINAL.map(|s| (*k, s)))
-            .map(|key| (key, m.get(&key).copied().unwrap_or(0)))
-            .collect()
-    }
-}
 
 /// systemd's STATUS= between runs: the next run due, e.g. "idle; next:
 /// incremental pull at 2026-06-01T09:05:00Z".
@@ -171,6 +58,17 @@ fn idle_status(next: &[Option<DateTime<Utc>>; 3]) -> String {
         ),
         None => "idle; no run scheduled".to_owned(),
     }
+}
+
+/// The jobs whose next fire time (in `next`, ordered full, incremental,
+/// push) has come by `now`.
+fn due_jobs(next: &[Option<DateTime<Utc>>; 3], now: DateTime<Utc>) -> Vec<RunKind> {
+    [RunKind::Full, RunKind::Incremental, RunKind::Push]
+        .into_iter()
+        .zip(next.iter())
+        .filter(|(_, at)| at.is_some_and(|at| at <= now))
+        .map(|(j, _)| j)
+        .collect()
 }
 
 pub struct Daemon {
@@ -284,7 +182,34 @@ impl Daemon {
         ));
         // A pull at once on start (it becomes a full one without a watermark).
         self.run_job(RunKind::Incremental, &shutdown).await;
-        let now = clock.now();
+        self.log_first_pull_skips(started, clock.now());
+        let mut next = [
+            self.next_after(RunKind::Full, clock.now()),
+            self.next_after(RunKind::Incremental, clock.now()),
+            self.next_after(RunKind::Push, clock.now()),
+        ];
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let due = due_jobs(&next, clock.now());
+            if due.is_empty() {
+                if self.idle(&next, &shutdown, &reload).await {
+                    continue;
+                }
+                break;
+            }
+            self.run_due(&due, &shutdown).await;
+            self.advance(&mut next, &due, clock.now());
+        }
+        locks.abort();
+        // Last words: what is queued goes out before the process ends.
+        self.alerts.notifier().flush().await;
+        tracing::info!("daemon loop ended");
+    }
+
+    /// Ticks that fell during the first pull are skipped, not replayed.
+    fn log_first_pull_skips(&self, started: DateTime<Utc>, now: DateTime<Utc>) {
         for job in [RunKind::Full, RunKind::Incremental, RunKind::Push] {
             let ticks = self.ticks_between(job, started, now);
             if ticks > 0 {
@@ -296,84 +221,76 @@ impl Daemon {
                 );
             }
         }
-        let mut next = [
-            self.next_after(RunKind::Full, clock.now()),
-            self.next_after(RunKind::Incremental, clock.now()),
-            self.next_after(RunKind::Push, clock.now()),
-        ];
-        loop {
+    }
+
+    /// Nothing due: wait for the soonest fire time, a reload (SIGHUP) or a
+    /// stop. `false`: stopped, the loop ends.
+    async fn idle(
+        &mut self,
+        next: &[Option<DateTime<Utc>>; 3],
+        shutdown: &CancellationToken,
+        reload: &Notify,
+    ) -> bool {
+        let clock = self.app.store.clock().clone();
+        let Some(wake) = next.iter().flatten().min().copied() else {
+            shutdown.cancelled().await;
+            return false;
+        };
+        self.state.systemd.status(&idle_status(next));
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = reload.notified() => {
+                self.state.systemd.reloading("reloading the HR source (SIGHUP)");
+                self.reload_hr("SIGHUP", shutdown).await;
+                self.state.systemd.ready("HR source reloaded");
+                true
+            }
+            _ = clock.sleep_until(wake) => true,
+        }
+    }
+
+    /// Run the jobs due, pulls first, one at a time.
+    async fn run_due(&mut self, due: &[RunKind], shutdown: &CancellationToken) {
+        if due.contains(&RunKind::Full) && due.contains(&RunKind::Incremental) {
+            tracing::debug!(
+                job = %RunKind::Incremental,
+                ticks = 1,
+                "incremental pull tick skipped: the full pull due with it covers it"
+            );
+        }
+        // A full pull covers an incremental one due at the same time.
+        let pulls: Vec<RunKind> = if due.contains(&RunKind::Full) {
+            vec![RunKind::Full]
+        } else if due.contains(&RunKind::Incremental) {
+            vec![RunKind::Incremental]
+        } else {
+            vec![]
+        };
+        for job in pulls
+            .iter()
+            .chain(due.iter().filter(|j| **j == RunKind::Push))
+        {
+            self.run_job(*job, shutdown).await;
             if shutdown.is_cancelled() {
                 break;
             }
-            let now = clock.now();
-            let due: Vec<RunKind> = [RunKind::Full, RunKind::Incremental, RunKind::Push]
-                .into_iter()
-                .zip(next.iter())
-                .filter(|(_, at)| at.is_some_and(|at| at <= now))
-                .map(|(j, _)| j)
-                .collect();
-            if due.is_empty() {
-                let Some(wake) = next.iter().flatten().min().copied() else {
-                    shutdown.cancelled().await;
-                    break;
-                };
-                self.state.systemd.status(&idle_status(&next));
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = reload.notified() => {
-                        self.state.systemd.reloading("reloading the HR source (SIGHUP)");
-                        self.reload_hr("SIGHUP", &shutdown).await;
-                        self.state.systemd.ready("HR source reloaded");
-                        continue;
-                    }
-                    _ = clock.sleep_until(wake) => continue,
+        }
+    }
+
+    /// Next fire times from *now*: ticks missed while a run was busy
+    /// coalesce into the one that just ran.
+    fn advance(&self, next: &mut [Option<DateTime<Utc>>; 3], due: &[RunKind], now: DateTime<Utc>) {
+        for (i, job) in [RunKind::Full, RunKind::Incremental, RunKind::Push]
+            .into_iter()
+            .enumerate()
+        {
+            if due.contains(&job) || (job == RunKind::Incremental && due.contains(&RunKind::Full)) {
+                if let Some(was) = next[i] {
+                    self.log_coalesced(job, was, now);
                 }
-            }
-            if due.contains(&RunKind::Full) && due.contains(&RunKind::Incremental) {
-                tracing::debug!(
-                    job = %RunKind::Incremental,
-                    ticks = 1,
-                    "incremental pull tick skipped: the full pull due with it covers it"
-                );
-            }
-            // A full pull covers an incremental one due at the same time.
-            let pulls: Vec<RunKind> = if due.contains(&RunKind::Full) {
-                vec![RunKind::Full]
-            } else if due.contains(&RunKind::Incremental) {
-                vec![RunKind::Incremental]
-            } else {
-                vec![]
-            };
-            for job in pulls
-                .iter()
-                .chain(due.iter().filter(|j| **j == RunKind::Push))
-            {
-                self.run_job(*job, &shutdown).await;
-                if shutdown.is_cancelled() {
-                    break;
-                }
-            }
-            // Next fire times from *now*: ticks missed while a run was busy
-            // coalesce into the one that just ran.
-            let now = clock.now();
-            for (i, job) in [RunKind::Full, RunKind::Incremental, RunKind::Push]
-                .into_iter()
-                .enumerate()
-            {
-                if due.contains(&job)
-                    || (job == RunKind::Incremental && due.contains(&RunKind::Full))
-                {
-                    if let Some(was) = next[i] {
-                        self.log_coalesced(job, was, now);
-                    }
-                    next[i] = self.next_after(job, now);
-                }
+                next[i] = self.next_after(job, now);
             }
         }
-        locks.abort();
-        // Last words: what is queued goes out before the process ends.
-        self.alerts.notifier().flush().await;
-        tracing::info!("daemon loop ended");
     }
 
     /// The tick at `was` ran (or was covered); ticks after it up to `now`
@@ -390,36 +307,6 @@ impl Daemon {
                 job.describe()
             );
         }
-    }
-
-    /// A push held by a threshold: counted and logged at error level once
-    /// per incident; the same plan held again on a later tick is the same
-    /// run (see `mirror::held`), logged at warn and not counted again.
-    fn held(&self, stop: &crate::sync::push::SafetyStop) {
-        let run = stop.run_id.unwrap_or_default();
-        if stop.failed {
-            // `[push] on_threshold = "fail"`: a failed run, every tick.
-            self.state.runs.add(RunKind::Push, RunStatus::Failed);
-            tracing::error!(run, reason = %stop.reason, "push failed: over a safety threshold; nothing sent");
-            self.alerts.push_failed(
-                stop.run_id,
-                &format!(
-                    "push over a safety threshold, nothing sent: {}",
-                    stop.reason
-                ),
-            );
-            return;
-        }
-        if stop.repeated {
-            tracing::warn!(
-                run,
-                "push still held: the same plan as at the last push; nothing sent"
-            );
-            return;
-        }
-        self.state.runs.add(RunKind::Push, RunStatus::Held);
-        tracing::error!(run, reason = %stop.reason, "push held by a safety threshold; nothing sent");
-        self.alerts.push_held(stop);
     }
 
     fn next_after(&self, job: RunKind, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -473,194 +360,5 @@ impl Daemon {
         self.state
             .record_duration(job, started.elapsed().as_secs_f64());
         self.state.running.store(false, Ordering::Relaxed);
-    }
-
-    /// Whether the pull worked (for the token-failing notification).
-    async fn pull(&self, job: RunKind, cancel: &CancellationToken) -> bool {
-        let kind = if job == RunKind::Full {
-            PullKind::Full
-        } else {
-            PullKind::Incremental
-        };
-        match pull(&self.app, kind, cancel).await {
-            Ok(r) => {
-                self.state.runs.add(r.kind.into(), r.status);
-                match r.status {
-                    RunStatus::Ok => {
-                        self.state
-                            .consecutive_pull_failures
-                            .store(0, Ordering::Relaxed);
-                        self.alerts.pull_done(0, Some(r.run_id), None);
-                    }
-                    RunStatus::Failed => {
-                        let n = self
-                            .state
-                            .consecutive_pull_failures
-                            .fetch_add(1, Ordering::Relaxed)
-                            + 1;
-                        tracing::error!(
-                            run = r.run_id,
-                            consecutive_failures = n,
-                            error = r.error.as_deref().unwrap_or(""),
-                            "pull failed"
-                        );
-                        self.alerts.pull_done(n, Some(r.run_id), r.error.as_deref());
-                    }
-                    // The pull itself worked; the breaker already logged
-                    // why at error level. Repeated until someone confirms.
-                    RunStatus::Held => tracing::error!(
-                        run = r.run_id,
-                        "full pull held: nobody was marked removed; check the org, then run \
-                         `cliq-sync sync --full --allow-removals`"
-                    ),
-                    _ => {}
-                }
-                r.ok()
-            }
-            Err(e) => {
-                self.state.runs.add(kind.into(), RunStatus::Failed);
-                let n = self
-                    .state
-                    .consecutive_pull_failures
-                    .fetch_add(1, Ordering::Relaxed)
-                    + 1;
-                tracing::error!(error = %e, "pull failed: the mirror could not be written");
-                let why = format!("the mirror could not be written: {e}");
-                self.alerts.pull_done(n, None, Some(&why));
-                false
-            }
-        }
-    }
-
-    /// The settled HR source, (re)loaded if the file changed; `None` (and
-    /// a log line saying why) when there is none to push from.
-    async fn reload_hr(&mut self, why: &str, cancel: &CancellationToken) -> Option<&HrSource> {
-        let clock = self.app.store.clock().clone();
-        let watch = self.hr.as_mut()?;
-        match watch.settled(&clock, cancel).await {
-            Ok((source, fresh)) => {
-                self.state.hr_source_valid.store(1, Ordering::Relaxed);
-                self.alerts.hr_valid();
-                if fresh {
-                    tracing::info!(reason = why, path = %source.path.display(), records = source.records.len(), "HR source loaded");
-                    self.state.hr_reloads.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(source)
-            }
-            Err(Unusable::Stopped) => None,
-            Err(e @ (Unusable::Invalid(_) | Unusable::Unreadable { .. })) => {
-                // Someone must act: the export is broken or gone. (A file
-                // still being written is transient: the value stays.)
-                self.state.hr_source_valid.store(2, Ordering::Relaxed);
-                self.state.hr_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(reason = why, error = %e, "the HR source is invalid; no push until it is fixed");
-                self.alerts.hr_invalid(&e.to_string());
-                None
-            }
-            Err(e) => {
-                self.state.hr_unsettled.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(reason = why, error = %e, "no settled HR source; nothing pushed");
-                None
-            }
-        }
-    }
-
-    /// Whether the push's requests worked (for the token-failing
-    /// notification); `None`: it sent none (no HR source, held, nothing to do).
-    async fn push(&mut self, cancel: &CancellationToken) -> Option<bool> {
-        // No [hr]: the daemon only mirrors.
-        self.reload_hr("push", cancel).await?;
-        let hr = self.hr.as_ref().and_then(HrWatch::source)?;
-        let opts = match PushOptions::from_settings(&self.app.settings, false, false) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::error!(error = %e, "push options invalid");
-                self.alerts
-                    .push_failed(None, &format!("push options invalid: {e}"));
-                return None;
-            }
-        };
-        let limits = self.app.scheduler.limits().clone();
-        match push(
-            &self.app.store,
-            &self.app.client,
-            &limits,
-            hr,
-            &opts,
-            cancel,
-        )
-        .await
-        {
-            Ok(out) => {
-                let r = &out.report;
-                if r.run_id.is_some() {
-                    // With a run, a push report's status is its run's
-                    // (`disabled`, `dry_run` come without one).
-                    let status = r.status.parse().unwrap_or(RunStatus::Failed);
-                    self.state.runs.add(RunKind::Push, status);
-                }
-                self.state
-                    .pushes_applied
-                    .fetch_add(r.updates_applied + r.adds_applied, Ordering::Relaxed);
-                self.state
-                    .pushes_failed
-                    .fetch_add(r.failed, Ordering::Relaxed);
-                self.state
-                    .pushes_skipped
-                    .fetch_add(r.skipped, Ordering::Relaxed);
-                // A run logs its own line; say why there was none.
-                if r.run_id.is_none() {
-                    tracing::info!(status = %r.status, "push: nothing sent");
-                }
-                self.alerts.push_done(r);
-                (r.requests > 0).then(|| r.ok())
-            }
-            Err(PushError::Safety(stop)) => {
-                self.held(&stop);
-                None
-            }
-            Err(e) => {
-                self.state.runs.add(RunKind::Push, RunStatus::Failed);
-                tracing::error!(error = %e, "push failed");
-                self.alerts.push_failed(None, &format!("push failed: {e}"));
-                Some(false)
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod schedule_tests {
-    use chrono::{TimeZone, Utc};
-
-    use super::Schedules;
-    use crate::config::ScheduleSettings;
-
-    /// Cron lines are read in `[schedule] timezone`: "30 2 * * *" in Berlin
-    /// is 00:30 UTC in summer (CEST) and 01:30 UTC in winter (CET).
-    #[test]
-    fn cron_lines_fire_in_the_configured_zone() {
-        let s = Schedules::parse(&ScheduleSettings {
-            full: "30 2 * * *".into(),
-            timezone: "Europe/Berlin".into(),
-            ..ScheduleSettings::default()
-        })
-        .unwrap();
-        let summer = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
-        let winter = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
-        assert_eq!(
-            s.next_after(&s.full, summer),
-            Some(Utc.with_ymd_and_hms(2026, 6, 1, 0, 30, 0).unwrap())
-        );
-        assert_eq!(
-            s.next_after(&s.full, winter),
-            Some(Utc.with_ymd_and_hms(2026, 12, 1, 1, 30, 0).unwrap())
-        );
-        // UTC by default.
-        let utc = Schedules::parse(&ScheduleSettings::default()).unwrap();
-        assert_eq!(
-            utc.next_after(&utc.full, summer),
-            Some(Utc.with_ymd_and_hms(2026, 6, 1, 2, 30, 0).unwrap())
-        );
     }
 }

@@ -124,6 +124,9 @@
 //! * [`daemon`]: `cliq-sync run`: cron schedules without overlap, graceful
 //!   stop; `daemon::hr_watch`: HR files used only once settled;
 //!   `daemon::alerts`: the incidents it raises and clears.
+//!   Files: `daemon::schedules` (the cron lines and their zone),
+//!   `daemon::state` (its own figures, for `/readyz` and `/metrics`),
+//!   `daemon::jobs` (a pull, a push, and what each outcome counts and raises).
 //! * [`notify`]: `[[notify]]`: one notification per incident and one on
 //!   recovery, rate-limited; `notify::target`: webhook, Slack, Cliq channel
 //!   and channel targets; `notify::email`: e-mail over SMTP.

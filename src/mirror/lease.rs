@@ -101,6 +101,16 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
     }
 }
 
+/// Release the `flock` on `file` now. Closing the file is not enough: a
+/// child forked meanwhile (any `Command` spawn in this process) shares the
+/// open file description, and so the lock, until its exec closes its copy;
+/// an explicit unlock frees it whatever other descriptors remain.
+fn unlock(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor we own.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+}
+
 /// Open (creating, mode 0640 like the mirror) a lock file for writing.
 fn open_lock_file(path: &Path, create_new: bool) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -127,6 +137,12 @@ fn write_holder(mut file: &File, holder: &Holder) -> std::io::Result<()> {
 #[derive(Debug)]
 pub struct FileLock {
     _file: File,
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        unlock(&self._file);
+    }
 }
 
 /// Take an exclusive lock on `path` (created 0640, never removed: removing
@@ -330,6 +346,12 @@ impl PushLock {
     }
 }
 
+impl Drop for PushLock {
+    fn drop(&mut self) {
+        unlock(&self.file);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,5 +402,32 @@ mod tests {
         }
         drop(first);
         assert!(PushLock::try_acquire(&mirror).is_ok());
+    }
+
+    /// A child spawned while a push holds the lock (fork, then exec) has a
+    /// copy of the lock's file descriptor until its exec closes it
+    /// (O_CLOEXEC): the same open file description, so the same `flock`.
+    /// Releasing the lock must free it at once all the same, or a command
+    /// right after the push (`approve`) is refused as busy by our own pid.
+    #[test]
+    fn a_released_lock_is_free_while_a_forked_child_still_has_its_fd() {
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = dir.path().join("m.db");
+        let push = PushLock::try_acquire(&mirror).unwrap();
+        // What fork gives the child: a duplicate of the descriptor.
+        let child_copy = push.file.try_clone().unwrap();
+        drop(push);
+        let again = PushLock::try_acquire(&mirror);
+        assert!(again.is_ok(), "push lock still held: {again:?}");
+
+        let token = dir.path().join("m.db.token.lock");
+        let lock = try_lock_path(&token).unwrap().unwrap();
+        let token_copy = lock._file.try_clone().unwrap();
+        drop(lock);
+        assert!(
+            try_lock_path(&token).unwrap().is_some(),
+            "token lock still held"
+        );
+        drop((child_copy, token_copy));
     }
 }

@@ -322,6 +322,15 @@ impl Store {
     }
 }
 
+/// Statements at trace, slow ones at debug: sqlx's default WARN past 1 s
+/// fires on any loaded host for no fault (the busy timeout is the real limit).
+fn quiet_statement_logs(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    use sqlx::ConnectOptions;
+    options
+        .log_statements(log::LevelFilter::Trace)
+        .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1))
+}
+
 /// A read-only pool on an existing mirror; `immutable`: promise SQLite the
 /// file does not change, so it needs no `-shm` (see `Store::open_read_only`).
 async fn read_only_pool(path: &Path, immutable: bool) -> Result<SqlitePool, sqlx::Error> {
@@ -331,6 +340,7 @@ async fn read_only_pool(path: &Path, immutable: bool) -> Result<SqlitePool, sqlx
         .immutable(immutable)
         .create_if_missing(false)
         .busy_timeout(BUSY_TIMEOUT);
+    let options = quiet_statement_logs(options);
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .test_before_acquire(false)
@@ -384,6 +394,7 @@ async fn write_pool(path: &Path) -> Result<SqlitePool, StoreError> {
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(BUSY_TIMEOUT);
+    let options = quiet_statement_logs(options);
     let options = CONNECTION_PRAGMAS
         .iter()
         .fold(options, |o, (key, value)| o.pragma(*key, *value));
@@ -459,6 +470,23 @@ mod tests {
             pooled.push(text);
         }
         assert_eq!(pooled, expected);
+    }
+
+    /// Neither pool warns about slow statements (sqlx's default is a WARN
+    /// past 1 s, noise on a loaded host), and statements log at trace.
+    #[tokio::test]
+    async fn slow_statements_do_not_warn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let store = Store::open(&path, &Clock::system()).await.unwrap();
+        let read_only = read_only_pool(&path, false).await.unwrap();
+        for pool in [store.pool(), &read_only] {
+            // sqlx exposes its log settings only through Debug.
+            let options = format!("{:?}", pool.connect_options());
+            for want in ["statements_level: Trace", "slow_statements_level: Debug"] {
+                assert!(options.contains(want), "{want} not in {options}");
+            }
+        }
     }
 
     /// `close` waits for a write in flight, closes the pool (the last
