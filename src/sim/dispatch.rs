@@ -157,7 +157,8 @@ impl State {
             return p;
         }
         // 4./5. validation and handler
-        let reply = self.endpoint(ep, target, headers, uri, body, at);
+        let (query, target) = (uri.query().unwrap_or(""), target.unwrap_or_default());
+        let reply = self.endpoint(ep, &target, query, (headers, body), at);
         if reply.status.is_server_error() {
             self.counters.server_errors += 1;
         }
@@ -268,24 +269,22 @@ impl State {
         None
     }
 
-    /// The endpoint's own validation and handler.
+    /// The endpoint's own validation and handler, for the user id `target`
+    /// of the path ("" when none).
     fn endpoint(
         &mut self,
         ep: Endpoint,
-        target: Option<String>,
-        headers: &HeaderMap,
-        uri: &http::Uri,
-        body: &Bytes,
+        target: &str,
+        query: &str,
+        (headers, body): (&HeaderMap, &Bytes),
         at: DateTime<Utc>,
     ) -> Reply {
-        let query = uri.query().unwrap_or("");
-        let target = target.unwrap_or_default();
         match ep {
             Endpoint::ListUsers => self.list_users(query, at),
             Endpoint::AddUsers => self.add_users(headers, body),
-            Endpoint::UpdateUser => self.update_user(&target, headers, body, at),
-            Endpoint::GetUser => self.get_user(&target, query),
-            Endpoint::UserTeams => self.user_teams(&target, query),
+            Endpoint::UpdateUser => self.update_user(target, headers, body, at),
+            Endpoint::GetUser => self.get_user(target, query),
+            Endpoint::UserTeams => self.user_teams(target, query),
             Endpoint::UserLayouts => self.user_layouts(query),
             Endpoint::OauthToken => unreachable!("OAuth is not an API route"),
         }
