@@ -89,7 +89,10 @@
 //!   * [`mirror::undo`]: the queries behind `undo`; `mirror::health`: those
 //!     behind `status --check`.
 //! * [`sim`]: the built-in, strict Cliq simulator (`cliq-sync simulate`).
-//!   `sim::api`: the six endpoints' validation and handlers, and cursors;
+//!   `sim::api`: the six endpoints (the lookups), by concern in
+//!   `sim::api::list` (the listing), `sim::api::add`, `sim::api::update`,
+//!   `sim::api::validate` (queries, bodies, their 400s) and
+//!   `sim::api::cursor` (listing cursors);
 //!   `sim::org`: the seeded organisation; `sim::quotas`: its own quota
 //!   table written from the documentation (a test compares it with the
 //!   client's); [`sim::admin`]: the loopback fault-injection path.

@@ -143,6 +143,41 @@ impl State {
         at: DateTime<Utc>,
     ) -> Processed {
         State::bump(&mut self.counters.requests, ep);
+        let token = match self.admit(ep, headers, at) {
+            Ok(t) => t,
+            Err(reply) => return Processed::plain(reply),
+        };
+        // 3. faults
+        self.api_seq += 1;
+        if let Some(reply) = self.random_5xx() {
+            return Processed::plain(reply);
+        }
+        let write = matches!(ep, Endpoint::AddUsers | Endpoint::UpdateUser);
+        if let Some(p) = self.write_or_token_fault(write, token) {
+            return p;
+        }
+        // 4./5. validation and handler
+        let (query, target) = (uri.query().unwrap_or(""), target.unwrap_or_default());
+        let reply = self.endpoint(ep, &target, query, (headers, body), at);
+        if reply.status.is_server_error() {
+            self.counters.server_errors += 1;
+        }
+        let lost = self.lost_answer(&reply, write);
+        Processed {
+            reply,
+            latency: self.faults.latency,
+            lost,
+        }
+    }
+
+    /// Steps 1 and 2, auth then quota then scope: the request's access
+    /// token, or the refusal.
+    fn admit(
+        &mut self,
+        ep: Endpoint,
+        headers: &HeaderMap,
+        at: DateTime<Utc>,
+    ) -> Result<Option<String>, Reply> {
         // 1. auth
         let token = access_token(headers).map(str::to_string);
         let (owner, scoped) = match token.as_deref().and_then(|t| self.tokens.get(t)) {
@@ -152,68 +187,75 @@ impl State {
             ),
             _ => {
                 self.counters.unauthorized += 1;
-                return Processed::plain(unauthorized());
+                return Err(unauthorized());
             }
         };
         // 2. quota (a request refused for its scope still counts: the
         // stricter reading)
         if let Some(reply) = self.check_quota(owner, ep, at) {
-            return Processed::plain(reply);
+            return Err(reply);
         }
         if !scoped {
             self.counters.unauthorized += 1;
-            return Processed::plain(Reply::error(
+            return Err(Reply::error(
                 StatusCode::UNAUTHORIZED,
                 "oauth_scope_mismatch",
                 "The OAuth access token does not have the scope this request needs.",
             ));
         }
-        // 3. faults
-        self.api_seq += 1;
-        if self.faults.error_5xx_rate > 0.0
-            && self.fault_rng.gen::<f64>() < self.faults.error_5xx_rate
+        Ok(token)
+    }
+
+    /// The injected random server error, if this request draws one.
+    fn random_5xx(&mut self) -> Option<Reply> {
+        if !(self.faults.error_5xx_rate > 0.0
+            && self.fault_rng.gen::<f64>() < self.faults.error_5xx_rate)
         {
-            self.counters.server_errors += 1;
-            let reply = match self.fault_rng.gen_range(0..3) {
-                0 => Reply::error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "Sorry, we couldn't process your request due to a technical error.",
-                ),
-                // Gateways answer in HTML, not JSON.
-                1 => Reply {
-                    status: StatusCode::BAD_GATEWAY,
-                    body: Bytes::from_static(b"<html><body><h1>502 Bad Gateway</h1></body></html>"),
-                    content_type: "text/html",
-                },
-                _ => Reply {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    body: Bytes::from_static(
-                        b"<html><body><h1>503 Service Unavailable</h1></body></html>",
-                    ),
-                    content_type: "text/html",
-                },
-            };
-            return Processed::plain(reply);
+            return None;
         }
-        let write = matches!(ep, Endpoint::AddUsers | Endpoint::UpdateUser);
+        self.counters.server_errors += 1;
+        Some(match self.fault_rng.gen_range(0..3) {
+            0 => Reply::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Sorry, we couldn't process your request due to a technical error.",
+            ),
+            // Gateways answer in HTML, not JSON.
+            1 => Reply {
+                status: StatusCode::BAD_GATEWAY,
+                body: Bytes::from_static(b"<html><body><h1>502 Bad Gateway</h1></body></html>"),
+                content_type: "text/html",
+            },
+            _ => Reply {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                body: Bytes::from_static(
+                    b"<html><body><h1>503 Service Unavailable</h1></body></html>",
+                ),
+                content_type: "text/html",
+            },
+        })
+    }
+
+    /// The injected write faults (500 before applying, a dropped write)
+    /// and the forced token expiry, before the handler runs.
+    fn write_or_token_fault(&mut self, write: bool, token: Option<String>) -> Option<Processed> {
         if write && self.faults.write_500_next > 0 {
             if self.faults.write_500_next != u32::MAX {
                 self.faults.write_500_next -= 1;
             }
             self.counters.server_errors += 1;
-            return Processed::plain(Reply::error(
+            return Some(Processed::plain(Reply::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
                 "Sorry, we couldn't process your request due to a technical error.",
-            ));
+            )));
         }
         let drop = self.faults.write_drop_rate;
         if write && drop > 0.0 && self.fault_rng.gen::<f64>() < drop {
-            return Processed {
+            return Some(Processed {
                 lost: Some(LostAnswer::Hang),
                 ..Processed::plain(Reply::error(StatusCode::OK, "", ""))
-            };
+            });
         }
         if let Some(n) = self.faults.expire_token_every {
             if n > 0 && self.api_seq % u64::from(n) == 0 {
@@ -221,29 +263,30 @@ impl State {
                     self.tokens.remove(&t);
                 }
                 self.counters.unauthorized += 1;
-                return Processed::plain(unauthorized());
+                return Some(Processed::plain(unauthorized()));
             }
         }
-        // 4./5. validation and handler
-        let query = uri.query().unwrap_or("");
-        let target = target.unwrap_or_default();
-        let reply = match ep {
+        None
+    }
+
+    /// The endpoint's own validation and handler, for the user id `target`
+    /// of the path ("" when none).
+    fn endpoint(
+        &mut self,
+        ep: Endpoint,
+        target: &str,
+        query: &str,
+        (headers, body): (&HeaderMap, &Bytes),
+        at: DateTime<Utc>,
+    ) -> Reply {
+        match ep {
             Endpoint::ListUsers => self.list_users(query, at),
             Endpoint::AddUsers => self.add_users(headers, body),
-            Endpoint::UpdateUser => self.update_user(&target, headers, body, at),
-            Endpoint::GetUser => self.get_user(&target, query),
-            Endpoint::UserTeams => self.user_teams(&target, query),
+            Endpoint::UpdateUser => self.update_user(target, headers, body, at),
+            Endpoint::GetUser => self.get_user(target, query),
+            Endpoint::UserTeams => self.user_teams(target, query),
             Endpoint::UserLayouts => self.user_layouts(query),
             Endpoint::OauthToken => unreachable!("OAuth is not an API route"),
-        };
-        if reply.status.is_server_error() {
-            self.counters.server_errors += 1;
-        }
-        let lost = self.lost_answer(&reply, write);
-        Processed {
-            reply,
-            latency: self.faults.latency,
-            lost,
         }
     }
 

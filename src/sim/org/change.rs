@@ -59,6 +59,101 @@ pub(crate) fn valid_email(e: &str) -> bool {
     }
 }
 
+/// A well-typed value whose reference (if any) is not checked yet.
+enum Pending {
+    Done(Change),
+    Department(String),
+    Designation(String),
+    ReportingTo(String),
+    Teams(Vec<String>),
+    Nothing,
+}
+
+fn bad(k: &str, what: &str) -> ChangeError {
+    ChangeError::BadValue(k.to_string(), what.to_string())
+}
+
+fn string(k: &str, v: &Value) -> Result<String, ChangeError> {
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| bad(k, "must be a string"))
+}
+
+fn strings(k: &str, v: &Value) -> Result<Vec<String>, ChangeError> {
+    v.as_array()
+        .and_then(|a| {
+            a.iter()
+                .map(|x| x.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+        })
+        .ok_or_else(|| bad(k, "must be an array of strings"))
+}
+
+/// The change a plain text field's string value makes.
+fn text_change(k: &str) -> Option<fn(String) -> Change> {
+    Some(match k {
+        "first_name" => Change::FirstName,
+        "last_name" => Change::LastName,
+        "display_name" => Change::DisplayName,
+        "phone" => Change::Phone,
+        "mobile" => Change::Mobile,
+        "timezone" => Change::Timezone,
+        "language" => Change::Language,
+        "country" => Change::Country,
+        "work_location" => Change::WorkLocation,
+        "extension" => Change::Extension,
+        "employee_id" => Change::EmployeeId,
+        "cost_center" => Change::CostCenter,
+        "shirt_size" => Change::ShirtSize,
+        _ => return None,
+    })
+}
+
+/// Pass 1 for one key: its value's type and shape.
+fn typed(k: &str, v: &Value, admin: bool) -> Result<Pending, ChangeError> {
+    if let Some(change) = text_change(k) {
+        return Ok(Pending::Done(change(string(k, v)?)));
+    }
+    Ok(match k {
+        "email_id" => {
+            let e = string(k, v)?;
+            if !valid_email(&e) {
+                return Err(bad(k, "is not a valid email address"));
+            }
+            if admin {
+                Pending::Done(Change::Email(e))
+            } else {
+                Pending::Nothing
+            }
+        }
+        "department_id" => Pending::Department(string(k, v)?),
+        "designation_id" => Pending::Designation(string(k, v)?),
+        "reporting_to_zuid" => Pending::ReportingTo(string(k, v)?),
+        "team_ids" => Pending::Teams(strings(k, v)?),
+        "channel_ids" => {
+            strings(k, v)?;
+            Pending::Nothing
+        }
+        "image_data" => {
+            let s = string(k, v)?;
+            if base64::engine::general_purpose::STANDARD
+                .decode(s.as_bytes())
+                .is_err()
+            {
+                return Err(bad(k, "must be base64"));
+            }
+            Pending::Nothing
+        }
+        "status" => {
+            let s = string(k, v)?;
+            Pending::Done(Change::Status(
+                Status::parse(&s).ok_or_else(|| bad(k, "is not a valid status"))?,
+            ))
+        }
+        other => return Err(ChangeError::ExtraKey(other.to_string())),
+    })
+}
+
 impl Org {
     /// Check that every key of a user object is a user field (or in `extra`).
     pub(crate) fn check_keys(obj: &Map<String, Value>, extra: &[&str]) -> Result<(), ChangeError> {
@@ -82,125 +177,57 @@ impl Org {
     ) -> Result<Vec<Change>, ChangeError> {
         let extra: &[&str] = if admin { &["status"] } else { &[] };
         Self::check_keys(obj, extra)?;
-        let bad = |k: &str, what: &str| ChangeError::BadValue(k.to_string(), what.to_string());
-        let string = |k: &str, v: &Value| -> Result<String, ChangeError> {
-            v.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| bad(k, "must be a string"))
-        };
-        let strings = |k: &str, v: &Value| -> Result<Vec<String>, ChangeError> {
-            v.as_array()
-                .and_then(|a| {
-                    a.iter()
-                        .map(|x| x.as_str().map(str::to_string))
-                        .collect::<Option<Vec<_>>>()
-                })
-                .ok_or_else(|| bad(k, "must be an array of strings"))
-        };
         // Pass 1: types (references are checked after every type is fine).
-        enum Pending {
-            Done(Change),
-            Department(String),
-            Designation(String),
-            ReportingTo(String),
-            Teams(Vec<String>),
-            Nothing,
-        }
         let mut pending = Vec::with_capacity(obj.len());
         for (k, v) in obj {
-            let p = match k.as_str() {
-                "email_id" => {
-                    let e = string(k, v)?;
-                    if !valid_email(&e) {
-                        return Err(bad(k, "is not a valid email address"));
-                    }
-                    if admin {
-                        Pending::Done(Change::Email(e))
-                    } else {
-                        Pending::Nothing
-                    }
-                }
-                "first_name" => Pending::Done(Change::FirstName(string(k, v)?)),
-                "last_name" => Pending::Done(Change::LastName(string(k, v)?)),
-                "display_name" => Pending::Done(Change::DisplayName(string(k, v)?)),
-                "phone" => Pending::Done(Change::Phone(string(k, v)?)),
-                "mobile" => Pending::Done(Change::Mobile(string(k, v)?)),
-                "timezone" => Pending::Done(Change::Timezone(string(k, v)?)),
-                "language" => Pending::Done(Change::Language(string(k, v)?)),
-                "country" => Pending::Done(Change::Country(string(k, v)?)),
-                "work_location" => Pending::Done(Change::WorkLocation(string(k, v)?)),
-                "extension" => Pending::Done(Change::Extension(string(k, v)?)),
-                "employee_id" => Pending::Done(Change::EmployeeId(string(k, v)?)),
-                "cost_center" => Pending::Done(Change::CostCenter(string(k, v)?)),
-                "shirt_size" => Pending::Done(Change::ShirtSize(string(k, v)?)),
-                "department_id" => Pending::Department(string(k, v)?),
-                "designation_id" => Pending::Designation(string(k, v)?),
-                "reporting_to_zuid" => Pending::ReportingTo(string(k, v)?),
-                "team_ids" => Pending::Teams(strings(k, v)?),
-                "channel_ids" => {
-                    strings(k, v)?;
-                    Pending::Nothing
-                }
-                "image_data" => {
-                    let s = string(k, v)?;
-                    if base64::engine::general_purpose::STANDARD
-                        .decode(s.as_bytes())
-                        .is_err()
-                    {
-                        return Err(bad(k, "must be base64"));
-                    }
-                    Pending::Nothing
-                }
-                "status" => {
-                    let s = string(k, v)?;
-                    Pending::Done(Change::Status(
-                        Status::parse(&s).ok_or_else(|| bad(k, "is not a valid status"))?,
-                    ))
-                }
-                other => return Err(ChangeError::ExtraKey(other.to_string())),
-            };
-            pending.push(p);
+            pending.push(typed(k, v, admin)?);
         }
         // Pass 2: references.
         let mut out = Vec::with_capacity(pending.len());
         for p in pending {
-            let c = match p {
-                Pending::Done(c) => c,
-                Pending::Nothing => continue,
-                Pending::Department(id) => Change::Department(
-                    self.departments
-                        .iter()
-                        .position(|d| d.id == id)
-                        .ok_or_else(|| ChangeError::BadReference("department_id".into()))?,
-                ),
-                Pending::Designation(id) => Change::Designation(
-                    self.designations
-                        .iter()
-                        .position(|d| d.id == id)
-                        .ok_or_else(|| ChangeError::BadReference("designation_id".into()))?,
-                ),
-                Pending::ReportingTo(id) => Change::ReportingTo(
-                    id.parse::<u64>()
-                        .ok()
-                        .filter(|id| self.users.contains_key(id))
-                        .ok_or_else(|| ChangeError::BadReference("reporting_to_zuid".into()))?,
-                ),
-                Pending::Teams(ids) => {
-                    let mut mask = 0u32;
-                    for id in ids {
-                        let t = self
-                            .teams
-                            .iter()
-                            .position(|t| t.id == id)
-                            .ok_or_else(|| ChangeError::BadReference("team_ids".into()))?;
-                        mask |= 1 << t;
-                    }
-                    Change::Teams(mask)
-                }
-            };
-            out.push(c);
+            if let Some(c) = self.resolve(p)? {
+                out.push(c);
+            }
         }
         Ok(out)
+    }
+
+    /// A typed value as a change, once its reference (if any) exists.
+    fn resolve(&self, p: Pending) -> Result<Option<Change>, ChangeError> {
+        Ok(Some(match p {
+            Pending::Done(c) => c,
+            Pending::Nothing => return Ok(None),
+            Pending::Department(id) => Change::Department(
+                self.departments
+                    .iter()
+                    .position(|d| d.id == id)
+                    .ok_or_else(|| ChangeError::BadReference("department_id".into()))?,
+            ),
+            Pending::Designation(id) => Change::Designation(
+                self.designations
+                    .iter()
+                    .position(|d| d.id == id)
+                    .ok_or_else(|| ChangeError::BadReference("designation_id".into()))?,
+            ),
+            Pending::ReportingTo(id) => Change::ReportingTo(
+                id.parse::<u64>()
+                    .ok()
+                    .filter(|id| self.users.contains_key(id))
+                    .ok_or_else(|| ChangeError::BadReference("reporting_to_zuid".into()))?,
+            ),
+            Pending::Teams(ids) => {
+                let mut mask = 0u32;
+                for id in ids {
+                    let t = self
+                        .teams
+                        .iter()
+                        .position(|t| t.id == id)
+                        .ok_or_else(|| ChangeError::BadReference("team_ids".into()))?;
+                    mask |= 1 << t;
+                }
+                Change::Teams(mask)
+            }
+        }))
     }
 
     /// Apply changes to user `id`; bumps its tracked modification time to

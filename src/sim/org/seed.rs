@@ -127,139 +127,178 @@ fn pick<T: Copy>(rng: &mut StdRng, items: &[T]) -> T {
     items[rng.gen_range(0..items.len())]
 }
 
+/// `names` with seeded ids counting up by 1 000 from `base`.
+fn named(names: &[&str], base: usize) -> Vec<Named> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Named {
+            id: format!("1901318000001{:06}", base + 1_000 * i),
+            name: name.to_string(),
+        })
+        .collect()
+}
+
+/// The seeded teams, still without participants.
+fn seeded_teams(now: DateTime<Utc>) -> Vec<Team> {
+    TEAMS
+        .iter()
+        .enumerate()
+        .map(|(i, (name, description))| Team {
+            id: format!("1901318000003{:06}", 110_001 + 17 * i),
+            name,
+            description,
+            created: now - CDuration::days(400 + 13 * i as i64),
+            active: i != 15,
+            participants: 0,
+        })
+        .collect()
+}
+
+/// (id, department, depth) by seeding index, for the management tree.
+type Tree = Vec<(u64, usize, u32)>;
+
+/// User `i`'s (reporting_to, department, depth) in the management tree.
+fn place(rng: &mut StdRng, i: usize, tree: &Tree) -> (Option<u64>, usize, u32) {
+    // A 6-ary management tree: the parent was seeded earlier.
+    if i == 0 {
+        return (None, 0, 0);
+    }
+    let (pid, pdept, pdepth) = tree[(i - 1) / 6];
+    let dept = if pdept != 0 && rng.gen_bool(0.8) {
+        pdept
+    } else {
+        rng.gen_range(1..DEPARTMENTS.len())
+    };
+    (Some(pid), dept, pdepth + 1)
+}
+
+/// User `i`'s status: the owner is active, the others mostly.
+fn seeded_status(rng: &mut StdRng, i: usize) -> Status {
+    if i == 0 {
+        return Status::Active;
+    }
+    match rng.gen_range(0..100) {
+        0..=87 => Status::Active,
+        88..=92 => Status::Inactive,
+        93..=95 => Status::Pending,
+        96..=97 => Status::ImportedActive,
+        _ => Status::ImportedInactive,
+    }
+}
+
+/// Up to three teams for one user, counted in the teams' participants.
+fn join_teams(rng: &mut StdRng, teams: &mut [Team]) -> u32 {
+    let mut team_mask = 0u32;
+    for _ in 0..rng.gen_range(0..=3) {
+        team_mask |= 1 << rng.gen_range(0..TEAMS.len());
+    }
+    for (t, team) in teams.iter_mut().enumerate() {
+        if team_mask & (1 << t) != 0 {
+            team.participants += 1;
+        }
+    }
+    team_mask
+}
+
+/// User `i`'s (mobile, phone, extension).
+fn contact(rng: &mut StdRng, i: usize) -> (String, String, String) {
+    let mobile = format!(
+        "+1 555 {:03} {:04}",
+        rng.gen_range(0..1000),
+        rng.gen_range(0..10_000)
+    );
+    let phone = if rng.gen_bool(0.3) {
+        format!("+1 415 {:03} {:04}", rng.gen_range(0..1000), i % 10_000)
+    } else {
+        String::new()
+    };
+    let extension = if rng.gen_bool(0.9) {
+        rng.gen_range(1000..10_000u32).to_string()
+    } else {
+        String::new()
+    };
+    (mobile, phone, extension)
+}
+
+/// Seeded user `i` with `id`; the random draws come in a fixed order, so
+/// the organisation is deterministic in the seed.
+fn seed_user(
+    rng: &mut StdRng,
+    (i, id): (usize, u64),
+    tree: &mut Tree,
+    teams: &mut [Team],
+    now: DateTime<Utc>,
+) -> User {
+    let first = pick(rng, &FIRST_NAMES);
+    let last = pick(rng, &LAST_NAMES);
+    let email = format!(
+        "{}.{}{}@{EMAIL_DOMAIN}",
+        first.to_ascii_lowercase(),
+        last.to_ascii_lowercase(),
+        i
+    );
+    let (reporting_to, department, depth) = place(rng, i, tree);
+    tree.push((id, department, depth));
+    let designation = if depth <= 3 {
+        depth as usize
+    } else {
+        rng.gen_range(4..DESIGNATIONS.len())
+    };
+    let status = seeded_status(rng, i);
+    let (tz, _, country, language) = pick(rng, &ZONES);
+    let team_mask = join_teams(rng, teams);
+    let usage = rng.gen_range(0..100_000u32);
+    let (mobile, phone, extension) = contact(rng, i);
+    User {
+        id,
+        email,
+        first_name: Cow::Borrowed(first),
+        last_name: Cow::Borrowed(last),
+        display_name: None,
+        employee_id: (100 + i).to_string(),
+        mobile,
+        phone,
+        extension,
+        work_location: Cow::Borrowed(pick(rng, &WORK_LOCATIONS)),
+        status,
+        timezone: Cow::Borrowed(tz),
+        language: Cow::Borrowed(language),
+        country: Cow::Borrowed(country),
+        department: Some(department),
+        designation: Some(designation),
+        reporting_to,
+        paid: i == 0 || rng.gen_bool(0.9),
+        usage,
+        teams: team_mask,
+        tracked_modified: Some(
+            now - CDuration::days(rng.gen_range(8..=400))
+                - CDuration::seconds(rng.gen_range(0..86_400)),
+        ),
+        cost_center: Cow::Borrowed(COST_CENTERS[department]),
+        shirt_size: Cow::Borrowed(pick(rng, &SHIRT_SIZES)),
+    }
+}
+
 impl Org {
     /// Seed an organisation of `n` users (at least 1: the owner), deterministic in `seed`.
     /// Every seeded tracked modification is 8 to 400 days before `now`.
     pub(crate) fn seed(n: usize, seed: u64, now: DateTime<Utc>) -> Org {
         let n = n.max(1);
         let mut rng = StdRng::seed_from_u64(seed);
-        let departments = DEPARTMENTS
-            .iter()
-            .enumerate()
-            .map(|(i, name)| Named {
-                id: format!("1901318000001{:06}", 424_001 + 1_000 * i),
-                name: name.to_string(),
-            })
-            .collect();
-        let designations = DESIGNATIONS
-            .iter()
-            .enumerate()
-            .map(|(i, name)| Named {
-                id: format!("1901318000001{:06}", 72_003 + 1_000 * i),
-                name: name.to_string(),
-            })
-            .collect();
-        let mut teams: Vec<Team> = TEAMS
-            .iter()
-            .enumerate()
-            .map(|(i, (name, description))| Team {
-                id: format!("1901318000003{:06}", 110_001 + 17 * i),
-                name,
-                description,
-                created: now - CDuration::days(400 + 13 * i as i64),
-                active: i != 15,
-                participants: 0,
-            })
-            .collect();
-
+        let departments = named(&DEPARTMENTS, 424_001);
+        let designations = named(&DESIGNATIONS, 72_003);
+        let mut teams = seeded_teams(now);
         let mut users = BTreeMap::new();
         let mut by_email = HashMap::with_capacity(n);
         let mut by_usage = BTreeSet::new();
-        // (id, department, depth) by seeding index, for the management tree.
-        let mut tree: Vec<(u64, usize, u32)> = Vec::with_capacity(n);
+        let mut tree: Tree = Vec::with_capacity(n);
         let mut id: u64 = 631_830_000 + rng.gen_range(0..1_000);
         for i in 0..n {
             id += rng.gen_range(1..=17u64);
-            let first = pick(&mut rng, &FIRST_NAMES);
-            let last = pick(&mut rng, &LAST_NAMES);
-            let email = format!(
-                "{}.{}{}@{EMAIL_DOMAIN}",
-                first.to_ascii_lowercase(),
-                last.to_ascii_lowercase(),
-                i
-            );
-            // A 6-ary management tree: the parent was seeded earlier.
-            let (reporting_to, department, depth) = if i == 0 {
-                (None, 0, 0)
-            } else {
-                let (pid, pdept, pdepth) = tree[(i - 1) / 6];
-                let dept = if pdept != 0 && rng.gen_bool(0.8) {
-                    pdept
-                } else {
-                    rng.gen_range(1..DEPARTMENTS.len())
-                };
-                (Some(pid), dept, pdepth + 1)
-            };
-            tree.push((id, department, depth));
-            let designation = if depth <= 3 {
-                depth as usize
-            } else {
-                rng.gen_range(4..DESIGNATIONS.len())
-            };
-            let status = if i == 0 {
-                Status::Active
-            } else {
-                match rng.gen_range(0..100) {
-                    0..=87 => Status::Active,
-                    88..=92 => Status::Inactive,
-                    93..=95 => Status::Pending,
-                    96..=97 => Status::ImportedActive,
-                    _ => Status::ImportedInactive,
-                }
-            };
-            let (tz, _, country, language) = pick(&mut rng, &ZONES);
-            let mut team_mask = 0u32;
-            for _ in 0..rng.gen_range(0..=3) {
-                team_mask |= 1 << rng.gen_range(0..TEAMS.len());
-            }
-            for (t, team) in teams.iter_mut().enumerate() {
-                if team_mask & (1 << t) != 0 {
-                    team.participants += 1;
-                }
-            }
-            let usage = rng.gen_range(0..100_000u32);
-            let user = User {
-                id,
-                email: email.clone(),
-                first_name: Cow::Borrowed(first),
-                last_name: Cow::Borrowed(last),
-                display_name: None,
-                employee_id: (100 + i).to_string(),
-                mobile: format!(
-                    "+1 555 {:03} {:04}",
-                    rng.gen_range(0..1000),
-                    rng.gen_range(0..10_000)
-                ),
-                phone: if rng.gen_bool(0.3) {
-                    format!("+1 415 {:03} {:04}", rng.gen_range(0..1000), i % 10_000)
-                } else {
-                    String::new()
-                },
-                extension: if rng.gen_bool(0.9) {
-                    rng.gen_range(1000..10_000u32).to_string()
-                } else {
-                    String::new()
-                },
-                work_location: Cow::Borrowed(pick(&mut rng, &WORK_LOCATIONS)),
-                status,
-                timezone: Cow::Borrowed(tz),
-                language: Cow::Borrowed(language),
-                country: Cow::Borrowed(country),
-                department: Some(department),
-                designation: Some(designation),
-                reporting_to,
-                paid: i == 0 || rng.gen_bool(0.9),
-                usage,
-                teams: team_mask,
-                tracked_modified: Some(
-                    now - CDuration::days(rng.gen_range(8..=400))
-                        - CDuration::seconds(rng.gen_range(0..86_400)),
-                ),
-                cost_center: Cow::Borrowed(COST_CENTERS[department]),
-                shirt_size: Cow::Borrowed(pick(&mut rng, &SHIRT_SIZES)),
-            };
-            by_email.insert(email, id);
-            by_usage.insert((Reverse(usage), id));
+            let user = seed_user(&mut rng, (i, id), &mut tree, &mut teams, now);
+            by_email.insert(user.email.clone(), id);
+            by_usage.insert((Reverse(user.usage), id));
             users.insert(id, user);
         }
         let owner = tree[0].0;

@@ -132,34 +132,39 @@ impl Org {
             v.designation = Self::named(&self.designations, u.designation);
         }
         if f.all {
-            v.first_name = Some(&u.first_name);
-            v.last_name = Some(&u.last_name);
-            v.full_name = Some(u.full_name());
-            v.employee_id = Some(&u.employee_id);
-            v.phone = Some(&u.phone);
-            v.extension = Some(&u.extension);
-            v.work_location = Some(&u.work_location);
-            v.status = Some(u.status.as_str());
-            v.timezone = Some(&u.timezone);
-            v.timeoffset = Some(ZONES.iter().find(|z| z.0 == u.timezone).map_or(0, |z| z.1));
-            v.language = Some(&u.language);
-            v.country = Some(&u.country);
-            v.user_type = Some(if u.paid { "paid" } else { "free" });
-            // The top of the management chain has no `reportingto` at all;
-            // neither has a user whose manager was removed.
-            v.reportingto =
-                u.reporting_to
-                    .and_then(|r| self.users.get(&r))
-                    .map(|mgr| ManagerView {
-                        id: mgr.id.to_string(),
-                        name: mgr.display(),
-                    });
-            v.custom_attributes = Some(CustomView {
-                cost_center: &u.cost_center,
-                shirt_size: &u.shirt_size,
-            });
+            self.show_all(&mut v, u);
         }
         v
+    }
+
+    /// The members only `fields=all` shows.
+    fn show_all<'a>(&'a self, v: &mut UserView<'a>, u: &'a User) {
+        v.first_name = Some(&u.first_name);
+        v.last_name = Some(&u.last_name);
+        v.full_name = Some(u.full_name());
+        v.employee_id = Some(&u.employee_id);
+        v.phone = Some(&u.phone);
+        v.extension = Some(&u.extension);
+        v.work_location = Some(&u.work_location);
+        v.status = Some(u.status.as_str());
+        v.timezone = Some(&u.timezone);
+        v.timeoffset = Some(ZONES.iter().find(|z| z.0 == u.timezone).map_or(0, |z| z.1));
+        v.language = Some(&u.language);
+        v.country = Some(&u.country);
+        v.user_type = Some(if u.paid { "paid" } else { "free" });
+        // The top of the management chain has no `reportingto` at all;
+        // neither has a user whose manager was removed.
+        v.reportingto = u
+            .reporting_to
+            .and_then(|r| self.users.get(&r))
+            .map(|mgr| ManagerView {
+                id: mgr.id.to_string(),
+                name: mgr.display(),
+            });
+        v.custom_attributes = Some(CustomView {
+            cost_center: &u.cost_center,
+            shirt_size: &u.shirt_size,
+        });
     }
 
     /// `GET /users/{id}/teams` entries.
