@@ -491,6 +491,13 @@ mod tests {
         assert_eq!(pooled, expected);
     }
 
+    /// One statement in a write transaction of its own.
+    async fn write_one(store: &Store, sql: &str) {
+        let mut tx = store.write().await.unwrap();
+        sqlx::query(sql).execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+
     /// Every write runs on the same connection, so SQLite keeps its page
     /// cache from one write transaction to the next: a connection whose
     /// last read predates another connection's commit drops its whole cache
@@ -508,12 +515,7 @@ mod tests {
             held.push(store.pool().acquire().await.unwrap());
         }
         drop(held);
-        let mut tx = store.write().await.unwrap();
-        sqlx::query("CREATE TEMP TABLE probe (x)")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        write_one(&store, "CREATE TEMP TABLE probe (x)").await;
         for _ in 0..4 {
             let mut tx = store.write().await.unwrap();
             let n: i64 = sqlx::query_scalar("SELECT count(*) FROM temp.probe")
@@ -554,12 +556,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.db");
         let store = Store::open(&path, &Clock::system()).await.unwrap();
-        let mut tx = store.write().await.unwrap();
-        sqlx::query("CREATE TABLE probe (x)")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        write_one(&store, "CREATE TABLE probe (x)").await;
         assert!(dir.path().join("m.db-wal").exists());
         store.close().await;
         assert!(!dir.path().join("m.db-wal").exists());
