@@ -228,9 +228,15 @@ pub async fn pull_with<'a>(
     tracker.finish(status).await;
     finish(store, client, &mut report, status, requests_before).await?;
     report.elapsed = started.elapsed();
+    log_finished(&report);
+    Ok(report)
+}
+
+/// The run's closing log line.
+fn log_finished(report: &PullReport) {
     tracing::info!(
-        run = run_id,
-        kind = %run_kind,
+        run = report.run_id,
+        kind = %RunKind::from(report.kind),
         status = %report.status,
         requests = report.requests,
         pages = report.pages,
@@ -241,7 +247,6 @@ pub async fn pull_with<'a>(
         elapsed_ms = report.elapsed.as_millis() as u64,
         "pull finished"
     );
-    Ok(report)
 }
 
 /// A run's report before its listing.

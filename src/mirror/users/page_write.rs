@@ -102,21 +102,7 @@ fn page_writes<'a>(
                 out.touched_ids.push(u.id.clone());
             }
             Some(p) => {
-                let n = w.changes.len();
-                if p.removed {
-                    w.changes
-                        .push((&u.id, "user", Some("removed"), Some("restored")));
-                }
-                let old = p
-                    .values
-                    .expect("columns are read for every user that differs");
-                for col in Column::ALL {
-                    if old[col] != u.values[col] {
-                        let (o, v) = (old.get(col), u.values.get(col));
-                        w.changes.push((&u.id, col.as_str(), o, v));
-                    }
-                }
-                if w.changes.len() > n {
+                if record_changes(&mut w.changes, u, p) {
                     out.changed += 1;
                     out.touched_ids.push(u.id.clone());
                 }
@@ -144,6 +130,26 @@ fn page_writes<'a>(
         }
     }
     w
+}
+
+/// The `user_changes` rows of `u` against `p`, a copy it differs from:
+/// `restored` if `p` was removed, then one row per changed column.
+/// Whether any was recorded.
+fn record_changes<'a>(changes: &mut Vec<Change<'a>>, u: &'a FlatUser, p: Known<'a>) -> bool {
+    let n = changes.len();
+    if p.removed {
+        changes.push((&u.id, "user", Some("removed"), Some("restored")));
+    }
+    let old = p
+        .values
+        .expect("columns are read for every user that differs");
+    for col in Column::ALL {
+        if old[col] != u.values[col] {
+            let (o, v) = (old.get(col), u.values.get(col));
+            changes.push((&u.id, col.as_str(), o, v));
+        }
+    }
+    changes.len() > n
 }
 
 /// The ids of `users` as a JSON array, for `json_each`.
