@@ -162,7 +162,9 @@ async fn child(dir: &Path) -> anyhow::Result<()> {
     let store = Store::open(&dir.join("mirror.db"), &clock).await?;
     let base = peak_mb();
     let t = Instant::now();
-    let source = hr::load(&dir.join("hr.csv")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let source = hr::load(&dir.join("hr.csv"))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let load = t.elapsed();
     let opts = PlanOptions::default();
     let limits = cliq_sync::cliq::quotas::Limits::documented();
