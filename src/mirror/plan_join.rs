@@ -43,6 +43,15 @@ pub(crate) struct JoinSpec {
     pub filter: bool,
 }
 
+/// Department id and name, designation id and name, number of users.
+pub(crate) type NamesRow = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
 /// One user of the mirror, with their HR record if HR lists their email,
 /// and whether other live users share that email.
 pub(crate) struct Candidate {
@@ -100,56 +109,45 @@ impl Store {
 }
 
 impl PlanRead<'_> {
-    /// `(id, name)` of the departments (or designations) of live users, in
-    /// the order of their first user by email, each pair once.
-    pub(crate) async fn names(
-        &mut self,
-        id: Column,
-        name: Column,
-    ) -> Result<Vec<(String, String)>, StoreError> {
+    /// The department and designation `(id, name)` pairs of live users,
+    /// each combination once with its number of users, in the order of the
+    /// first user by email: one scan of the table for every name the plan
+    /// resolves and the live count.
+    pub(crate) async fn reference_names(&mut self) -> Result<Vec<NamesRow>, StoreError> {
         let _hold = self.store.hold();
-        let sql = format!(
-            "SELECT {id}, {name} FROM users
-             WHERE removed_at IS NULL AND {id} IS NOT NULL AND {name} IS NOT NULL
-             GROUP BY {id}, {name} ORDER BY min(email_id COLLATE NOCASE)"
-        );
-        Ok(sqlx::query_as(&sql).fetch_all(&mut *self.conn).await?)
+        Ok(sqlx::query_as(
+            "SELECT department_id, department_name, designation_id, designation_name, count(*)
+             FROM users WHERE removed_at IS NULL
+             GROUP BY 1, 2, 3, 4 ORDER BY min(email_id COLLATE NOCASE)",
+        )
+        .fetch_all(&mut *self.conn)
+        .await?)
     }
 
-    /// How many live users the mirror has.
-    pub(crate) async fn live(&mut self) -> Result<usize, StoreError> {
-        let _hold = self.store.hold();
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE removed_at IS NULL")
-            .fetch_one(&mut *self.conn)
-            .await?;
-        Ok(n as usize)
-    }
-
-    /// The live users HR's slot `slot` names: by email (values of kind
-    /// `email_kind`) or by id (any other kind), in email order, each with
-    /// whether it is named by email and by id.
+    /// The live users HR's slot `slot` names by email (values of kind
+    /// `email_kind`; `by_email`) or else by id, in email order. Each is a
+    /// lookup in an index (`users_email`, the primary key), not a scan.
     pub(crate) async fn referenced(
         &mut self,
         slot: usize,
         email_kind: u8,
-    ) -> Result<Vec<(MirrorUser, bool, bool)>, StoreError> {
+        by_email: bool,
+    ) -> Result<Vec<MirrorUser>, StoreError> {
         let _hold = self.store.hold();
-        let by_email = format!(
-            "email_id COLLATE NOCASE IN (SELECT v{slot} FROM hr.records WHERE k{slot} = {email_kind})"
-        );
-        let by_id =
-            format!("id IN (SELECT v{slot} FROM hr.records WHERE k{slot} IS NOT {email_kind})");
+        let wanted = if by_email {
+            format!(
+                "email_id COLLATE NOCASE IN (SELECT v{slot} FROM hr.records WHERE k{slot} = {email_kind})"
+            )
+        } else {
+            format!("id IN (SELECT v{slot} FROM hr.records WHERE k{slot} IS NOT {email_kind})")
+        };
         let sql = format!(
-            "SELECT {}, {by_email}, {by_id} FROM users
-             WHERE removed_at IS NULL AND ({by_email} OR {by_id})
+            "SELECT {} FROM users WHERE {wanted} AND removed_at IS NULL
              ORDER BY email_id COLLATE NOCASE",
             user_json()
         );
-        let rows: Vec<(String, bool, bool)> =
-            sqlx::query_as(&sql).fetch_all(&mut *self.conn).await?;
-        rows.into_iter()
-            .map(|(t, e, i)| Ok((parse_plan_row(&t)?, e, i)))
-            .collect()
+        let rows: Vec<String> = sqlx::query_scalar(&sql).fetch_all(&mut *self.conn).await?;
+        rows.iter().map(|t| parse_plan_row(t)).collect()
     }
 
     /// Call `each` for every live user whose HR record may change something

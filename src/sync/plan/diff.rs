@@ -220,6 +220,9 @@ impl<'a> Differ<'a> {
             }
         }
         if !changes.is_empty() {
+            // A Vec grows to room for four: most people change one field,
+            // and a plan of 100,000 updates would hold three spare each.
+            changes.shrink_to_fit();
             self.updates.push(PlannedUpdate {
                 user_id: u.id.clone(),
                 email: rec.email.clone(),
@@ -284,11 +287,14 @@ impl Differ<'_> {
     /// Once the cycles are known: block the manager changes that close one,
     /// hash what is left, and hold back what Cliq refused before.
     pub fn settle(&mut self, loops: &HashMap<String, (&'static str, String)>) {
-        let updates = std::mem::take(&mut self.updates);
-        for mut u in updates {
+        // In place: a second list of every update would double the plan's
+        // largest part for a moment.
+        let mut blocked = std::mem::take(&mut self.blocked);
+        let failures = &self.failures;
+        self.updates.retain_mut(|u| {
             if let Some((kind, reason)) = loops.get(&u.user_id) {
                 u.changes.retain(|c| c.field != Attr::ReportingTo.name());
-                self.blocked.push(Blocked {
+                blocked.push(Blocked {
                     email: u.email.clone(),
                     user_id: Some(u.user_id.clone()),
                     field: Some(Attr::ReportingTo.name()),
@@ -297,28 +303,31 @@ impl Differ<'_> {
                 });
             }
             if u.changes.is_empty() {
-                continue;
+                return false;
             }
             u.desired_hash =
                 super::hash_fields(u.changes.iter().map(|c| (c.cliq_key, c.desired.as_str())));
-            match self.failures.get(&(u.email.clone(), "update")) {
-                Some(f) if f.desired_hash == u.desired_hash => {
-                    self.blocked.push(Blocked {
-                        email: u.email.clone(),
-                        user_id: Some(u.user_id.clone()),
-                        field: None,
-                        kind: "failed_before",
-                        reason: format!(
-                            "Cliq refused these values at {} ({}{}); not retried until the HR values change, push.retry_failed_after has passed, or `push --retry-failed`",
-                            f.at,
-                            f.error_code.as_deref().unwrap_or("error"),
-                            f.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
-                        ),
-                    });
-                }
-                _ => self.updates.push(u),
-            }
-        }
+            let Some(f) = failures
+                .get(&(u.email.clone(), "update"))
+                .filter(|f| f.desired_hash == u.desired_hash)
+            else {
+                return true;
+            };
+            blocked.push(Blocked {
+                email: u.email.clone(),
+                user_id: Some(u.user_id.clone()),
+                field: None,
+                kind: "failed_before",
+                reason: format!(
+                    "Cliq refused these values at {} ({}{}); not retried until the HR values change, push.retry_failed_after has passed, or `push --retry-failed`",
+                    f.at,
+                    f.error_code.as_deref().unwrap_or("error"),
+                    f.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+                ),
+            });
+            false
+        });
+        self.blocked = blocked;
     }
 }
 

@@ -61,30 +61,21 @@ pub(super) struct Index {
 impl Index {
     /// Read the index from the mirror, for the HR source attached to `read`.
     pub async fn read(read: &mut PlanRead<'_>) -> Result<Self, StoreError> {
-        let mut departments = Names::default();
-        for (id, name) in read
-            .names(Column::DepartmentId, Column::DepartmentName)
-            .await?
-        {
-            departments.add(&id, &name);
+        let mut index = Index::default();
+        for (dept_id, dept, desig_id, desig, users) in read.reference_names().await? {
+            index.live += users as usize;
+            if let (Some(id), Some(name)) = (dept_id, dept) {
+                index.departments.add(&id, &name);
+            }
+            if let (Some(id), Some(name)) = (desig_id, desig) {
+                index.designations.add(&id, &name);
+            }
         }
-        let mut designations = Names::default();
-        for (id, name) in read
-            .names(Column::DesignationId, Column::DesignationName)
-            .await?
-        {
-            designations.add(&id, &name);
-        }
-        let mut index = Index {
-            departments,
-            designations,
-            by_email: HashMap::new(),
-            by_id: HashMap::new(),
-            live: read.live().await?,
-        };
-        let slot = Attr::ReportingTo.index();
-        for (u, by_email, by_id) in read.referenced(slot, ValueKind::Email.code()).await? {
-            index.add_referenced(&u, by_email, by_id);
+        let (slot, email) = (Attr::ReportingTo.index(), ValueKind::Email.code());
+        for by_email in [true, false] {
+            for u in read.referenced(slot, email, by_email).await? {
+                index.add_referenced(&u, by_email, !by_email);
+            }
         }
         Ok(index)
     }
