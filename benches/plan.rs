@@ -66,6 +66,7 @@ fn main() -> anyhow::Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8_lossy(&out.stdout);
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
         print!("{text}");
         let (secs, mb) = figures(&text);
         let target = TARGETS.iter().find(|t| t.0 == n);
@@ -162,15 +163,24 @@ async fn child(dir: &Path) -> anyhow::Result<()> {
     let store = Store::open(&dir.join("mirror.db"), &clock).await?;
     let base = peak_mb();
     let t = Instant::now();
-    let source = hr::load(&dir.join("hr.csv")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let source = hr::load(&dir.join("hr.csv"))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let load = t.elapsed();
+    let load_peak = peak_mb();
+    let staged = std::fs::metadata(source.stage().path()).map_or(0, |m| m.len());
     let opts = PlanOptions::default();
     let limits = cliq_sync::cliq::quotas::Limits::documented();
     let p = plan(&store, &source, &opts, &limits).await?;
     let total = t.elapsed();
     println!(
-        "  plan: {} users to update ({} field changes), {} blocked, {} not in HR; HR load {load:.2?}",
-        p.summary.updates, p.summary.field_changes, p.summary.blocked, p.summary.not_in_hr
+        "  plan: {} users to update ({} field changes), {} blocked, {} not in HR; HR load {load:.2?}, peak RSS after it {load_peak:.1} MB (staged on disk: {:.1} MB, {} B per record)",
+        p.summary.updates,
+        p.summary.field_changes,
+        p.summary.blocked,
+        p.summary.not_in_hr,
+        staged as f64 / 1e6,
+        staged / source.len().max(1) as u64
     );
     println!(
         "  seconds={:.3} peak_mb={:.1} (process baseline before loading {base:.1} MB)",

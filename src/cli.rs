@@ -126,12 +126,14 @@ fn settings_logged(file: Option<&Path>) -> Result<Settings, Failure> {
 }
 
 /// Load and validate the `[hr]` source; every problem exits with code 2.
-pub fn load_hr(settings: &Settings) -> Result<crate::hr::HrSource, Failure> {
+pub async fn load_hr(settings: &Settings) -> Result<crate::hr::HrSource, Failure> {
     let hr = settings.hr.as_ref().ok_or_else(|| {
         Failure::config(anyhow::anyhow!(
             "no HR source configured: set [hr] source in the config file (or CLIQ_SYNC__HR__SOURCE)"
         ))
     })?;
     let mapping = hr.mapping().map_err(Failure::config)?;
-    crate::hr::load_mapped(&hr.source, &mapping).map_err(Failure::config)
+    crate::hr::load_mapped(&hr.source, &mapping)
+        .await
+        .map_err(Failure::config)
 }

@@ -78,8 +78,10 @@
 //!   * [`mirror::lease`]: the owner lease every opener holds (a run belongs
 //!     to a live process) and the one-push-per-mirror lock.
 //!   * [`mirror::pushes`]: the `pushes` and `push_failures` tables and the
-//!     mirror user a plan reads; [`mirror::plan_join`]: the mirror streamed
-//!     to the plan, never loaded whole.
+//!     mirror user a plan reads; [`mirror::plan_join`]: the mirror joined
+//!     in SQL with the staged HR source, so only what may change crosses;
+//!     [`mirror::hr_stage`]: the HR source's records in a temporary SQLite
+//!     file (`TMPDIR`), never held whole.
 //!   * [`mirror::held`]: held runs; [`mirror::held_plans`]: held plans.
 //!   * [`mirror::history`]: a field's history (hand edits in Cliq).
 //!   * [`mirror::leavers`]: Cliq users HR no longer lists.
@@ -154,7 +156,9 @@
 //!   every scalar's text; [`hr::mapping`]: `[hr.columns]`, `[hr.derive]`,
 //!   `[hr.values.FIELD]`.
 //!   Files: `hr::attr` (the attributes), `hr::record` (one person and its
-//!   checks), `hr::csv`, `hr::document` (JSON, YAML, TOML), `hr::error`.
+//!   checks), `hr::csv`, `hr::document` (JSON, YAML, TOML), `hr::error`,
+//!   `hr::staging` (the loaded source: parsed on a blocking thread, its
+//!   records staged on disk a batch at a time, duplicates found there).
 //! * [`logging`]: the stderr subscriber (pretty, coloured only on a terminal;
 //!   or flat JSON).
 //! * [`progress`]: the live bar of `sync` and `push` on a terminal.

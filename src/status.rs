@@ -308,10 +308,13 @@ pub(crate) async fn check(
     }
     held_reasons(store, &mut reasons).await?;
     if let Some(hr) = &settings.hr {
-        let loaded = hr
-            .mapping()
-            .map_err(|e| e.to_string())
-            .and_then(|m| crate::hr::load_mapped(&hr.source, &m).map_err(|e| e.to_string()));
+        let loaded = match hr.mapping() {
+            Ok(m) => crate::hr::load_mapped(&hr.source, &m)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
         if let Err(e) = loaded {
             reasons.push(format!("the HR source is invalid: {e}"));
         }

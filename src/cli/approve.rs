@@ -32,7 +32,7 @@ pub(super) async fn command(
         }
         return Ok(());
     };
-    let hr = load_hr(&settings)?;
+    let hr = load_hr(&settings).await?;
     let opts = PushOptions::from_settings(&settings, false, false)
         .map_err(|m| Failure::config(anyhow::anyhow!("hr.managed_fields: {m}")))?;
     let limits = settings.limits.to_limits().map_err(Failure::config)?;

@@ -20,7 +20,7 @@ pub(super) async fn command(config: Option<&Path>, online: bool) -> Result<(), F
         );
     }
     if settings.hr.is_some() {
-        let hr = load_hr(&settings)?;
+        let hr = load_hr(&settings).await?;
         println!(
             "# HR source {}: {} records, valid",
             hr.path.display(),

@@ -13,7 +13,7 @@ pub(super) async fn command(
 ) -> Result<(), Failure> {
     use crate::sync::plan::{plan, render, PlanOptions};
     let settings = settings_logged(config)?;
-    let hr = load_hr(&settings)?;
+    let hr = load_hr(&settings).await?;
     let opts = PlanOptions::from_settings(&settings)
         .map_err(|m| Failure::config(anyhow::anyhow!("hr.managed_fields: {m}")))?;
     let limits = settings.limits.to_limits().map_err(Failure::config)?;

@@ -21,7 +21,7 @@ pub(super) async fn command(
 ) -> Result<(), Failure> {
     use crate::sync::push::{push, PushOptions};
     let settings = settings_logged(config)?;
-    let hr = load_hr(&settings)?;
+    let hr = load_hr(&settings).await?;
     let mut opts = PushOptions::from_settings(&settings, dry_run, force)
         .map_err(|m| Failure::config(anyhow::anyhow!("hr.managed_fields: {m}")))?;
     opts.plan.retry_failed = retry_failed;

@@ -151,8 +151,13 @@ impl HrWatch {
             // Forget the old source first: a file we know is no longer what
             // HR exports must not be pushed from, even if the new one is bad.
             self.loaded = None;
+            // Staging the records waits on SQLite's thread: in paused time
+            // the clock must not jump meanwhile.
+            let hold = clock.hold();
             let source = crate::hr::load_read(&self.path, &read.bytes, &self.mapping)
+                .await
                 .map_err(Unusable::Invalid)?;
+            drop(hold);
             self.loaded = Some((read.fingerprint, source));
         }
         let (_, source) = self.loaded.as_ref().expect("loaded above");

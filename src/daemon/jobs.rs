@@ -114,7 +114,7 @@ impl Daemon {
                 self.state.hr_source_valid.store(1, Ordering::Relaxed);
                 self.alerts.hr_valid();
                 if fresh {
-                    tracing::info!(reason = why, path = %source.path.display(), records = source.records.len(), "HR source loaded");
+                    tracing::info!(reason = why, path = %source.path.display(), records = source.len(), "HR source loaded");
                     self.state.hr_reloads.fetch_add(1, Ordering::Relaxed);
                 }
                 Some(source)

@@ -183,7 +183,13 @@ impl Demo<'_> {
     ) -> anyhow::Result<(HrSource, Vec<HrPerson>, Plan)> {
         self.live.step("plan", String::new);
         let hr_people = write_hr_file(self.sim, hr_file)?;
-        let hr = crate::hr::load(hr_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Staging the file waits on SQLite's thread: the clock must not
+        // jump meanwhile (the demo runs in paused time).
+        let hold = self.app.store.hold();
+        let hr = crate::hr::load(hr_file)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        drop(hold);
         let plan = crate::sync::plan::plan(&self.app.store, &hr, &opts.plan, &self.limits).await?;
         self.live.done(format!(
             "plan from {}: {} HR records, {} updates ({} fields), {} adds",

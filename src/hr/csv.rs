@@ -2,10 +2,10 @@
 
 use super::attr::COLUMNS;
 use super::error::{Collector, Location};
-use super::record::{derived_column_message, unknown_key_message, HrRecord};
+use super::record::{derived_column_message, unknown_key_message};
 use super::{quotes, Mapping};
 
-pub(super) fn load_csv(bytes: &[u8], c: &mut Collector, mapping: &Mapping) -> Vec<HrRecord> {
+pub(super) fn load_csv(bytes: &[u8], c: &mut Collector, mapping: &Mapping) {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     // Broken quoting makes every later row doubtful: refuse the file whole.
     if let Err(q) = quotes::check(bytes) {
@@ -16,7 +16,7 @@ pub(super) fn load_csv(bytes: &[u8], c: &mut Collector, mapping: &Mapping) -> Ve
             field.as_ref().and_then(|h| h.get(q.field)),
             format!("malformed CSV: {}", q.message),
         );
-        return Vec::new();
+        return;
     }
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -30,7 +30,7 @@ pub(super) fn load_csv(bytes: &[u8], c: &mut Collector, mapping: &Mapping) -> Ve
                 None,
                 format!("malformed CSV header: {e}"),
             );
-            return Vec::new();
+            return;
         }
     };
     if headers.is_empty() {
@@ -39,10 +39,10 @@ pub(super) fn load_csv(bytes: &[u8], c: &mut Collector, mapping: &Mapping) -> Ve
             None,
             "the file is empty: a header row is required",
         );
-        return Vec::new();
+        return;
     }
     let Some(cols) = columns(&headers, c, mapping) else {
-        return Vec::new();
+        return;
     };
     read_rows(&mut rdr, &headers, &cols, c, mapping)
 }
@@ -100,8 +100,7 @@ fn read_rows(
     cols: &[(usize, &'static str)],
     c: &mut Collector,
     mapping: &Mapping,
-) -> Vec<HrRecord> {
-    let mut out = Vec::new();
+) {
     let mut rec = csv::StringRecord::new();
     loop {
         match rdr.read_record(&mut rec) {
@@ -117,9 +116,7 @@ fn read_rows(
                     .iter()
                     .map(|&(i, key)| (key, rec.get(i).unwrap_or("").to_owned()))
                     .collect();
-                if let Some(r) = c.mapped_record(mapping, Location::Line(line), values) {
-                    out.push(r);
-                }
+                c.mapped_record(mapping, Location::Line(line), values);
             }
             Err(e) => {
                 row_error(&e, headers, c);
@@ -132,7 +129,6 @@ fn read_rows(
             }
         }
     }
-    out
 }
 
 /// Report a row the csv reader refused (wrong field count, bad UTF-8, …).

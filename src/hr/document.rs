@@ -3,7 +3,7 @@
 use super::attr::allowed_keys;
 use super::doc::{self, Node};
 use super::error::{Collector, Location};
-use super::record::{derived_column_message, unknown_key_message, HrRecord};
+use super::record::{derived_column_message, unknown_key_message};
 use super::{Format, Mapping};
 
 pub(super) fn parse_document(format: Format, bytes: &[u8]) -> Result<Node, String> {
@@ -71,11 +71,10 @@ fn people(doc: Node, c: &mut Collector) -> Option<Vec<Node>> {
     }
 }
 
-pub(super) fn load_values(doc: Node, c: &mut Collector, mapping: &Mapping) -> Vec<HrRecord> {
+pub(super) fn load_values(doc: Node, c: &mut Collector, mapping: &Mapping) {
     let Some(list) = people(doc, c) else {
-        return Vec::new();
+        return;
     };
-    let mut out = Vec::with_capacity(list.len());
     for (i, item) in list.into_iter().enumerate() {
         let loc = Location::Record(i as u64 + 1);
         let Node::Map(m) = item else {
@@ -89,11 +88,8 @@ pub(super) fn load_values(doc: Node, c: &mut Collector, mapping: &Mapping) -> Ve
             );
             continue;
         };
-        if let Some(r) = value_record(loc, &m, c, mapping) {
-            out.push(r);
-        }
+        value_record(loc, &m, c, mapping);
     }
-    out
 }
 
 /// A plain decimal integer with no sign and no leading zero: the only
@@ -120,20 +116,13 @@ fn scalar_text(v: &Node) -> Result<String, String> {
     }
 }
 
-fn value_record(
-    loc: Location,
-    m: &[(String, Node)],
-    c: &mut Collector,
-    mapping: &Mapping,
-) -> Option<HrRecord> {
-    let mut ok = true;
+fn value_record(loc: Location, m: &[(String, Node)], c: &mut Collector, mapping: &Mapping) {
     if let Some(k) = duplicate_key(m) {
         c.push(
             loc,
             Some(k),
             "duplicate key: this person gives it more than once; give it once",
         );
-        ok = false;
     }
     let mut texts: Vec<(&'static str, String)> = Vec::new();
     for (i, (k, v)) in m.iter().enumerate() {
@@ -144,30 +133,24 @@ fn value_record(
         let key = mapping.rename(k);
         if mapping.derived_fields().any(|f| f == key) {
             c.push(loc, Some(k), derived_column_message(key));
-            ok = false;
             continue;
         }
         let Some(target) = allowed_keys().find(|f| *f == key) else {
             c.push(loc, Some(k), unknown_key_message(k));
-            ok = false;
             continue;
         };
         let text = match scalar_text(v) {
             Ok(t) => t,
             Err(msg) => {
                 c.push(loc, Some(k), msg);
-                ok = false;
                 continue;
             }
         };
         texts.push((target, text));
     }
-    let rec = c.mapped_record(mapping, loc, texts);
-    if ok {
-        rec
-    } else {
-        None
-    }
+    // Checked and staged even after a problem above, so that every
+    // problem of the person is reported (any makes the source invalid).
+    c.mapped_record(mapping, loc, texts);
 }
 
 fn type_name(v: &Node) -> &'static str {

@@ -1,13 +1,13 @@
 //! Where a record is, one problem in the source, and the collector of all of them.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::mirror::hr_stage::StagedRecord;
 use crate::text::escape;
 
-/// Where a record is in its file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a record is in its file (ordered as in the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Location {
     /// The whole file (unreadable, wrong top-level shape).
     File,
@@ -90,13 +90,19 @@ impl fmt::Display for HrErrors {
     }
 }
 
+/// The problems found so far, and where the records go: a batch at a time
+/// to the stage (see [`super::staging`]), so a large source is never held
+/// whole. Duplicate emails are found by the stage, once every record is in.
 pub(super) struct Collector {
     file: PathBuf,
     pub(super) errors: Vec<HrError>,
     pub(super) more: usize,
-    /// email → where it was first seen.
-    pub(super) seen: HashMap<String, Location>,
+    batch: Vec<StagedRecord>,
+    sink: Option<tokio::sync::mpsc::Sender<Vec<StagedRecord>>>,
 }
+
+/// Records sent to the stage at a time.
+const BATCH: usize = 2000;
 
 impl Collector {
     pub(super) fn new(path: &Path) -> Self {
@@ -104,7 +110,42 @@ impl Collector {
             file: path.to_owned(),
             errors: Vec::new(),
             more: 0,
-            seen: HashMap::new(),
+            batch: Vec::new(),
+            sink: None,
+        }
+    }
+
+    /// A collector whose records go to `sink` (from a blocking thread).
+    pub(super) fn with_sink(
+        path: &Path,
+        sink: tokio::sync::mpsc::Sender<Vec<StagedRecord>>,
+    ) -> Self {
+        Collector {
+            sink: Some(sink),
+            ..Collector::new(path)
+        }
+    }
+
+    /// Take in one record whose email is acceptable (its values may not
+    /// be: their problems are in `errors`, and any makes the source invalid).
+    pub(super) fn emit(&mut self, record: StagedRecord) {
+        self.batch.push(record);
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    /// Send the last batch and let go of the sink, so the stage sees the end.
+    pub(super) fn finish(&mut self) {
+        self.flush();
+        self.sink = None;
+    }
+
+    /// Send what is batched. A closed stage (the loader gave up) drops it.
+    fn flush(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        if let (Some(sink), false) = (&self.sink, batch.is_empty()) {
+            let _ = sink.blocking_send(batch);
         }
     }
 

@@ -67,7 +67,7 @@ fn err(key: String, message: impl Into<String>) -> MappingError {
 pub type Problem = (String, String);
 
 /// The compiled `[hr.columns]`, `[hr.derive]` and `[hr.values]`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Mapping {
     /// Lower-cased, trimmed source column → field.
     renames: BTreeMap<String, &'static str>,

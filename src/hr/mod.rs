@@ -28,7 +28,9 @@
 //!   ([`doc`] keeps each literal's text). A duplicate key is refused.
 //!
 //! CSV is read record by record (100,000 rows load in well under a second in
-//! a release build); JSON, YAML and TOML are parsed whole.
+//! a release build); JSON, YAML and TOML are parsed whole. The records go
+//! to a stage on disk as they are read ([`staging`]), and duplicate emails
+//! are found there once all are in.
 
 use std::path::Path;
 
@@ -43,11 +45,13 @@ mod error;
 pub mod mapping;
 pub mod quotes;
 mod record;
+mod staging;
 
 pub use attr::{allowed_keys, managed_attrs, Attr, ValueKind, COLUMNS};
 pub use error::{HrError, HrErrors, Location, MAX_ERRORS};
 pub use mapping::{Mapping, MappingError};
-pub use record::{max_len, valid_email, HrRecord, HrSource, HrValue};
+pub use record::{max_len, valid_email, HrRecord, HrValue};
+pub use staging::{from_staged, HrSource};
 
 /// The file formats, by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +75,12 @@ impl Format {
     }
 }
 /// Load and validate the source at `path` (format by extension).
-pub fn load(path: &Path) -> Result<HrSource, HrErrors> {
-    load_mapped(path, &Mapping::default())
+pub async fn load(path: &Path) -> Result<HrSource, HrErrors> {
+    load_mapped(path, &Mapping::default()).await
 }
 
 /// As [`load`], through `[hr.columns]`, `[hr.derive]` and `[hr.values]`.
-pub fn load_mapped(path: &Path, mapping: &Mapping) -> Result<HrSource, HrErrors> {
+pub async fn load_mapped(path: &Path, mapping: &Mapping) -> Result<HrSource, HrErrors> {
     let mut c = Collector::new(path);
     let Some(format) = Format::of(path) else {
         c.push(
@@ -86,55 +90,48 @@ pub fn load_mapped(path: &Path, mapping: &Mapping) -> Result<HrSource, HrErrors>
         );
         return Err(c.into_errors());
     };
-    let bytes = match std::fs::read(path) {
+    let bytes = match tokio::fs::read(path).await {
         Ok(b) => b,
         Err(e) => {
             c.push(Location::File, None, format!("cannot read the file: {e}"));
             return Err(c.into_errors());
         }
     };
-    load_bytes_mapped(path, format, &bytes, mapping)
+    staging::load_staged(path, format, bytes, mapping).await
 }
 
 /// Load the content of `path` already read (the daemon reads the file
 /// once, checks it has settled, and loads exactly those bytes).
-pub fn load_read(path: &Path, bytes: &[u8], mapping: &Mapping) -> Result<HrSource, HrErrors> {
+pub async fn load_read(path: &Path, bytes: &[u8], mapping: &Mapping) -> Result<HrSource, HrErrors> {
     match Format::of(path) {
-        Some(format) => load_bytes_mapped(path, format, bytes, mapping),
-        None => load_mapped(path, mapping),
+        Some(format) => staging::load_staged(path, format, bytes.to_vec(), mapping).await,
+        None => load_mapped(path, mapping).await,
     }
 }
 
 /// Load from bytes already read (tests, benchmarks); `path` names the file in errors.
-pub fn load_bytes(path: &Path, format: Format, bytes: &[u8]) -> Result<HrSource, HrErrors> {
-    load_bytes_mapped(path, format, bytes, &Mapping::default())
+pub async fn load_bytes(path: &Path, format: Format, bytes: &[u8]) -> Result<HrSource, HrErrors> {
+    load_bytes_mapped(path, format, bytes, &Mapping::default()).await
 }
 
 /// As [`load_bytes`], through a mapping.
-pub fn load_bytes_mapped(
+pub async fn load_bytes_mapped(
     path: &Path,
     format: Format,
     bytes: &[u8],
     mapping: &Mapping,
 ) -> Result<HrSource, HrErrors> {
-    let mut c = Collector::new(path);
-    let records = match format {
-        Format::Csv => csv::load_csv(bytes, &mut c, mapping),
+    staging::load_staged(path, format, bytes.to_vec(), mapping).await
+}
+
+/// Parse `bytes` as `format`: problems and records to the collector.
+fn parse_into(format: Format, bytes: &[u8], c: &mut Collector, mapping: &Mapping) {
+    match format {
+        Format::Csv => csv::load_csv(bytes, c, mapping),
         other => match document::parse_document(other, bytes) {
-            Ok(v) => document::load_values(v, &mut c, mapping),
-            Err(msg) => {
-                c.push(Location::File, None, msg);
-                Vec::new()
-            }
+            Ok(v) => document::load_values(v, c, mapping),
+            Err(msg) => c.push(Location::File, None, msg),
         },
-    };
-    if c.errors.is_empty() && c.more == 0 {
-        Ok(HrSource {
-            path: path.to_owned(),
-            records,
-        })
-    } else {
-        Err(c.into_errors())
     }
 }
 

@@ -1,7 +1,5 @@
 //! One person of the HR source and the checks every value goes through.
 
-use std::path::PathBuf;
-
 use super::attr::{allowed_keys, column};
 use super::error::{Collector, Location};
 use super::{did_you_mean, Attr, Mapping, ValueKind};
@@ -30,22 +28,6 @@ impl HrRecord {
     }
 }
 
-/// A loaded, validated HR source.
-#[derive(Debug, Clone)]
-pub struct HrSource {
-    pub path: PathBuf,
-    pub records: Vec<HrRecord>,
-}
-
-impl HrSource {
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-}
 impl Collector {
     /// Derive and map one record's values (`(field, text)` after
     /// `[hr.columns]`), then check it as [`Collector::record`] does: the
@@ -55,14 +37,14 @@ impl Collector {
         mapping: &Mapping,
         location: Location,
         values: Vec<(&'static str, String)>,
-    ) -> Option<HrRecord> {
+    ) {
         let values = match mapping.apply(values) {
             Ok(v) => v,
             Err(problems) => {
                 for (field, msg) in problems {
                     self.push(location, Some(&field), msg);
                 }
-                return None;
+                return;
             }
         };
         let email = values.iter().find(|(k, _)| *k == "email_id");
@@ -74,7 +56,7 @@ impl Collector {
     }
 
     /// The record's email, lowercased, and whether it is acceptable
-    /// (present, plausible, not already given by an earlier record).
+    /// (present and plausible; a second record of it is found by the stage).
     fn email(&mut self, location: Location, email: Option<&str>) -> (String, bool) {
         match email.map(str::trim).filter(|e| !e.is_empty()) {
             None => {
@@ -93,43 +75,29 @@ impl Collector {
                 );
                 (String::new(), false)
             }
-            Some(e) => {
-                let lower = e.to_lowercase();
-                if let Some(first) = self.seen.get(&lower).copied() {
-                    self.push(
-                        location,
-                        Some("email_id"),
-                        format!(
-                            "duplicate email '{e}' (emails are case-insensitive): first at {first}"
-                        ),
-                    );
-                    (lower, false)
-                } else {
-                    self.seen.insert(lower.clone(), location);
-                    (lower, true)
-                }
-            }
+            Some(e) => (e.to_lowercase(), true),
         }
     }
 
-    /// Check the email and every value of one record; `None` if it is invalid.
+    /// Check the email and every value of one record (problems to the
+    /// collector) and stage it.
     fn record<'a>(
         &mut self,
         location: Location,
         email: Option<&str>,
         values: impl Iterator<Item = (&'a str, Attr, ValueKind, &'a str)>,
-    ) -> Option<HrRecord> {
+    ) {
         if let Some(msg) = email.and_then(|e| check_value("email_id", e)) {
             self.push(location, Some("email_id"), msg);
-            return None;
+            return;
         }
-        let (email, mut ok) = self.email(location, email);
+        let given = email.map(str::trim).unwrap_or_default().to_owned();
+        let (email, email_ok) = self.email(location, email);
         let mut out: [Option<HrValue>; 14] = Default::default();
         let mut from: [&str; 14] = [""; 14];
         for (key, attr, kind, text) in values {
             if let Some(msg) = check_value(key, text) {
                 self.push(location, Some(key), msg);
-                ok = false;
                 continue;
             }
             let text = text.trim();
@@ -147,7 +115,6 @@ impl Collector {
                         attr.name()
                     ),
                 );
-                ok = false;
                 continue;
             }
             let text = if kind == ValueKind::Email {
@@ -157,7 +124,6 @@ impl Collector {
                         Some(key),
                         format!("'{text}' is not a valid email address"),
                     );
-                    ok = false;
                     continue;
                 }
                 text.to_lowercase()
@@ -170,11 +136,17 @@ impl Collector {
                 text: text.into_boxed_str(),
             });
         }
-        ok.then_some(HrRecord {
-            email,
-            location,
-            values: out,
-        })
+        // Every record with a usable email goes to the stage, valid or not,
+        // so that a duplicate of a broken record is still reported;
+        // any error makes the whole source invalid.
+        if email_ok {
+            let record = HrRecord {
+                email,
+                location,
+                values: out,
+            };
+            self.emit(super::staging::to_staged(record, given));
+        }
     }
 }
 

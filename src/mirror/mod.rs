@@ -6,6 +6,7 @@ mod health;
 pub mod held;
 pub mod held_plans;
 pub mod history;
+pub mod hr_stage;
 mod hub;
 pub mod lease;
 pub mod leavers;

@@ -27,10 +27,10 @@ use sha2::{Digest, Sha256};
 use crate::cliq::quotas::Limits;
 use crate::cliq::Endpoint;
 use crate::config::OnConflict;
-use crate::hr::{Attr, HrSource};
-use crate::mirror::plan_join::ManagerLink;
-use crate::mirror::pushes::{MirrorUser, PushFailure};
-use crate::mirror::{Column, Store, StoreError};
+use crate::hr::{from_staged, Attr, HrSource, ValueKind};
+use crate::mirror::plan_join::{JoinSpec, PlanRead};
+use crate::mirror::pushes::PushFailure;
+use crate::mirror::{Store, StoreError};
 
 /// What a plan needs besides the HR source and the mirror.
 #[derive(Debug, Clone)]
@@ -100,9 +100,10 @@ pub struct FieldChange {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub desired_name: Option<String>,
     /// Set when this change overwrites a change made in Cliq since our
-    /// last push of the field.
+    /// last push of the field. Boxed: rare, and five strings wide, it would
+    /// otherwise more than double every change a large plan holds.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub conflict: Option<Conflict>,
+    pub conflict: Option<Box<Conflict>>,
 }
 
 /// A hand edit in Cliq that a change would overwrite.
@@ -268,11 +269,12 @@ pub fn min_duration(limits: &Limits, ep: Endpoint, n: usize) -> Duration {
 
 /// Plan against the mirror: index → resolve → diff, in one read of it.
 ///
-/// The mirror is streamed twice in email order, never loaded: the index
-/// pass keeps the names and the managers HR refers to, the diff pass meets
-/// each email's users with its HR record and keeps only the differences,
-/// then the manager chains above the changed people are followed for
-/// cycles. Memory follows the HR source and the work, not the org.
+/// The HR source is staged on disk and joined with the mirror in SQL
+/// ([`crate::mirror::plan_join`]): the index asks for the names and the
+/// managers HR refers to, the diff meets only the users whose HR record
+/// may change something (and the leavers and newcomers) and keeps only
+/// the differences, then the manager chains above the changed people are
+/// followed for cycles. Memory follows the work, not the org or HR.
 pub async fn plan(
     store: &Store,
     hr: &HrSource,
@@ -281,16 +283,44 @@ pub async fn plan(
 ) -> Result<Plan, StoreError> {
     let failures = still_remembered(store.push_failures().await?, opts, store.clock().now());
     let recent_adds = store.recent_adds().await?;
-    let mut read = store.plan_read().await?;
-    let mut index = index::Index::new(hr);
-    read.each_user(|u| index.add(&u)).await?;
-    let mut differ = diff::Differ::new(hr, &index, &failures, &recent_adds, opts);
-    read.each_user(|u| differ.push(u)).await?;
+    let mut read = store.plan_read(hr.stage()).await?;
+    let index = index::Index::read(&mut read).await?;
+    let source = (hr.path.as_path(), hr.len());
+    let mut differ = diff::Differ::new(source, &index, &failures, &recent_adds, opts);
+    let spec = JoinSpec {
+        compared: differ
+            .managed()
+            .iter()
+            .map(|a| (a.index(), a.mirror_column(), ValueKind::Direct.code()))
+            .collect(),
+        filter: opts.scope.is_everyone(),
+    };
+    read.candidates(&spec, |c| {
+        differ.user(c.user, c.record.map(from_staged), c.shared_email)
+    })
+    .await?;
+    read.unmatched(|r| differ.unmatched_person(&from_staged(r)))
+        .await?;
     differ.finish();
+    let loops = manager_loops(&mut read, &differ.desired_managers).await?;
+    read.finish().await?;
+    differ.settle(&loops);
+    let mut plan = differ.into_plan(index.live, limits);
+    conflicts::apply(store, &mut plan, opts, limits).await?;
+    note_missing(store, &mut plan.not_in_hr).await?;
+    Ok(plan)
+}
+
+/// The planned manager changes that close a loop, reading the chains
+/// above the changed people a round at a time.
+async fn manager_loops(
+    read: &mut PlanRead<'_>,
+    desired: &HashMap<String, String>,
+) -> Result<HashMap<String, (&'static str, String)>, StoreError> {
     let mut links = HashMap::new();
-    let loops = loop {
-        match resolve::manager_loops(&differ.desired_managers, &links) {
-            Ok(loops) => break loops,
+    loop {
+        match resolve::manager_loops(desired, &links) {
+            Ok(loops) => return Ok(loops),
             Err(ids) => {
                 let mut found = read.manager_links(&ids).await?;
                 links.extend(ids.into_iter().map(|id| {
@@ -299,13 +329,7 @@ pub async fn plan(
                 }));
             }
         }
-    };
-    read.finish().await?;
-    differ.settle(&loops);
-    let mut plan = differ.into_plan(index.live, limits);
-    conflicts::apply(store, &mut plan, opts, limits).await?;
-    note_missing(store, &mut plan.not_in_hr).await?;
-    Ok(plan)
+    }
 }
 
 /// Remember since when each leaver has been missing from HR and put it in
@@ -349,47 +373,6 @@ fn still_remembered(
             crate::clock::from_db(&f.at).is_none_or(|at| now.signed_duration_since(at) < max_age)
         })
         .collect()
-}
-
-/// The pure planning step over a mirror held in memory (tests): the same
-/// index → resolve → diff as [`plan`], the users sorted by email first.
-pub fn compute(
-    hr: &HrSource,
-    users: &[MirrorUser],
-    failures: &[PushFailure],
-    recent_adds: &[String],
-    opts: &PlanOptions,
-    limits: &Limits,
-) -> Plan {
-    let mut sorted: Vec<&MirrorUser> = users.iter().collect();
-    sorted.sort_by(|a, b| a.email.cmp(&b.email).then(a.id.cmp(&b.id)));
-    let mut index = index::Index::new(hr);
-    sorted.iter().for_each(|u| index.add(u));
-    let mut differ = diff::Differ::new(hr, &index, failures, recent_adds, opts);
-    sorted.iter().for_each(|u| differ.push((*u).clone()));
-    differ.finish();
-    let mut links = HashMap::new();
-    let loops = loop {
-        match resolve::manager_loops(&differ.desired_managers, &links) {
-            Ok(loops) => break loops,
-            Err(ids) => {
-                // One scan per round, as the store's lookup: no map of everyone.
-                let ids: std::collections::HashSet<String> = ids.into_iter().collect();
-                for u in users.iter().filter(|u| !u.removed && ids.contains(&u.id)) {
-                    let link = ManagerLink {
-                        manager_id: u.values[Column::ReportingToId].clone(),
-                        email: u.email.clone(),
-                    };
-                    links.insert(u.id.clone(), Some(link));
-                }
-                for id in ids {
-                    links.entry(id).or_insert(None);
-                }
-            }
-        }
-    };
-    differ.settle(&loops);
-    differ.into_plan(index.live, limits)
 }
 
 /// Hash of `key=value` lines, sorted by key.

@@ -125,7 +125,7 @@ async fn an_approved_plan_is_pushed_by_the_next_push_exactly_once() {
     let t = app(30).await;
     let dir = tempfile::tempdir().unwrap();
     let users = t.sim.users();
-    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&users, 5, "Desk"));
+    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&users, 5, "Desk")).await;
     let o = over(4);
     let id = held_id(run_push(&t, &hr, &o).await.unwrap_err());
     assert_eq!(writes(&t), (0, 0), "held: nothing sent");
@@ -159,7 +159,7 @@ async fn an_approved_plan_is_pushed_by_the_next_push_exactly_once() {
     assert!(listing(&t).await["held"].as_array().unwrap().is_empty());
 
     // The approval was used once: the next plan over the threshold is held.
-    let next = write_hr(dir.path(), "next.csv", &changes_csv(&users, 5, "Room"));
+    let next = write_hr(dir.path(), "next.csv", &changes_csv(&users, 5, "Room")).await;
     let again = held_id(run_push(&t, &next, &o).await.unwrap_err());
     assert_ne!(again, id);
     assert_eq!(writes(&t), (5, 0));
@@ -173,13 +173,13 @@ async fn a_plan_that_changed_since_the_hold_is_refused_with_the_difference() {
     let dir = tempfile::tempdir().unwrap();
     let users = t.sim.users();
     let o = over(4);
-    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&users, 5, "Desk"));
+    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&users, 5, "Desk")).await;
     let id = held_id(run_push(&t, &hr, &o).await.unwrap_err());
     // One person more, one with another value.
     let mut csv = changes_csv(&users, 6, "Desk");
     let second = users[1]["email_id"].as_str().unwrap().to_owned();
     csv = csv.replacen(&format!("{second},Desk"), &format!("{second},Attic"), 1);
-    let changed = write_hr(dir.path(), "hr2.csv", &csv);
+    let changed = write_hr(dir.path(), "hr2.csv", &csv).await;
     let e = approve_id(&t, &changed, &o, &id).await.unwrap_err();
     let ApproveError::Changed { diff, new_plan, .. } = &e else {
         panic!("{e:?}")
@@ -230,9 +230,9 @@ async fn a_plan_held_again_after_a_refusal_waits_again() {
     let dir = tempfile::tempdir().unwrap();
     let users = t.sim.users();
     let o = over(4);
-    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&users, 5, "Desk"));
+    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&users, 5, "Desk")).await;
     let id = held_id(run_push(&t, &hr, &o).await.unwrap_err());
-    let small = write_hr(dir.path(), "small.csv", &changes_csv(&users, 3, "Desk"));
+    let small = write_hr(dir.path(), "small.csv", &changes_csv(&users, 3, "Desk")).await;
     let e = approve_id(&t, &small, &o, &id).await.unwrap_err();
     assert!(
         matches!(&e, ApproveError::Changed { new_plan: None, .. }),
@@ -258,7 +258,8 @@ async fn on_threshold_fail_records_a_failed_run_every_time_and_holds_nothing() {
         dir.path(),
         "hr.csv",
         &changes_csv(&t.sim.users(), 5, "Desk"),
-    );
+    )
+    .await;
     let mut o = over(4);
     o.on_threshold = OnThreshold::Fail;
     for _ in 0..2 {
@@ -313,7 +314,8 @@ async fn a_held_full_pull_is_listed_by_approve() {
         dir.path(),
         "hr.csv",
         &changes_csv(&t.sim.users(), 1, "Desk"),
-    );
+    )
+    .await;
     let e = approve_id(&t, &hr, &opts(), &id).await.unwrap_err();
     assert!(matches!(e, ApproveError::FullPull { .. }), "{e:?}");
     assert!(

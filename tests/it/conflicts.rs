@@ -64,9 +64,13 @@ async fn scene(observed_by: PullKind) -> Scene {
     let ids: Vec<String> = users.iter().take(4).map(|u| s(u, "id")).collect();
     let [a, b, c, d] = &emails;
     let first = format!("email_id,work_location\n{a},Desk A\n{b},Desk B\n{d},Desk D\n");
-    let out = run_push(&t, &write_hr(dir.path(), "first.csv", &first), &opts())
-        .await
-        .unwrap();
+    let out = run_push(
+        &t,
+        &write_hr(dir.path(), "first.csv", &first).await,
+        &opts(),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.report.updates_applied, 3);
 
     tokio::time::advance(Duration::from_secs(3600)).await;
@@ -85,7 +89,7 @@ async fn scene(observed_by: PullKind) -> Scene {
     pull(&t, observed_by).await;
 
     let now = format!("email_id,work_location\n{a},Desk A\n{b},Desk B2\n{c},Desk C\n{d},Desk D2\n");
-    let hr = write_hr(dir.path(), "hr.csv", &now);
+    let hr = write_hr(dir.path(), "hr.csv", &now).await;
     Scene {
         t,
         _dir: dir,
@@ -266,7 +270,8 @@ async fn a_pushed_field_nobody_changed_since_does_not_hold_the_push() {
         dir.path(),
         "a.csv",
         &format!("email_id,work_location\n{a},Desk A\n"),
-    );
+    )
+    .await;
     run_push(&t, &hr, &push_opts("hold")).await.unwrap();
     tokio::time::advance(Duration::from_secs(3600)).await;
     pull(&t, PullKind::Full).await;
@@ -274,7 +279,8 @@ async fn a_pushed_field_nobody_changed_since_does_not_hold_the_push() {
         dir.path(),
         "b.csv",
         &format!("email_id,work_location\n{a},Desk B\n"),
-    );
+    )
+    .await;
     let out = run_push(&t, &hr, &push_opts("hold")).await.unwrap();
     assert_eq!(out.report.updates_applied, 1);
 }

@@ -75,7 +75,8 @@ async fn a_push_over_max_changes_per_run_is_a_held_run_with_its_reason_and_size(
         dir.path(),
         "hr.csv",
         &changes_csv(&t.sim.users(), 5, "Desk"),
-    );
+    )
+    .await;
     let mut o = opts();
     o.max_changes_per_run = 4;
     let e = run_push(&t, &hr, &o).await.unwrap_err();
@@ -121,10 +122,10 @@ async fn a_push_from_a_shrunken_source_is_a_held_run_with_its_reason_and_size() 
     let t = app(30).await;
     let dir = tempfile::tempdir().unwrap();
     let users = t.sim.users();
-    let full = write_hr(dir.path(), "full.csv", &changes_csv(&users, 20, "Desk"));
+    let full = write_hr(dir.path(), "full.csv", &changes_csv(&users, 20, "Desk")).await;
     run_push(&t, &full, &opts()).await.unwrap();
     let before = writes(&t);
-    let short = write_hr(dir.path(), "short.csv", &changes_csv(&users, 15, "Room"));
+    let short = write_hr(dir.path(), "short.csv", &changes_csv(&users, 15, "Room")).await;
     let e = run_push(&t, &short, &opts()).await.unwrap_err();
     assert!(matches!(e, PushError::Safety(_)), "{e:?}");
 
@@ -156,7 +157,8 @@ async fn a_dry_run_over_a_threshold_records_no_run() {
         dir.path(),
         "hr.csv",
         &changes_csv(&t.sim.users(), 5, "Desk"),
-    );
+    )
+    .await;
     let mut o = opts();
     o.max_changes_per_run = 4;
     o.dry_run = true;

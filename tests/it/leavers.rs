@@ -55,7 +55,7 @@ async fn leavers_are_reported_with_how_long_they_have_been_missing_and_never_wri
     let t = app(50).await;
     let dir = tempfile::tempdir().unwrap();
     let users = t.sim.users();
-    let everyone = write_hr(dir.path(), "hr.csv", &hr_csv(&users, &[], "HQ"));
+    let everyone = write_hr(dir.path(), "hr.csv", &hr_csv(&users, &[], "HQ")).await;
     let out = run_push(&t, &everyone, &opts()).await.unwrap();
     assert_eq!(out.report.status, "ok", "{:?}", out.report);
     assert!(plan_of(&t, &everyone).await.not_in_hr.is_empty());
@@ -65,7 +65,7 @@ async fn leavers_are_reported_with_how_long_they_have_been_missing_and_never_wri
     let leaver_ids: Vec<String> = leavers.iter().map(|&i| s(&users[i], "id")).collect();
     tokio::time::advance(Duration::from_secs(3600)).await;
     let since = to_db(t.clock.now());
-    let hr = write_hr(dir.path(), "hr2.csv", &hr_csv(&users, &leavers, "Dock"));
+    let hr = write_hr(dir.path(), "hr2.csv", &hr_csv(&users, &leavers, "Dock")).await;
     let p = plan_of(&t, &hr).await;
     assert_eq!(p.not_in_hr.len(), 3, "{:?}", p.not_in_hr);
     assert!(p
@@ -133,7 +133,8 @@ async fn leavers_are_reported_with_how_long_they_have_been_missing_and_never_wri
         dir.path(),
         "hr3.csv",
         &hr_csv(&users, &leavers[1..], "Dock"),
-    );
+    )
+    .await;
     assert!(t.sim.remove_user(&leaver_ids[1]));
     full_pull(&t).await;
     let p = plan_of(&t, &back).await;

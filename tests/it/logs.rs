@@ -212,7 +212,7 @@ async fn pull_and_push_log_kind_in_lowercase_and_elapsed_ms() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hr.csv");
     std::fs::write(&path, format!("email_id,employee_id\n{user},E-LOG-1\n")).unwrap();
-    let hr = cliq_sync::hr::load(&path).unwrap();
+    let hr = cliq_sync::hr::load(&path).await.unwrap();
     let mut po = PushOptions::from_settings(&t.app.settings, false, false).unwrap();
     po.enabled = true;
     let limits = t.app.scheduler.limits().clone();

@@ -323,7 +323,7 @@ async fn a_push_shows_its_progress_in_its_row() {
     }
     let path = t._dir.path().join("hr.csv");
     std::fs::write(&path, csv).unwrap();
-    let hr = cliq_sync::hr::load(&path).unwrap();
+    let hr = cliq_sync::hr::load(&path).await.unwrap();
     let opts = PushOptions {
         plan: PlanOptions::default(),
         enabled: true,

@@ -74,7 +74,12 @@ async fn names_resolve_and_the_push_applies_exactly_the_plan() {
     let users = t.sim.users();
     let (a, b, boss) = (&users[10], &users[11], &users[3]);
     // A department and a designation other than a's, with members in the mirror.
-    let plan0 = plan_of(&t, &write_hr(dir.path(), "x.csv", "email_id\n"), &opts()).await;
+    let plan0 = plan_of(
+        &t,
+        &write_hr(dir.path(), "x.csv", "email_id\n").await,
+        &opts(),
+    )
+    .await;
     assert!(plan0.is_empty());
     let dept = users
         .iter()
@@ -98,7 +103,7 @@ async fn names_resolve_and_the_push_applies_exactly_the_plan() {
         s(b, "work_location"),
         s(b, "mobile"),
     );
-    let hr = write_hr(dir.path(), "hr.csv", &csv);
+    let hr = write_hr(dir.path(), "hr.csv", &csv).await;
     let o = opts();
     let p = plan_of(&t, &hr, &o).await;
 
@@ -211,7 +216,7 @@ async fn every_format_plans_the_same() {
         ("hr.yaml", yaml),
         ("hr.toml", toml),
     ] {
-        let mut p = plan_of(&t, &write_hr(dir.path(), name, &text), &opts()).await;
+        let mut p = plan_of(&t, &write_hr(dir.path(), name, &text).await, &opts()).await;
         p.source = String::new();
         plans.push(p);
     }
@@ -233,7 +238,7 @@ async fn a_bad_source_is_exit_2_naming_file_line_and_field_and_pushes_nothing() 
     .unwrap();
     let mut settings = t.app.settings.clone();
     settings.hr = Some(HrSettings::new(&path));
-    let f = cliq_sync::cli::load_hr(&settings).unwrap_err();
+    let f = cliq_sync::cli::load_hr(&settings).await.unwrap_err();
     assert_eq!(f.code, 2);
     let msg = format!("{:#}", f.error);
     let file = path.display().to_string();
@@ -270,7 +275,8 @@ async fn too_many_changes_stop_unless_forced() {
         dir.path(),
         "hr.csv",
         &changes_csv(&t.sim.users(), 5, "Desk"),
-    );
+    )
+    .await;
     let mut o = opts();
     o.max_changes_per_run = 4;
     let e = run_push(&t, &hr, &o).await.unwrap_err();
@@ -295,7 +301,8 @@ async fn too_many_changes_stop_unless_forced() {
         dir.path(),
         "hr2.csv",
         &changes_csv(&t.sim.users(), 5, "Room"),
-    );
+    )
+    .await;
     let mut off = opts();
     off.enabled = false;
     let out = run_push(&t, &hr2, &off).await.unwrap();
@@ -309,22 +316,22 @@ async fn a_shrunken_source_is_refused_unless_forced() {
     let t = app(30).await;
     let dir = tempfile::tempdir().unwrap();
     let users = t.sim.users();
-    let full = write_hr(dir.path(), "full.csv", &changes_csv(&users, 20, "Desk"));
+    let full = write_hr(dir.path(), "full.csv", &changes_csv(&users, 20, "Desk")).await;
     run_push(&t, &full, &opts()).await.unwrap();
     // 15 of 20 records: fewer than (1 - 0.2) × 20 = 16.
-    let short = write_hr(dir.path(), "short.csv", &changes_csv(&users, 15, "Room"));
+    let short = write_hr(dir.path(), "short.csv", &changes_csv(&users, 15, "Room")).await;
     let e = run_push(&t, &short, &opts()).await.unwrap_err();
     assert!(matches!(e, PushError::Safety(_)), "{e:?}");
     assert!(e.to_string().contains("fewer than"), "{e}");
     let before = count(&t, Endpoint::UpdateUser);
     // 16 records pass.
-    let ok = write_hr(dir.path(), "ok.csv", &changes_csv(&users, 16, "Room"));
+    let ok = write_hr(dir.path(), "ok.csv", &changes_csv(&users, 16, "Room")).await;
     let out = run_push(&t, &ok, &opts()).await.unwrap();
     assert_eq!(out.report.updates_applied, 16);
     // Forced, a smaller one passes too (and becomes the new reference).
     let mut o = opts();
     o.force = true;
-    let tiny = write_hr(dir.path(), "tiny.csv", &changes_csv(&users, 3, "Hall"));
+    let tiny = write_hr(dir.path(), "tiny.csv", &changes_csv(&users, 3, "Hall")).await;
     let out = run_push(&t, &tiny, &o).await.unwrap();
     assert_eq!(out.report.updates_applied, 3);
     assert_eq!(count(&t, Endpoint::UpdateUser), before + 19);
@@ -348,7 +355,7 @@ async fn refusals_are_recorded_and_not_retried_until_hr_changes() {
             s(b, "email_id"),
         )
     };
-    let hr = write_hr(dir.path(), "hr.csv", &csv("999999"));
+    let hr = write_hr(dir.path(), "hr.csv", &csv("999999")).await;
     let mut o = opts();
     o.plan.create_missing = true;
     let out = run_push(&t, &hr, &o).await.unwrap();
@@ -411,7 +418,7 @@ async fn refusals_are_recorded_and_not_retried_until_hr_changes() {
 
     // A new HR value for a is planned again, and applies.
     let dept = t.sim.departments()[2].0.clone();
-    let hr2 = write_hr(dir.path(), "hr2.csv", &csv(&dept));
+    let hr2 = write_hr(dir.path(), "hr2.csv", &csv(&dept)).await;
     let p = plan_of(&t, &hr2, &o).await;
     assert_eq!(p.updates.len(), 1);
     let out = run_push(&t, &hr2, &o).await.unwrap();
@@ -434,7 +441,7 @@ async fn interrupted(abort: bool, after: Duration, latency: Duration, expect_rec
     let dir = tempfile::tempdir().unwrap();
     let users = t.sim.users();
     let n = 60;
-    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&users, n, "Desk"));
+    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&users, n, "Desk")).await;
     let cancel = CancellationToken::new();
     let task = {
         let (app, hr, cancel) = (t.app.clone(), hr.clone(), cancel.clone());
@@ -543,7 +550,8 @@ async fn five_hundred_updates_keep_the_quota_at_the_floor() {
         dir.path(),
         "hr.csv",
         &changes_csv(&t.sim.users(), 500, "Desk"),
-    );
+    )
+    .await;
     let o = opts();
     let p = plan_of(&t, &hr, &o).await;
     assert_eq!(p.summary.update_requests, 500);

@@ -36,7 +36,7 @@ fn work_location(t: &TestApp, id: &str) -> String {
 
 /// A plan file for `n` "Desk" changes, written with `plan --out`'s writer.
 async fn plan_file(t: &TestApp, dir: &std::path::Path, n: usize) -> std::path::PathBuf {
-    let hr = write_hr(dir, "hr.csv", &changes_csv(&t.sim.users(), n, "Desk"));
+    let hr = write_hr(dir, "hr.csv", &changes_csv(&t.sim.users(), n, "Desk")).await;
     let plan =
         cliq_sync::sync::plan::plan(&t.app.store, &hr, &opts().plan, t.app.scheduler.limits())
             .await
@@ -89,7 +89,7 @@ async fn push_plan_refuses_a_person_gone_and_an_add_that_exists_by_now() {
     let users = t.sim.users();
     let mut csv = changes_csv(&users, 2, "Desk");
     csv.push_str("new.person@example.com,Desk new\n");
-    let hr = write_hr(dir.path(), "hr.csv", &csv);
+    let hr = write_hr(dir.path(), "hr.csv", &csv).await;
     let mut o = opts();
     o.plan.create_missing = true;
     let plan = cliq_sync::sync::plan::plan(&t.app.store, &hr, &o.plan, t.app.scheduler.limits())
@@ -159,7 +159,7 @@ async fn undo_restores_the_before_values_skips_hand_edits_and_links_the_run() {
         .take(5)
         .map(|u| (s(u, "id"), s(u, "work_location")))
         .collect();
-    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&users, 5, "Desk"));
+    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&users, 5, "Desk")).await;
     let pushed = run_push(&t, &hr, &opts()).await.unwrap();
     let run = pushed.report.run_id.unwrap();
     assert_eq!(pushed.report.updates_applied, 5);

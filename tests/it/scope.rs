@@ -83,7 +83,7 @@ async fn org_and_hr(dir: &std::path::Path) -> (TestApp, HrSource) {
                erin@eng.example,,Dock 7\n\
                svc-new@example.com,,Dock 8\n\
                frank@eng.example,Board,Dock 9\n";
-    let hr = write_hr(dir, "hr.csv", csv);
+    let hr = write_hr(dir, "hr.csv", csv).await;
     t.sim.reset_counters();
     (t, hr)
 }

@@ -170,8 +170,11 @@ fn filter_names_skip_string_literals() {
     );
 }
 
-fn load(format: crate::hr::Format, text: &str) -> Result<crate::hr::HrSource, crate::hr::HrErrors> {
-    crate::hr::load_bytes_mapped(
+fn load(
+    format: crate::hr::Format,
+    text: &str,
+) -> Result<crate::hr::staging::Loaded, crate::hr::HrErrors> {
+    crate::hr::staging::load_now(
         std::path::Path::new("hr.x"),
         format,
         text.as_bytes(),
@@ -213,7 +216,7 @@ fn a_column_that_is_also_derived_is_refused() {
 fn derived_values_get_the_readers_value_checks() {
     let m = derive_only("display_name", "{{ first_name }}\u{202e}").unwrap();
     let csv = "email_id,first_name\nada@x.test,Ada\n";
-    let e = crate::hr::load_bytes_mapped(
+    let e = crate::hr::staging::load_now(
         std::path::Path::new("hr.csv"),
         crate::hr::Format::Csv,
         csv.as_bytes(),

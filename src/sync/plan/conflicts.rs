@@ -65,12 +65,14 @@ fn mark(plan: &mut Plan, edits: &HashMap<(String, String), EditSincePush>, polic
             c.conflict = edits
                 .get(&key)
                 .filter(|e| e.pushed_value != c.current)
-                .map(|e| Conflict {
-                    changed_at: e.changed_at.clone(),
-                    observed_by: e.observed_by.clone(),
-                    cliq_value: c.current.clone(),
-                    pushed_value: e.pushed_value.clone(),
-                    pushed_at: e.pushed_at.clone(),
+                .map(|e| {
+                    Box::new(Conflict {
+                        changed_at: e.changed_at.clone(),
+                        observed_by: e.observed_by.clone(),
+                        cliq_value: c.current.clone(),
+                        pushed_value: e.pushed_value.clone(),
+                        pushed_at: e.pushed_at.clone(),
+                    })
                 });
             match (&c.conflict, policy) {
                 (Some(conflict), OnConflict::Skip) => skipped.push(SkippedConflict {
@@ -78,7 +80,7 @@ fn mark(plan: &mut Plan, edits: &HashMap<(String, String), EditSincePush>, polic
                     user_id: u.user_id.clone(),
                     field: c.field,
                     desired: c.desired.clone(),
-                    conflict: conflict.clone(),
+                    conflict: Conflict::clone(conflict),
                 }),
                 _ => kept.push(c),
             }

@@ -1,9 +1,9 @@
-//! Diff: the second pass over the mirror, merged with HR by email. Each
-//! group of mirror users sharing an email meets its HR record (found by
-//! binary search in the HR records sorted by email), is compared field by
-//! field, and is dropped: only the differences stay in memory.
+//! Diff: the users the join let through ([`crate::mirror::plan_join`]),
+//! each met with their HR record and compared field by field, then the HR
+//! people with no user. Only the differences stay in memory.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 
 use super::index::Index;
 use super::resolve::{resolve, Resolved};
@@ -13,21 +13,22 @@ use super::{
 };
 use crate::cliq::quotas::Limits;
 use crate::cliq::Endpoint;
-use crate::hr::{Attr, HrRecord, HrSource, ValueKind};
+use crate::hr::{Attr, HrRecord, ValueKind};
 use crate::mirror::pushes::{MirrorUser, PushFailure};
 use crate::mirror::Column;
 
-/// The plan being made, one email group at a time.
+/// The plan being made, a user (or an HR person) at a time.
 pub(super) struct Differ<'a> {
-    hr: &'a HrSource,
-    index: &'a Index<'a>,
+    source: &'a Path,
+    hr_records: usize,
+    index: &'a Index,
     opts: &'a PlanOptions,
     managed: Vec<Attr>,
-    /// HR record positions, sorted by email.
-    order: Vec<u32>,
-    /// Which HR records some mirror user matched.
-    met: Vec<bool>,
-    group: Vec<MirrorUser>,
+    /// Users sharing an email with another live user, by email, with the
+    /// HR record of that email: met as a group once all are in.
+    shared: BTreeMap<String, (Vec<MirrorUser>, Option<HrRecord>)>,
+    /// HR people no live user has the email of.
+    unmatched_count: usize,
     failures: HashMap<(String, &'a str), &'a PushFailure>,
     recent_adds: HashSet<&'a str>,
     pub updates: Vec<PlannedUpdate>,
@@ -37,36 +38,30 @@ pub(super) struct Differ<'a> {
     pub pending: Vec<String>,
     pub not_in_hr: Vec<NotInHr>,
     pub excluded: Vec<Excluded>,
-    pub matched: usize,
     /// Planned manager changes: user id → manager id (for the cycle check).
     pub desired_managers: HashMap<String, String>,
 }
 
 impl<'a> Differ<'a> {
+    /// For the HR source at `source` of `hr_records` people.
     pub fn new(
-        hr: &'a HrSource,
-        index: &'a Index<'a>,
+        (source, hr_records): (&'a Path, usize),
+        index: &'a Index,
         failures: &'a [PushFailure],
         recent_adds: &'a [String],
         opts: &'a PlanOptions,
     ) -> Self {
-        let mut order: Vec<u32> = (0..hr.records.len() as u32).collect();
-        order.sort_unstable_by(|a, b| {
-            hr.records[*a as usize]
-                .email
-                .cmp(&hr.records[*b as usize].email)
-        });
         Differ {
-            hr,
+            source,
+            hr_records,
             index,
             opts,
             managed: Attr::ALL
                 .into_iter()
                 .filter(|a| opts.managed.contains(a))
                 .collect(),
-            met: vec![false; hr.records.len()],
-            order,
-            group: Vec::new(),
+            shared: BTreeMap::new(),
+            unmatched_count: 0,
             failures: failures
                 .iter()
                 .map(|f| ((f.email_id.to_lowercase(), f.action.as_str()), f))
@@ -79,86 +74,70 @@ impl<'a> Differ<'a> {
             pending: Vec::new(),
             not_in_hr: Vec::new(),
             excluded: Vec::new(),
-            matched: 0,
             desired_managers: HashMap::new(),
         }
     }
 
-    /// Take in the next mirror user, in email order.
-    pub fn push(&mut self, u: MirrorUser) {
-        if u.removed {
-            return;
-        }
-        if self.group.first().is_some_and(|g| g.email != u.email) {
-            self.flush();
-        }
-        self.group.push(u);
+    /// The managed attributes (the join compares these).
+    pub fn managed(&self) -> &[Attr] {
+        &self.managed
     }
 
-    /// After the last user: the HR people no mirror user matched.
-    pub fn finish(&mut self) {
-        self.flush();
-        let hr = self.hr;
-        for (i, rec) in hr.records.iter().enumerate() {
-            if !self.met[i] {
-                if self.out_of_scope(rec, &[]) {
-                    continue;
+    /// Take in one live user of the mirror, with their HR record if any;
+    /// `shared_email`: other live users have the same email.
+    pub fn user(&mut self, u: MirrorUser, rec: Option<HrRecord>, shared_email: bool) {
+        if shared_email {
+            let email = u.email.clone().unwrap_or_default();
+            let group = self.shared.entry(email).or_default();
+            group.0.push(u);
+            group.1 = group.1.take().or(rec);
+            return;
+        }
+        match rec {
+            None => self.not_in_hr.push(not_in_hr(u)),
+            Some(rec) => {
+                if !self.out_of_scope(&rec, std::slice::from_ref(&u)) {
+                    self.matched_one(&rec, &u);
                 }
-                self.unmatched(rec);
             }
         }
     }
 
-    fn find(&self, email: &str) -> Option<usize> {
-        let recs = &self.hr.records;
-        self.order
-            .binary_search_by(|i| recs[*i as usize].email.as_str().cmp(email))
-            .ok()
-            .map(|k| self.order[k] as usize)
+    /// Take in one HR person no live user has the email of.
+    pub fn unmatched_person(&mut self, rec: &HrRecord) {
+        self.unmatched_count += 1;
+        if !self.out_of_scope(rec, &[]) {
+            self.unmatched(rec);
+        }
     }
 
-    /// One email's mirror users against its HR record, if any.
-    fn flush(&mut self) {
-        let mut group = std::mem::take(&mut self.group);
-        // The mirror gives one email's users in no set order.
-        group.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-        let found = group[..]
-            .first()
-            .and_then(|u| u.email.as_deref())
-            .and_then(|e| self.find(e));
-        let Some(i) = found else {
-            self.not_in_hr.extend(group.into_iter().map(|u| NotInHr {
-                user_id: u.id,
-                email: u.email,
-                status: u.status,
-                missing_since: None,
-                missing_seconds: None,
-            }));
-            return;
-        };
-        self.met[i] = true;
-        self.matched += 1;
-        let hr = self.hr;
-        let rec = &hr.records[i];
-        // Out of scope: never written, whatever HR says (listed).
-        if self.out_of_scope(rec, &group) {
-            return;
-        }
-        match &group[..] {
-            [u] => self.matched_one(rec, u),
-            us => {
-                self.blocked.push(Blocked {
-                    email: rec.email.clone(),
-                    user_id: None,
-                    field: None,
-                    kind: "duplicate_in_cliq",
-                    reason: format!(
+    /// After the last user and person: the emails shared by several users.
+    pub fn finish(&mut self) {
+        for (_, (mut group, rec)) in std::mem::take(&mut self.shared) {
+            // The mirror gives them in no set order.
+            group.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+            let Some(rec) = rec else {
+                self.not_in_hr.extend(group.into_iter().map(not_in_hr));
+                continue;
+            };
+            if self.out_of_scope(&rec, &group) {
+                continue;
+            }
+            self.blocked.push(Blocked {
+                email: rec.email.clone(),
+                user_id: None,
+                field: None,
+                kind: "duplicate_in_cliq",
+                reason: format!(
                     "{} Cliq users in the mirror have this email ({}); nothing is pushed for it",
-                    us.len(),
-                    us.iter().map(|u| u.id.as_str()).collect::<Vec<_>>().join(", ")
+                    group.len(),
+                    group
+                        .iter()
+                        .map(|u| u.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
-                })
-            }
+            });
         }
     }
 
@@ -241,6 +220,9 @@ impl<'a> Differ<'a> {
             }
         }
         if !changes.is_empty() {
+            // A Vec grows to room for four: most people change one field,
+            // and a plan of 100,000 updates would hold three spare each.
+            changes.shrink_to_fit();
             self.updates.push(PlannedUpdate {
                 user_id: u.id.clone(),
                 email: rec.email.clone(),
@@ -305,11 +287,14 @@ impl Differ<'_> {
     /// Once the cycles are known: block the manager changes that close one,
     /// hash what is left, and hold back what Cliq refused before.
     pub fn settle(&mut self, loops: &HashMap<String, (&'static str, String)>) {
-        let updates = std::mem::take(&mut self.updates);
-        for mut u in updates {
+        // In place: a second list of every update would double the plan's
+        // largest part for a moment.
+        let mut blocked = std::mem::take(&mut self.blocked);
+        let failures = &self.failures;
+        self.updates.retain_mut(|u| {
             if let Some((kind, reason)) = loops.get(&u.user_id) {
                 u.changes.retain(|c| c.field != Attr::ReportingTo.name());
-                self.blocked.push(Blocked {
+                blocked.push(Blocked {
                     email: u.email.clone(),
                     user_id: Some(u.user_id.clone()),
                     field: Some(Attr::ReportingTo.name()),
@@ -318,28 +303,31 @@ impl Differ<'_> {
                 });
             }
             if u.changes.is_empty() {
-                continue;
+                return false;
             }
             u.desired_hash =
                 super::hash_fields(u.changes.iter().map(|c| (c.cliq_key, c.desired.as_str())));
-            match self.failures.get(&(u.email.clone(), "update")) {
-                Some(f) if f.desired_hash == u.desired_hash => {
-                    self.blocked.push(Blocked {
-                        email: u.email.clone(),
-                        user_id: Some(u.user_id.clone()),
-                        field: None,
-                        kind: "failed_before",
-                        reason: format!(
-                            "Cliq refused these values at {} ({}{}); not retried until the HR values change, push.retry_failed_after has passed, or `push --retry-failed`",
-                            f.at,
-                            f.error_code.as_deref().unwrap_or("error"),
-                            f.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
-                        ),
-                    });
-                }
-                _ => self.updates.push(u),
-            }
-        }
+            let Some(f) = failures
+                .get(&(u.email.clone(), "update"))
+                .filter(|f| f.desired_hash == u.desired_hash)
+            else {
+                return true;
+            };
+            blocked.push(Blocked {
+                email: u.email.clone(),
+                user_id: Some(u.user_id.clone()),
+                field: None,
+                kind: "failed_before",
+                reason: format!(
+                    "Cliq refused these values at {} ({}{}); not retried until the HR values change, push.retry_failed_after has passed, or `push --retry-failed`",
+                    f.at,
+                    f.error_code.as_deref().unwrap_or("error"),
+                    f.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+                ),
+            });
+            false
+        });
+        self.blocked = blocked;
     }
 }
 
@@ -356,14 +344,15 @@ impl Differ<'_> {
         self.pending.sort();
         self.excluded.sort_by(|a, b| a.email.cmp(&b.email));
         let opts = self.opts;
+        let matched = self.hr_records - self.unmatched_count;
         let update_requests = self.updates.len();
         let add_requests = self.adds.len().div_ceil(opts.add_batch_size.max(1));
         let min = min_duration(limits, Endpoint::UpdateUser, update_requests)
             + min_duration(limits, Endpoint::AddUsers, add_requests);
         let summary = PlanSummary {
-            hr_records: self.hr.records.len(),
+            hr_records: self.hr_records,
             cliq_users: live,
-            matched: self.matched,
+            matched,
             updates: self.updates.len(),
             field_changes: self.updates.iter().map(|u| u.changes.len()).sum(),
             adds: self.adds.len(),
@@ -380,7 +369,7 @@ impl Differ<'_> {
             min_duration_secs: min.as_secs_f64(),
         };
         Plan {
-            source: self.hr.path.display().to_string(),
+            source: self.source.display().to_string(),
             managed_fields: self.managed.iter().map(|a| a.name()).collect(),
             create_missing: opts.create_missing,
             summary,
@@ -394,5 +383,16 @@ impl Differ<'_> {
             on_conflict: opts.on_conflict,
             skipped_conflicts: Vec::new(),
         }
+    }
+}
+
+/// A user HR does not list (the time since is filled in later).
+fn not_in_hr(u: MirrorUser) -> NotInHr {
+    NotInHr {
+        user_id: u.id,
+        email: u.email,
+        status: u.status,
+        missing_since: None,
+        missing_seconds: None,
     }
 }

@@ -1,13 +1,13 @@
-//! Index: the first pass over the mirror. It keeps only what resolving HR's
-//! references needs: department and designation names ↔ ids (few), and the
-//! users HR names as managers (by email or by id). Everyone else streams
-//! past.
+//! Index: what resolving HR's references needs from the mirror, asked of
+//! SQL: department and designation names ↔ ids (few), and the users HR
+//! names as managers (by email or by id). No one else is read.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use crate::hr::{Attr, HrSource, ValueKind};
+use crate::hr::{Attr, ValueKind};
+use crate::mirror::plan_join::PlanRead;
 use crate::mirror::pushes::MirrorUser;
-use crate::mirror::Column;
+use crate::mirror::{Column, StoreError};
 
 /// A user's name as a plan shows it: `display_name`, else first + last.
 pub(super) fn display(u: &MirrorUser) -> Option<String> {
@@ -27,10 +27,7 @@ pub(super) struct Names {
 }
 
 impl Names {
-    fn add(&mut self, id: Option<&str>, name: Option<&str>) {
-        let (Some(id), Some(name)) = (id, name) else {
-            return;
-        };
+    fn add(&mut self, id: &str, name: &str) {
         if !self.by_id.contains_key(id) {
             self.by_id.insert(id.to_owned(), name.to_owned());
         }
@@ -49,7 +46,8 @@ pub(super) struct Referenced {
 }
 
 /// What resolving needs from the mirror.
-pub(super) struct Index<'h> {
+#[derive(Default)]
+pub(super) struct Index {
     pub departments: Names,
     pub designations: Names,
     /// Live users whose email HR gives as `reporting_to_email`.
@@ -58,57 +56,43 @@ pub(super) struct Index<'h> {
     pub by_id: HashMap<String, Referenced>,
     /// Live users in the mirror.
     pub live: usize,
-    wanted_emails: HashSet<&'h str>,
-    wanted_ids: HashSet<&'h str>,
 }
 
-impl<'h> Index<'h> {
-    pub fn new(hr: &'h HrSource) -> Self {
-        let mut wanted_emails = HashSet::new();
-        let mut wanted_ids = HashSet::new();
-        for rec in &hr.records {
-            if let Some(v) = rec.get(Attr::ReportingTo) {
-                match v.kind {
-                    ValueKind::Email => wanted_emails.insert(v.text.as_ref()),
-                    _ => wanted_ids.insert(v.text.as_ref()),
-                };
+impl Index {
+    /// Read the index from the mirror, for the HR source attached to `read`.
+    pub async fn read(read: &mut PlanRead<'_>) -> Result<Self, StoreError> {
+        let mut index = Index::default();
+        for (dept_id, dept, desig_id, desig, users) in read.reference_names().await? {
+            index.live += users as usize;
+            if let (Some(id), Some(name)) = (dept_id, dept) {
+                index.departments.add(&id, &name);
+            }
+            if let (Some(id), Some(name)) = (desig_id, desig) {
+                index.designations.add(&id, &name);
             }
         }
-        Index {
-            departments: Names::default(),
-            designations: Names::default(),
-            by_email: HashMap::new(),
-            by_id: HashMap::new(),
-            live: 0,
-            wanted_emails,
-            wanted_ids,
+        let (slot, email) = (Attr::ReportingTo.index(), ValueKind::Email.code());
+        for by_email in [true, false] {
+            for u in read.referenced(slot, email, by_email).await? {
+                index.add_referenced(&u, by_email, !by_email);
+            }
         }
+        Ok(index)
     }
 
-    /// Take in one mirror user (removed users do not count as in Cliq).
-    pub fn add(&mut self, u: &MirrorUser) {
-        if u.removed {
-            return;
-        }
-        self.live += 1;
-        let v = |c: Column| u.get(c);
-        self.departments
-            .add(v(Column::DepartmentId), v(Column::DepartmentName));
-        self.designations
-            .add(v(Column::DesignationId), v(Column::DesignationName));
+    /// A live user HR names as a manager, by email and/or by id.
+    pub fn add_referenced(&mut self, u: &MirrorUser, by_email: bool, by_id: bool) {
         let referenced = || Referenced {
             id: u.id.clone(),
             display: display(u),
         };
-        if let Some(e) = u.email.as_deref() {
-            if self.wanted_emails.contains(e) {
-                self.by_email
-                    .entry(e.to_owned())
-                    .or_default()
-                    .push(referenced());
-            }
+        if let (Some(e), true) = (u.email.as_deref(), by_email) {
+            self.by_email
+                .entry(e.to_owned())
+                .or_default()
+                .push(referenced());
         }
-        if self.wanted_ids.contains(u.id.as_str()) {
+        if by_id {
             self.by_id.entry(u.id.clone()).or_insert_with(referenced);
         }
     }

@@ -16,7 +16,7 @@ pub(super) enum Resolved {
 }
 
 /// Resolve `a` of `rec`; `None` when HR does not manage it here.
-pub(super) fn resolve(index: &Index<'_>, rec: &HrRecord, a: Attr) -> Option<Resolved> {
+pub(super) fn resolve(index: &Index, rec: &HrRecord, a: Attr) -> Option<Resolved> {
     let v = rec.get(a)?;
     let text = v.text.as_ref();
     Some(match (a, v.kind) {
@@ -48,7 +48,7 @@ pub(super) fn resolve(index: &Index<'_>, rec: &HrRecord, a: Attr) -> Option<Reso
 }
 
 /// A department or designation given by name.
-fn by_name(index: &Index<'_>, a: Attr, text: &str) -> Resolved {
+fn by_name(index: &Index, a: Attr, text: &str) -> Resolved {
     let names = if a == Attr::Department {
         &index.departments
     } else {

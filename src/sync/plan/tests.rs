@@ -4,8 +4,13 @@
 use std::path::Path;
 
 use super::*;
+use crate::clock::Clock;
 use crate::hr::{load_bytes, Format};
 use crate::mirror::column::Values;
+use crate::mirror::pushes::MirrorUser;
+use crate::mirror::runs::RunKind;
+use crate::mirror::users::FlatUser;
+use crate::mirror::Column;
 
 /// A mirror user `n` (id `10n`, email `un@x.example`) reporting to `manager`.
 fn user(n: u32, manager: Option<u32>) -> MirrorUser {
@@ -21,16 +26,43 @@ fn user(n: u32, manager: Option<u32>) -> MirrorUser {
     }
 }
 
-fn plan_of(csv: &str, users: &[MirrorUser]) -> Plan {
-    let hr = load_bytes(Path::new("hr.csv"), Format::Csv, csv.as_bytes()).unwrap();
-    compute(
-        &hr,
-        users,
-        &[],
-        &[],
-        &PlanOptions::default(),
-        &Limits::documented(),
-    )
+async fn plan_of(csv: &str, users: &[MirrorUser]) -> Plan {
+    plan_with(csv, users, &PlanOptions::default()).await
+}
+
+/// Plan `csv` against a fresh mirror holding `users` (as a full pull of
+/// them would write it).
+async fn plan_with(csv: &str, users: &[MirrorUser], opts: &PlanOptions) -> Plan {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::system();
+    let store = Store::open(&dir.path().join("m.db"), &clock).await.unwrap();
+    let run = store.start_run(RunKind::Full, clock.now()).await.unwrap();
+    let page: Vec<FlatUser> = users
+        .iter()
+        .map(|u| FlatUser::from_raw(&raw(u)).unwrap())
+        .collect();
+    store
+        .write_users_page(&page, run, RunKind::Full, clock.now())
+        .await
+        .unwrap();
+    let hr = load_bytes(Path::new("hr.csv"), Format::Csv, csv.as_bytes())
+        .await
+        .unwrap();
+    plan(&store, &hr, opts, &Limits::documented())
+        .await
+        .unwrap()
+}
+
+/// The Cliq user object of a test user.
+fn raw(u: &MirrorUser) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "id": u.id, "email_id": u.email, "status": u.status,
+        "display_name": u.get(Column::DisplayName),
+    });
+    if let Some(m) = u.get(Column::ReportingToId) {
+        v["reportingto"] = serde_json::json!({ "id": m });
+    }
+    v
 }
 
 fn reporting_changes(p: &Plan) -> Vec<(&str, &str)> {
@@ -46,13 +78,13 @@ fn blocked_of<'a>(p: &'a Plan, kind: &str) -> Vec<&'a Blocked> {
     p.blocked.iter().filter(|b| b.kind == kind).collect()
 }
 
-#[test]
-fn a_person_reporting_to_themselves_is_blocked_by_email_and_by_zuid() {
+#[tokio::test]
+async fn a_person_reporting_to_themselves_is_blocked_by_email_and_by_zuid() {
     let users = [user(1, None), user(2, None)];
     let p = plan_of(
         "email_id,reporting_to_email,reporting_to_zuid\nu1@x.example,u1@x.example,\nu2@x.example,,102\n",
         &users,
-    );
+    ).await;
     assert_eq!(reporting_changes(&p), vec![], "{p:#?}");
     let b = blocked_of(&p, "self_report");
     assert_eq!(b.len(), 2, "{:#?}", p.blocked);
@@ -62,13 +94,14 @@ fn a_person_reporting_to_themselves_is_blocked_by_email_and_by_zuid() {
     assert!(b[1].reason.contains("u2@x.example"), "{}", b[1].reason);
 }
 
-#[test]
-fn a_two_person_cycle_is_blocked_naming_both() {
+#[tokio::test]
+async fn a_two_person_cycle_is_blocked_naming_both() {
     let users = [user(1, None), user(2, None)];
     let p = plan_of(
         "email_id,reporting_to_email\nu1@x.example,u2@x.example\nu2@x.example,u1@x.example\n",
         &users,
-    );
+    )
+    .await;
     assert_eq!(reporting_changes(&p), vec![], "{p:#?}");
     let b = blocked_of(&p, "cycle");
     assert_eq!(b.len(), 2, "{:#?}", p.blocked);
@@ -81,22 +114,23 @@ fn a_two_person_cycle_is_blocked_naming_both() {
     }
 }
 
-#[test]
-fn a_three_person_cycle_through_a_manager_hr_does_not_manage_is_blocked() {
+#[tokio::test]
+async fn a_three_person_cycle_through_a_manager_hr_does_not_manage_is_blocked() {
     // u3 already reports to u1 in Cliq and is not in HR; HR makes u1 -> u2 -> u3.
     let users = [user(1, None), user(2, None), user(3, Some(1))];
     let p = plan_of(
         "email_id,reporting_to_zuid\nu1@x.example,102\nu2@x.example,103\n",
         &users,
-    );
+    )
+    .await;
     assert_eq!(reporting_changes(&p), vec![], "{p:#?}");
     let b = blocked_of(&p, "cycle");
     assert_eq!(b.len(), 2, "{:#?}", p.blocked);
     assert!(b[0].reason.contains("u3@x.example"), "{}", b[0].reason);
 }
 
-#[test]
-fn a_chain_and_a_cycle_already_in_cliq_are_not_blocked() {
+#[tokio::test]
+async fn a_chain_and_a_cycle_already_in_cliq_are_not_blocked() {
     // u1 -> u2 -> u3 is a chain; u4 <-> u5 already loop in Cliq and HR only
     // restates it (no change, nothing to block).
     let users = [
@@ -109,7 +143,8 @@ fn a_chain_and_a_cycle_already_in_cliq_are_not_blocked() {
     let p = plan_of(
         "email_id,reporting_to_zuid\nu1@x.example,102\nu2@x.example,103\nu4@x.example,105\n",
         &users,
-    );
+    )
+    .await;
     assert_eq!(
         reporting_changes(&p),
         vec![("u1@x.example", "102"), ("u2@x.example", "103")]
@@ -117,13 +152,13 @@ fn a_chain_and_a_cycle_already_in_cliq_are_not_blocked() {
     assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
 }
 
-#[test]
-fn the_human_plan_escapes_control_characters_from_the_mirror() {
+#[tokio::test]
+async fn the_human_plan_escapes_control_characters_from_the_mirror() {
     let mut u = user(1, None);
     u.values[Column::DisplayName] = Some("Evil\u{1b}[2J\u{202e}Name".into());
     u.email = Some("u1@x.example".into());
     let users = [u, user(2, None)];
-    let p = plan_of("email_id,display_name\nu1@x.example,Good\n", &users);
+    let p = plan_of("email_id,display_name\nu1@x.example,Good\n", &users).await;
     let text = render(&p);
     assert!(
         !text.contains('\u{1b}') && !text.contains('\u{202e}'),
@@ -134,20 +169,19 @@ fn the_human_plan_escapes_control_characters_from_the_mirror() {
 
 /// An excluded person's planned manager change never happens, so it cannot
 /// close a cycle: the other half of the would-be loop goes through.
-#[test]
-fn an_excluded_persons_change_takes_no_part_in_the_cycle_check() {
+#[tokio::test]
+async fn an_excluded_persons_change_takes_no_part_in_the_cycle_check() {
     let users = [user(1, None), user(2, None)];
-    let hr = load_bytes(
-        Path::new("hr.csv"),
-        Format::Csv,
-        b"email_id,reporting_to_email\nu1@x.example,u2@x.example\nu2@x.example,u1@x.example\n",
-    )
-    .unwrap();
     let opts = PlanOptions {
         scope: scope::Scope::new(&["*".into()], &["U2@*".into()], &[]).unwrap(),
         ..PlanOptions::default()
     };
-    let p = compute(&hr, &users, &[], &[], &opts, &Limits::documented());
+    let p = plan_with(
+        "email_id,reporting_to_email\nu1@x.example,u2@x.example\nu2@x.example,u1@x.example\n",
+        &users,
+        &opts,
+    )
+    .await;
     assert_eq!(
         reporting_changes(&p),
         vec![("u1@x.example", "102")],

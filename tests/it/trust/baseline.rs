@@ -15,18 +15,18 @@ async fn a_slow_shrink_of_the_source_is_stopped() {
     let t = app(100).await;
     let dir = tempfile::tempdir().unwrap();
     let users = t.sim.users();
-    let source = |n: usize| {
+    let source = async |n: usize| {
         let mut csv = String::from("email_id\n");
         for u in users.iter().take(n) {
             csv.push_str(&format!("{}\n", s(u, "email_id")));
         }
-        write_hr(dir.path(), &format!("hr{n}.csv"), &csv)
+        write_hr(dir.path(), &format!("hr{n}.csv"), &csv).await
     };
     // Daily pushes, each source 15% smaller than the one before: every
     // step passes a 20% check against the previous push.
     let mut stopped = Vec::new();
     for n in [100, 85, 73, 62, 53] {
-        match run_push(&t, &source(n), &opts()).await {
+        match run_push(&t, &source(n).await, &opts()).await {
             Ok(out) => assert!(out.report.ok(), "{:?}", out.report),
             Err(PushError::Safety(m)) => stopped.push((n, m.reason)),
             Err(e) => panic!("{e}"),
@@ -43,16 +43,16 @@ async fn a_slow_shrink_of_the_source_is_stopped() {
     // An operator approves 73 (--force): the baseline is 73 from then on.
     let mut forced = opts();
     forced.force = true;
-    run_push(&t, &source(73), &forced).await.unwrap();
+    run_push(&t, &source(73).await, &forced).await.unwrap();
     tokio::time::advance(DAY).await;
-    run_push(&t, &source(62), &opts()).await.unwrap();
+    run_push(&t, &source(62).await, &opts()).await.unwrap();
     tokio::time::advance(DAY).await;
-    let e = run_push(&t, &source(53), &opts()).await.unwrap_err();
+    let e = run_push(&t, &source(53).await, &opts()).await.unwrap_err();
     assert!(matches!(e, PushError::Safety(_)), "{e}");
     // Older than 7 days the largest size no longer counts: 8 days later the
     // baseline is 62 (the only push inside the window), and 53 passes.
     tokio::time::advance(DAY * 7).await;
-    run_push(&t, &source(62), &opts()).await.unwrap();
+    run_push(&t, &source(62).await, &opts()).await.unwrap();
     tokio::time::advance(DAY).await;
-    run_push(&t, &source(53), &opts()).await.unwrap();
+    run_push(&t, &source(53).await, &opts()).await.unwrap();
 }

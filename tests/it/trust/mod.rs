@@ -51,10 +51,10 @@ pub(crate) async fn full_pull(t: &TestApp) {
     assert!(r.ok(), "{r:?}");
 }
 
-pub(crate) fn write_hr(dir: &Path, name: &str, text: &str) -> HrSource {
+pub(crate) async fn write_hr(dir: &Path, name: &str, text: &str) -> HrSource {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
-    hr::load(&path).unwrap()
+    hr::load(&path).await.unwrap()
 }
 
 pub(crate) async fn run_push(

@@ -15,13 +15,13 @@ use super::{app, count, opts, run_push, s, write_hr};
 use crate::helpers::TestApp;
 
 /// One HR record for user #4: a department id and a work location.
-fn hr_for(t: &TestApp, dir: &std::path::Path, name: &str, dept: &str) -> HrSource {
+async fn hr_for(t: &TestApp, dir: &std::path::Path, name: &str, dept: &str) -> HrSource {
     let u = &t.sim.users()[4];
     let csv = format!(
         "email_id,department_id,work_location\n{},{dept},Desk {name}\n",
         s(u, "email_id")
     );
-    write_hr(dir, name, &csv)
+    write_hr(dir, name, &csv).await
 }
 
 /// A department id the mirror knows, other than user #4's.
@@ -40,7 +40,7 @@ async fn a_transient_500_to_an_update_applies_in_the_same_run() {
     let t = app(30).await;
     let dir = tempfile::tempdir().unwrap();
     let dept = known_department(&t);
-    let hr = hr_for(&t, dir.path(), "a.csv", &dept);
+    let hr = hr_for(&t, dir.path(), "a.csv", &dept).await;
     t.sim.set_faults(Faults {
         write_500_next: 1,
         ..Faults::default()
@@ -63,7 +63,7 @@ async fn a_transient_500_to_an_update_applies_in_the_same_run() {
 async fn a_persistent_500_naming_an_unknown_department_is_reference_rejected() {
     let t = app(30).await;
     let dir = tempfile::tempdir().unwrap();
-    let hr = hr_for(&t, dir.path(), "a.csv", "999999");
+    let hr = hr_for(&t, dir.path(), "a.csv", "999999").await;
     let out = run_push(&t, &hr, &opts()).await.unwrap();
     let r = &out.report;
     assert_eq!(r.failed, 1, "{r:?}");
@@ -80,7 +80,7 @@ async fn a_persistent_500_with_known_references_is_failed_and_retried_next_push(
     let t = app(30).await;
     let dir = tempfile::tempdir().unwrap();
     let dept = known_department(&t);
-    let hr = hr_for(&t, dir.path(), "a.csv", &dept);
+    let hr = hr_for(&t, dir.path(), "a.csv", &dept).await;
     t.sim.set_faults(Faults {
         write_500_next: u32::MAX,
         ..Faults::default()
@@ -106,7 +106,7 @@ async fn a_persistent_500_with_known_references_is_failed_and_retried_next_push(
 async fn remembered_failures_are_tried_again_after_retry_failed_after() {
     let t = app(30).await;
     let dir = tempfile::tempdir().unwrap();
-    let hr = hr_for(&t, dir.path(), "a.csv", "999999");
+    let hr = hr_for(&t, dir.path(), "a.csv", "999999").await;
     run_push(&t, &hr, &opts()).await.unwrap();
     let planned = |o: PushOptions| {
         let (t, hr) = (&t, &hr);

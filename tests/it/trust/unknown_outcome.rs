@@ -16,7 +16,7 @@ async fn push_60_changes(faults: Faults) -> (TestApp, u64) {
     let t = app(200).await;
     let dir = tempfile::tempdir().unwrap();
     let users = t.sim.users();
-    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&users, 60, "Desk"));
+    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&users, 60, "Desk")).await;
     t.sim.set_faults(faults);
     t.sim.reset_counters();
     let out = run_push(&t, &hr, &opts()).await.unwrap();
@@ -80,7 +80,8 @@ async fn posts_of_an_add_batch_under_a_truncated_reply() {
          ann.new@zylker.example,Ann\n\
          bob.new@zylker.example,Bob\n\
          cy.new@zylker.example,Cy\n",
-    );
+    )
+    .await;
     let mut o = opts();
     o.plan.create_missing = true;
     t.sim.set_faults(Faults {
@@ -170,7 +171,8 @@ async fn lost_replies_over_real_http_are_reconciled() {
             hr_dir.path(),
             &format!("hr{i}.csv"),
             &changes_csv(&users[i..], 1, &format!("Dock {i}")),
-        );
+        )
+        .await;
         sim.set_faults(faults.clone());
         sim.reset_counters();
         let out = cliq_sync::sync::push::push(
@@ -198,7 +200,7 @@ async fn an_update_lost_before_it_applied_is_sent_again_once() {
     let t = app(30).await;
     let dir = tempfile::tempdir().unwrap();
     let users = t.sim.users();
-    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&users, 1, "Desk"));
+    let hr = write_hr(dir.path(), "hr.csv", &changes_csv(&users, 1, "Desk")).await;
     t.sim.set_faults(Faults {
         write_drop_rate: 1.0,
         ..Faults::default()
