@@ -116,9 +116,14 @@ impl PlanRead<'_> {
     pub(crate) async fn reference_names(&mut self) -> Result<Vec<NamesRow>, StoreError> {
         let _hold = self.store.hold();
         Ok(sqlx::query_as(
-            "SELECT department_id, department_name, designation_id, designation_name, count(*)
-             FROM users WHERE removed_at IS NULL
-             GROUP BY 1, 2, 3, 4 ORDER BY min(email_id COLLATE NOCASE)",
+            // The tables under the `users` view, read in table order: left
+            // to itself SQLite walks `users_department` and fetches every
+            // row from it at random, several times slower for a large org.
+            "SELECT r.department_id, r.department_name, r.designation_id,
+                    r.designation_name, count(*)
+             FROM user_rows r NOT INDEXED LEFT JOIN user_state s ON s.id = r.id
+             WHERE s.removed_at IS NULL
+             GROUP BY 1, 2, 3, 4 ORDER BY min(r.email_id COLLATE NOCASE)",
         )
         .fetch_all(&mut *self.conn)
         .await?)
