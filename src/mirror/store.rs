@@ -19,11 +19,6 @@
 //! (`BEGIN IMMEDIATE`, which meets the busy handler if another process
 //! writes). A [`WriteTx`] cannot be had any other way, so a forgotten
 //! ritual cannot compile.
-//!
-//! Writes have a connection of their own (a pool of one), reads the pool:
-//! SQLite drops a connection's page cache whenever another connection
-//! committed since its last transaction, so writes taking turns on the
-//! pool's connections re-read their indexes at every transaction.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -94,16 +89,6 @@ const CONNECTION_PRAGMAS: [(&str, &str); 4] = [
     ("journal_size_limit", "67108864"),
 ];
 
-/// Set on the write connection only: `temp_store = MEMORY`. A multi-row
-/// statement inside a transaction first copies every page it will change
-/// to a statement journal, in case it must undo just itself; SQLite writes
-/// that journal to a temporary file once it passes 64 KiB, and for a first
-/// pull's page writes that file's writes were about a quarter of the
-/// process's system time. In memory it is bounded by the pages one
-/// statement touches (a few hundred KiB). The read pool keeps files, so a
-/// large sort or temporary table on a read spills to disk as before.
-const WRITE_CONNECTION_PRAGMAS: [(&str, &str); 1] = [("temp_store", "MEMORY")];
-
 /// SQLite's busy handler waits in real time on the connection's thread;
 /// long enough for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -115,9 +100,6 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
-    /// The one connection every write transaction runs on (see the module
-    /// doc); the read-only opener's is its read pool, never written through.
-    writes: SqlitePool,
     path: PathBuf,
     clock: Clock,
     /// The writer turn: `true` while writes are allowed (`false` once
@@ -201,12 +183,10 @@ impl Store {
         create_private(path).map_err(io)?;
         let lease = Arc::new(OwnerLease::take(path)?);
 
-        let writes = write_pool(path, 1, &WRITE_CONNECTION_PRAGMAS).await?;
-        migrate(&writes, path).await?;
-        let pool = write_pool(path, READ_CONNECTIONS, &[]).await?;
+        let pool = write_pool(path).await?;
+        migrate(&pool, path).await?;
         Ok(Self {
             pool,
-            writes,
             path: path.to_owned(),
             clock: clock.clone(),
             writer: Arc::new(tokio::sync::Mutex::new(true)),
@@ -251,7 +231,6 @@ impl Store {
         }
         let pending = known.into_iter().filter(|v| !applied.contains(v)).collect();
         let store = Self {
-            writes: pool.clone(),
             pool,
             path: path.to_owned(),
             clock: clock.clone(),
@@ -314,7 +293,7 @@ impl Store {
         if !*turn {
             return Err(StoreError::Closed);
         }
-        let tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx {
             tx,
             _turn: turn,
@@ -332,9 +311,8 @@ impl Store {
         // the pool does not wait for its connections' threads to finish
         // closing, so one connection is taken out and closed last, awaited
         // until its thread has closed it.
+        let last = self.pool.acquire().await.map(|c| c.detach());
         self.pool.close().await;
-        let last = self.writes.acquire().await.map(|c| c.detach());
-        self.writes.close().await;
         if let Ok(last) = last {
             use sqlx::Connection;
             if let Err(e) = last.close().await {
@@ -404,18 +382,9 @@ fn create_private(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Connections of the read pool: enough that callers never queue for one
-/// (under tokio's paused clock a queued acquire would see its timeout fire
-/// early). Writes take turns on their own connection.
-const READ_CONNECTIONS: u32 = 16;
-
-/// A read-write pool of `connections` on a mirror: WAL, the busy timeout,
-/// [`CONNECTION_PRAGMAS`] and `extra` on every connection.
-async fn write_pool(
-    path: &Path,
-    connections: u32,
-    extra: &[(&'static str, &'static str)],
-) -> Result<SqlitePool, StoreError> {
+/// The read-write pool of a mirror: WAL, the busy timeout and
+/// [`CONNECTION_PRAGMAS`] on every connection.
+async fn write_pool(path: &Path) -> Result<SqlitePool, StoreError> {
     let options = SqliteConnectOptions::from_str("sqlite:")
         .map_err(|source| StoreError::Open {
             path: path.to_owned(),
@@ -428,11 +397,12 @@ async fn write_pool(
     let options = quiet_statement_logs(options);
     let options = CONNECTION_PRAGMAS
         .iter()
-        .chain(extra)
         .fold(options, |o, (key, value)| o.pragma(*key, *value));
 
     SqlitePoolOptions::new()
-        .max_connections(connections)
+        // Enough that callers never queue for a connection: under tokio's
+        // paused clock a queued acquire would see its timeout fire early.
+        .max_connections(16)
         // A ping per checkout costs a round trip to the worker thread
         // for nothing: SQLite connections do not go stale.
         .test_before_acquire(false)
@@ -519,63 +489,6 @@ mod tests {
         }
     }
 
-    /// One statement in a write transaction of its own.
-    async fn write_one(store: &Store, sql: &str) {
-        let mut tx = store.write().await.unwrap();
-        sqlx::query(sql).execute(&mut *tx).await.unwrap();
-        tx.commit().await.unwrap();
-    }
-
-    /// Every write runs on the same connection, so SQLite keeps its page
-    /// cache from one write transaction to the next: a connection whose
-    /// last read predates another connection's commit drops its whole cache
-    /// at its next transaction (a first pull re-read its indexes per page).
-    /// A TEMP table is per connection: the later writes see the first's.
-    #[tokio::test]
-    async fn every_write_runs_on_one_connection() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("m.db"), &Clock::system())
-            .await
-            .unwrap();
-        // Several connections open and idle, as after concurrent reads.
-        let mut held = Vec::new();
-        for _ in 0..3 {
-            held.push(store.pool().acquire().await.unwrap());
-        }
-        drop(held);
-        write_one(&store, "CREATE TEMP TABLE probe (x)").await;
-        for _ in 0..4 {
-            let mut tx = store.write().await.unwrap();
-            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM temp.probe")
-                .fetch_one(&mut *tx)
-                .await
-                .expect("the write runs on the connection that made temp.probe");
-            assert_eq!(n, 0);
-            tx.commit().await.unwrap();
-        }
-    }
-
-    /// The write connection keeps statement journals in memory
-    /// (`temp_store = MEMORY`, 2); the read pool keeps SQLite's default (0).
-    #[tokio::test]
-    async fn only_the_write_connection_keeps_temp_storage_in_memory() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("m.db"), &Clock::system())
-            .await
-            .unwrap();
-        let mut tx = store.write().await.unwrap();
-        let writes: i64 = sqlx::query_scalar("PRAGMA temp_store")
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        let reads: i64 = sqlx::query_scalar("PRAGMA temp_store")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        assert_eq!((writes, reads), (2, 0));
-    }
-
     /// `close` waits for a write in flight, closes the pool (the last
     /// connection out checkpoints and removes the WAL), and later writes
     /// fail plainly instead of reopening.
@@ -584,7 +497,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.db");
         let store = Store::open(&path, &Clock::system()).await.unwrap();
-        write_one(&store, "CREATE TABLE probe (x)").await;
+        let mut tx = store.write().await.unwrap();
+        sqlx::query("CREATE TABLE probe (x)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
         assert!(dir.path().join("m.db-wal").exists());
         store.close().await;
         assert!(!dir.path().join("m.db-wal").exists());
