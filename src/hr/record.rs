@@ -96,14 +96,9 @@ impl Collector {
         let mut out: [Option<HrValue>; 14] = Default::default();
         let mut from: [&str; 14] = [""; 14];
         for (key, attr, kind, text) in values {
-            if let Some(msg) = check_value(key, text) {
-                self.push(location, Some(key), msg);
+            let Some(text) = self.checked(location, key, text) else {
                 continue;
-            }
-            let text = text.trim();
-            if text.is_empty() {
-                continue;
-            }
+            };
             let slot = &mut out[attr.index()];
             if slot.is_some() {
                 self.push(
@@ -117,18 +112,8 @@ impl Collector {
                 );
                 continue;
             }
-            let text = if kind == ValueKind::Email {
-                if !valid_email(text) {
-                    self.push(
-                        location,
-                        Some(key),
-                        format!("'{text}' is not a valid email address"),
-                    );
-                    continue;
-                }
-                text.to_lowercase()
-            } else {
-                text.to_owned()
+            let Some(text) = self.normalised(location, key, kind, text) else {
+                continue;
             };
             from[attr.index()] = key;
             *slot = Some(HrValue {
@@ -147,6 +132,39 @@ impl Collector {
             };
             self.emit(super::staging::to_staged(record, given));
         }
+    }
+
+    /// The trimmed value, `None` if it is empty (not managed here) or
+    /// refused (reported).
+    fn checked<'t>(&mut self, location: Location, key: &str, raw: &'t str) -> Option<&'t str> {
+        if let Some(msg) = check_value(key, raw) {
+            self.push(location, Some(key), msg);
+            return None;
+        }
+        Some(raw.trim()).filter(|t| !t.is_empty())
+    }
+
+    /// The value as kept: emails lowercased, once checked (`None`: refused,
+    /// reported).
+    fn normalised(
+        &mut self,
+        location: Location,
+        key: &str,
+        kind: ValueKind,
+        text: &str,
+    ) -> Option<String> {
+        if kind != ValueKind::Email {
+            return Some(text.to_owned());
+        }
+        if !valid_email(text) {
+            self.push(
+                location,
+                Some(key),
+                format!("'{text}' is not a valid email address"),
+            );
+            return None;
+        }
+        Some(text.to_lowercase())
     }
 }
 
