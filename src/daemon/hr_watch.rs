@@ -154,7 +154,7 @@ impl HrWatch {
             // Staging the records waits on SQLite's thread: in paused time
             // the clock must not jump meanwhile.
             let hold = clock.hold();
-            let source = crate::hr::load_read(&self.path, &read.bytes, &self.mapping)
+            let source = crate::hr::load_read(&self.path, read.bytes, &self.mapping)
                 .await
                 .map_err(Unusable::Invalid)?;
             drop(hold);

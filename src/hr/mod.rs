@@ -101,10 +101,16 @@ pub async fn load_mapped(path: &Path, mapping: &Mapping) -> Result<HrSource, HrE
 }
 
 /// Load the content of `path` already read (the daemon reads the file
-/// once, checks it has settled, and loads exactly those bytes).
-pub async fn load_read(path: &Path, bytes: &[u8], mapping: &Mapping) -> Result<HrSource, HrErrors> {
+/// once, checks it has settled, and loads exactly those bytes). Takes
+/// them: the parser's thread owns what it reads, and a copy of a large
+/// export would double the load's memory for nothing.
+pub async fn load_read(
+    path: &Path,
+    bytes: Vec<u8>,
+    mapping: &Mapping,
+) -> Result<HrSource, HrErrors> {
     match Format::of(path) {
-        Some(format) => staging::load_staged(path, format, bytes.to_vec(), mapping).await,
+        Some(format) => staging::load_staged(path, format, bytes, mapping).await,
         None => load_mapped(path, mapping).await,
     }
 }
