@@ -19,6 +19,11 @@
 //! (`BEGIN IMMEDIATE`, which meets the busy handler if another process
 //! writes). A [`WriteTx`] cannot be had any other way, so a forgotten
 //! ritual cannot compile.
+//!
+//! Writes have a connection of their own (a pool of one), reads the pool:
+//! SQLite drops a connection's page cache whenever another connection
+//! committed since its last transaction, so writes taking turns on the
+//! pool's connections re-read their indexes at every transaction.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -100,6 +105,9 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// The one connection every write transaction runs on (see the module
+    /// doc); the read-only opener's is its read pool, never written through.
+    writes: SqlitePool,
     path: PathBuf,
     clock: Clock,
     /// The writer turn: `true` while writes are allowed (`false` once
@@ -183,10 +191,12 @@ impl Store {
         create_private(path).map_err(io)?;
         let lease = Arc::new(OwnerLease::take(path)?);
 
-        let pool = write_pool(path).await?;
-        migrate(&pool, path).await?;
+        let writes = write_pool(path, 1).await?;
+        migrate(&writes, path).await?;
+        let pool = write_pool(path, READ_CONNECTIONS).await?;
         Ok(Self {
             pool,
+            writes,
             path: path.to_owned(),
             clock: clock.clone(),
             writer: Arc::new(tokio::sync::Mutex::new(true)),
@@ -231,6 +241,7 @@ impl Store {
         }
         let pending = known.into_iter().filter(|v| !applied.contains(v)).collect();
         let store = Self {
+            writes: pool.clone(),
             pool,
             path: path.to_owned(),
             clock: clock.clone(),
@@ -293,7 +304,7 @@ impl Store {
         if !*turn {
             return Err(StoreError::Closed);
         }
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx {
             tx,
             _turn: turn,
@@ -311,8 +322,9 @@ impl Store {
         // the pool does not wait for its connections' threads to finish
         // closing, so one connection is taken out and closed last, awaited
         // until its thread has closed it.
-        let last = self.pool.acquire().await.map(|c| c.detach());
         self.pool.close().await;
+        let last = self.writes.acquire().await.map(|c| c.detach());
+        self.writes.close().await;
         if let Ok(last) = last {
             use sqlx::Connection;
             if let Err(e) = last.close().await {
@@ -382,9 +394,14 @@ fn create_private(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The read-write pool of a mirror: WAL, the busy timeout and
-/// [`CONNECTION_PRAGMAS`] on every connection.
-async fn write_pool(path: &Path) -> Result<SqlitePool, StoreError> {
+/// Connections of the read pool: enough that callers never queue for one
+/// (under tokio's paused clock a queued acquire would see its timeout fire
+/// early). Writes take turns on their own connection.
+const READ_CONNECTIONS: u32 = 16;
+
+/// A read-write pool of `connections` on a mirror: WAL, the busy timeout
+/// and [`CONNECTION_PRAGMAS`] on every connection.
+async fn write_pool(path: &Path, connections: u32) -> Result<SqlitePool, StoreError> {
     let options = SqliteConnectOptions::from_str("sqlite:")
         .map_err(|source| StoreError::Open {
             path: path.to_owned(),
@@ -400,9 +417,7 @@ async fn write_pool(path: &Path) -> Result<SqlitePool, StoreError> {
         .fold(options, |o, (key, value)| o.pragma(*key, *value));
 
     SqlitePoolOptions::new()
-        // Enough that callers never queue for a connection: under tokio's
-        // paused clock a queued acquire would see its timeout fire early.
-        .max_connections(16)
+        .max_connections(connections)
         // A ping per checkout costs a round trip to the worker thread
         // for nothing: SQLite connections do not go stale.
         .test_before_acquire(false)
@@ -486,6 +501,40 @@ mod tests {
             for want in ["statements_level: Trace", "slow_statements_level: Debug"] {
                 assert!(options.contains(want), "{want} not in {options}");
             }
+        }
+    }
+
+    /// Every write runs on the same connection, so SQLite keeps its page
+    /// cache from one write transaction to the next: a connection whose
+    /// last read predates another connection's commit drops its whole cache
+    /// at its next transaction (a first pull re-read its indexes per page).
+    /// A TEMP table is per connection: the later writes see the first's.
+    #[tokio::test]
+    async fn every_write_runs_on_one_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.db"), &Clock::system())
+            .await
+            .unwrap();
+        // Several connections open and idle, as after concurrent reads.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(store.pool().acquire().await.unwrap());
+        }
+        drop(held);
+        let mut tx = store.write().await.unwrap();
+        sqlx::query("CREATE TEMP TABLE probe (x)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        for _ in 0..4 {
+            let mut tx = store.write().await.unwrap();
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM temp.probe")
+                .fetch_one(&mut *tx)
+                .await
+                .expect("the write runs on the connection that made temp.probe");
+            assert_eq!(n, 0);
+            tx.commit().await.unwrap();
         }
     }
 
