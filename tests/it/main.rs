@@ -12,6 +12,7 @@ mod crash;
 mod crate_doc;
 mod daemon;
 mod demo;
+mod group_commit;
 mod health;
 mod held;
 mod helpers;

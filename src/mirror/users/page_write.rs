@@ -159,7 +159,9 @@ fn json_ids<'a>(ids: impl Iterator<Item = &'a str>) -> String {
 
 impl Store {
     /// Write one page of users in one transaction, so a reader never sees
-    /// half a page and a crash loses at most the page in flight.
+    /// half a page and a crash loses at most the pages in flight. The pull
+    /// also passes several consecutive pages at once (group commit), their
+    /// users in listing order.
     ///
     /// Unchanged users (same content hash) only get `last_seen_at` bumped
     /// in the narrow `user_state`; their `user_rows` row is not rewritten.
