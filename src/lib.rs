@@ -65,7 +65,9 @@
 //!   all its SQL; one driver, sqlx, whose connections run on their own
 //!   threads; every write through one door, [`mirror::Store::write`], which
 //!   takes the clock hold and the writer turn).
-//!   * [`mirror::store`]: opening the database, and the write door.
+//!   * [`mirror::store`]: opening the database, and the write door;
+//!     [`mirror::error`]: `StoreError`; `mirror::sqlite`: what the mirror's
+//!     SQLite files share (busy timeout, statement logs, private creation).
 //!   * [`mirror::column`]: the mirror's user columns, one type shared by
 //!     flattening, the plan, the push and the HR attributes.
 //!   * [`mirror::users`]: users and their change history, a page at a time
@@ -74,7 +76,9 @@
 //!     `mirror::users::page_write` (a page in a few statements).
 //!   * [`mirror::runs`]: `sync_runs`, the watermark, status figures;
 //!     `mirror::vocab`: the words of `sync_runs` (run kinds, statuses).
-//!   * [`mirror::quotas`]: the quota ledger and endpoint locks.
+//!   * [`mirror::quotas`]: the quota ledger and endpoint locks;
+//!     `mirror::ledger`: the ledger's own file, `<mirror path>.quota`, so a
+//!     request start never waits for the mirror's writer.
 //!   * [`mirror::lease`]: the owner lease every opener holds (a run belongs
 //!     to a live process) and the one-push-per-mirror lock.
 //!   * [`mirror::pushes`]: the `pushes` and `push_failures` tables and the

@@ -7,8 +7,10 @@
 //! whatever the number of concurrent callers.
 //!
 //! * The quota belongs to the Cliq user, not to the process: the starts are
-//!   kept in a ledger in the mirror database (`request_ledger`) and counted
-//!   inside a `BEGIN IMMEDIATE` transaction before each request, so a second
+//!   kept in a ledger beside the mirror (`request_ledger` in
+//!   `<mirror path>.quota`, a file of its own so that a start never waits for
+//!   the mirror's writer) and counted inside a `BEGIN IMMEDIATE` transaction
+//!   before each request, so a second
 //!   process on the same mirror (a manual `push` beside the daemon, two
 //!   `sync` runs back to back) draws from the same budget.
 //! * A throttle answer locks the endpoint for its full lock period; the lock is

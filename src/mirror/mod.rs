@@ -2,6 +2,7 @@
 //! schema (see `migrations/`).
 
 pub mod column;
+pub mod error;
 mod health;
 pub mod held;
 pub mod held_plans;
@@ -10,11 +11,13 @@ pub mod hr_stage;
 mod hub;
 pub mod lease;
 pub mod leavers;
+pub(crate) mod ledger;
 pub(crate) mod plan_join;
 pub mod progress;
 pub mod pushes;
 pub mod quotas;
 pub mod runs;
+mod sqlite;
 pub mod store;
 pub mod teams;
 pub mod undo;

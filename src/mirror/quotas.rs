@@ -1,5 +1,5 @@
-//! The quota ledger (`request_ledger`) and the endpoint locks
-//! (`endpoint_locks`): the SQL behind the quota scheduler
+//! The quota ledger (`request_ledger`, in its own file: [`super::ledger`])
+//! and the endpoint locks (`endpoint_locks`, in the mirror): the SQL behind the quota scheduler
 //! (`cliq::quotas`), which keeps the policy (FIFO order, sleeping, the
 //! margin). Endpoints are named as in the ledger (`Endpoint::name`).
 
@@ -29,10 +29,13 @@ pub(crate) enum LedgerAnswer {
 }
 
 impl Store {
-    /// One transaction: honour a lock, count `endpoint`'s starts in the
-    /// `window` (at most `requests`), record the start. The time is read
-    /// from `clock` only once the write lock is held, so another process
-    /// cannot slip a start in between our count and our insert.
+    /// Honour a lock (read from the mirror, where locks are written and
+    /// read by everyone), then one transaction in the ledger's own file
+    /// ([`super::ledger`]): count `endpoint`'s starts in the `window` (at
+    /// most `requests`), record the start. The time is read from `clock`
+    /// only once the ledger's write lock is held, so another process
+    /// cannot slip a start in between our count and our insert. A start
+    /// never waits for the mirror's writer (a pull's page transaction).
     pub(crate) async fn ledger_try_start(
         &self,
         endpoint: &str,
@@ -40,16 +43,13 @@ impl Store {
         window: chrono::Duration,
         clock: &Clock,
     ) -> Result<LedgerAnswer, StoreError> {
-        let mut tx = self.write().await?;
-        let now = truncate_ms(clock.now());
-        let lock: Option<String> =
-            sqlx::query_scalar("SELECT locked_until FROM endpoint_locks WHERE endpoint = ?1")
-                .bind(endpoint)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(until) = lock.as_deref().and_then(from_db).filter(|u| *u > now) {
-            return Ok(LedgerAnswer::Locked(until));
+        if let Some(until) = self.endpoint_locked_until(endpoint).await? {
+            if until > truncate_ms(clock.now()) {
+                return Ok(LedgerAnswer::Locked(until));
+            }
         }
+        let mut tx = self.ledger.write().await?;
+        let now = truncate_ms(clock.now());
         // The N-th most recent start decides: a new start is allowed once
         // it has left the window, i.e. at nth + window.
         let nth: Option<String> = sqlx::query_scalar(
@@ -84,7 +84,7 @@ impl Store {
 
     /// Remove the newest recorded start of `endpoint` (a refund).
     pub(crate) async fn ledger_refund(&self, endpoint: &str) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.ledger.write().await?;
         sqlx::query(
             "DELETE FROM request_ledger WHERE id = (SELECT id FROM request_ledger
              WHERE endpoint = ?1 ORDER BY started_at DESC, id DESC LIMIT 1)",
@@ -163,12 +163,16 @@ impl Store {
         endpoint: &str,
         since: DateTime<Utc>,
     ) -> Result<u32, StoreError> {
+        let Some(pool) = self.ledger.pool() else {
+            return Ok(0);
+        };
+        let _hold = self.hold();
         let n: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM request_ledger WHERE endpoint = ? AND started_at > ?",
         )
         .bind(endpoint)
         .bind(to_db(since))
-        .fetch_one(&*self.read())
+        .fetch_one(pool)
         .await?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }

@@ -37,42 +37,11 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
 use super::lease::OwnerLease;
+use super::ledger::Ledger;
+use super::sqlite::{create_private, quiet_statement_logs, BUSY_TIMEOUT};
 use crate::clock::{Clock, TimeHold};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot prepare the mirror at {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot open the mirror at {path}: {source}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: sqlx::Error,
-    },
-    #[error("cannot apply migrations to the mirror at {path}: {source}")]
-    Migrate {
-        path: PathBuf,
-        #[source]
-        source: sqlx::migrate::MigrateError,
-    },
-    #[error(transparent)]
-    Lease(#[from] super::lease::LeaseError),
-    /// The mirror has a migration this binary does not know: it was
-    /// made (or last opened) by a newer cliq-sync. Nothing was changed.
-    #[error(
-        "the mirror at {path} was made by a newer cliq-sync (it has migration {version}, \
-         which this version does not know); upgrade cliq-sync to use it"
-    )]
-    NewerMirror { path: PathBuf, version: i64 },
-    #[error("the mirror is closed")]
-    Closed,
-    #[error("mirror database error: {0}")]
-    Db(#[from] sqlx::Error),
-}
+pub use super::error::StoreError;
 
 /// Set on every connection of the pool (WAL itself is a property of the
 /// file, set when the pool opens it).
@@ -104,10 +73,6 @@ const CONNECTION_PRAGMAS: [(&str, &str); 4] = [
 /// large sort or temporary table on a read spills to disk as before.
 const WRITE_CONNECTION_PRAGMAS: [(&str, &str); 1] = [("temp_store", "MEMORY")];
 
-/// SQLite's busy handler waits in real time on the connection's thread;
-/// long enough for another process's transaction.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// The embedded migrations (applied on every open; idempotent).
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -129,6 +94,8 @@ pub struct Store {
     /// page write and a quota-ledger update from slowing each other down.
     /// Other processes still meet the busy handler, rarely.
     writer: Arc<tokio::sync::Mutex<bool>>,
+    /// The quota ledger's own file (see [`super::ledger`]).
+    pub(super) ledger: Ledger,
     /// This opener's claim on the runs it starts (see [`super::lease`]).
     lease: Arc<OwnerLease>,
     /// The progress of the run this opener is running, published by pulls
@@ -202,6 +169,9 @@ impl Store {
         let lease = Arc::new(OwnerLease::take(path)?);
 
         let writes = write_pool(path, 1, &WRITE_CONNECTION_PRAGMAS).await?;
+        let ledger = Ledger::open(path, clock).await?;
+        // Before the migration that drops the mirror's own ledger table.
+        ledger.import_from(&writes).await?;
         migrate(&writes, path).await?;
         let pool = write_pool(path, READ_CONNECTIONS, &[]).await?;
         Ok(Self {
@@ -210,6 +180,7 @@ impl Store {
             path: path.to_owned(),
             clock: clock.clone(),
             writer: Arc::new(tokio::sync::Mutex::new(true)),
+            ledger,
             lease,
             progress: Default::default(),
         })
@@ -256,6 +227,7 @@ impl Store {
             path: path.to_owned(),
             clock: clock.clone(),
             writer: Arc::new(tokio::sync::Mutex::new(false)),
+            ledger: Ledger::open_read_only(path, clock).await,
             lease: Arc::new(OwnerLease::reader()),
             progress: Default::default(),
         };
@@ -328,6 +300,7 @@ impl Store {
         let _hold = self.hold();
         let mut turn = self.writer.lock().await;
         *turn = false;
+        self.ledger.close().await;
         // The last connection to close checkpoints the WAL and removes it;
         // the pool does not wait for its connections' threads to finish
         // closing, so one connection is taken out and closed last, awaited
@@ -342,15 +315,6 @@ impl Store {
             }
         }
     }
-}
-
-/// Statements at trace, slow ones at debug: sqlx's default WARN past 1 s
-/// fires on any loaded host for no fault (the busy timeout is the real limit).
-fn quiet_statement_logs(options: SqliteConnectOptions) -> SqliteConnectOptions {
-    use sqlx::ConnectOptions;
-    options
-        .log_statements(log::LevelFilter::Trace)
-        .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1))
 }
 
 /// A read-only pool on an existing mirror; `immutable`: promise SQLite the
@@ -382,26 +346,6 @@ fn wal_files_present(path: &Path) -> bool {
         PathBuf::from(p).exists()
     };
     with("-wal") || with("-shm")
-}
-
-#[cfg(unix)]
-fn create_private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o640)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-#[cfg(not(unix))]
-fn create_private(_path: &Path) -> std::io::Result<()> {
-    Ok(())
 }
 
 /// Connections of the read pool: enough that callers never queue for one

@@ -140,7 +140,7 @@ async fn an_unreachable_accounts_host_fails_sync_within_the_bound_without_spendi
     assert!(stderr.contains("retrying"), "{stderr}");
 
     // Connection failures left nothing in the token-mint ledger.
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", ts.db.display()))
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}.quota", ts.db.display()))
         .await
         .unwrap();
     let spent: i64 =

@@ -1,0 +1,334 @@
+//! The quota ledger's own file, `<mirror path>.quota`: a small SQLite
+//! database (WAL) beside the mirror, holding `request_ledger`, the request
+//! starts the quota scheduler counts.
+//!
+//! Why a file of its own: every request start is a write that must be
+//! durable before the request leaves, and SQLite has one writer per file.
+//! In the mirror, a start had to wait for the page being written, so a
+//! pull fetched at most a page ahead of its writer and every page was a
+//! transaction of its own. Here, a start never waits for the mirror's
+//! writer, and the mirror's writer can keep several pages in one
+//! transaction. Every process on a mirror opens the same ledger file, so
+//! the budget is still shared across processes; the endpoint locks stay
+//! in the mirror (`endpoint_locks`, part of its public schema).
+//!
+//! Its door is like the mirror's ([`super::store`]): the test clock's
+//! hold, this process's ledger turn, then `BEGIN IMMEDIATE`, all inside
+//! [`Ledger::write`]; every SQLite call runs on the connection's worker
+//! thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use tokio::sync::OwnedMutexGuard;
+
+use super::error::StoreError;
+use super::sqlite::{create_private, quiet_statement_logs, BUSY_TIMEOUT};
+use crate::clock::{Clock, TimeHold};
+
+/// The ledger's schema, applied on every open (idempotent). No
+/// AUTOINCREMENT: ids are only an order among equal times.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS request_ledger (
+    id         INTEGER PRIMARY KEY,
+    endpoint   TEXT NOT NULL,
+    started_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS request_ledger_endpoint ON request_ledger (endpoint, started_at);
+";
+
+/// `<mirror path>.quota`.
+pub fn ledger_path(mirror: &Path) -> PathBuf {
+    let mut p = mirror.as_os_str().to_owned();
+    p.push(".quota");
+    PathBuf::from(p)
+}
+
+/// The ledger file of one mirror. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Ledger {
+    /// `None` for a read-only opener of a mirror that has no ledger file
+    /// yet (nothing was ever started through it).
+    pool: Option<SqlitePool>,
+    clock: Clock,
+    /// This process's ledger turn: `true` while writes are allowed.
+    turn: Arc<tokio::sync::Mutex<bool>>,
+}
+
+/// A ledger write transaction holding the turn and the clock's hold.
+pub(crate) struct LedgerTx {
+    tx: Transaction<'static, Sqlite>,
+    _turn: OwnedMutexGuard<bool>,
+    _hold: TimeHold,
+}
+
+impl LedgerTx {
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
+    }
+}
+
+impl std::ops::Deref for LedgerTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for LedgerTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}
+
+impl Ledger {
+    /// Open (creating if missing, mode 0640 like the mirror) the ledger of
+    /// the mirror at `mirror`.
+    pub(crate) async fn open(mirror: &Path, clock: &Clock) -> Result<Self, StoreError> {
+        let path = ledger_path(mirror);
+        create_private(&path).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("synchronous", "NORMAL");
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        // One connection: writes take turns anyway, and the reads are few.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(quiet_statement_logs(options))
+            .await
+            .map_err(open_err)?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&pool)
+            .await
+            .map_err(open_err)?;
+        Ok(Self {
+            pool: Some(pool),
+            clock: clock.clone(),
+            turn: Arc::new(tokio::sync::Mutex::new(true)),
+        })
+    }
+
+    /// The ledger of a mirror opened read-only: read-only too, and absent
+    /// (every count is 0) if the file does not exist or cannot be read.
+    pub(crate) async fn open_read_only(mirror: &Path, clock: &Clock) -> Self {
+        let options = SqliteConnectOptions::new()
+            .filename(ledger_path(mirror))
+            .read_only(true)
+            .create_if_missing(false)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(quiet_statement_logs(options))
+            .await
+            .ok();
+        Self {
+            pool,
+            clock: clock.clone(),
+            turn: Arc::new(tokio::sync::Mutex::new(false)),
+        }
+    }
+
+    /// The door to every ledger write (see the module doc).
+    pub(crate) async fn write(&self) -> Result<LedgerTx, StoreError> {
+        let hold = self.clock.hold();
+        let turn = self.turn.clone().lock_owned().await;
+        let (true, Some(pool)) = (*turn, &self.pool) else {
+            return Err(StoreError::Closed);
+        };
+        let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(LedgerTx {
+            tx,
+            _turn: turn,
+            _hold: hold,
+        })
+    }
+
+    /// The pool for a read, with the clock held by the caller; `None`
+    /// when there is no ledger to read.
+    pub(crate) fn pool(&self) -> Option<&SqlitePool> {
+        self.pool.as_ref()
+    }
+
+    /// Copy the starts a mirror's own `request_ledger` still holds (a
+    /// mirror last opened by a version that kept the ledger there) into
+    /// this file, so an upgrade does not forget the current windows. The
+    /// table itself is dropped by a migration right after.
+    pub(crate) async fn import_from(&self, mirror: &SqlitePool) -> Result<(), StoreError> {
+        let has_table: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'request_ledger'",
+        )
+        .fetch_optional(mirror)
+        .await?;
+        if has_table.is_none() {
+            return Ok(());
+        }
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT endpoint, started_at FROM request_ledger ORDER BY id")
+                .fetch_all(mirror)
+                .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for chunk in rows.chunks(5_000) {
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO request_ledger (endpoint, started_at) ",
+            );
+            q.push_values(chunk, |mut b, (endpoint, at)| {
+                b.push_bind(endpoint).push_bind(at);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Close the ledger's connection; later writes fail with
+    /// [`StoreError::Closed`].
+    pub(crate) async fn close(&self) {
+        let _hold = self.clock.hold();
+        let mut turn = self.turn.lock().await;
+        *turn = false;
+        if let Some(pool) = &self.pool {
+            pool.close().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::mirror::quotas::LedgerAnswer;
+    use crate::mirror::Store;
+
+    fn window() -> chrono::Duration {
+        chrono::Duration::seconds(60)
+    }
+
+    /// A request start while this process holds the mirror's write lock
+    /// (a pull in the middle of a group of pages) does not wait for it:
+    /// with the ledger in the mirror it waited for the writer turn, so a
+    /// pull could fetch at most a page ahead of its writer.
+    #[tokio::test]
+    async fn a_start_does_not_wait_for_the_mirrors_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::system();
+        let store = Store::open(&dir.path().join("m.db"), &clock).await.unwrap();
+        let page_write = store.write().await.unwrap();
+        let start = tokio::time::timeout(
+            Duration::from_secs(10),
+            store.ledger_try_start("list_users", 30, window(), &clock),
+        )
+        .await
+        .expect("the start waited for the mirror's writer")
+        .unwrap();
+        assert!(matches!(start, LedgerAnswer::Started(_)), "{start:?}");
+        page_write.commit().await.unwrap();
+        assert!(ledger_path(&dir.path().join("m.db")).exists());
+        store.close().await;
+    }
+
+    /// Two openers of one mirror (two processes, as far as state goes)
+    /// draw from one budget through the ledger file; a read-only opener
+    /// counts the same starts.
+    #[tokio::test]
+    async fn openers_of_one_mirror_share_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let clock = Clock::system();
+        let (a, b) = (
+            Store::open(&path, &clock).await.unwrap(),
+            Store::open(&path, &clock).await.unwrap(),
+        );
+        for store in [&a, &b] {
+            let answer = store
+                .ledger_try_start("list_users", 2, window(), &clock)
+                .await
+                .unwrap();
+            assert!(matches!(answer, LedgerAnswer::Started(_)), "{answer:?}");
+        }
+        let third = a
+            .ledger_try_start("list_users", 2, window(), &clock)
+            .await
+            .unwrap();
+        assert!(matches!(third, LedgerAnswer::Full(_)), "{third:?}");
+        let since = clock.now() - window();
+        let (reader, _) = Store::open_read_only(&path, &clock).await.unwrap();
+        for store in [&a, &b, &reader] {
+            assert_eq!(
+                store
+                    .ledger_starts_since("list_users", since)
+                    .await
+                    .unwrap(),
+                2
+            );
+        }
+        for store in [a, b, reader] {
+            store.close().await;
+        }
+    }
+
+    /// A mirror last opened by a version that kept the ledger in the
+    /// mirror: its starts move to the ledger file (the current windows are
+    /// not forgotten) and the mirror's table is dropped.
+    #[tokio::test]
+    async fn an_older_mirrors_ledger_moves_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let clock = Clock::system();
+        let store = Store::open(&path, &clock).await.unwrap();
+        let now = crate::clock::to_db(clock.now());
+        let mut tx = store.write().await.unwrap();
+        sqlx::raw_sql(&format!(
+            "CREATE TABLE request_ledger (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                endpoint TEXT NOT NULL, started_at TEXT NOT NULL);
+             INSERT INTO request_ledger (endpoint, started_at)
+                VALUES ('oauth_token', '{now}'), ('oauth_token', '{now}');
+             DELETE FROM _sqlx_migrations WHERE version = 20261207000001;"
+        ))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = ledger_path(&path).into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
+
+        let store = Store::open(&path, &clock).await.unwrap();
+        let since = clock.now() - chrono::Duration::minutes(10);
+        assert_eq!(
+            store
+                .ledger_starts_since("oauth_token", since)
+                .await
+                .unwrap(),
+            2
+        );
+        let left: Option<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE name = 'request_ledger'")
+                .fetch_optional(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(left, None);
+        store.close().await;
+    }
+}
