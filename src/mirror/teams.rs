@@ -21,34 +21,6 @@ pub(crate) struct TeamRow {
 }
 
 impl Store {
-    /// Queue users for a team-membership fetch (already queued: kept).
-    ///
-    /// One statement for the whole list (the ids as a JSON array through
-    /// `json_each`): a first pull queues every user, and a statement per
-    /// user, each a round trip to the connection's thread, cost a 100,000
-    /// user pull twice the rest of its time.
-    pub(crate) async fn queue_teams(
-        &self,
-        ids: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let ids = serde_json::to_string(ids).expect("strings serialise");
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT OR IGNORE INTO teams_queue (user_id, queued_at)
-             SELECT value, ?1 FROM json_each(?2)",
-        )
-        .bind(to_db(now))
-        .bind(ids)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Queue every current user (teams = "all").
     pub(crate) async fn queue_all_teams(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;

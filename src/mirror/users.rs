@@ -31,6 +31,7 @@ impl FlatUser {
 
 mod flatten;
 mod page_write;
+pub use page_write::PageGroup;
 
 /// What writing one page did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -1,9 +1,9 @@
 //! Pulls: Cliq → mirror.
 //!
-//! * **Full**: every user with `fields=all`, page by page, each page written in
-//!   its own transaction as it arrives, or with the pages already fetched
-//!   behind it when the writer fell behind (group commit, see `pipeline`;
-//!   bounded memory whatever the org size).
+//! * **Full**: every user with `fields=all`, page by page, each page written
+//!   as it is taken, in a transaction of its own or, when the writer fell
+//!   behind, with the pages already fetched behind it (group commit, see
+//!   `pipeline`; bounded memory whatever the org size).
 //!   Only a listing that *completed* marks unseen users removed; one that
 //!   failed, was throttled beyond its budget or was stopped marks nobody.
 //! * **Incremental**: `modified_after` = watermark − overlap. Cliq only sees

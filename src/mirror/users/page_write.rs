@@ -159,9 +159,8 @@ fn json_ids<'a>(ids: impl Iterator<Item = &'a str>) -> String {
 
 impl Store {
     /// Write one page of users in one transaction, so a reader never sees
-    /// half a page and a crash loses at most the pages in flight. The pull
-    /// also passes several consecutive pages at once (group commit), their
-    /// users in listing order.
+    /// half a page and a crash loses at most the page in flight. (A pull
+    /// writes consecutive pages through a [`PageGroup`] instead.)
     ///
     /// Unchanged users (same content hash) only get `last_seen_at` bumped
     /// in the narrow `user_state`; their `user_rows` row is not rewritten.
@@ -169,16 +168,55 @@ impl Store {
     /// user gets one row with field `user` and new value `added`, a user
     /// who reappears after removal one with new value `restored`. Users
     /// are applied in order, so one listed twice ends as the later copy.
-    ///
-    /// A handful of statements per page, whatever its size (two reads,
-    /// then multi-row writes): each statement is a round trip to the
-    /// connection's worker thread, so one per user would cost more than
-    /// the work.
     pub async fn write_users_page(
         &self,
         users: &[FlatUser],
         run_id: i64,
         source: ChangeSource,
+        now: DateTime<Utc>,
+    ) -> Result<PageOutcome, StoreError> {
+        let mut group = self.begin_pages(run_id, source, false).await?;
+        let out = group.write(users, now).await?;
+        group.commit().await?;
+        Ok(out)
+    }
+
+    /// Begin a group of listed pages written in one transaction (group
+    /// commit): each [`PageGroup::write`] is what [`Store::write_users_page`]
+    /// does for one page, and `queue_teams` also queues its new and changed
+    /// users for their team memberships, in the same transaction.
+    pub async fn begin_pages(
+        &self,
+        run_id: i64,
+        source: ChangeSource,
+        queue_teams: bool,
+    ) -> Result<PageGroup, StoreError> {
+        Ok(PageGroup {
+            tx: self.write().await?,
+            run_id,
+            source,
+            queue_teams,
+        })
+    }
+}
+
+/// Consecutive pages of a listing in one write transaction (it holds the
+/// writer turn). Dropped uncommitted, it rolls back all of them.
+pub struct PageGroup {
+    tx: WriteTx,
+    run_id: i64,
+    source: ChangeSource,
+    queue_teams: bool,
+}
+
+impl PageGroup {
+    /// Write one page (see [`Store::write_users_page`]). A handful of
+    /// statements per page, whatever its size (two reads, then multi-row
+    /// writes): each statement is a round trip to the connection's worker
+    /// thread, so one per user would cost more than the work.
+    pub async fn write(
+        &mut self,
+        users: &[FlatUser],
         now: DateTime<Utc>,
     ) -> Result<PageOutcome, StoreError> {
         let mut out = PageOutcome {
@@ -189,8 +227,8 @@ impl Store {
             return Ok(out);
         }
         let now_s = to_db(now);
-        let mut tx = self.write().await?;
-        let before = read_before(&mut tx, users).await?;
+        let tx = &mut self.tx;
+        let before = read_before(tx, users).await?;
         let w = page_writes(users, &before, &mut out);
         if !w.seen.is_empty() {
             sqlx::query(
@@ -199,27 +237,52 @@ impl Store {
             )
             .bind(&now_s)
             .bind(json_ids(w.seen.iter().copied()))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        write_rows(&mut tx, &w.new, "", &now_s).await?;
-        write_rows(&mut tx, &w.known, ROW_UPSERT, &now_s).await?;
-        for chunk in w.changes.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(CHANGE_INSERT);
-            q.push_values(chunk, |mut b, (id, field, old, new)| {
-                b.push_bind(*id)
-                    .push_bind(*field)
-                    .push_bind(*old)
-                    .push_bind(*new);
-                b.push_bind(&now_s)
-                    .push_bind(run_id)
-                    .push_bind(source.as_str());
-            });
-            q.build().execute(&mut *tx).await?;
+        write_rows(tx, &w.new, "", &now_s).await?;
+        write_rows(tx, &w.known, ROW_UPSERT, &now_s).await?;
+        write_changes(tx, &w.changes, &now_s, self.run_id, self.source).await?;
+        if self.queue_teams && !out.touched_ids.is_empty() {
+            sqlx::query(
+                "INSERT OR IGNORE INTO teams_queue (user_id, queued_at)
+                 SELECT value, ?1 FROM json_each(?2)",
+            )
+            .bind(&now_s)
+            .bind(json_ids(out.touched_ids.iter().map(String::as_str)))
+            .execute(&mut **tx)
+            .await?;
         }
-        tx.commit().await?;
         Ok(out)
     }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await
+    }
+}
+
+/// The `user_changes` rows of a page, in multi-row statements.
+async fn write_changes(
+    tx: &mut WriteTx,
+    changes: &[Change<'_>],
+    now_s: &str,
+    run_id: i64,
+    source: ChangeSource,
+) -> Result<(), StoreError> {
+    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(CHANGE_INSERT);
+        q.push_values(chunk, |mut b, (id, field, old, new)| {
+            b.push_bind(*id)
+                .push_bind(*field)
+                .push_bind(*old)
+                .push_bind(*new);
+            b.push_bind(now_s)
+                .push_bind(run_id)
+                .push_bind(source.as_str());
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// What the mirror has for the users of a page: id → (content hash,

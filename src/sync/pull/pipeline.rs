@@ -1,7 +1,9 @@
 //! The listing pipeline: a producer task fetches pages, the blocking pool
 //! flattens them, and the pull writes them in turn into the mirror: one
 //! page per transaction while pages arrive slower than they are written,
-//! several at once when the writer fell behind (group commit).
+//! the pages already waiting in the same transaction when the writer fell
+//! behind (group commit). The producer's quota-ledger writes go to a file
+//! of their own, so it is never held up by the writer's transaction.
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -75,24 +77,21 @@ pub(super) fn flatten(
     Ok(out)
 }
 
-/// Pages the producer may fetch ahead of the writer (the channel's bound):
-/// enough for the batches that form while the writer is behind, few enough
-/// that memory stays bounded (a flattened page of 100 users is a few
-/// hundred KB). Batches stay small anyway: the producer records each
-/// request in the quota ledger, a write that takes its turn between the
-/// writer's transactions, so it gets at most a page or two ahead. Measured
-/// on 100,000 users with quotas lifted: 1,000 pages in about 750
-/// transactions with 2 ahead, about 600 with 4, whose peak RSS reached 33 MB.
+/// Pages the producer may fetch ahead of the writer (the channel's
+/// bound): a flattened page of 100 users is a few hundred KB, so memory
+/// stays bounded; the group below needs no more, because it writes each
+/// page into its transaction as it takes it instead of collecting them.
 const PAGES_AHEAD: usize = 2;
 
-/// At most this many pages, or about this many users, are written in one
-/// transaction. Every transaction rewrites the same `users_email` index
-/// pages into the WAL, so pages already fetched when the writer gets to
-/// them are cheaper written together; the cap keeps the write lock (which
-/// other processes and the quota ledger wait for) short and a reader's view
-/// of the pull's progress fresh.
+/// Group commit: the writer keeps writing pages that are already fetched
+/// into one transaction, up to this many, and commits as soon as none is
+/// waiting (it never holds the write lock while the network is slow).
+/// Every commit rewrites the index pages it touched into the WAL (for
+/// `users_email`, about one per user of the page), so a writer that
+/// fell behind catches up with fewer, larger commits. The cap keeps the
+/// mirror's write lock (which other processes wait for) short, and a
+/// reader's view of the pull's progress fresh.
 const GROUP_COMMIT_PAGES: u64 = 20;
-const GROUP_COMMIT_USERS: usize = 2_000;
 
 pub(super) enum ListFailure {
     Cliq(CliqError),
@@ -115,12 +114,9 @@ pub(super) async fn list_into_mirror(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Fetched>(PAGES_AHEAD);
     let listings = listings(params, opts.per_status);
     let producer = spawn_producer(client.clone(), store.clock().clone(), listings, tx);
-    // What ended a batch of ready pages, handled next.
+    // What ended a group of ready pages, handled next.
     let mut held: Option<Fetched> = None;
     loop {
-        if cancel.is_cancelled() {
-            return Ok(Listing::Stopped);
-        }
         let event = match held.take() {
             Some(event) => Some(event),
             None => tokio::select! {
@@ -145,12 +141,8 @@ pub(super) async fn list_into_mirror(
             Some(Fetched::Restarted) => report.restarts += 1,
             Some(Fetched::FirstAnswer(date, ours)) => note_first_answer(client, report, date, ours),
             Some(Fetched::Page(flattening)) => {
-                let mut batch = Batch {
-                    users: flattened(flattening).await.map_err(ListFailure::Cliq)?,
-                    pages: 1,
-                };
-                held = batch.take_ready(&mut rx).await;
-                write_batch(parts, queue_teams, &batch, run, report).await?;
+                let users = flattened(flattening).await.map_err(ListFailure::Cliq)?;
+                held = write_group(parts, queue_teams, users, &mut rx, run, report, cancel).await?;
             }
         }
     }
@@ -168,39 +160,62 @@ async fn flattened(
     })
 }
 
-/// Consecutive listed pages written in one transaction, their users in
-/// listing order (so one listed twice ends as the later copy).
-struct Batch {
-    users: Vec<FlatUser>,
-    pages: u64,
-}
-
-impl Batch {
-    /// Add the pages already fetched and flattened, in order, up to the
-    /// caps. Never waits for a page that is not ready: the first event
-    /// that is not a ready page (one still flattening, a restart, a failed
-    /// page) ends the batch and is returned, to be handled next; so the
-    /// pages before a failure are written as they were one by one.
-    async fn take_ready(
-        &mut self,
-        rx: &mut tokio::sync::mpsc::Receiver<Fetched>,
-    ) -> Option<Fetched> {
-        while self.pages < GROUP_COMMIT_PAGES && self.users.len() < GROUP_COMMIT_USERS {
-            let event = rx.try_recv().ok()?;
-            let Fetched::Page(flattening) = event else {
-                return Some(event);
-            };
-            if !flattening.is_finished() {
-                return Some(Fetched::Page(flattening));
-            }
-            match flattened(flattening).await {
-                Ok(users) => self.users.extend(users),
-                Err(e) => return Some(Fetched::Failed(e)),
-            }
-            self.pages += 1;
+/// Write `first` and the pages already waiting behind it in one
+/// transaction (group commit, see [`GROUP_COMMIT_PAGES`]), and commit.
+/// The first event that is not a waiting page (an empty channel, a
+/// restart, a failure, the end) ends the group: what is not a page is
+/// returned, to be handled next, so the pages before a failure are
+/// written as they would be one by one. A page that fails to flatten
+/// fails the group, as it fails the listing.
+async fn write_group(
+    parts: &PullParts<'_>,
+    queue_teams: bool,
+    first: Vec<FlatUser>,
+    rx: &mut tokio::sync::mpsc::Receiver<Fetched>,
+    (run_id, source, tracker): (i64, ChangeSource, &Tracker),
+    report: &mut PullReport,
+    cancel: &CancellationToken,
+) -> Result<Option<Fetched>, ListFailure> {
+    let store = parts.store;
+    let started = tokio::time::Instant::now();
+    let mut group = store
+        .begin_pages(run_id, source, queue_teams)
+        .await
+        .map_err(ListFailure::Store)?;
+    let (mut pages, mut users, mut next) = (0u64, first, None);
+    loop {
+        let out = group
+            .write(&users, store.clock().now())
+            .await
+            .map_err(ListFailure::Store)?;
+        pages += 1;
+        report.pages += 1;
+        report.users_seen += out.seen;
+        report.added += out.added;
+        report.changed += out.changed;
+        if pages >= GROUP_COMMIT_PAGES || cancel.is_cancelled() {
+            break;
         }
-        None
+        match rx.try_recv() {
+            Ok(Fetched::Page(flattening)) => {
+                users = flattened(flattening).await.map_err(ListFailure::Cliq)?;
+            }
+            Ok(other) => {
+                next = Some(other);
+                break;
+            }
+            Err(_) => break,
+        }
     }
+    group.commit().await.map_err(ListFailure::Store)?;
+    tracker.set(report.pages, report.users_seen);
+    tracing::debug!(
+        page = report.pages,
+        pages,
+        write_ms = started.elapsed().as_millis() as u64,
+        "pages written"
+    );
+    Ok(next)
 }
 
 /// One listing, or one per status (`[sync] status_listing`): together
@@ -260,42 +275,4 @@ fn spawn_producer(
             }
         }
     })))
-}
-
-/// Write a batch of flattened pages in one transaction, count them and
-/// queue their new or changed users for team memberships.
-async fn write_batch(
-    parts: &PullParts<'_>,
-    queue_teams: bool,
-    batch: &Batch,
-    (run_id, source, tracker): (i64, ChangeSource, &Tracker),
-    report: &mut PullReport,
-) -> Result<(), ListFailure> {
-    let store = parts.store;
-    let received = tokio::time::Instant::now();
-    let now = store.clock().now();
-    let out = store
-        .write_users_page(&batch.users, run_id, source, now)
-        .await
-        .map_err(ListFailure::Store)?;
-    tracing::debug!(
-        page = report.pages + batch.pages,
-        pages = batch.pages,
-        users = out.seen,
-        changed = out.added + out.changed,
-        write_ms = received.elapsed().as_millis() as u64,
-        "pages written"
-    );
-    report.pages += batch.pages;
-    report.users_seen += out.seen;
-    report.added += out.added;
-    report.changed += out.changed;
-    tracker.set(report.pages, report.users_seen);
-    if queue_teams {
-        store
-            .queue_teams(&out.touched_ids, now)
-            .await
-            .map_err(ListFailure::Store)?;
-    }
-    Ok(())
 }
