@@ -12,7 +12,7 @@ use crate::mirror::store::{Store, StoreError, WriteTx};
 
 /// The columns of a `user_rows` insert: the id, the 20 [`Column`]s,
 /// raw_json and the time twice (first seen, updated).
-const ROW_INSERT: &str = "INSERT INTO user_rows (id, email_id, first_name, last_name,
+const ROW_INSERT: &str = "INTO user_rows (id, email_id, first_name, last_name,
     display_name, full_name, status, employee_id, mobile, phone, extension, work_location,
     timezone, language, country, department_id, department_name, designation_id,
     designation_name, reporting_to_id, reporting_to_name, raw_json, first_seen_at, updated_at) ";
@@ -33,13 +33,23 @@ const ROW_UPSERT: &str = "
     raw_json = excluded.raw_json, updated_at = excluded.updated_at";
 
 /// A user seen with this content: present.
-const STATE_INSERT: &str = "INSERT INTO user_state (id, content_hash, last_seen_at, removed_at) ";
+const STATE_INSERT: &str = "INTO user_state (id, content_hash, last_seen_at, removed_at) ";
 const STATE_UPSERT: &str = "
  ON CONFLICT (id) DO UPDATE SET
     content_hash = excluded.content_hash, last_seen_at = excluded.last_seen_at, removed_at = NULL";
 
 const CHANGE_INSERT: &str =
     "INSERT INTO user_changes (user_id, field, old_value, new_value, observed_at, run_id, source) ";
+
+/// How new users are inserted: `OR FAIL`, so that SQLite needs no
+/// statement journal for them. A statement that may abort halfway must
+/// first copy every page it changes that existed before it (for
+/// `users_email`, about one per user) so that it can undo just itself;
+/// `FAIL` stops at the failing row instead, which is the same to us: any
+/// error fails the whole transaction, and it rolls back. Known users keep
+/// the upsert (and its journal), which only changed users need.
+const NEW_ROWS: &str = "INSERT OR FAIL ";
+const KNOWN_ROWS: &str = "INSERT ";
 
 /// Rows per multi-row `VALUES` statement: 24 parameters a user row keeps
 /// a statement of 500 at 12,000, well under SQLite's 32,766.
@@ -334,8 +344,14 @@ async fn write_rows(
     tail: &str,
     now_s: &str,
 ) -> Result<(), StoreError> {
+    let verb = if tail.is_empty() {
+        NEW_ROWS
+    } else {
+        KNOWN_ROWS
+    };
     for chunk in users.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(ROW_INSERT);
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(verb);
+        q.push(ROW_INSERT);
         q.push_values(chunk, |mut b, u| {
             b.push_bind(u.id.as_str());
             for v in &u.values {
@@ -346,7 +362,8 @@ async fn write_rows(
                 .push_bind(now_s);
         });
         q.push(tail).build().execute(&mut **tx).await?;
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(STATE_INSERT);
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(verb);
+        q.push(STATE_INSERT);
         q.push_values(chunk, |mut b, u| {
             b.push_bind(u.id.as_str())
                 .push_bind(u.content_hash.as_str());
