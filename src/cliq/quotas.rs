@@ -9,7 +9,7 @@
 //! * The quota belongs to the Cliq user, not to the process: the starts are
 //!   kept in a ledger beside the mirror (`request_ledger` in
 //!   `<mirror path>.quota`, a file of its own so that a start never waits for
-//!   the mirror's writer) and counted inside a `BEGIN IMMEDIATE` transaction
+//!   the mirror's writer) and counted and recorded by one atomic statement
 //!   before each request, so a second
 //!   process on the same mirror (a manual `push` beside the daemon, two
 //!   `sync` runs back to back) draws from the same budget.

@@ -12,9 +12,11 @@
 //! the budget is still shared across processes; the endpoint locks stay
 //! in the mirror (`endpoint_locks`, part of its public schema).
 //!
-//! Its door is like the mirror's ([`super::store`]): the test clock's
-//! hold, this process's ledger turn, then `BEGIN IMMEDIATE`, all inside
-//! [`Ledger::write`]; every SQLite call runs on the connection's worker
+//! Its doors are like the mirror's ([`super::store`]): the test clock's
+//! hold and this process's ledger turn, then `BEGIN IMMEDIATE`
+//! ([`Ledger::write`]), or a single statement that SQLite makes atomic by
+//! itself ([`Ledger::turn`], for taking a start: one round trip to the
+//! connection's thread instead of four). Every SQLite call runs on that
 //! thread.
 
 use std::path::{Path, PathBuf};
@@ -60,6 +62,13 @@ pub(crate) struct Ledger {
 /// A ledger write transaction holding the turn and the clock's hold.
 pub(crate) struct LedgerTx {
     tx: Transaction<'static, Sqlite>,
+    _turn: OwnedMutexGuard<bool>,
+    _hold: TimeHold,
+}
+
+/// The ledger turn for one autocommit statement (see [`Ledger::turn`]).
+pub(crate) struct LedgerTurn<'a> {
+    pub(crate) pool: &'a SqlitePool,
     _turn: OwnedMutexGuard<bool>,
     _hold: TimeHold,
 }
@@ -158,6 +167,24 @@ impl Ledger {
         })
     }
 
+    /// The door to a write of one statement (autocommit): the clock's hold
+    /// and this process's ledger turn, with the pool to run it on. SQLite
+    /// makes the statement atomic by itself (another process's
+    /// transaction is waited for by the busy handler), without the
+    /// `BEGIN` and `COMMIT` round trips to the connection's thread.
+    pub(crate) async fn turn(&self) -> Result<LedgerTurn<'_>, StoreError> {
+        let hold = self.clock.hold();
+        let turn = self.turn.clone().lock_owned().await;
+        let (true, Some(pool)) = (*turn, &self.pool) else {
+            return Err(StoreError::Closed);
+        };
+        Ok(LedgerTurn {
+            pool,
+            _turn: turn,
+            _hold: hold,
+        })
+    }
+
     /// The pool for a read, with the clock held by the caller; `None`
     /// when there is no ledger to read.
     pub(crate) fn pool(&self) -> Option<&SqlitePool> {
@@ -242,6 +269,42 @@ mod tests {
         assert!(matches!(start, LedgerAnswer::Started(_)), "{start:?}");
         page_write.commit().await.unwrap();
         assert!(ledger_path(&dir.path().join("m.db")).exists());
+        store.close().await;
+    }
+
+    /// A start asked for while the endpoint is locked (in the mirror) is
+    /// refused with the lock's end, and leaves no start behind: the lock
+    /// is read beside the ledger's statement, so a start taken meanwhile
+    /// is given back.
+    #[tokio::test]
+    async fn a_locked_endpoint_gets_no_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::system();
+        let store = Store::open(&dir.path().join("m.db"), &clock).await.unwrap();
+        let until = crate::mirror::quotas::truncate_ms(clock.now() + chrono::Duration::minutes(10));
+        store
+            .lock_endpoint("list_users", until, "test", clock.now())
+            .await
+            .unwrap();
+        let answer = store
+            .ledger_try_start("list_users", 30, window(), &clock)
+            .await
+            .unwrap();
+        assert_eq!(answer, LedgerAnswer::Locked(until));
+        let since = clock.now() - window();
+        assert_eq!(
+            store
+                .ledger_starts_since("list_users", since)
+                .await
+                .unwrap(),
+            0
+        );
+        // Another endpoint is not locked.
+        let other = store
+            .ledger_try_start("get_user", 30, window(), &clock)
+            .await
+            .unwrap();
+        assert!(matches!(other, LedgerAnswer::Started(_)), "{other:?}");
         store.close().await;
     }
 

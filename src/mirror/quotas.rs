@@ -17,6 +17,16 @@ pub struct LockState {
     pub reason: String,
 }
 
+/// Old starts are pruned at every this many-th start.
+const PRUNE_EVERY: i64 = 64;
+
+/// What one ledger transaction did: took a start (its row id, its time),
+/// or found the window full until then.
+enum Taken {
+    Started(i64, DateTime<Utc>),
+    Full(DateTime<Utc>),
+}
+
 /// What the ledger said to a request that asked to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LedgerAnswer {
@@ -29,13 +39,13 @@ pub(crate) enum LedgerAnswer {
 }
 
 impl Store {
-    /// Honour a lock (read from the mirror, where locks are written and
-    /// read by everyone), then one transaction in the ledger's own file
-    /// ([`super::ledger`]): count `endpoint`'s starts in the `window` (at
-    /// most `requests`), record the start. The time is read from `clock`
-    /// only once the ledger's write lock is held, so another process
-    /// cannot slip a start in between our count and our insert. A start
-    /// never waits for the mirror's writer (a pull's page transaction).
+    /// Honour a lock (read from the mirror, where every process writes
+    /// and reads them), and take a start in the ledger's own file
+    /// ([`super::ledger`]) if `endpoint`'s `window` has room (at most
+    /// `requests`). The two run side by side, so a start costs one
+    /// ledger transaction's time; in the rare case the endpoint turns out
+    /// locked, the start just taken is given back. A start never waits for
+    /// the mirror's writer (a pull's page transaction).
     pub(crate) async fn ledger_try_start(
         &self,
         endpoint: &str,
@@ -43,43 +53,85 @@ impl Store {
         window: chrono::Duration,
         clock: &Clock,
     ) -> Result<LedgerAnswer, StoreError> {
-        if let Some(until) = self.endpoint_locked_until(endpoint).await? {
-            if until > truncate_ms(clock.now()) {
-                return Ok(LedgerAnswer::Locked(until));
+        let (lock, answer) = tokio::join!(
+            self.endpoint_locked_until(endpoint),
+            self.ledger_take(endpoint, requests, window, clock)
+        );
+        let answer = answer?;
+        let locked = lock?.filter(|until| *until > truncate_ms(clock.now()));
+        match (locked, answer) {
+            (Some(until), Taken::Started(id, _)) => {
+                self.ledger_give_back(id).await?;
+                Ok(LedgerAnswer::Locked(until))
             }
+            (Some(until), Taken::Full(_)) => Ok(LedgerAnswer::Locked(until)),
+            (None, Taken::Started(_, at)) => Ok(LedgerAnswer::Started(at)),
+            (None, Taken::Full(at)) => Ok(LedgerAnswer::Full(at)),
         }
-        let mut tx = self.ledger.write().await?;
+    }
+
+    /// Record a start unless the window is full, in one statement that
+    /// counts and inserts (a new start is allowed once the N-th most
+    /// recent has left the window), atomic in SQLite. Its time is read
+    /// just before; if the busy handler then waited for another process,
+    /// the time returned is older than the start, and the scheduler takes
+    /// a new slot instead of sending late (see `MAX_RECORD_SKEW` in
+    /// `cliq::quotas`).
+    async fn ledger_take(
+        &self,
+        endpoint: &str,
+        requests: u32,
+        window: chrono::Duration,
+        clock: &Clock,
+    ) -> Result<Taken, StoreError> {
+        let turn = self.ledger.turn().await?;
         let now = truncate_ms(clock.now());
-        // The N-th most recent start decides: a new start is allowed once
-        // it has left the window, i.e. at nth + window.
-        let nth: Option<String> = sqlx::query_scalar(
-            "SELECT started_at FROM request_ledger WHERE endpoint = ?1
-             ORDER BY started_at DESC LIMIT 1 OFFSET ?2",
+        let nth_back = i64::from(requests.max(1) - 1);
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO request_ledger (endpoint, started_at)
+             SELECT ?1, ?3 WHERE coalesce((SELECT started_at FROM request_ledger
+                 WHERE endpoint = ?1 ORDER BY started_at DESC LIMIT 1 OFFSET ?2), '') <= ?4
+             RETURNING id",
         )
         .bind(endpoint)
-        .bind(i64::from(requests.max(1) - 1))
-        .fetch_optional(&mut *tx)
+        .bind(nth_back)
+        .bind(to_db(now))
+        .bind(to_db(now - window))
+        .fetch_optional(turn.pool)
         .await?;
-        if let Some(free_at) = nth.as_deref().and_then(from_db).map(|t| t + window) {
-            if free_at > now {
-                return Ok(LedgerAnswer::Full(free_at));
-            }
-        }
-        // Record, and keep the ledger small: nothing older than the window
-        // (plus a minute) matters.
-        let horizon = now - window - chrono::Duration::minutes(1);
-        sqlx::query("INSERT INTO request_ledger (endpoint, started_at) VALUES (?1, ?2)")
+        let Some(id) = id else {
+            let nth: Option<String> = sqlx::query_scalar(
+                "SELECT started_at FROM request_ledger WHERE endpoint = ?1
+                 ORDER BY started_at DESC LIMIT 1 OFFSET ?2",
+            )
             .bind(endpoint)
-            .bind(to_db(now))
-            .execute(&mut *tx)
+            .bind(nth_back)
+            .fetch_optional(turn.pool)
             .await?;
-        sqlx::query("DELETE FROM request_ledger WHERE endpoint = ?1 AND started_at < ?2")
-            .bind(endpoint)
-            .bind(to_db(horizon))
+            let free_at = nth.as_deref().and_then(from_db).map_or(now, |t| t + window);
+            return Ok(Taken::Full(free_at));
+        };
+        // Keep the ledger small (nothing older than the window plus a
+        // minute matters), every so often rather than at every start.
+        if id % PRUNE_EVERY == 0 {
+            sqlx::query("DELETE FROM request_ledger WHERE endpoint = ?1 AND started_at < ?2")
+                .bind(endpoint)
+                .bind(to_db(now - window - chrono::Duration::minutes(1)))
+                .execute(turn.pool)
+                .await?;
+        }
+        Ok(Taken::Started(id, now))
+    }
+
+    /// Remove one recorded start, by its id.
+    async fn ledger_give_back(&self, id: i64) -> Result<(), StoreError> {
+        let mut tx = self.ledger.write().await?;
+        sqlx::query("DELETE FROM request_ledger WHERE id = ?1")
+            .bind(id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(LedgerAnswer::Started(now))
+        Ok(())
     }
 
     /// Remove the newest recorded start of `endpoint` (a refund).
