@@ -309,6 +309,10 @@ fn fresh_files(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         mirror.clone(),
         dir.join("mirror.db-wal"),
         dir.join("mirror.db-shm"),
+        // The quota ledger of the last run's simulated org.
+        dir.join("mirror.db.quota"),
+        dir.join("mirror.db.quota-wal"),
+        dir.join("mirror.db.quota-shm"),
         hr_file.clone(),
     ] {
         match std::fs::remove_file(&f) {
