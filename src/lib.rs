@@ -65,8 +65,9 @@
 //!   all its SQL; one driver, sqlx, whose connections run on their own
 //!   threads; every write through one door, [`mirror::Store::write`], which
 //!   takes the clock hold and the writer turn).
-//!   * [`mirror::store`]: opening the database, and the write door;
-//!     [`mirror::error`]: `StoreError`; `mirror::sqlite`: what the mirror's
+//!   * [`mirror::store`]: opening the database, and the write door
+//!     (`mirror::door`: its transaction, `WriteTx`, shared with the
+//!     ledger's file); [`mirror::error`]: `StoreError`; `mirror::sqlite`: what the mirror's
 //!     SQLite files share (busy timeout, statement logs, private creation).
 //!   * [`mirror::column`]: the mirror's user columns, one type shared by
 //!     flattening, the plan, the push and the HR attributes.

@@ -23,9 +23,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::OwnedMutexGuard;
 
+use super::door::{Turn, WriteTx};
 use super::error::StoreError;
 use super::sqlite::{create_private, quiet_statement_logs, BUSY_TIMEOUT};
 use crate::clock::{Clock, TimeHold};
@@ -56,14 +57,7 @@ pub(crate) struct Ledger {
     pool: Option<SqlitePool>,
     clock: Clock,
     /// This process's ledger turn: `true` while writes are allowed.
-    turn: Arc<tokio::sync::Mutex<bool>>,
-}
-
-/// A ledger write transaction holding the turn and the clock's hold.
-pub(crate) struct LedgerTx {
-    tx: Transaction<'static, Sqlite>,
-    _turn: OwnedMutexGuard<bool>,
-    _hold: TimeHold,
+    turn: Turn,
 }
 
 /// The ledger turn for one autocommit statement (see [`Ledger::turn`]).
@@ -71,25 +65,6 @@ pub(crate) struct LedgerTurn<'a> {
     pub(crate) pool: &'a SqlitePool,
     _turn: OwnedMutexGuard<bool>,
     _hold: TimeHold,
-}
-
-impl LedgerTx {
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        Ok(self.tx.commit().await?)
-    }
-}
-
-impl std::ops::Deref for LedgerTx {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for LedgerTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
-    }
 }
 
 impl Ledger {
@@ -153,18 +128,11 @@ impl Ledger {
     }
 
     /// The door to every ledger write (see the module doc).
-    pub(crate) async fn write(&self) -> Result<LedgerTx, StoreError> {
-        let hold = self.clock.hold();
-        let turn = self.turn.clone().lock_owned().await;
-        let (true, Some(pool)) = (*turn, &self.pool) else {
+    pub(crate) async fn write(&self) -> Result<WriteTx, StoreError> {
+        let Some(pool) = &self.pool else {
             return Err(StoreError::Closed);
         };
-        let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(LedgerTx {
-            tx,
-            _turn: turn,
-            _hold: hold,
-        })
+        WriteTx::begin(&self.clock, &self.turn, pool).await
     }
 
     /// The door to a write of one statement (autocommit): the clock's hold

@@ -2,6 +2,7 @@
 //! schema (see `migrations/`).
 
 pub mod column;
+mod door;
 pub mod error;
 mod health;
 pub mod held;

@@ -33,14 +33,15 @@ use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
-use tokio::sync::OwnedMutexGuard;
+use sqlx::SqlitePool;
 
+use super::door::Turn;
 use super::lease::OwnerLease;
 use super::ledger::Ledger;
 use super::sqlite::{create_private, quiet_statement_logs, BUSY_TIMEOUT};
 use crate::clock::{Clock, TimeHold};
 
+pub use super::door::WriteTx;
 pub use super::error::StoreError;
 
 /// Set on every connection of the pool (WAL itself is a property of the
@@ -93,7 +94,7 @@ pub struct Store {
     /// busy handler (which sleeps 1, 2, 5, 10… ms between tries) keeps a
     /// page write and a quota-ledger update from slowing each other down.
     /// Other processes still meet the busy handler, rarely.
-    writer: Arc<tokio::sync::Mutex<bool>>,
+    writer: Turn,
     /// The quota ledger's own file (see [`super::ledger`]).
     pub(super) ledger: Ledger,
     /// This opener's claim on the runs it starts (see [`super::lease`]).
@@ -101,27 +102,6 @@ pub struct Store {
     /// The progress of the run this opener is running, published by pulls
     /// and pushes as they go (see [`super::progress`]).
     progress: super::hub::ProgressHub,
-}
-
-/// A write transaction (`BEGIN IMMEDIATE`) holding this process's writer
-/// turn and the test clock's hold, from [`Store::write`] only. Derefs to
-/// the connection, like sqlx's `Transaction`; dropped uncommitted, it
-/// rolls back.
-pub struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
-    _turn: OwnedMutexGuard<bool>,
-    // Dropped last: the clock stays held until the turn is given back.
-    _hold: TimeHold,
-}
-
-impl WriteTx {
-    pub async fn commit(self) -> Result<(), StoreError> {
-        Ok(self.tx.commit().await?)
-    }
-
-    pub async fn rollback(self) -> Result<(), StoreError> {
-        Ok(self.tx.rollback().await?)
-    }
 }
 
 /// See [`Store::read`]: the pool, with the test clock held.
@@ -134,19 +114,6 @@ impl std::ops::Deref for Read<'_> {
     type Target = SqlitePool;
     fn deref(&self) -> &SqlitePool {
         self.pool
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
     }
 }
 
@@ -281,17 +248,7 @@ impl Store {
     /// (`BEGIN IMMEDIATE`; another process's transaction is waited for by
     /// the busy handler, on the connection's worker thread).
     pub async fn write(&self) -> Result<WriteTx, StoreError> {
-        let hold = self.clock.hold();
-        let turn = self.writer.clone().lock_owned().await;
-        if !*turn {
-            return Err(StoreError::Closed);
-        }
-        let tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx {
-            tx,
-            _turn: turn,
-            _hold: hold,
-        })
+        WriteTx::begin(&self.clock, &self.writer, &self.writes).await
     }
 
     /// Close every connection (checkpointing the WAL), after any write in
