@@ -165,8 +165,8 @@ async fn flattened(
 /// The first event that is not a waiting page (an empty channel, a
 /// restart, a failure, the end) ends the group: what is not a page is
 /// returned, to be handled next, so the pages before a failure are
-/// written as they would be one by one. A page that fails to flatten
-/// fails the group, as it fails the listing.
+/// written as they would be one by one. A page that cannot be read ends
+/// the group the same way, as the failure that then fails the listing.
 async fn write_group(
     parts: &PullParts<'_>,
     queue_teams: bool,
@@ -197,9 +197,13 @@ async fn write_group(
             break;
         }
         match rx.try_recv() {
-            Ok(Fetched::Page(flattening)) => {
-                users = flattened(flattening).await.map_err(ListFailure::Cliq)?;
-            }
+            Ok(Fetched::Page(flattening)) => match flattened(flattening).await {
+                Ok(page) => users = page,
+                Err(e) => {
+                    next = Some(Fetched::Failed(e));
+                    break;
+                }
+            },
             Ok(other) => {
                 next = Some(other);
                 break;
