@@ -26,21 +26,31 @@ pub struct WriteTx {
     _hold: TimeHold,
 }
 
+/// The first two steps of every door: the clock's hold first (so the
+/// turn is awaited under it), then `turn`. Fails with
+/// [`StoreError::Closed`] once the turn was shut (or never open).
+pub(crate) async fn enter(
+    clock: &Clock,
+    turn: &Turn,
+) -> Result<(TimeHold, OwnedMutexGuard<bool>), StoreError> {
+    let hold = clock.hold();
+    let turn = turn.clone().lock_owned().await;
+    if !*turn {
+        return Err(StoreError::Closed);
+    }
+    Ok((hold, turn))
+}
+
 impl WriteTx {
-    /// The door: the clock's hold first (so the turn and the lock are
-    /// awaited under it), then `turn`, then `BEGIN IMMEDIATE` on `pool`
-    /// (another process's transaction is waited for by the busy handler,
-    /// on the connection's worker thread).
+    /// The door: [`enter`], then `BEGIN IMMEDIATE` on `pool` (another
+    /// process's transaction is waited for by the busy handler, on the
+    /// connection's worker thread).
     pub(crate) async fn begin(
         clock: &Clock,
         turn: &Turn,
         pool: &SqlitePool,
     ) -> Result<WriteTx, StoreError> {
-        let hold = clock.hold();
-        let turn = turn.clone().lock_owned().await;
-        if !*turn {
-            return Err(StoreError::Closed);
-        }
+        let (hold, turn) = enter(clock, turn).await?;
         let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx {
             tx,

@@ -26,7 +26,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::OwnedMutexGuard;
 
-use super::door::{Turn, WriteTx};
+use super::door::{enter, Turn, WriteTx};
 use super::error::StoreError;
 use super::sqlite::{create_private, quiet_statement_logs, BUSY_TIMEOUT};
 use crate::clock::{Clock, TimeHold};
@@ -141,11 +141,10 @@ impl Ledger {
     /// transaction is waited for by the busy handler), without the
     /// `BEGIN` and `COMMIT` round trips to the connection's thread.
     pub(crate) async fn turn(&self) -> Result<LedgerTurn<'_>, StoreError> {
-        let hold = self.clock.hold();
-        let turn = self.turn.clone().lock_owned().await;
-        let (true, Some(pool)) = (*turn, &self.pool) else {
+        let Some(pool) = &self.pool else {
             return Err(StoreError::Closed);
         };
+        let (hold, turn) = enter(&self.clock, &self.turn).await?;
         Ok(LedgerTurn {
             pool,
             _turn: turn,

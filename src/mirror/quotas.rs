@@ -1,7 +1,7 @@
 //! The quota ledger (`request_ledger`, in its own file: [`super::ledger`])
-//! and the endpoint locks (`endpoint_locks`, in the mirror): the SQL behind the quota scheduler
-//! (`cliq::quotas`), which keeps the policy (FIFO order, sleeping, the
-//! margin). Endpoints are named as in the ledger (`Endpoint::name`).
+//! and the endpoint locks (`endpoint_locks`, in the mirror): the SQL
+//! behind the quota scheduler (`cliq::quotas`), which keeps the policy
+//! (FIFO order, sleeping, the margin). Endpoints are named as in the ledger (`Endpoint::name`).
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
