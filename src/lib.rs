@@ -74,7 +74,8 @@
 //!   * [`mirror::users`]: users and their change history, a page at a time
 //!     (`mirror::users::wire`: the old path of the user reader).
 //!     Files: `mirror::users::flatten` (a user object into the columns),
-//!     `mirror::users::page_write` (a page in a few statements).
+//!     `mirror::users::page_write` (a page in a few statements),
+//!     `mirror::users::first_load` (a first pull builds `users_email` at its end).
 //!   * [`mirror::runs`]: `sync_runs`, the watermark, status figures;
 //!     `mirror::vocab`: the words of `sync_runs` (run kinds, statuses).
 //!   * [`mirror::quotas`]: the quota ledger and endpoint locks;

@@ -29,8 +29,10 @@ impl FlatUser {
     }
 }
 
+mod first_load;
 mod flatten;
 mod page_write;
+pub use first_load::FirstLoad;
 pub use page_write::PageGroup;
 
 /// What writing one page did.

@@ -208,7 +208,14 @@ pub async fn pull_with<'a>(
     }
     let mut report = new_report(run_id, kind, escalated, started_at);
     let run = (run_id, source, &tracker);
+    let load = store.begin_first_load(kind == PullKind::Full).await?;
     let outcome = list_into_mirror(parts, opts, params, run, cancel, &mut report).await;
+    // However the listing ended, before anything reads the mirror whole.
+    let built = store.end_first_load(load).await;
+    let outcome = match (outcome, built) {
+        (Ok(_), Err(e)) => Err(ListFailure::Store(e)),
+        (outcome, _) => outcome,
+    };
     let mut status = match outcome {
         Ok(Listing::Complete) => RunStatus::Ok,
         Ok(Listing::Stopped) => RunStatus::Stopped,

@@ -684,3 +684,68 @@ async fn a_change_in_the_same_second_as_the_listing_answer_is_caught_without_ove
         changes_caught_under_skew(behind, Duration::ZERO, Duration::from_millis(200)).await;
     assert_eq!(caught, 28, "{caught}/28 caught");
 }
+
+/// Whether the mirror has its e-mail index (a first pull builds it at its
+/// end instead of row by row).
+async fn has_email_index(t: &TestApp) -> bool {
+    scalar(
+        t,
+        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'users_email'",
+    )
+    .await
+        == 1
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_pull_stopped_or_killed_midway_leaves_the_email_index_in_place() {
+    let t = spawn_app(Opts {
+        users: 9000,
+        settings: Box::new(no_teams),
+        ..Opts::default()
+    })
+    .await;
+    // Stopped: the pull itself builds the index it deferred.
+    let cancel = CancellationToken::new();
+    let task = {
+        let (app, cancel) = (t.app.clone(), cancel.clone());
+        tokio::spawn(async move { pull(&app, PullKind::Full, &cancel).await })
+    };
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert!(
+        !has_email_index(&t).await,
+        "deferred while the first pull lists"
+    );
+    cancel.cancel();
+    let r = task.await.unwrap().unwrap();
+    assert_eq!(r.status.as_str(), "stopped");
+    assert!(r.users_seen > 0 && r.users_seen < 9000, "{r:?}");
+    assert!(has_email_index(&t).await, "built when the listing stopped");
+
+    // Killed: a pull that never reaches its end (the mirror still looks
+    // empty to the next full pull only if it has no users, which it has
+    // now, so empty it again) leaves it to the next open.
+    let _hold = t.app.store.hold();
+    sqlx::raw_sql("DELETE FROM user_rows; DELETE FROM user_state; DELETE FROM user_changes")
+        .execute(t.app.store.pool())
+        .await
+        .unwrap();
+    drop(_hold);
+    let task = {
+        let app = t.app.clone();
+        tokio::spawn(async move { pull(&app, PullKind::Full, &CancellationToken::new()).await })
+    };
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert!(!has_email_index(&t).await);
+    let app = t.restart().await;
+    assert!(
+        has_email_index(&t).await,
+        "built when the mirror is opened again"
+    );
+    let r = pull(&app, PullKind::Full, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert!(has_email_index(&t).await);
+}
