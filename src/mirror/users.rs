@@ -305,6 +305,47 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(location, "Y");
+
+        // Twice again, the first copy as the mirror has it: that copy is a
+        // sighting, the second a change against it (and an unchanged user
+        // listed twice is seen, nothing more).
+        let out = store
+            .write_users_page(
+                &[user("1", "Y"), user("1", "Z")],
+                4,
+                ChangeSource::Full,
+                at(6),
+            )
+            .await
+            .unwrap();
+        assert_eq!((out.added, out.changed), (0, 1));
+        let out = store
+            .write_users_page(
+                &[user("1", "Z"), user("1", "Z")],
+                4,
+                ChangeSource::Full,
+                at(7),
+            )
+            .await
+            .unwrap();
+        assert_eq!((out.seen, out.added, out.changed), (2, 0, 0));
+        let changes: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT field, old_value, new_value FROM user_changes
+             WHERE user_id = '1' AND observed_at >= ?1 ORDER BY id",
+        )
+        .bind(to_db(at(6)))
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            changes,
+            vec![("work_location".into(), Some("Y".into()), Some("Z".into()))]
+        );
+        let seen: String = sqlx::query_scalar("SELECT last_seen_at FROM users WHERE id = '1'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(seen, to_db(at(7)));
         assert_eq!(users_columns(store.pool()).await, USERS_COLUMNS);
     }
 
