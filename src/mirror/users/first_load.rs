@@ -5,9 +5,10 @@
 //! its end, but e-mail order is random against it. Each commit of a page
 //! group rewrites, in the WAL, about one `users_email` page per user it
 //! inserted, and once the index outgrows the page cache (about 45 MB at
-//! 1M users against 2 MB) every insert also reads a page back: measured
-//! at 1M users, the first pull took 62 s with the index and 28 s without.
-//! `CREATE INDEX` sorts instead (about 2.5 s at 1M).
+//! 1M users against 2 MB) every insert also reads a page back. `CREATE
+//! INDEX` sorts instead: measured by `cargo bench --bench pull` at 1M
+//! users, the first pull took 70 s maintaining the index and 34 s
+//! building it at the end.
 //!
 //! While it is missing, a query by e-mail still answers, by a scan; the
 //! mirror is half-listed then anyway. Whatever ends the listing (complete,
