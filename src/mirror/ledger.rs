@@ -10,7 +10,9 @@
 //! writer, and the mirror's writer can keep several pages in one
 //! transaction. Every process on a mirror opens the same ledger file, so
 //! the budget is still shared across processes; the endpoint locks stay
-//! in the mirror (`endpoint_locks`, part of its public schema).
+//! in the mirror (`endpoint_locks`, part of its public schema), which the
+//! ledger's connection attaches as `mirror`, so that a start reads the
+//! lock in the statement that takes it (one round trip, not two).
 //!
 //! Its doors are like the mirror's ([`super::store`]): the test clock's
 //! hold and this process's ledger turn, then `BEGIN IMMEDIATE`
@@ -87,11 +89,26 @@ impl Ledger {
             source,
         };
         // One connection: writes take turns anyway, and the reads are few.
+        // The mirror is attached to it as `mirror`, so that a start reads
+        // the endpoint's lock (`mirror.endpoint_locks`, the mirror's public
+        // schema) in its own statement: one round trip to this
+        // connection's thread, not a second one to a mirror connection's.
+        let attach = mirror.to_string_lossy().into_owned();
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_connect(move |conn, _| {
+                let attach = attach.clone();
+                Box::pin(async move {
+                    sqlx::query("ATTACH DATABASE ?1 AS mirror")
+                        .bind(attach)
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
             .connect_with(quiet_statement_logs(options))
             .await
             .map_err(open_err)?;
@@ -199,7 +216,18 @@ impl Ledger {
         let mut turn = self.turn.lock().await;
         *turn = false;
         if let Some(pool) = &self.pool {
+            // Closed before the mirror's own connections, and awaited (the
+            // pool does not wait for its connection's thread): it has the
+            // mirror attached, and the mirror's last connection out is the
+            // one that checkpoints and removes the mirror's WAL.
+            let last = pool.acquire().await.map(|c| c.detach());
             pool.close().await;
+            if let Ok(last) = last {
+                use sqlx::Connection;
+                if let Err(e) = last.close().await {
+                    tracing::warn!(error = %e, "closing the ledger's connection failed");
+                }
+            }
         }
     }
 }
@@ -239,17 +267,24 @@ mod tests {
         store.close().await;
     }
 
-    /// A start asked for while the endpoint is locked (in the mirror) is
-    /// refused with the lock's end, and leaves no start behind: the lock
-    /// is read beside the ledger's statement, so a start taken meanwhile
-    /// is given back.
+    /// A start asked for while the endpoint is locked (in the mirror, by
+    /// any opener) is refused with the lock's end, and leaves no start
+    /// behind: the start statement reads the lock itself. A lock that has
+    /// ended refuses nothing.
     #[tokio::test]
     async fn a_locked_endpoint_gets_no_start() {
         let dir = tempfile::tempdir().unwrap();
         let clock = Clock::system();
-        let store = Store::open(&dir.path().join("m.db"), &clock).await.unwrap();
+        let path = dir.path().join("m.db");
+        let store = Store::open(&path, &clock).await.unwrap();
+        let other_process = Store::open(&path, &clock).await.unwrap();
+        let ended = crate::mirror::quotas::truncate_ms(clock.now() - chrono::Duration::seconds(1));
+        other_process
+            .lock_endpoint("get_user", ended, "test", ended)
+            .await
+            .unwrap();
         let until = crate::mirror::quotas::truncate_ms(clock.now() + chrono::Duration::minutes(10));
-        store
+        other_process
             .lock_endpoint("list_users", until, "test", clock.now())
             .await
             .unwrap();
@@ -258,6 +293,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(answer, LedgerAnswer::Locked(until));
+        other_process.close().await;
         let since = clock.now() - window();
         assert_eq!(
             store
@@ -266,7 +302,7 @@ mod tests {
                 .unwrap(),
             0
         );
-        // Another endpoint is not locked.
+        // Another endpoint's lock has ended.
         let other = store
             .ledger_try_start("get_user", 30, window(), &clock)
             .await

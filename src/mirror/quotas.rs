@@ -20,11 +20,11 @@ pub struct LockState {
 /// Old starts are pruned at every this many-th start.
 const PRUNE_EVERY: i64 = 64;
 
-/// What one ledger transaction did: took a start (its row id, its time),
-/// or found the window full until then.
+/// What one start statement did: took a start (at its time), or refused
+/// it (the endpoint is locked or its window is full).
 enum Taken {
-    Started(i64, DateTime<Utc>),
-    Full(DateTime<Utc>),
+    Started(DateTime<Utc>),
+    Refused,
 }
 
 /// What the ledger said to a request that asked to start.
@@ -39,13 +39,13 @@ pub(crate) enum LedgerAnswer {
 }
 
 impl Store {
-    /// Honour a lock (read from the mirror, where every process writes
-    /// and reads them), and take a start in the ledger's own file
-    /// ([`super::ledger`]) if `endpoint`'s `window` has room (at most
-    /// `requests`). The two run side by side, so a start costs one
-    /// ledger transaction's time; in the rare case the endpoint turns out
-    /// locked, the start just taken is given back. A start never waits for
-    /// the mirror's writer (a pull's page transaction).
+    /// Honour a lock (in the mirror, where every process writes and reads
+    /// them), and take a start in the ledger's own file ([`super::ledger`])
+    /// if `endpoint`'s `window` has room (at most `requests`): one
+    /// statement on the ledger's connection, which has the mirror attached
+    /// (see [`Ledger`](super::ledger)). A start never waits for the
+    /// mirror's writer (a pull's page transaction): the lock is read from
+    /// the mirror's last commit.
     pub(crate) async fn ledger_try_start(
         &self,
         endpoint: &str,
@@ -53,44 +53,46 @@ impl Store {
         window: chrono::Duration,
         clock: &Clock,
     ) -> Result<LedgerAnswer, StoreError> {
-        let (lock, answer) = tokio::join!(
-            self.endpoint_locked_until(endpoint),
-            self.ledger_take(endpoint, requests, window, clock)
-        );
-        let answer = answer?;
-        let locked = lock?.filter(|until| *until > truncate_ms(clock.now()));
-        match (locked, answer) {
-            (Some(until), Taken::Started(id, _)) => {
-                self.ledger_give_back(id).await?;
-                Ok(LedgerAnswer::Locked(until))
+        let now = truncate_ms(clock.now());
+        match self.ledger_take(endpoint, requests, window, now).await? {
+            Taken::Started(at) => Ok(LedgerAnswer::Started(at)),
+            // Refused: locked, or the window is full (read again, apart:
+            // the rare case).
+            Taken::Refused => {
+                let locked = self.endpoint_locked_until(endpoint).await?;
+                match locked.filter(|until| *until > now) {
+                    Some(until) => Ok(LedgerAnswer::Locked(until)),
+                    None => Ok(LedgerAnswer::Full(
+                        self.ledger_free_at(endpoint, requests, window, now).await?,
+                    )),
+                }
             }
-            (Some(until), Taken::Full(_)) => Ok(LedgerAnswer::Locked(until)),
-            (None, Taken::Started(_, at)) => Ok(LedgerAnswer::Started(at)),
-            (None, Taken::Full(at)) => Ok(LedgerAnswer::Full(at)),
         }
     }
 
-    /// Record a start unless the window is full, in one statement that
-    /// counts and inserts (a new start is allowed once the N-th most
-    /// recent has left the window), atomic in SQLite. Its time is read
-    /// just before; if the busy handler then waited for another process,
-    /// the time returned is older than the start, and the scheduler takes
-    /// a new slot instead of sending late (see `MAX_RECORD_SKEW` in
-    /// `cliq::quotas`).
+    /// Record a start unless `endpoint` is locked or its window is full,
+    /// in one statement that reads the lock, counts and inserts (a new
+    /// start is allowed once the N-th most recent has left the window),
+    /// atomic in SQLite. Its time is read just before; if the busy handler
+    /// then waited for another process, the time returned is older than
+    /// the start, and the scheduler takes a new slot instead of sending
+    /// late (see `MAX_RECORD_SKEW` in `cliq::quotas`).
     async fn ledger_take(
         &self,
         endpoint: &str,
         requests: u32,
         window: chrono::Duration,
-        clock: &Clock,
+        now: DateTime<Utc>,
     ) -> Result<Taken, StoreError> {
         let turn = self.ledger.turn().await?;
-        let now = truncate_ms(clock.now());
         let nth_back = i64::from(requests.max(1) - 1);
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO request_ledger (endpoint, started_at)
-             SELECT ?1, ?3 WHERE coalesce((SELECT started_at FROM request_ledger
-                 WHERE endpoint = ?1 ORDER BY started_at DESC LIMIT 1 OFFSET ?2), '') <= ?4
+             SELECT ?1, ?3
+             WHERE NOT EXISTS (SELECT 1 FROM mirror.endpoint_locks
+                               WHERE endpoint = ?1 AND locked_until > ?3)
+               AND coalesce((SELECT started_at FROM request_ledger
+                   WHERE endpoint = ?1 ORDER BY started_at DESC LIMIT 1 OFFSET ?2), '') <= ?4
              RETURNING id",
         )
         .bind(endpoint)
@@ -100,16 +102,7 @@ impl Store {
         .fetch_optional(turn.pool)
         .await?;
         let Some(id) = id else {
-            let nth: Option<String> = sqlx::query_scalar(
-                "SELECT started_at FROM request_ledger WHERE endpoint = ?1
-                 ORDER BY started_at DESC LIMIT 1 OFFSET ?2",
-            )
-            .bind(endpoint)
-            .bind(nth_back)
-            .fetch_optional(turn.pool)
-            .await?;
-            let free_at = nth.as_deref().and_then(from_db).map_or(now, |t| t + window);
-            return Ok(Taken::Full(free_at));
+            return Ok(Taken::Refused);
         };
         // Keep the ledger small (nothing older than the window plus a
         // minute matters), every so often rather than at every start.
@@ -120,18 +113,31 @@ impl Store {
                 .execute(turn.pool)
                 .await?;
         }
-        Ok(Taken::Started(id, now))
+        Ok(Taken::Started(now))
     }
 
-    /// Remove one recorded start, by its id.
-    async fn ledger_give_back(&self, id: i64) -> Result<(), StoreError> {
-        let mut tx = self.ledger.write().await?;
-        sqlx::query("DELETE FROM request_ledger WHERE id = ?1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+    /// When a slot of `endpoint`'s full window frees: the N-th most recent
+    /// start plus the window (now, if it has left already).
+    async fn ledger_free_at(
+        &self,
+        endpoint: &str,
+        requests: u32,
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        let Some(pool) = self.ledger.pool() else {
+            return Ok(now);
+        };
+        let _hold = self.clock().hold();
+        let nth: Option<String> = sqlx::query_scalar(
+            "SELECT started_at FROM request_ledger WHERE endpoint = ?1
+             ORDER BY started_at DESC LIMIT 1 OFFSET ?2",
+        )
+        .bind(endpoint)
+        .bind(i64::from(requests.max(1) - 1))
+        .fetch_optional(pool)
+        .await?;
+        Ok(nth.as_deref().and_then(from_db).map_or(now, |t| t + window))
     }
 
     /// Remove the newest recorded start of `endpoint` (a refund).
