@@ -226,8 +226,9 @@ impl Store {
         );
         sqlx::query(&to_files).execute(&mut *conn).await?;
         let done = sqlx::query(sql).execute(&mut *conn).await;
-        sqlx::query(&back).execute(&mut *conn).await?;
+        let restored = sqlx::query(&back).execute(&mut *conn).await;
         done?;
+        restored?;
         Ok(())
     }
 

@@ -31,7 +31,7 @@ use crate::cliq::quotas::QuotaScheduler;
 use crate::cliq::Endpoint;
 use crate::mirror::progress::RunProgress;
 use crate::mirror::runs::{RunFigures, RunKind, RunStatus};
-use crate::mirror::users::ChangeSource;
+use crate::mirror::users::{ChangeSource, FirstLoad};
 use crate::mirror::{Store, StoreError};
 use crate::sync::progress::{self, Tracker};
 
@@ -197,6 +197,9 @@ pub async fn pull_with<'a>(
     }
     let run_kind = RunKind::from(kind);
     let source: ChangeSource = run_kind;
+    // Before the run is recorded: a mirror that cannot take it has no run
+    // left `running` behind.
+    let load = store.begin_first_load(kind == PullKind::Full).await?;
     let run_id = store.start_run(run_kind, started_at).await?;
     let requests_before = client.stats().total_requests();
     let tracker = track(parts, run_id, run_kind, requests_before).await?;
@@ -208,14 +211,8 @@ pub async fn pull_with<'a>(
     }
     let mut report = new_report(run_id, kind, escalated, started_at);
     let run = (run_id, source, &tracker);
-    let load = store.begin_first_load(kind == PullKind::Full).await?;
     let outcome = list_into_mirror(parts, opts, params, run, cancel, &mut report).await;
-    // However the listing ended, before anything reads the mirror whole.
-    let built = store.end_first_load(load).await;
-    let outcome = match (outcome, built) {
-        (Ok(_), Err(e)) => Err(ListFailure::Store(e)),
-        (outcome, _) => outcome,
-    };
+    let outcome = end_first_load(store, load, outcome).await;
     let mut status = match outcome {
         Ok(Listing::Complete) => RunStatus::Ok,
         Ok(Listing::Stopped) => RunStatus::Stopped,
@@ -239,6 +236,21 @@ pub async fn pull_with<'a>(
     report.elapsed = started.elapsed();
     log_finished(&report);
     Ok(report)
+}
+
+/// Build what the listing's first load deferred, however the listing
+/// ended, before anything reads the mirror whole; a listing that ended
+/// well fails if that cannot be done.
+async fn end_first_load(
+    store: &Store,
+    load: FirstLoad,
+    outcome: Result<Listing, ListFailure>,
+) -> Result<Listing, ListFailure> {
+    let built = store.end_first_load(load).await;
+    match (outcome, built) {
+        (Ok(_), Err(e)) => Err(ListFailure::Store(e)),
+        (outcome, _) => outcome,
+    }
 }
 
 /// The run's closing log line.
