@@ -237,6 +237,32 @@ mod tests {
             .await
             .unwrap();
         let _hold = store.hold();
+        let added: Vec<(String, String, Option<String>, Option<String>, i64, String)> =
+            sqlx::query_as(
+                "SELECT user_id, field, old_value, new_value, run_id, source
+                 FROM user_changes ORDER BY id",
+            )
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        let row = |id: &str, field: &str, old: Option<&str>, new: &str| {
+            let text = |v: &str| v.to_owned();
+            (
+                text(id),
+                text(field),
+                old.map(text),
+                Some(text(new)),
+                1,
+                text("full"),
+            )
+        };
+        assert_eq!(
+            added,
+            vec![
+                row("1", "user", None, "added"),
+                row("2", "user", None, "added"),
+            ]
+        );
         let rows_before: Vec<(String, String)> =
             sqlx::query_as("SELECT id, updated_at FROM user_rows ORDER BY id")
                 .fetch_all(store.pool())
@@ -346,6 +372,32 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(seen, to_db(at(7)));
+
+        // A new user listed twice, changed: `added`, then the change
+        // against the first copy.
+        let out = store
+            .write_users_page(
+                &[user("3", "C"), user("3", "D")],
+                1,
+                ChangeSource::Full,
+                at(8),
+            )
+            .await
+            .unwrap();
+        assert_eq!((out.added, out.changed), (1, 1));
+        let history: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT field, old_value, new_value FROM user_changes WHERE user_id = '3' ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            history,
+            vec![
+                ("user".into(), None, Some("added".into())),
+                ("work_location".into(), Some("C".into()), Some("D".into())),
+            ]
+        );
         assert_eq!(users_columns(store.pool()).await, USERS_COLUMNS);
     }
 

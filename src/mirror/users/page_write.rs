@@ -107,7 +107,8 @@ fn page_writes<'a>(
                 continue;
             }
             None => {
-                w.changes.push((&u.id, "user", None, Some("added")));
+                // Its `added` row is written with the other new users' (see
+                // `write_new`), before any change a later copy records.
                 out.added += 1;
                 out.touched_ids.push(u.id.clone());
             }
@@ -294,6 +295,7 @@ impl PageGroup {
             .await?;
         }
         write_rows(tx, &w.new, "", &now_s).await?;
+        write_new(tx, &w.new, &now_s, self.run_id, self.source).await?;
         write_rows(tx, &w.known, ROW_UPSERT, &now_s).await?;
         write_changes(tx, &w.changes, &now_s, self.run_id, self.source).await?;
         if self.queue_teams && !out.touched_ids.is_empty() {
@@ -379,8 +381,48 @@ async fn read_before(tx: &mut WriteTx, users: &[FlatUser]) -> Result<Before, Sto
     Ok(before)
 }
 
+/// What new users get besides their `user_rows` row: their `user_state`
+/// row and their `added` change, each one statement over the page's ids
+/// (and content hashes) through `json_each`, whatever the page's size:
+/// one parameter instead of three (state) and seven (change) per user,
+/// each of which sqlx copies and SQLite copies again.
+async fn write_new(
+    tx: &mut WriteTx,
+    users: &[&FlatUser],
+    now_s: &str,
+    run_id: i64,
+    source: ChangeSource,
+) -> Result<(), StoreError> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let pairs: Vec<(&str, &str)> = users
+        .iter()
+        .map(|u| (u.id.as_str(), u.content_hash.as_str()))
+        .collect();
+    let pairs = serde_json::to_string(&pairs).expect("strings serialise");
+    sqlx::query(
+        "INSERT OR FAIL INTO user_state (id, content_hash, last_seen_at, removed_at)
+         SELECT value ->> 0, value ->> 1, ?1, NULL FROM json_each(?2)",
+    )
+    .bind(now_s)
+    .bind(pairs)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(&format!(
+        "{CHANGE_INSERT} SELECT value, 'user', NULL, 'added', ?1, ?2, ?3 FROM json_each(?4)"
+    ))
+    .bind(now_s)
+    .bind(run_id)
+    .bind(source.as_str())
+    .bind(json_ids(users.iter().map(|u| u.id.as_str())))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Insert (`tail` empty) or upsert (`tail` = [`ROW_UPSERT`]) the content
-/// and state of `users`, in multi-row statements.
+/// of `users` (and the state of known ones), in multi-row statements.
 async fn write_rows(
     tx: &mut WriteTx,
     users: &[&FlatUser],
@@ -405,6 +447,9 @@ async fn write_rows(
                 .push_bind(now_s);
         });
         q.push(tail).build().execute(&mut **tx).await?;
+        if tail.is_empty() {
+            continue; // new users' state: `write_new`
+        }
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(verb);
         q.push(STATE_INSERT);
         q.push_values(chunk, |mut b, u| {
@@ -412,8 +457,7 @@ async fn write_rows(
                 .push_bind(u.content_hash.as_str());
             b.push_bind(now_s).push("NULL");
         });
-        let state_tail = if tail.is_empty() { "" } else { STATE_UPSERT };
-        q.push(state_tail).build().execute(&mut **tx).await?;
+        q.push(STATE_UPSERT).build().execute(&mut **tx).await?;
     }
     Ok(())
 }
