@@ -237,30 +237,19 @@ mod tests {
             .await
             .unwrap();
         let _hold = store.hold();
-        let added: Vec<(String, String, Option<String>, Option<String>, i64, String)> =
-            sqlx::query_as(
-                "SELECT user_id, field, old_value, new_value, run_id, source
-                 FROM user_changes ORDER BY id",
-            )
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
-        let row = |id: &str, field: &str, old: Option<&str>, new: &str| {
-            let text = |v: &str| v.to_owned();
-            (
-                text(id),
-                text(field),
-                old.map(text),
-                Some(text(new)),
-                1,
-                text("full"),
-            )
-        };
+        // Each new user's `added` row, with its run and source.
+        let added: Vec<String> = sqlx::query_scalar(
+            "SELECT json_array(user_id, field, old_value, new_value, run_id, source)
+             FROM user_changes ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
         assert_eq!(
             added,
-            vec![
-                row("1", "user", None, "added"),
-                row("2", "user", None, "added"),
+            [
+                r#"["1","user",null,"added",1,"full"]"#,
+                r#"["2","user",null,"added",1,"full"]"#
             ]
         );
         let rows_before: Vec<(String, String)> =
