@@ -212,7 +212,7 @@ pub async fn pull_with<'a>(
     let mut report = new_report(run_id, kind, escalated, started_at);
     let run = (run_id, source, &tracker);
     let outcome = list_into_mirror(parts, opts, params, run, cancel, &mut report).await;
-    let outcome = end_first_load(store, load, outcome).await;
+    let outcome = finish_first_load(store, load, outcome).await;
     let mut status = match outcome {
         Ok(Listing::Complete) => RunStatus::Ok,
         Ok(Listing::Stopped) => RunStatus::Stopped,
@@ -241,7 +241,7 @@ pub async fn pull_with<'a>(
 /// Build what the listing's first load deferred, however the listing
 /// ended, before anything reads the mirror whole; a listing that ended
 /// well fails if that cannot be done.
-async fn end_first_load(
+async fn finish_first_load(
     store: &Store,
     load: FirstLoad,
     outcome: Result<Listing, ListFailure>,

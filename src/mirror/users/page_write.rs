@@ -168,6 +168,15 @@ fn json_ids<'a>(ids: impl Iterator<Item = &'a str>) -> String {
     serde_json::to_string(&ids.collect::<Vec<_>>()).expect("strings serialise")
 }
 
+/// `[[id, content hash], …]` of `users`, for `json_each` (`value ->> 0`,
+/// `value ->> 1`).
+fn json_id_hashes<'a>(users: impl Iterator<Item = &'a FlatUser>) -> String {
+    let pairs: Vec<(&str, &str)> = users
+        .map(|u| (u.id.as_str(), u.content_hash.as_str()))
+        .collect();
+    serde_json::to_string(&pairs).expect("strings serialise")
+}
+
 impl Store {
     /// Write one page of users in one transaction, so a reader never sees
     /// half a page and a crash loses at most the page in flight. (A pull
@@ -225,11 +234,7 @@ async fn seen_unchanged(
     users: &[FlatUser],
     now_s: &str,
 ) -> Result<u64, StoreError> {
-    let pairs: Vec<(&str, &str)> = users
-        .iter()
-        .map(|u| (u.id.as_str(), u.content_hash.as_str()))
-        .collect();
-    let pairs = serde_json::to_string(&pairs).expect("strings serialise");
+    let pairs = json_id_hashes(users.iter());
     let done = sqlx::query(
         "UPDATE user_state SET last_seen_at = ?1
          FROM (SELECT value ->> 0 AS id, value ->> 1 AS hash FROM json_each(?2)) AS page
@@ -396,11 +401,7 @@ async fn write_new(
     if users.is_empty() {
         return Ok(());
     }
-    let pairs: Vec<(&str, &str)> = users
-        .iter()
-        .map(|u| (u.id.as_str(), u.content_hash.as_str()))
-        .collect();
-    let pairs = serde_json::to_string(&pairs).expect("strings serialise");
+    let pairs = json_id_hashes(users.iter().copied());
     sqlx::query(
         "INSERT OR FAIL INTO user_state (id, content_hash, last_seen_at, removed_at)
          SELECT value ->> 0, value ->> 1, ?1, NULL FROM json_each(?2)",
