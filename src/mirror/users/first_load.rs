@@ -45,12 +45,17 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let defer = full && empty;
-        sqlx::query(if defer { DROP } else { BUILD })
-            .execute(&mut *tx)
-            .await?;
+        if defer {
+            // In the transaction that found the mirror empty.
+            sqlx::query(DROP).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         if defer {
             tracing::debug!("first load: users_email is built when the listing ends");
+        } else {
+            // The same sort as at a first load's end (temporary files on
+            // disk), should the index be missing.
+            self.build_deferred_indexes().await?;
         }
         Ok(FirstLoad(defer))
     }
