@@ -17,6 +17,29 @@ pub struct LockState {
     pub reason: String,
 }
 
+/// The N-th most recent start of an endpoint (`?1`; `?2` = N − 1, see
+/// [`nth_back`]): the start that decides whether its window has room.
+const NTH_START: &str = "SELECT started_at FROM request_ledger
+    WHERE endpoint = ?1 ORDER BY started_at DESC LIMIT 1 OFFSET ?2";
+
+/// A start, unless the endpoint is locked or its window is full (see
+/// `Store::ledger_take`); written once, as it runs at every request.
+static TAKE_START: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO request_ledger (endpoint, started_at)
+         SELECT ?1, ?3
+         WHERE NOT EXISTS (SELECT 1 FROM mirror.endpoint_locks
+                           WHERE endpoint = ?1 AND locked_until > ?3)
+           AND coalesce(({NTH_START}), '') <= ?4
+         RETURNING id"
+    )
+});
+
+/// The offset of the N-th most recent start, for [`NTH_START`].
+fn nth_back(requests: u32) -> i64 {
+    i64::from(requests.max(1) - 1)
+}
+
 /// Old starts are pruned at every this many-th start.
 const PRUNE_EVERY: i64 = 64;
 
@@ -85,22 +108,13 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Taken, StoreError> {
         let turn = self.ledger.turn().await?;
-        let nth_back = i64::from(requests.max(1) - 1);
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO request_ledger (endpoint, started_at)
-             SELECT ?1, ?3
-             WHERE NOT EXISTS (SELECT 1 FROM mirror.endpoint_locks
-                               WHERE endpoint = ?1 AND locked_until > ?3)
-               AND coalesce((SELECT started_at FROM request_ledger
-                   WHERE endpoint = ?1 ORDER BY started_at DESC LIMIT 1 OFFSET ?2), '') <= ?4
-             RETURNING id",
-        )
-        .bind(endpoint)
-        .bind(nth_back)
-        .bind(to_db(now))
-        .bind(to_db(now - window))
-        .fetch_optional(turn.pool)
-        .await?;
+        let id: Option<i64> = sqlx::query_scalar(&TAKE_START)
+            .bind(endpoint)
+            .bind(nth_back(requests))
+            .bind(to_db(now))
+            .bind(to_db(now - window))
+            .fetch_optional(turn.pool)
+            .await?;
         let Some(id) = id else {
             return Ok(Taken::Refused);
         };
@@ -129,14 +143,11 @@ impl Store {
             return Ok(now);
         };
         let _hold = self.clock().hold();
-        let nth: Option<String> = sqlx::query_scalar(
-            "SELECT started_at FROM request_ledger WHERE endpoint = ?1
-             ORDER BY started_at DESC LIMIT 1 OFFSET ?2",
-        )
-        .bind(endpoint)
-        .bind(i64::from(requests.max(1) - 1))
-        .fetch_optional(pool)
-        .await?;
+        let nth: Option<String> = sqlx::query_scalar(NTH_START)
+            .bind(endpoint)
+            .bind(nth_back(requests))
+            .fetch_optional(pool)
+            .await?;
         Ok(nth.as_deref().and_then(from_db).map_or(now, |t| t + window))
     }
 
