@@ -11,9 +11,14 @@
 //!    and peak RSS of the sync process, for a first full pull of 100,000
 //!    users into an empty mirror, a second full pull of the unchanged org,
 //!    and an incremental pull that finds 100 changes.
+//! 3. The cost of one request start in the quota ledger as its window
+//!    fills: 20,000 starts of one endpoint into one window, with the
+//!    documented quota's size (30) and with quotas lifted (1,000,000, as
+//!    in 2.), in microseconds per start for the first and the last 1,000.
 //!
 //! `BENCH_USERS=20000 cargo bench --bench pull` runs smaller sizes;
-//! `BENCH_ROUNDS=N` sets the number of raw-speed rounds (default 3).
+//! `BENCH_ROUNDS=N` sets the number of raw-speed rounds (default 3);
+//! `cargo bench --bench pull -- ledger` prints the ledger figures (3.) alone.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -334,12 +339,64 @@ fn sqlite_insert_seconds(pulled: &std::path::Path, dir: &std::path::Path) -> Sql
     })
 }
 
+/// Microseconds per start over the first and the last 1,000 of `starts`
+/// starts of `list_users` into one window that allows `requests`.
+fn ledger_start_cost(requests: u32, starts: usize) -> (f64, f64) {
+    use cliq_sync::cliq::quotas::{Limits, QuotaScheduler};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = cliq_sync::mirror::Store::open(&dir.path().join("m.db"), &Clock::system())
+            .await
+            .unwrap();
+        let mut limits = Limits::documented();
+        limits.set(
+            Endpoint::ListUsers,
+            cliq_sync::cliq::Quota {
+                requests,
+                // Short enough that 30 per window never waits long.
+                per: Duration::from_millis(1),
+                lock: Duration::from_secs(600),
+            },
+        );
+        limits.margin = Duration::ZERO;
+        let gate = QuotaScheduler::new(&store, limits);
+        let mut per_thousand = Vec::new();
+        let mut chunk = Instant::now();
+        for i in 1..=starts {
+            gate.acquire(Endpoint::ListUsers).await.unwrap();
+            if i % 1000 == 0 {
+                per_thousand.push(chunk.elapsed().as_secs_f64() * 1e3);
+                chunk = Instant::now();
+            }
+        }
+        store.close().await;
+        (per_thousand[0], per_thousand[per_thousand.len() - 1])
+    })
+}
+
+fn ledger_figures() {
+    const STARTS: usize = 20_000;
+    for requests in [30, 1_000_000] {
+        let (first, last) = ledger_start_cost(requests, STARTS);
+        println!(
+            "quota ledger: {STARTS} starts of one endpoint, {requests} allowed per window: \
+             {first:.0} us per start for the first 1,000, {last:.0} us for the last 1,000"
+        );
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; a plain word names the part to run.
+    if std::env::args().skip(1).any(|a| a == "ledger") {
+        ledger_figures();
+        return;
+    }
     let users: usize = std::env::var("BENCH_USERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -401,4 +458,5 @@ fn main() {
     );
     quota_efficiency(10_000);
     quota_efficiency(users);
+    ledger_figures();
 }
