@@ -35,14 +35,63 @@ use crate::clock::{Clock, TimeHold};
 
 /// The ledger's schema, applied on every open (idempotent). No
 /// AUTOINCREMENT: ids are only an order among equal times.
+///
+/// `seq` numbers each endpoint's starts 1, 2, 3… in the order they were
+/// taken, so that "the N-th most recent start", which decides whether a
+/// window has room, is one index lookup (the start numbered N − 1 below
+/// the newest) however large N is: counting back N rows by time read
+/// every start of the window, up to a millisecond per start once a
+/// lifted quota let thousands into one window. A file from before the
+/// numbers gets them on open ([`number_starts`]).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS request_ledger (
     id         INTEGER PRIMARY KEY,
     endpoint   TEXT NOT NULL,
-    started_at TEXT NOT NULL
+    started_at TEXT NOT NULL,
+    seq        INTEGER
 );
 CREATE INDEX IF NOT EXISTS request_ledger_endpoint ON request_ledger (endpoint, started_at);
 ";
+
+/// The numbers' index, and a trigger that numbers a start written
+/// without one (by a binary from before the numbers, still running on the
+/// mirror, or by [`Ledger::import_from`]) as the next of its endpoint.
+const NUMBERING: &str = "
+CREATE UNIQUE INDEX IF NOT EXISTS request_ledger_seq ON request_ledger (endpoint, seq);
+CREATE TRIGGER IF NOT EXISTS request_ledger_number AFTER INSERT ON request_ledger
+WHEN NEW.seq IS NULL BEGIN
+    UPDATE request_ledger
+    SET seq = (SELECT coalesce(max(seq), 0) + 1 FROM request_ledger
+               WHERE endpoint = NEW.endpoint)
+    WHERE id = NEW.id;
+END;
+";
+
+/// Give the starts of a ledger file from before the numbers theirs (in
+/// time order, per endpoint), then [`NUMBERING`]; in one write
+/// transaction, so two processes opening the file at once number it once.
+async fn number_starts(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let numbered: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pragma_table_info('request_ledger') WHERE name = 'seq'",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if numbered == 0 {
+        sqlx::raw_sql(
+            "ALTER TABLE request_ledger ADD COLUMN seq INTEGER;
+             UPDATE request_ledger SET seq = n.seq
+             FROM (SELECT id, row_number() OVER (PARTITION BY endpoint
+                                                 ORDER BY started_at, id) AS seq
+                   FROM request_ledger) AS n
+             WHERE n.id = request_ledger.id;",
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::raw_sql(NUMBERING).execute(&mut *tx).await?;
+    tx.commit().await
+}
 
 /// `<mirror path>.quota`.
 pub fn ledger_path(mirror: &Path) -> PathBuf {
@@ -116,6 +165,7 @@ impl Ledger {
             .execute(&pool)
             .await
             .map_err(open_err)?;
+        number_starts(&pool).await.map_err(open_err)?;
         Ok(Self {
             pool: Some(pool),
             clock: clock.clone(),
@@ -349,6 +399,110 @@ mod tests {
         for store in [a, b, reader] {
             store.close().await;
         }
+    }
+
+    /// Each endpoint's starts, as (number, time), in number order.
+    async fn numbered(store: &Store, endpoint: &str) -> Vec<(i64, String)> {
+        sqlx::query_as("SELECT seq, started_at FROM request_ledger WHERE endpoint = ? ORDER BY seq")
+            .bind(endpoint)
+            .fetch_all(store.ledger.pool().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// A ledger file written before starts were numbered: on open, each
+    /// endpoint's starts are numbered in time order, and the window still
+    /// counts every one of them.
+    #[tokio::test]
+    async fn an_older_ledger_files_starts_are_numbered_in_time_order() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let clock = Clock::system();
+        let ago = |s| crate::clock::to_db(clock.now() - chrono::Duration::seconds(s));
+        let (three, two, one) = (ago(3), ago(2), ago(1));
+        let options = SqliteConnectOptions::new()
+            .filename(ledger_path(&path))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let mut old = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        sqlx::raw_sql(&format!(
+            "CREATE TABLE request_ledger (id INTEGER PRIMARY KEY,
+                endpoint TEXT NOT NULL, started_at TEXT NOT NULL);
+             CREATE INDEX request_ledger_endpoint ON request_ledger (endpoint, started_at);
+             INSERT INTO request_ledger (endpoint, started_at) VALUES
+                ('list_users', '{two}'), ('get_user', '{two}'),
+                ('list_users', '{three}'), ('list_users', '{one}');"
+        ))
+        .execute(&mut old)
+        .await
+        .unwrap();
+        old.close().await.unwrap();
+
+        let store = Store::open(&path, &clock).await.unwrap();
+        assert_eq!(
+            numbered(&store, "list_users").await,
+            vec![(1, three), (2, two.clone()), (3, one)]
+        );
+        assert_eq!(numbered(&store, "get_user").await, vec![(1, two)]);
+        let full = store
+            .ledger_try_start("list_users", 3, window(), &clock)
+            .await
+            .unwrap();
+        assert!(matches!(full, LedgerAnswer::Full(_)), "{full:?}");
+        let fourth = store
+            .ledger_try_start("list_users", 4, window(), &clock)
+            .await
+            .unwrap();
+        assert!(matches!(fourth, LedgerAnswer::Started(_)), "{fourth:?}");
+        assert_eq!(numbered(&store, "list_users").await.last().unwrap().0, 4);
+        store.close().await;
+    }
+
+    /// A start written without a number (by an older binary still running
+    /// on the mirror) is numbered as it is written, and counted; a start
+    /// is never recorded earlier than the newest one (so number order is
+    /// time order), and a refund gives back the newest.
+    #[tokio::test]
+    async fn a_start_written_without_a_number_is_numbered_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let clock = Clock::system();
+        let store = Store::open(&path, &clock).await.unwrap();
+        let first = store
+            .ledger_try_start("list_users", 10, window(), &clock)
+            .await
+            .unwrap();
+        assert!(matches!(first, LedgerAnswer::Started(_)), "{first:?}");
+        // Another process read its clock a little later, and wrote first.
+        let later = crate::mirror::quotas::truncate_ms(clock.now() + chrono::Duration::seconds(1));
+        sqlx::query("INSERT INTO request_ledger (endpoint, started_at) VALUES ('list_users', ?)")
+            .bind(crate::clock::to_db(later))
+            .execute(store.ledger.pool().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(numbered(&store, "list_users").await[1].0, 2);
+        let full = store
+            .ledger_try_start("list_users", 2, window(), &clock)
+            .await
+            .unwrap();
+        assert!(matches!(full, LedgerAnswer::Full(_)), "{full:?}");
+        let third = store
+            .ledger_try_start("list_users", 3, window(), &clock)
+            .await
+            .unwrap();
+        assert_eq!(third, LedgerAnswer::Started(later));
+        assert_eq!(numbered(&store, "list_users").await[2].0, 3);
+        store.ledger_refund("list_users").await.unwrap();
+        let left: Vec<i64> = numbered(&store, "list_users")
+            .await
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(left, [1, 2]);
+        store.close().await;
     }
 
     /// A mirror last opened by a version that kept the ledger in the

@@ -18,20 +18,40 @@ pub struct LockState {
 }
 
 /// The N-th most recent start of an endpoint (`?1`; `?2` = N − 1, see
-/// [`nth_back`]): the start that decides whether its window has room.
-const NTH_START: &str = "SELECT started_at FROM request_ledger
-    WHERE endpoint = ?1 ORDER BY started_at DESC LIMIT 1 OFFSET ?2";
+/// [`nth_back`]), the start that decides whether its window has room,
+/// found by its number (see the ledger's schema): the newest start
+/// numbered at most `newest` − (N − 1). A number missing below the newest
+/// (a start given back by an older binary) makes it a more recent start,
+/// never an older one, so a gap can only refuse, never admit.
+fn nth_start(newest: &str) -> String {
+    format!(
+        "SELECT started_at FROM request_ledger
+         WHERE endpoint = ?1 AND seq <= {newest} - ?2
+         ORDER BY seq DESC LIMIT 1"
+    )
+}
+
+/// [`nth_start`] on its own, for the wait for a full window.
+static NTH_START: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    nth_start("(SELECT max(seq) FROM request_ledger WHERE endpoint = ?1)")
+});
 
 /// A start, unless the endpoint is locked or its window is full (see
-/// `Store::ledger_take`); written once, as it runs at every request.
+/// `Store::ledger_take`); written once, as it runs at every request. It is
+/// numbered after the newest, and recorded no earlier than the newest (a
+/// process that read its clock before another's wrote after it), so that
+/// number order is time order.
 static TAKE_START: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "INSERT INTO request_ledger (endpoint, started_at)
-         SELECT ?1, ?3
+        "INSERT INTO request_ledger (endpoint, started_at, seq)
+         SELECT ?1, max(?3, coalesce(newest.started_at, '')), coalesce(newest.seq, 0) + 1
+         FROM (SELECT 1) LEFT JOIN (SELECT seq, started_at FROM request_ledger
+                                    WHERE endpoint = ?1 ORDER BY seq DESC LIMIT 1) AS newest
          WHERE NOT EXISTS (SELECT 1 FROM mirror.endpoint_locks
                            WHERE endpoint = ?1 AND locked_until > ?3)
-           AND coalesce(({NTH_START}), '') <= ?4
-         RETURNING id"
+           AND coalesce(({}), '') <= ?4
+         RETURNING id, started_at",
+        nth_start("coalesce(newest.seq, 0)")
     )
 });
 
@@ -108,14 +128,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Taken, StoreError> {
         let turn = self.ledger.turn().await?;
-        let id: Option<i64> = sqlx::query_scalar(&TAKE_START)
+        let taken: Option<(i64, String)> = sqlx::query_as(&TAKE_START)
             .bind(endpoint)
             .bind(nth_back(requests))
             .bind(to_db(now))
             .bind(to_db(now - window))
             .fetch_optional(turn.pool)
             .await?;
-        let Some(id) = id else {
+        let Some((id, recorded)) = taken else {
             return Ok(Taken::Refused);
         };
         // Keep the ledger small (nothing older than the window plus a
@@ -127,7 +147,7 @@ impl Store {
                 .execute(turn.pool)
                 .await?;
         }
-        Ok(Taken::Started(now))
+        Ok(Taken::Started(from_db(&recorded).unwrap_or(now)))
     }
 
     /// When a slot of `endpoint`'s full window frees: the N-th most recent
@@ -143,7 +163,7 @@ impl Store {
             return Ok(now);
         };
         let _hold = self.clock().hold();
-        let nth: Option<String> = sqlx::query_scalar(NTH_START)
+        let nth: Option<String> = sqlx::query_scalar(&NTH_START)
             .bind(endpoint)
             .bind(nth_back(requests))
             .fetch_optional(pool)
@@ -156,7 +176,7 @@ impl Store {
         let mut tx = self.ledger.write().await?;
         sqlx::query(
             "DELETE FROM request_ledger WHERE id = (SELECT id FROM request_ledger
-             WHERE endpoint = ?1 ORDER BY started_at DESC, id DESC LIMIT 1)",
+             WHERE endpoint = ?1 ORDER BY seq DESC LIMIT 1)",
         )
         .bind(endpoint)
         .execute(&mut *tx)
