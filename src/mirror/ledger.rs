@@ -22,16 +22,14 @@
 //! thread.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Sqlite, SqlitePool};
-use tokio::sync::OwnedMutexGuard;
+use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
 
-use super::door::{enter, Turn, WriteTx};
+use super::door::{enter, shut, turn, Held, Turn, WriteTx};
 use super::error::StoreError;
 use super::sqlite::{create_private, quiet_statement_logs, BUSY_TIMEOUT};
-use crate::clock::{Clock, TimeHold};
+use crate::clock::Clock;
 
 /// The ledger's schema, applied on every open (idempotent). No
 /// AUTOINCREMENT: ids are only an order among equal times.
@@ -70,8 +68,8 @@ END;
 /// Give the starts of a ledger file from before the numbers theirs (in
 /// time order, per endpoint), then [`NUMBERING`]; in one write
 /// transaction, so two processes opening the file at once number it once.
-async fn number_starts(pool: &SqlitePool) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+async fn number_starts(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let numbered: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pragma_table_info('request_ledger') WHERE name = 'seq'",
     )
@@ -103,19 +101,13 @@ pub fn ledger_path(mirror: &Path) -> PathBuf {
 /// The ledger file of one mirror. Cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct Ledger {
-    /// `None` for a read-only opener of a mirror that has no ledger file
-    /// yet (nothing was ever started through it).
+    /// For reads. `None` for a read-only opener of a mirror that has no
+    /// ledger file yet (nothing was ever started through it).
     pool: Option<SqlitePool>,
     clock: Clock,
-    /// This process's ledger turn: `true` while writes are allowed.
+    /// This process's ledger turn, with the write connection (which has
+    /// the mirror attached); `None` once closed and for a read-only opener.
     turn: Turn,
-}
-
-/// The ledger turn for one autocommit statement (see [`Ledger::turn`]).
-pub(crate) struct LedgerTurn<'a> {
-    pub(crate) pool: &'a SqlitePool,
-    _turn: OwnedMutexGuard<bool>,
-    _hold: TimeHold,
 }
 
 impl Ledger {
@@ -127,49 +119,50 @@ impl Ledger {
             path: path.clone(),
             source,
         })?;
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(BUSY_TIMEOUT)
-            .pragma("synchronous", "NORMAL");
+        let options = quiet_statement_logs(
+            SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(BUSY_TIMEOUT)
+                .pragma("synchronous", "NORMAL"),
+        );
         let open_err = |source| StoreError::Open {
             path: path.clone(),
             source,
         };
-        // One connection: writes take turns anyway, and the reads are few.
-        // The mirror is attached to it as `mirror`, so that a start reads
-        // the endpoint's lock (`mirror.endpoint_locks`, the mirror's public
-        // schema) in its own statement: one round trip to this
-        // connection's thread, not a second one to a mirror connection's.
-        let attach = mirror.to_string_lossy().into_owned();
+        // The mirror is attached to the write connection as `mirror`, so
+        // that a start reads the endpoint's lock (`mirror.endpoint_locks`,
+        // the mirror's public schema) in its own statement: one round trip
+        // to this connection's thread, not a second one to a mirror
+        // connection's.
+        let mut conn = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(open_err)?;
+        sqlx::query("ATTACH DATABASE ?1 AS mirror")
+            .bind(mirror.to_string_lossy().into_owned())
+            .execute(&mut conn)
+            .await
+            .map_err(open_err)?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&mut conn)
+            .await
+            .map_err(open_err)?;
+        number_starts(&mut conn).await.map_err(open_err)?;
+        // Reads are few (a full window's wait, `status`): one connection,
+        // opened when first needed, and kept (a pool that closes idle
+        // connections runs a reaper on tokio's clock, which under a paused
+        // test clock keeps the runtime leaping ahead).
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
             .idle_timeout(None)
             .max_lifetime(None)
-            .after_connect(move |conn, _| {
-                let attach = attach.clone();
-                Box::pin(async move {
-                    sqlx::query("ATTACH DATABASE ?1 AS mirror")
-                        .bind(attach)
-                        .execute(conn)
-                        .await
-                        .map(|_| ())
-                })
-            })
-            .connect_with(quiet_statement_logs(options))
-            .await
-            .map_err(open_err)?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&pool)
-            .await
-            .map_err(open_err)?;
-        number_starts(&pool).await.map_err(open_err)?;
+            .connect_lazy_with(options);
         Ok(Self {
             pool: Some(pool),
             clock: clock.clone(),
-            turn: Arc::new(tokio::sync::Mutex::new(true)),
+            turn: turn(Some(conn)),
         })
     }
 
@@ -190,33 +183,22 @@ impl Ledger {
         Self {
             pool,
             clock: clock.clone(),
-            turn: Arc::new(tokio::sync::Mutex::new(false)),
+            turn: turn(None),
         }
     }
 
     /// The door to every ledger write (see the module doc).
     pub(crate) async fn write(&self) -> Result<WriteTx, StoreError> {
-        let Some(pool) = &self.pool else {
-            return Err(StoreError::Closed);
-        };
-        WriteTx::begin(&self.clock, &self.turn, pool).await
+        WriteTx::begin(&self.clock, &self.turn).await
     }
 
     /// The door to a write of one statement (autocommit): the clock's hold
-    /// and this process's ledger turn, with the pool to run it on. SQLite
-    /// makes the statement atomic by itself (another process's
+    /// and this process's ledger turn, with the connection to run it on.
+    /// SQLite makes the statement atomic by itself (another process's
     /// transaction is waited for by the busy handler), without the
     /// `BEGIN` and `COMMIT` round trips to the connection's thread.
-    pub(crate) async fn turn(&self) -> Result<LedgerTurn<'_>, StoreError> {
-        let Some(pool) = &self.pool else {
-            return Err(StoreError::Closed);
-        };
-        let (hold, turn) = enter(&self.clock, &self.turn).await?;
-        Ok(LedgerTurn {
-            pool,
-            _turn: turn,
-            _hold: hold,
-        })
+    pub(crate) async fn turn(&self) -> Result<Held, StoreError> {
+        enter(&self.clock, &self.turn).await
     }
 
     /// The pool for a read, with the clock held by the caller; `None`
@@ -229,18 +211,21 @@ impl Ledger {
     /// mirror last opened by a version that kept the ledger there) into
     /// this file, so an upgrade does not forget the current windows. The
     /// table itself is dropped by a migration right after.
-    pub(crate) async fn import_from(&self, mirror: &SqlitePool) -> Result<(), StoreError> {
+    pub(crate) async fn import_from(
+        &self,
+        mirror: &mut SqliteConnection,
+    ) -> Result<(), StoreError> {
         let has_table: Option<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'request_ledger'",
         )
-        .fetch_optional(mirror)
+        .fetch_optional(&mut *mirror)
         .await?;
         if has_table.is_none() {
             return Ok(());
         }
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT endpoint, started_at FROM request_ledger ORDER BY id")
-                .fetch_all(mirror)
+                .fetch_all(&mut *mirror)
                 .await?;
         if rows.is_empty() {
             return Ok(());
@@ -263,20 +248,16 @@ impl Ledger {
     /// [`StoreError::Closed`].
     pub(crate) async fn close(&self) {
         let _hold = self.clock.hold();
-        let mut turn = self.turn.lock().await;
-        *turn = false;
+        let conn = shut(&self.turn).await;
         if let Some(pool) = &self.pool {
-            // Closed before the mirror's own connections, and awaited (the
-            // pool does not wait for its connection's thread): it has the
-            // mirror attached, and the mirror's last connection out is the
-            // one that checkpoints and removes the mirror's WAL.
-            let last = pool.acquire().await.map(|c| c.detach());
             pool.close().await;
-            if let Ok(last) = last {
-                use sqlx::Connection;
-                if let Err(e) = last.close().await {
-                    tracing::warn!(error = %e, "closing the ledger's connection failed");
-                }
+        }
+        // Closed before the mirror's own connections, and awaited: it has
+        // the mirror attached, and the mirror's last connection out is the
+        // one that checkpoints and removes the mirror's WAL.
+        if let Some(conn) = conn {
+            if let Err(e) = conn.close().await {
+                tracing::warn!(error = %e, "closing the ledger's connection failed");
             }
         }
     }

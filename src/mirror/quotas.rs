@@ -127,13 +127,13 @@ impl Store {
         window: chrono::Duration,
         now: DateTime<Utc>,
     ) -> Result<Taken, StoreError> {
-        let turn = self.ledger.turn().await?;
+        let mut turn = self.ledger.turn().await?;
         let taken: Option<(i64, String)> = sqlx::query_as(&TAKE_START)
             .bind(endpoint)
             .bind(nth_back(requests))
             .bind(to_db(now))
             .bind(to_db(now - window))
-            .fetch_optional(turn.pool)
+            .fetch_optional(&mut *turn)
             .await?;
         let Some((id, recorded)) = taken else {
             return Ok(Taken::Refused);
@@ -144,7 +144,7 @@ impl Store {
             sqlx::query("DELETE FROM request_ledger WHERE endpoint = ?1 AND started_at < ?2")
                 .bind(endpoint)
                 .bind(to_db(now - window - chrono::Duration::minutes(1)))
-                .execute(turn.pool)
+                .execute(&mut *turn)
                 .await?;
         }
         Ok(Taken::Started(from_db(&recorded).unwrap_or(now)))

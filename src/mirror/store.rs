@@ -20,10 +20,11 @@
 //! writes). A [`WriteTx`] cannot be had any other way, so a forgotten
 //! ritual cannot compile.
 //!
-//! Writes have a connection of their own (a pool of one), reads the pool:
-//! SQLite drops a connection's page cache whenever another connection
-//! committed since its last transaction, so writes taking turns on the
-//! pool's connections re-read their indexes at every transaction.
+//! Writes have a connection of their own, owned by the writer turn (see
+//! [`super::door`]), reads the pool: SQLite drops a connection's page
+//! cache whenever another connection committed since its last
+//! transaction, so writes taking turns on the pool's connections re-read
+//! their indexes at every transaction.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -32,10 +33,9 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{ConnectOptions, Connection, SqliteConnection, SqlitePool};
 
-use sqlx::SqlitePool;
-
-use super::door::Turn;
+use super::door::{enter, shut, turn, Turn};
 use super::lease::OwnerLease;
 use super::ledger::Ledger;
 use super::sqlite::{create_private, quiet_statement_logs, BUSY_TIMEOUT};
@@ -44,8 +44,8 @@ use crate::clock::{Clock, TimeHold};
 pub use super::door::WriteTx;
 pub use super::error::StoreError;
 
-/// Set on every connection of the pool (WAL itself is a property of the
-/// file, set when the pool opens it).
+/// Set on every read-write connection (WAL itself is a property of the
+/// file, set when the first connection opens it).
 ///
 /// * `synchronous = NORMAL`: in WAL mode a commit is durable against a
 ///   process crash; only a checkpoint syncs the file.
@@ -81,13 +81,11 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
-    /// The one connection every write transaction runs on (see the module
-    /// doc); the read-only opener's is its read pool, never written through.
-    writes: SqlitePool,
     path: PathBuf,
     clock: Clock,
-    /// The writer turn: `true` while writes are allowed (`false` once
-    /// [`Store::close`] ran, and always for a read-only opener).
+    /// The writer turn, with the one connection every write runs on (see
+    /// the module doc): `None` once [`Store::close`] ran, and always for
+    /// a read-only opener.
     ///
     /// One writer at a time within this process. SQLite allows one writer
     /// anyway; queueing here (FIFO, no sleeping) instead of in SQLite's
@@ -135,18 +133,24 @@ impl Store {
         create_private(path).map_err(io)?;
         let lease = Arc::new(OwnerLease::take(path)?);
 
-        let writes = write_pool(path, 1, &WRITE_CONNECTION_PRAGMAS).await?;
+        let open_err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let mut writes = read_write_options(path, &WRITE_CONNECTION_PRAGMAS)?
+            .connect()
+            .await
+            .map_err(open_err)?;
         let ledger = Ledger::open(path, clock).await?;
         // Before the migration that drops the mirror's own ledger table.
-        ledger.import_from(&writes).await?;
-        migrate(&writes, path).await?;
-        let pool = write_pool(path, READ_CONNECTIONS, &[]).await?;
+        ledger.import_from(&mut writes).await?;
+        migrate(&mut writes, path).await?;
+        let pool = read_pool(path).await?;
         let store = Self {
             pool,
-            writes,
             path: path.to_owned(),
             clock: clock.clone(),
-            writer: Arc::new(tokio::sync::Mutex::new(true)),
+            writer: turn(Some(writes)),
             ledger,
             lease,
             progress: Default::default(),
@@ -192,11 +196,10 @@ impl Store {
         }
         let pending = known.into_iter().filter(|v| !applied.contains(v)).collect();
         let store = Self {
-            writes: pool.clone(),
             pool,
             path: path.to_owned(),
             clock: clock.clone(),
-            writer: Arc::new(tokio::sync::Mutex::new(false)),
+            writer: turn(None),
             ledger: Ledger::open_read_only(path, clock).await,
             lease: Arc::new(OwnerLease::reader()),
             progress: Default::default(),
@@ -217,8 +220,7 @@ impl Store {
     /// runs would be held whole, about 55 MB for 1M e-mails, and SQLite
     /// refuses to switch that setting inside a transaction.
     pub(super) async fn write_sorting(&self, sql: &str) -> Result<(), StoreError> {
-        let (_hold, _turn) = super::door::enter(&self.clock, &self.writer).await?;
-        let mut conn = self.writes.acquire().await?;
+        let mut conn = enter(&self.clock, &self.writer).await?;
         let [(name, value)] = WRITE_CONNECTION_PRAGMAS;
         let (to_files, back) = (
             format!("PRAGMA {name} = FILE"),
@@ -273,25 +275,21 @@ impl Store {
     /// (`BEGIN IMMEDIATE`; another process's transaction is waited for by
     /// the busy handler, on the connection's worker thread).
     pub async fn write(&self) -> Result<WriteTx, StoreError> {
-        WriteTx::begin(&self.clock, &self.writer, &self.writes).await
+        WriteTx::begin(&self.clock, &self.writer).await
     }
 
     /// Close every connection (checkpointing the WAL), after any write in
     /// progress. Writes after this fail with [`StoreError::Closed`].
     pub async fn close(&self) {
         let _hold = self.hold();
-        let mut turn = self.writer.lock().await;
-        *turn = false;
+        let last = shut(&self.writer).await;
         self.ledger.close().await;
         // The last connection to close checkpoints the WAL and removes it;
         // the pool does not wait for its connections' threads to finish
-        // closing, so one connection is taken out and closed last, awaited
-        // until its thread has closed it.
+        // closing, so the write connection is closed last, awaited until
+        // its thread has closed it.
         self.pool.close().await;
-        let last = self.writes.acquire().await.map(|c| c.detach());
-        self.writes.close().await;
-        if let Ok(last) = last {
-            use sqlx::Connection;
+        if let Some(last) = last {
             if let Err(e) = last.close().await {
                 tracing::warn!(error = %e, "closing the mirror's last connection failed");
             }
@@ -335,13 +333,12 @@ fn wal_files_present(path: &Path) -> bool {
 /// early). Writes take turns on their own connection.
 const READ_CONNECTIONS: u32 = 16;
 
-/// A read-write pool of `connections` on a mirror: WAL, the busy timeout,
-/// [`CONNECTION_PRAGMAS`] and `extra` on every connection.
-async fn write_pool(
+/// Read-write connections on a mirror: WAL, the busy timeout,
+/// [`CONNECTION_PRAGMAS`] and `extra`.
+fn read_write_options(
     path: &Path,
-    connections: u32,
     extra: &[(&'static str, &'static str)],
-) -> Result<SqlitePool, StoreError> {
+) -> Result<SqliteConnectOptions, StoreError> {
     let options = SqliteConnectOptions::from_str("sqlite:")
         .map_err(|source| StoreError::Open {
             path: path.to_owned(),
@@ -352,13 +349,16 @@ async fn write_pool(
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(BUSY_TIMEOUT);
     let options = quiet_statement_logs(options);
-    let options = CONNECTION_PRAGMAS
+    Ok(CONNECTION_PRAGMAS
         .iter()
         .chain(extra)
-        .fold(options, |o, (key, value)| o.pragma(*key, *value));
+        .fold(options, |o, (key, value)| o.pragma(*key, *value)))
+}
 
+/// The pool every read of a read-write opener runs on.
+async fn read_pool(path: &Path) -> Result<SqlitePool, StoreError> {
     SqlitePoolOptions::new()
-        .max_connections(connections)
+        .max_connections(READ_CONNECTIONS)
         // A ping per checkout costs a round trip to the worker thread
         // for nothing: SQLite connections do not go stale.
         .test_before_acquire(false)
@@ -366,7 +366,7 @@ async fn write_pool(
         .acquire_timeout(Duration::from_secs(60))
         .idle_timeout(None)
         .max_lifetime(None)
-        .connect_with(options)
+        .connect_with(read_write_options(path, &[])?)
         .await
         .map_err(|source| StoreError::Open {
             path: path.to_owned(),
@@ -376,8 +376,8 @@ async fn write_pool(
 
 /// Bring the mirror's schema up to this build's; a mirror written by a newer
 /// build is refused rather than guessed at.
-async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
-    MIGRATIONS.run(pool).await.map_err(|source| match source {
+async fn migrate(conn: &mut SqliteConnection, path: &Path) -> Result<(), StoreError> {
+    MIGRATIONS.run(conn).await.map_err(|source| match source {
         // sqlx checks the applied migrations before applying any.
         sqlx::migrate::MigrateError::VersionMissing(version) => StoreError::NewerMirror {
             path: path.to_owned(),
@@ -394,8 +394,8 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
-    /// The pool's connections (the only ones: sqlx is the one driver) run
-    /// with the intended settings.
+    /// The pool's connections and the write connection (the only ones:
+    /// sqlx is the one driver) run with the intended settings.
     #[tokio::test]
     async fn every_connection_gets_the_same_pragmas() {
         let dir = tempfile::tempdir().unwrap();
@@ -411,21 +411,25 @@ mod tests {
         ];
         let expected = ["1", "1", "10000", "67108864", "wal"];
         let mut conn = store.pool().acquire().await.unwrap();
-        let mut pooled = Vec::new();
-        for name in names {
-            let v: sqlx::sqlite::SqliteRow = sqlx::query(&format!("PRAGMA {name}"))
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-            use sqlx::{Row, ValueRef};
-            let raw = v.try_get_raw(0).unwrap();
-            let text = match raw.type_info().to_string().as_str() {
-                "INTEGER" => v.get::<i64, _>(0).to_string(),
-                _ => v.get::<String, _>(0),
-            };
-            pooled.push(text);
+        let mut tx = store.write().await.unwrap();
+        for conn in [&mut *conn, &mut *tx] {
+            let mut got = Vec::new();
+            for name in names {
+                let v: sqlx::sqlite::SqliteRow = sqlx::query(&format!("PRAGMA {name}"))
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+                use sqlx::{Row, ValueRef};
+                let raw = v.try_get_raw(0).unwrap();
+                let text = match raw.type_info().to_string().as_str() {
+                    "INTEGER" => v.get::<i64, _>(0).to_string(),
+                    _ => v.get::<String, _>(0),
+                };
+                got.push(text);
+            }
+            assert_eq!(got, expected);
         }
-        assert_eq!(pooled, expected);
+        tx.commit().await.unwrap();
     }
 
     /// Neither pool warns about slow statements (sqlx's default is a WARN
