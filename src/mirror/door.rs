@@ -129,6 +129,16 @@ mod tests {
     use crate::clock::Clock;
     use crate::mirror::Store;
 
+    /// `store` gets an empty `probe` table.
+    async fn create_probe(store: &Store) {
+        let mut tx = store.write().await.unwrap();
+        sqlx::query("CREATE TABLE probe (x)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
     async fn probe_rows(store: &Store) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM probe")
             .fetch_one(store.pool())
@@ -144,12 +154,7 @@ mod tests {
         let store = Store::open(&dir.path().join("m.db"), &Clock::system())
             .await
             .unwrap();
-        let mut tx = store.write().await.unwrap();
-        sqlx::query("CREATE TABLE probe (x)")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        create_probe(&store).await;
         let mut tx = store.write().await.unwrap();
         sqlx::query("INSERT INTO probe VALUES (1)")
             .execute(&mut *tx)
@@ -180,12 +185,7 @@ mod tests {
         let clock = Clock::system();
         let store = Store::open(&path, &clock).await.unwrap();
         let other_process = Store::open(&path, &clock).await.unwrap();
-        let mut tx = store.write().await.unwrap();
-        sqlx::query("CREATE TABLE probe (x)")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        create_probe(&store).await;
         let theirs = other_process.write().await.unwrap();
         let given_up = tokio::time::timeout(Duration::from_millis(100), store.write()).await;
         assert!(given_up.is_err(), "the write did not wait for the lock");

@@ -18,8 +18,8 @@
 //! hold and this process's ledger turn, then `BEGIN IMMEDIATE`
 //! ([`Ledger::write`]), or a single statement that SQLite makes atomic by
 //! itself ([`Ledger::turn`], for taking a start: one round trip to the
-//! connection's thread instead of four). Every SQLite call runs on that
-//! thread.
+//! connection's thread instead of four). Every write runs on the write
+//! connection's thread, every read on the read connection's.
 
 use std::path::{Path, PathBuf};
 
@@ -101,7 +101,7 @@ const LEDGER_CACHE: &str = "-256";
 
 /// The attached mirror's cache in the ledger's write connection: a start
 /// reads one row of `endpoint_locks`.
-const ATTACHED_MIRROR_CACHE: i32 = -64;
+const ATTACHED_MIRROR_CACHE: &str = "-64";
 
 /// `<mirror path>.quota`.
 pub fn ledger_path(mirror: &Path) -> PathBuf {
@@ -411,7 +411,7 @@ mod tests {
             .await
             .unwrap();
         let mut conn = store.ledger.turn().await.unwrap();
-        for (schema, want) in [("main", LEDGER_CACHE), ("mirror", "-64")] {
+        for (schema, want) in [("main", LEDGER_CACHE), ("mirror", ATTACHED_MIRROR_CACHE)] {
             let size: i64 = sqlx::query_scalar(&format!("PRAGMA {schema}.cache_size"))
                 .fetch_one(&mut *conn)
                 .await

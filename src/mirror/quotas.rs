@@ -55,7 +55,8 @@ static TAKE_START: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
-/// The offset of the N-th most recent start, for [`NTH_START`].
+/// N − 1: how far below the newest start the N-th most recent is
+/// numbered, for [`nth_start`].
 fn nth_back(requests: u32) -> i64 {
     i64::from(requests.max(1) - 1)
 }
