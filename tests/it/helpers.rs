@@ -159,6 +159,30 @@ impl std::io::Write for Logs {
     }
 }
 
+/// Make `subscriber` this thread's default while the guard lives, as every
+/// capture in these tests does, after giving every thread of the test
+/// binary a subscriber (a bare registry, which records nothing).
+///
+/// Why: tracing caches each callsite's interest once, process-wide, and
+/// while one dispatcher is registered it asks the thread that first
+/// reaches the callsite. A sibling test on a thread with no subscriber
+/// then caches "never" for a line a capture on another thread is waiting
+/// for, and the capture comes back empty (seen once in about eight runs:
+/// group_commit's "pages written"; tokio-rs/tracing#3611). With a global
+/// default no thread answers "never".
+pub fn set_capture<S>(subscriber: S) -> tracing::subscriber::DefaultGuard
+where
+    S: tracing::Subscriber + Send + Sync + 'static,
+{
+    static EVERY_THREAD: std::sync::Once = std::sync::Once::new();
+    EVERY_THREAD.call_once(|| {
+        // Nothing else in this binary sets one; if something did, that
+        // default serves the same purpose.
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+    });
+    tracing::subscriber::set_default(subscriber)
+}
+
 impl Logs {
     /// Capture this thread's events at `filter` (an `EnvFilter` directive)
     /// while the guard lives (paused tests run on one thread, so it sees
@@ -170,7 +194,7 @@ impl Logs {
             .with_writer(move || logs.clone())
             .with_ansi(false)
             .finish();
-        tracing::subscriber::set_default(subscriber)
+        set_capture(subscriber)
     }
 
     pub fn text(&self) -> String {

@@ -55,7 +55,7 @@ impl Captured {
             .with_max_level(tracing::Level::DEBUG)
             .with_writer(c.clone())
             .finish();
-        (c.clone(), tracing::subscriber::set_default(sub))
+        (c.clone(), crate::helpers::set_capture(sub))
     }
 
     fn events(&self) -> Vec<Value> {

@@ -173,7 +173,7 @@ async fn a_progress_line_at_start_every_30_seconds_and_at_the_end() {
         .without_time()
         .finish();
     let report = {
-        let _default = tracing::subscriber::set_default(subscriber);
+        let _default = crate::helpers::set_capture(subscriber);
         pull(&t.app, PullKind::Full, &CancellationToken::new())
             .await
             .unwrap()
