@@ -112,7 +112,8 @@
 //! * [`sync`]: moving data between Cliq, the mirror and the HR source.
 //!   * [`sync::pull`]: Cliq → mirror (full and incremental, removal breaker).
 //!     Files: `sync::pull::full` (the removal breaker, what a complete listing
-//!     does), `sync::pull::pipeline` (fetch, flatten, write, overlapped),
+//!     does), `sync::pull::pipeline` (fetch, read, write, overlapped),
+//!     `sync::pull::page` (a page read in full or by its users' keys alone),
 //!     `sync::pull::teams` (memberships from the queue), `sync::pull::watermark`
 //!     (Cliq's clock and the watermark).
 //!   * [`sync::plan`]: what a push would change, as index → resolve → diff

@@ -23,6 +23,15 @@ pub struct FlatUser {
     pub content_hash: String,
 }
 
+/// What identifies a listed user's content: its id and content hash, read
+/// without its columns. A page whose every key the mirror has, present,
+/// is written from its keys alone (see [`PageGroup::write_unchanged`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserKey {
+    pub id: String,
+    pub content_hash: String,
+}
+
 impl FlatUser {
     pub fn get(&self, column: Column) -> Option<&str> {
         self.values.get(column)
@@ -453,5 +462,106 @@ mod tests {
         assert_eq!(before.len(), 2);
         assert_eq!(before, after);
         assert_eq!(users_columns(store.pool()).await, USERS_COLUMNS);
+    }
+
+    /// Write `users` as one page known by their keys, the long way if
+    /// need be: the outcome if the keys were enough.
+    async fn by_keys(store: &Store, users: &[FlatUser], now: DateTime<Utc>) -> Option<PageOutcome> {
+        let keys: Vec<UserKey> = users
+            .iter()
+            .map(|u| UserKey::from_raw_json(&u.raw_json).unwrap().unwrap())
+            .collect();
+        let mut group = store
+            .begin_pages(2, ChangeSource::Full, false)
+            .await
+            .unwrap();
+        let out = group.write_unchanged(&keys, now).await.unwrap();
+        if out.is_none() {
+            let long = group.write_changed(users, now).await.unwrap();
+            assert_eq!(long.seen, users.len() as u64);
+        }
+        group.commit().await.unwrap();
+        out
+    }
+
+    /// A page known by its users' keys is written from them only if the
+    /// mirror has every one present with that content; otherwise nothing
+    /// of it is written (its `last_seen_at` aside) and the long way, with
+    /// the same `now`, records what a full page would have.
+    #[tokio::test(start_paused = true)]
+    async fn a_page_is_written_by_its_keys_only_when_nobody_in_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = from_db("2026-03-01T00:00:00Z").unwrap();
+        let clock = Clock::anchored(t0);
+        let store = Store::open(&dir.path().join("m.db"), &clock).await.unwrap();
+        let at = |m| t0 + chrono::Duration::minutes(m);
+        for _ in 0..2 {
+            store
+                .start_run(crate::mirror::runs::RunKind::Full, t0)
+                .await
+                .unwrap();
+        }
+        let page = [user("1", "A"), user("2", "B"), user("3", "C")];
+        store
+            .write_users_page(&page, 1, ChangeSource::Full, at(0))
+            .await
+            .unwrap();
+        store
+            .write_users_page(&page[..2], 1, ChangeSource::Full, at(1))
+            .await
+            .unwrap();
+        store.mark_unseen_removed(at(1), 1, at(1)).await.unwrap();
+        // Users 1 and 2 are present and unchanged: by their keys.
+        let out = by_keys(&store, &page[..2], at(2)).await;
+        assert_eq!(out.map(|o| (o.seen, o.added, o.changed)), Some((2, 0, 0)));
+        // Someone changed, new, removed (3), or listed twice: the long way.
+        let moved = [user("1", "A"), user("2", "Z")];
+        let new = [user("1", "A"), user("4", "D")];
+        let twice = [user("1", "A"), user("1", "A")];
+        for (users, m) in [
+            (&moved[..], 3),
+            (&new[..], 4),
+            (&page[..], 5),
+            (&twice[..], 6),
+        ] {
+            assert_eq!(
+                by_keys(&store, users, at(m)).await,
+                None,
+                "{:?}",
+                users.iter().map(|u| &u.id).collect::<Vec<_>>()
+            );
+        }
+        let _hold = store.hold();
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT json_array(id, work_location, last_seen_at, removed_at) FROM users ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            rows,
+            [
+                r#"["1","A","2026-03-01T00:06:00.000Z",null]"#,
+                r#"["2","B","2026-03-01T00:05:00.000Z",null]"#,
+                r#"["3","C","2026-03-01T00:05:00.000Z",null]"#,
+                r#"["4","D","2026-03-01T00:04:00.000Z",null]"#,
+            ]
+        );
+        let changes: Vec<String> = sqlx::query_scalar(
+            "SELECT json_array(user_id, field, old_value, new_value) FROM user_changes
+             WHERE run_id = 2 ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            changes,
+            [
+                r#"["2","work_location","B","Z"]"#,
+                r#"["4","user",null,"added"]"#,
+                r#"["2","work_location","Z","B"]"#,
+                r#"["3","user","removed","restored"]"#,
+            ]
+        );
     }
 }

@@ -144,6 +144,7 @@ impl PullReport {
 }
 
 mod full;
+mod page;
 mod pipeline;
 mod teams;
 mod watermark;

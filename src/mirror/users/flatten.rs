@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::FlatUser;
+use super::{FlatUser, UserKey};
 use crate::cliq::models::user::{Named, Scalar, UserWire};
 use crate::mirror::column::Values;
 
@@ -73,10 +73,29 @@ impl FlatUser {
         Ok(Some(FlatUser {
             id,
             values,
-            content_hash: hex(&Sha256::digest(raw.as_bytes())),
+            content_hash: content_hash(raw),
             raw_json: raw.to_owned(),
         }))
     }
+}
+
+impl UserKey {
+    /// The id and content hash of a user object's JSON text, as
+    /// [`FlatUser::from_raw_json`] gives them, without reading the other
+    /// fields. `None` if it has no id at all.
+    pub fn from_raw_json(raw: &str) -> Result<Option<UserKey>, serde_json::Error> {
+        Ok(UserWire::id_of(raw)?
+            .and_then(Scalar::text)
+            .map(|id| UserKey {
+                id,
+                content_hash: content_hash(raw),
+            }))
+    }
+}
+
+/// The content hash of a user's JSON text as received.
+fn content_hash(raw: &str) -> String {
+    hex(&Sha256::digest(raw.as_bytes()))
 }
 
 /// Lower-case hex, without a `format!` per byte (this runs for every
@@ -131,13 +150,21 @@ mod tests {
                 by_text.as_ref().map(|u| (&u.id, &u.values)),
                 "{text}"
             );
+            let key = UserKey::from_raw_json(text).unwrap();
+            assert_eq!(
+                key.as_ref().map(|k| (&k.id, &k.content_hash)),
+                by_text.as_ref().map(|u| (&u.id, &u.content_hash)),
+                "the key alone: {text}"
+            );
             if let Some(u) = by_text {
                 assert_eq!(u.raw_json, *text);
                 assert_eq!(u.content_hash, hex(&Sha256::digest(text.as_bytes())));
             }
         }
-        assert!(FlatUser::from_raw_json("[1]").is_err());
-        assert!(FlatUser::from_raw_json("{\"id\": \"1\"").is_err());
+        for bad in ["[1]", "{\"id\": \"1\"", "{\"id\": \"1\"} x", "{\"a\": tru}"] {
+            assert!(FlatUser::from_raw_json(bad).is_err(), "{bad}");
+            assert!(UserKey::from_raw_json(bad).is_err(), "the key alone: {bad}");
+        }
     }
 
     /// What each documented variant flattens to, column by column.

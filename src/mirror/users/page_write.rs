@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{ChangeSource, FlatUser, PageOutcome};
+use super::{ChangeSource, FlatUser, PageOutcome, UserKey};
 use crate::clock::to_db;
 use crate::mirror::column::{Column, Values};
 use crate::mirror::store::{Store, StoreError, WriteTx};
@@ -168,13 +168,17 @@ fn json_ids<'a>(ids: impl Iterator<Item = &'a str>) -> String {
     serde_json::to_string(&ids.collect::<Vec<_>>()).expect("strings serialise")
 }
 
-/// `[[id, content hash], …]` of `users`, for `json_each` (`value ->> 0`,
+/// `[[id, content hash], …]`, for `json_each` (`value ->> 0`,
 /// `value ->> 1`).
-fn json_id_hashes<'a>(users: impl Iterator<Item = &'a FlatUser>) -> String {
-    let pairs: Vec<(&str, &str)> = users
-        .map(|u| (u.id.as_str(), u.content_hash.as_str()))
-        .collect();
-    serde_json::to_string(&pairs).expect("strings serialise")
+fn json_id_hashes<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    serde_json::to_string(&pairs.collect::<Vec<_>>()).expect("strings serialise")
+}
+
+/// The (id, content hash) pairs of flattened users.
+fn id_hashes<'a>(
+    users: impl Iterator<Item = &'a FlatUser>,
+) -> impl Iterator<Item = (&'a str, &'a str)> {
+    users.map(|u| (u.id.as_str(), u.content_hash.as_str()))
 }
 
 impl Store {
@@ -229,12 +233,12 @@ impl Store {
 /// of the page: if not (someone is new, changed, removed or listed twice),
 /// the page is written the long way, which sets the same `last_seen_at`
 /// again for those (the same value: nothing else changes).
-async fn seen_unchanged(
+async fn seen_unchanged<'a>(
     tx: &mut WriteTx,
-    users: &[FlatUser],
+    users: impl Iterator<Item = (&'a str, &'a str)>,
     now_s: &str,
 ) -> Result<u64, StoreError> {
-    let pairs = json_id_hashes(users.iter());
+    let pairs = json_id_hashes(users);
     let done = sqlx::query(
         "UPDATE user_state SET last_seen_at = ?1
          FROM (SELECT value ->> 0 AS id, value ->> 1 AS hash FROM json_each(?2)) AS page
@@ -271,22 +275,58 @@ impl PageGroup {
         users: &[FlatUser],
         now: DateTime<Utc>,
     ) -> Result<PageOutcome, StoreError> {
-        let mut out = PageOutcome {
+        let seen = PageOutcome {
             seen: users.len() as u64,
             ..PageOutcome::default()
         };
         if users.is_empty() {
-            return Ok(out);
+            return Ok(seen);
         }
+        if self.try_unchanged {
+            let unchanged =
+                seen_unchanged(&mut self.tx, id_hashes(users.iter()), &to_db(now)).await?;
+            if unchanged == users.len() as u64 {
+                return Ok(seen);
+            }
+            self.try_unchanged = unchanged > 0;
+        }
+        self.write_changed(users, now).await
+    }
+
+    /// A page known by its users' keys alone: written (`last_seen_at`) if
+    /// the mirror has every one of them present with that content, which
+    /// is all a page of unchanged users needs. `None` if not (someone is
+    /// new, changed, removed or listed twice): then its users are to be
+    /// read in full and given to [`PageGroup::write_changed`], with the
+    /// same `now`.
+    pub async fn write_unchanged(
+        &mut self,
+        keys: &[UserKey],
+        now: DateTime<Utc>,
+    ) -> Result<Option<PageOutcome>, StoreError> {
+        let pairs = keys
+            .iter()
+            .map(|k| (k.id.as_str(), k.content_hash.as_str()));
+        let unchanged = seen_unchanged(&mut self.tx, pairs, &to_db(now)).await?;
+        Ok((unchanged == keys.len() as u64).then(|| PageOutcome {
+            seen: unchanged,
+            ..PageOutcome::default()
+        }))
+    }
+
+    /// Write one page the long way: what the mirror has for its users,
+    /// then its new and changed users and their `user_changes` rows.
+    pub async fn write_changed(
+        &mut self,
+        users: &[FlatUser],
+        now: DateTime<Utc>,
+    ) -> Result<PageOutcome, StoreError> {
+        let mut out = PageOutcome {
+            seen: users.len() as u64,
+            ..PageOutcome::default()
+        };
         let now_s = to_db(now);
         let tx = &mut self.tx;
-        if self.try_unchanged {
-            let seen = seen_unchanged(tx, users, &now_s).await?;
-            if seen == users.len() as u64 {
-                return Ok(out);
-            }
-            self.try_unchanged = seen > 0;
-        }
         let before = read_before(tx, users).await?;
         let w = page_writes(users, &before, &mut out);
         if !w.seen.is_empty() {
@@ -401,7 +441,7 @@ async fn write_new(
     if users.is_empty() {
         return Ok(());
     }
-    let pairs = json_id_hashes(users.iter().copied());
+    let pairs = json_id_hashes(id_hashes(users.iter().copied()));
     sqlx::query(
         "INSERT OR FAIL INTO user_state (id, content_hash, last_seen_at, removed_at)
          SELECT value ->> 0, value ->> 1, ?1, NULL FROM json_each(?2)",

@@ -1,6 +1,6 @@
 //! The listing pipeline: a producer task fetches pages, the blocking pool
-//! flattens them, and the pull writes them in turn into the mirror: one
-//! page per transaction while pages arrive slower than they are written,
+//! reads them (see `page`), and the pull writes them in turn into the
+//! mirror: one page per transaction while pages arrive slower than they are written,
 //! the pages already waiting in the same transaction when the writer fell
 //! behind (group commit). The producer's quota-ledger writes go to a file
 //! of their own, so it is never held up by the writer's transaction.
@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use super::page::{self, ReadMode, ReadPage};
 use super::watermark::note_first_answer;
 use super::{PullOptions, PullParts, PullReport, TeamsMode};
 use crate::cliq::client::{CliqClient, ListEvent};
@@ -16,7 +17,7 @@ use crate::cliq::error::CliqError;
 use crate::cliq::models::{ListUsersParams, UserStatus};
 use crate::cliq::Endpoint;
 use crate::clock::Clock;
-use crate::mirror::users::{ChangeSource, FlatUser};
+use crate::mirror::users::{ChangeSource, PageGroup, PageOutcome};
 use crate::mirror::StoreError;
 use crate::sync::progress::Tracker;
 
@@ -27,8 +28,8 @@ pub(super) enum Listing {
 
 /// What the listing producer hands over.
 pub(super) enum Fetched {
-    /// A page being flattened (in order: the consumer awaits each in turn).
-    Page(tokio::task::JoinHandle<Result<Vec<FlatUser>, CliqError>>),
+    /// A page being read (in order: the consumer awaits each in turn).
+    Page(tokio::task::JoinHandle<Result<ReadPage, CliqError>>),
     Restarted,
     /// Before the first page: its `Date` header and our clock on arrival.
     FirstAnswer(Option<DateTime<Utc>>, DateTime<Utc>),
@@ -53,28 +54,6 @@ impl Drop for AbortOnDrop {
             handle.abort();
         }
     }
-}
-
-/// Flatten a page as received. A user without an id is skipped with a
-/// warning; one that cannot be read fails the page (and so the listing:
-/// skipping them would later mark them removed).
-pub(super) fn flatten(
-    users: &[Box<serde_json::value::RawValue>],
-) -> Result<Vec<FlatUser>, CliqError> {
-    let mut out = Vec::with_capacity(users.len());
-    for (i, u) in users.iter().enumerate() {
-        match FlatUser::from_raw_json(u.get()) {
-            Ok(Some(flat)) => out.push(flat),
-            Ok(None) => tracing::warn!("a listed user has no id; skipped"),
-            Err(e) => {
-                return Err(CliqError::Decode {
-                    endpoint: Endpoint::ListUsers,
-                    message: format!("list users: item {i}: {e}"),
-                })
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Pages the producer may fetch ahead of the writer (the channel's
@@ -109,11 +88,17 @@ pub(super) async fn list_into_mirror(
     let (store, client) = (parts.store, parts.client);
     let queue_teams = opts.teams != TeamsMode::Off;
     // Three stages overlap: the producer task fetches page k+2 while page
-    // k+1 is flattened (parsed and hashed, on the blocking pool) and page k
+    // k+1 is read (parsed and hashed, on the blocking pool) and page k
     // is written. The channel holds a few pages, so memory stays bounded.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Fetched>(PAGES_AHEAD);
     let listings = listings(params, opts.per_status);
-    let producer = spawn_producer(client.clone(), store.clock().clone(), listings, tx);
+    let mode = ReadMode::new();
+    let producer = spawn_producer(
+        client.clone(),
+        store.clock().clone(),
+        (listings, mode.clone()),
+        tx,
+    );
     // What ended a group of ready pages, handled next.
     let mut held: Option<Fetched> = None;
     loop {
@@ -140,24 +125,51 @@ pub(super) async fn list_into_mirror(
             Some(Fetched::Failed(e)) => return Err(ListFailure::Cliq(e)),
             Some(Fetched::Restarted) => report.restarts += 1,
             Some(Fetched::FirstAnswer(date, ours)) => note_first_answer(client, report, date, ours),
-            Some(Fetched::Page(flattening)) => {
-                let users = flattened(flattening).await.map_err(ListFailure::Cliq)?;
-                held = write_group(parts, queue_teams, users, &mut rx, run, report, cancel).await?;
+            Some(Fetched::Page(reading)) => {
+                let page = read_page(reading).await.map_err(ListFailure::Cliq)?;
+                let group = (page, &mode, &mut rx);
+                held = write_group(parts, queue_teams, group, run, report, cancel).await?;
             }
         }
     }
 }
 
-/// A flattened page's users, or why it has none.
-async fn flattened(
-    flattening: tokio::task::JoinHandle<Result<Vec<FlatUser>, CliqError>>,
-) -> Result<Vec<FlatUser>, CliqError> {
-    flattening.await.unwrap_or_else(|e| {
+/// A page read on the blocking pool, or why it has no users.
+async fn read_page<T>(
+    reading: tokio::task::JoinHandle<Result<T, CliqError>>,
+) -> Result<T, CliqError> {
+    reading.await.unwrap_or_else(|e| {
         Err(CliqError::Decode {
             endpoint: Endpoint::ListUsers,
             message: format!("reading a listed page failed: {e}"),
         })
     })
+}
+
+/// Write one read page into the group: by its keys if they show it
+/// unchanged, else in full (read now, if it was read by its keys), and
+/// tell `mode` which it was, for the pages still to be read.
+async fn write_page(
+    group: &mut PageGroup,
+    page: ReadPage,
+    now: DateTime<Utc>,
+    mode: &ReadMode,
+) -> Result<PageOutcome, ListFailure> {
+    let out = match page {
+        ReadPage::Full(users) => group.write(&users, now).await,
+        ReadPage::Keys { keys, raw } => match group.write_unchanged(&keys, now).await {
+            Ok(Some(out)) => Ok(out),
+            Ok(None) => {
+                let reading = tokio::task::spawn_blocking(move || page::flatten(&raw));
+                let users = read_page(reading).await.map_err(ListFailure::Cliq)?;
+                group.write_changed(&users, now).await
+            }
+            Err(e) => Err(e),
+        },
+    }
+    .map_err(ListFailure::Store)?;
+    mode.note(out.added == 0 && out.changed == 0);
+    Ok(out)
 }
 
 /// Write `first` and the pages already waiting behind it in one
@@ -170,8 +182,11 @@ async fn flattened(
 async fn write_group(
     parts: &PullParts<'_>,
     queue_teams: bool,
-    first: Vec<FlatUser>,
-    rx: &mut tokio::sync::mpsc::Receiver<Fetched>,
+    (first, mode, rx): (
+        ReadPage,
+        &ReadMode,
+        &mut tokio::sync::mpsc::Receiver<Fetched>,
+    ),
     (run_id, source, tracker): (i64, ChangeSource, &Tracker),
     report: &mut PullReport,
     cancel: &CancellationToken,
@@ -182,12 +197,9 @@ async fn write_group(
         .begin_pages(run_id, source, queue_teams)
         .await
         .map_err(ListFailure::Store)?;
-    let (mut pages, mut users, mut next) = (0u64, first, None);
+    let (mut pages, mut page, mut next) = (0u64, first, None);
     loop {
-        let out = group
-            .write(&users, store.clock().now())
-            .await
-            .map_err(ListFailure::Store)?;
+        let out = write_page(&mut group, page, store.clock().now(), mode).await?;
         pages += 1;
         report.pages += 1;
         report.users_seen += out.seen;
@@ -197,8 +209,8 @@ async fn write_group(
             break;
         }
         match rx.try_recv() {
-            Ok(Fetched::Page(flattening)) => match flattened(flattening).await {
-                Ok(page) => users = page,
+            Ok(Fetched::Page(reading)) => match read_page(reading).await {
+                Ok(read) => page = read,
                 Err(e) => {
                     next = Some(Fetched::Failed(e));
                     break;
@@ -238,11 +250,12 @@ fn listings(params: ListUsersParams, per_status: bool) -> Vec<ListUsersParams> {
 }
 
 /// The producer: fetches the listings one after the other and hands each
-/// page over as a flattening on the blocking pool, ending at the first error.
+/// page over as a reading on the blocking pool (as `mode` says), ending
+/// at the first error.
 fn spawn_producer(
     client: CliqClient,
     clock: Clock,
-    listings: Vec<ListUsersParams>,
+    (listings, mode): (Vec<ListUsersParams>, ReadMode),
     tx: tokio::sync::mpsc::Sender<Fetched>,
 ) -> AbortOnDrop {
     AbortOnDrop(Some(tokio::spawn(async move {
@@ -260,8 +273,9 @@ fn spawn_producer(
                 }
                 let fetched = match event {
                     Ok(ListEvent::Page(page)) => {
+                        let by_keys = mode.by_keys();
                         Ok(Fetched::Page(tokio::task::spawn_blocking(move || {
-                            flatten(&page.users)
+                            page::read(page.users, by_keys)
                         })))
                     }
                     Ok(ListEvent::Restarted) => Ok(Fetched::Restarted),
