@@ -90,7 +90,7 @@ impl Store {
         const UNSEEN: &str =
             "SELECT id FROM user_state WHERE removed_at IS NULL AND last_seen_at < ?1";
         let mut tx = self.write().await?;
-        sqlx::query(&format!(
+        let unseen = sqlx::query(&format!(
             "INSERT INTO user_changes
                  (user_id, field, old_value, new_value, observed_at, run_id, source)
              SELECT id, 'user', 'present', 'removed', ?2, ?3, 'full' FROM ({UNSEEN})"
@@ -99,7 +99,14 @@ impl Store {
         .bind(&now_s)
         .bind(run_id)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if unseen == 0 {
+            // Nobody to mark (every full pull of a quiet org): each of the
+            // two statements below would read all of `user_state` again.
+            tx.commit().await?;
+            return Ok(0);
+        }
         sqlx::query(&format!(
             "UPDATE user_rows SET updated_at = ?2 WHERE id IN ({UNSEEN})"
         ))
