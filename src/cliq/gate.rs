@@ -12,10 +12,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub use crate::cliq::quotas::AheadStart;
 use crate::cliq::quotas::{QuotaError, QuotaScheduler};
 use crate::cliq::Endpoint;
 
-pub type GateFuture<'a> = Pin<Box<dyn Future<Output = Result<(), QuotaError>> + Send + 'a>>;
+pub type GateFuture<'a, T = ()> = Pin<Box<dyn Future<Output = Result<T, QuotaError>> + Send + 'a>>;
 
 /// Admission control for request starts (see [`QuotaScheduler`]).
 pub trait QuotaGate: Send + Sync + 'static {
@@ -31,6 +32,21 @@ pub trait QuotaGate: Send + Sync + 'static {
     /// The start just recorded for `ep` never reached the server (the
     /// connection could not be made): give it back.
     fn refund(&self, ep: Endpoint) -> GateFuture<'_>;
+    /// A start for `ep` recorded now, ahead of a request still to be
+    /// decided on, if one is free without waiting (see
+    /// [`QuotaScheduler::take_ahead`]). A gate that takes none ahead says
+    /// `None`, and every request asks [`QuotaGate::acquire`].
+    fn take_ahead(&self, _ep: Endpoint) -> GateFuture<'_, Option<AheadStart>> {
+        Box::pin(async { Ok(None) })
+    }
+    /// Whether a start taken ahead may still be sent now.
+    fn is_fresh(&self, _ahead: &AheadStart) -> bool {
+        false
+    }
+    /// Give back a start taken ahead whose request was not sent.
+    fn give_back(&self, _ahead: AheadStart) -> GateFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 impl QuotaGate for QuotaScheduler {
@@ -54,6 +70,18 @@ impl QuotaGate for QuotaScheduler {
 
     fn refund(&self, ep: Endpoint) -> GateFuture<'_> {
         Box::pin(QuotaScheduler::refund(self, ep))
+    }
+
+    fn take_ahead(&self, ep: Endpoint) -> GateFuture<'_, Option<AheadStart>> {
+        Box::pin(QuotaScheduler::take_ahead(self, ep))
+    }
+
+    fn is_fresh(&self, ahead: &AheadStart) -> bool {
+        QuotaScheduler::is_fresh(self, ahead)
+    }
+
+    fn give_back(&self, ahead: AheadStart) -> GateFuture<'_> {
+        Box::pin(QuotaScheduler::give_back(self, ahead))
     }
 }
 

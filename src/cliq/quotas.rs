@@ -20,6 +20,12 @@
 //!   endpoint has a FIFO `tokio::sync::Mutex` held while the head caller sleeps.
 //! * Waiting runs on tokio's clock (so tests run in paused time); persisted
 //!   times are wall-clock UTC from the injectable [`Clock`].
+//! * A start may be taken ahead of its request
+//!   ([`QuotaScheduler::take_ahead`]: a listing's next page, while this
+//!   page is read), only if one is free without waiting or overtaking a
+//!   waiter. It is still recorded before the request leaves, sent within
+//!   the same bound as any start (`MAX_RECORD_SKEW`), or given back by its
+//!   row.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +37,7 @@ use chrono::{DateTime, Utc};
 use crate::cliq::{Endpoint, Quota};
 use crate::clock::{to_db, Clock};
 pub use crate::mirror::quotas::LockState;
-use crate::mirror::quotas::{truncate_ms, LedgerAnswer};
+use crate::mirror::quotas::{truncate_ms, LedgerAnswer, LedgerStart};
 use crate::mirror::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -123,8 +129,17 @@ struct Inner {
 }
 
 enum Attempt {
-    Started,
+    Started(LedgerStart),
     WaitUntil(DateTime<Utc>, WaitReason),
+}
+
+/// A request start recorded ahead of its request (see
+/// [`QuotaScheduler::take_ahead`]): it is the holder's to send while
+/// [`QuotaScheduler::is_fresh`], or to give back.
+#[derive(Debug)]
+pub struct AheadStart {
+    pub(crate) ep: Endpoint,
+    start: LedgerStart,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -188,7 +203,7 @@ impl QuotaScheduler {
         let _turn = inner.queues[&ep].lock().await;
         loop {
             match self.try_start(ep).await? {
-                Attempt::Started => {
+                Attempt::Started(_) => {
                     inner.starts.fetch_add(1, Ordering::Relaxed);
                     tracing::trace!(endpoint = %ep, waited_us = asked.elapsed().as_micros() as u64, "quota slot taken");
                     return Ok(());
@@ -219,13 +234,51 @@ impl QuotaScheduler {
                 return Ok(Attempt::WaitUntil(until, WaitReason::Locked))
             }
             LedgerAnswer::Full(at) => return Ok(Attempt::WaitUntil(at, WaitReason::WindowFull)),
-            LedgerAnswer::Started(recorded) => recorded,
+            LedgerAnswer::Started(start) => start,
         };
-        if clock.now() - recorded > MAX_RECORD_SKEW {
+        if clock.now() - recorded.at > MAX_RECORD_SKEW {
             tracing::debug!(endpoint = %ep, "recorded start went stale before sending; taking a new slot");
             return Ok(Attempt::WaitUntil(clock.now(), WaitReason::WindowFull));
         }
-        Ok(Attempt::Started)
+        Ok(Attempt::Started(recorded))
+    }
+
+    /// Record a start for `ep` now, ahead of a request its caller is
+    /// still deciding on (a listing's next page, while this page is read:
+    /// the start's round trip to the ledger then overlaps the reading), if
+    /// one is free without waiting: never while another caller waits for
+    /// `ep` (it would be overtaken) or while `ep` is locked or its window
+    /// full (`None`; the request then asks [`QuotaScheduler::acquire`] in
+    /// turn). The start is recorded before the request is sent, as every
+    /// start is; the caller sends it while [`QuotaScheduler::is_fresh`] (the
+    /// same bound as `acquire`'s) or gives it back.
+    pub async fn take_ahead(&self, ep: Endpoint) -> Result<Option<AheadStart>, QuotaError> {
+        let inner = &*self.inner;
+        let Ok(_turn) = inner.queues[&ep].try_lock() else {
+            return Ok(None);
+        };
+        match self.try_start(ep).await? {
+            Attempt::Started(start) => {
+                inner.starts.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(AheadStart { ep, start }))
+            }
+            Attempt::WaitUntil(..) => Ok(None),
+        }
+    }
+
+    /// Whether a start taken ahead may still be sent now: recorded no
+    /// more than `MAX_RECORD_SKEW` ago.
+    pub fn is_fresh(&self, ahead: &AheadStart) -> bool {
+        self.inner.clock.now() - ahead.start.at <= MAX_RECORD_SKEW
+    }
+
+    /// Give back a start taken ahead whose request was not sent (the
+    /// listing ended, or it went stale): removed from the ledger by its
+    /// row, so the budget is as if it was never taken.
+    pub async fn give_back(&self, ahead: AheadStart) -> Result<(), QuotaError> {
+        self.inner.store.ledger_give_back(ahead.start.id).await?;
+        self.inner.starts.fetch_sub(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Give back the newest start of `ep`: its request provably never left
@@ -492,5 +545,60 @@ mod tests {
         second.acquire(Endpoint::UserLayouts).await.unwrap();
         // The 11th start waits until the first has left the window (60 s + margin).
         assert_eq!(clock.now(), base() + chrono::Duration::milliseconds(60_500));
+    }
+
+    /// A start taken ahead is one start in the ledger, the holder's while
+    /// fresh, and gone again when given back; it is taken only when free
+    /// now: never by waiting, never past a caller already waiting.
+    #[tokio::test(start_paused = true)]
+    async fn a_start_is_taken_ahead_only_when_free_now_and_given_back_by_its_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::anchored(base());
+        let store = store(&dir, &clock).await;
+        let mut limits = Limits::documented();
+        let quota = Quota {
+            requests: 2,
+            per: Duration::from_secs(60),
+            lock: Duration::from_secs(600),
+        };
+        limits.set(Endpoint::ListUsers, quota);
+        let sched = QuotaScheduler::new(&store, limits);
+        let ep = Endpoint::ListUsers;
+
+        let ahead = sched
+            .take_ahead(ep)
+            .await
+            .unwrap()
+            .expect("the window has room");
+        assert_eq!(sched.used(ep).await.unwrap(), 1);
+        assert!(sched.is_fresh(&ahead));
+        // Another process starts after it: giving ours back removes ours,
+        // not the newest.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!sched.is_fresh(&ahead), "older than MAX_RECORD_SKEW");
+        let other = QuotaScheduler::new(&store, sched.limits().clone());
+        other.acquire(ep).await.unwrap();
+        sched.give_back(ahead).await.unwrap();
+        assert_eq!(sched.used(ep).await.unwrap(), 1);
+        let since = base() + chrono::Duration::milliseconds(100);
+        let later = store.ledger_starts_since(ep.name(), since).await.unwrap();
+        assert_eq!(later, 1, "the other process's start is kept");
+
+        // The window full: none, at once, and nothing recorded.
+        sched.acquire(ep).await.unwrap();
+        let asked = tokio::time::Instant::now();
+        assert!(sched.take_ahead(ep).await.unwrap().is_none());
+        assert_eq!(asked.elapsed(), Duration::ZERO);
+        assert_eq!(sched.used(ep).await.unwrap(), 2);
+
+        // A caller waiting its turn (the head of the queue holds it while
+        // it sleeps): none, though the window has room again.
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        let turn = sched.inner.queues[&ep].lock().await;
+        assert!(sched.take_ahead(ep).await.unwrap().is_none());
+        assert_eq!(sched.used(ep).await.unwrap(), 0);
+        drop(turn);
+        let ahead = sched.take_ahead(ep).await.unwrap();
+        assert!(ahead.is_some(), "its turn over, the slot is free");
     }
 }

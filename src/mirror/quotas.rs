@@ -64,18 +64,26 @@ fn nth_back(requests: u32) -> i64 {
 /// Old starts are pruned at every this many-th start.
 const PRUNE_EVERY: i64 = 64;
 
-/// What one start statement did: took a start (at its time), or refused
-/// it (the endpoint is locked or its window is full).
+/// What one start statement did: took a start, or refused it (the
+/// endpoint is locked or its window is full).
 enum Taken {
-    Started(DateTime<Utc>),
+    Started(LedgerStart),
     Refused,
+}
+
+/// A start as the ledger recorded it: its row (to give it back by, see
+/// [`Store::ledger_give_back`]) and its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LedgerStart {
+    pub id: i64,
+    pub at: DateTime<Utc>,
 }
 
 /// What the ledger said to a request that asked to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LedgerAnswer {
-    /// Recorded as started at this time.
-    Started(DateTime<Utc>),
+    /// Recorded as started.
+    Started(LedgerStart),
     /// The endpoint is locked until then.
     Locked(DateTime<Utc>),
     /// The window is full; a slot frees then.
@@ -99,7 +107,7 @@ impl Store {
     ) -> Result<LedgerAnswer, StoreError> {
         let now = truncate_ms(clock.now());
         match self.ledger_take(endpoint, requests, window, now).await? {
-            Taken::Started(at) => Ok(LedgerAnswer::Started(at)),
+            Taken::Started(start) => Ok(LedgerAnswer::Started(start)),
             // Refused: locked, or the window is full (read again, apart:
             // the rare case).
             Taken::Refused => {
@@ -148,7 +156,10 @@ impl Store {
                 .execute(&mut *turn)
                 .await?;
         }
-        Ok(Taken::Started(from_db(&recorded).unwrap_or(now)))
+        Ok(Taken::Started(LedgerStart {
+            id,
+            at: from_db(&recorded).unwrap_or(now),
+        }))
     }
 
     /// When a slot of `endpoint`'s full window frees: the N-th most recent
@@ -182,6 +193,22 @@ impl Store {
         .bind(endpoint)
         .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Remove one start, by its row: one taken ahead of a request that was
+    /// then not sent (see `QuotaGate::take_ahead`). By its row, not the
+    /// newest: another process may have started since, and removing its
+    /// start instead would leave the ledger short in the windows that hold
+    /// it. The gap left in the numbers can only refuse, never admit (see
+    /// [`nth_start`]).
+    pub(crate) async fn ledger_give_back(&self, id: i64) -> Result<(), StoreError> {
+        let mut tx = self.ledger.write().await?;
+        sqlx::query("DELETE FROM request_ledger WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
