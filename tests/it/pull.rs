@@ -85,6 +85,36 @@ async fn a_full_pull_mirrors_everyone_and_a_second_one_writes_no_history() {
     );
 }
 
+/// Each page's start is taken while the page before it is read (when the
+/// window has room): every listing request still has exactly one start in
+/// the ledger, and no start is left behind for a page after the last.
+#[tokio::test(start_paused = true)]
+async fn every_listing_request_has_one_start_and_none_is_left_after_the_last_page() {
+    let t = spawn_app(Opts {
+        users: 750,
+        settings: Box::new(no_teams),
+        ..Opts::default()
+    })
+    .await;
+    let logs = Logs::default();
+    let guard = logs.capture("cliq_sync::cliq::quotas=trace");
+    for kind in [PullKind::Full, PullKind::Full, PullKind::Incremental] {
+        let before = list_requests(&t);
+        assert!(run(&t, kind).await.ok());
+        assert!(list_requests(&t) - before >= 1);
+    }
+    drop(guard);
+    let starts = t.app.scheduler.used(Endpoint::ListUsers).await.unwrap();
+    assert_eq!(u64::from(starts), list_requests(&t));
+    assert_eq!(list_requests(&t), 8 + 8 + 1, "750 users are 8 pages");
+    // Only each listing's first page waited in the queue for its start.
+    let queued = logs
+        .text()
+        .matches("quota slot taken endpoint=list_users")
+        .count();
+    assert_eq!(queued, 3, "{}", logs.text());
+}
+
 /// Users nobody reports to: changing a manager's name or removing them
 /// changes their reports' `reportingto` too.
 fn leaves(users: &[serde_json::Value]) -> Vec<String> {

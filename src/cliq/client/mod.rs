@@ -116,6 +116,8 @@ struct Inner {
     auth: Arc<TokenManager>,
     gate: Arc<dyn QuotaGate>,
     stats: ClientStats,
+    /// A listing's next start, taken while its page was read (see `send`).
+    ahead: std::sync::Mutex<Option<crate::cliq::gate::AheadStart>>,
 }
 
 impl std::fmt::Debug for CliqClient {
@@ -154,6 +156,7 @@ impl CliqClient {
                 auth,
                 gate,
                 stats,
+                ahead: std::sync::Mutex::default(),
             }),
         }
     }

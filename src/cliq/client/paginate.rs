@@ -34,8 +34,18 @@ impl CliqClient {
         params: &ListUsersParams,
         next_token: Option<&str>,
     ) -> Result<UsersPage, CliqError> {
+        self.users_page(params, next_token, false).await
+    }
+
+    /// `ahead`: a page of a listing that goes on after it (see `Call::ahead`).
+    async fn users_page(
+        &self,
+        params: &ListUsersParams,
+        next_token: Option<&str>,
+        ahead: bool,
+    ) -> Result<UsersPage, CliqError> {
         let (v, date) = self
-            .execute_dated(self.list_call(params, next_token), decode_value)
+            .execute_dated(self.list_call(params, next_token, ahead), decode_value)
             .await?;
         let mut page = UsersPage::from_owned(v).map_err(|e| decode(Endpoint::ListUsers, e))?;
         page.server_date = date;
@@ -49,8 +59,18 @@ impl CliqClient {
         params: &ListUsersParams,
         next_token: Option<&str>,
     ) -> Result<RawUsersPage, CliqError> {
+        self.raw_users_page(params, next_token, false).await
+    }
+
+    async fn raw_users_page(
+        &self,
+        params: &ListUsersParams,
+        next_token: Option<&str>,
+        ahead: bool,
+    ) -> Result<RawUsersPage, CliqError> {
+        let call = self.list_call(params, next_token, ahead);
         let (mut page, date) = self
-            .execute_dated(self.list_call(params, next_token), |body| {
+            .execute_dated(call, |body| {
                 RawUsersPage::from_slice(body).map_err(BodyError::from)
             })
             .await?;
@@ -58,7 +78,7 @@ impl CliqClient {
         Ok(page)
     }
 
-    fn list_call(&self, params: &ListUsersParams, next_token: Option<&str>) -> Call {
+    fn list_call(&self, params: &ListUsersParams, next_token: Option<&str>, ahead: bool) -> Call {
         let cfg = &self.inner.cfg;
         let mut query = params.to_query(cfg.modified_after_format);
         if params.limit.is_none() {
@@ -73,6 +93,7 @@ impl CliqClient {
             path: "/users".into(),
             query,
             body: None,
+            ahead,
             ctx: RequestContext {
                 had_cursor: next_token.is_some(),
                 ..Default::default()
@@ -89,7 +110,7 @@ impl CliqClient {
         params: ListUsersParams,
     ) -> BoxStream<'static, Result<ListEvent, CliqError>> {
         self.paginate(params, |client, params, cursor| async move {
-            client.list_users_page(&params, cursor.as_deref()).await
+            client.users_page(&params, cursor.as_deref(), true).await
         })
     }
 
@@ -99,7 +120,9 @@ impl CliqClient {
         params: ListUsersParams,
     ) -> BoxStream<'static, Result<ListEvent<RawUsersPage>, CliqError>> {
         self.paginate(params, |client, params, cursor| async move {
-            client.list_users_raw_page(&params, cursor.as_deref()).await
+            client
+                .raw_users_page(&params, cursor.as_deref(), true)
+                .await
         })
     }
 
@@ -149,6 +172,11 @@ impl<F> Listing<F> {
             return None;
         }
         let res = (s.fetch)(s.client.clone(), s.params.clone(), s.cursor.clone()).await;
+        if !matches!(&res, Ok(page) if page.next_token().is_some()) {
+            // No next page to send (the last page, or an error ends or
+            // restarts the listing): the start taken ahead for it goes back.
+            s.client.give_back_ahead().await;
+        }
         match res {
             Ok(page) => {
                 if page.next_token().is_some() && page.next_token() == s.cursor.as_deref() {

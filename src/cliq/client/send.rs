@@ -16,6 +16,7 @@ use super::CliqClient;
 use crate::cliq::error::{
     classify, decode_value, error_parts, BodyError, Classified, CliqError, RequestContext,
 };
+use crate::cliq::gate::AheadStart;
 use crate::cliq::Endpoint;
 
 /// One request to send (possibly several times).
@@ -25,6 +26,9 @@ pub(super) struct Call {
     pub(super) path: String,
     pub(super) query: Vec<(&'static str, String)>,
     pub(super) body: Option<Bytes>,
+    /// A page of a listing that may go on: once its answer is in, the next
+    /// page's start is taken while this one is read (see [`CliqClient::send`]).
+    pub(super) ahead: bool,
     pub(super) ctx: RequestContext,
 }
 
@@ -163,11 +167,76 @@ impl CliqClient {
         // Asking again after `acquire` is free while the token is cached,
         // and covers a token that expired while we waited for quota.
         inner.auth.token().await?;
-        inner.gate.acquire(call.ep).await?;
+        self.admit(call.ep).await?;
         let token = inner.auth.token().await?;
         let req = self.build(call, &token)?;
         let resp = self.transmit(call, state, req).await?;
-        self.answer(call, state, decode, token, &resp).await
+        if !(call.ahead && resp.status().is_success()) {
+            return self.answer(call, state, decode, token, &resp).await;
+        }
+        // The next page's start, taken while this page is read: the
+        // ledger's round trip (its own thread) overlaps the reading (this
+        // one), instead of following it on the path from one page to the
+        // next. Only a start free without waiting is taken ahead.
+        let (ahead, answer) = tokio::join!(
+            inner.gate.take_ahead(call.ep),
+            self.answer(call, state, decode, token, &resp)
+        );
+        match ahead {
+            Ok(Some(ahead)) => self.keep_ahead(ahead).await,
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "no start taken ahead"),
+        }
+        answer
+    }
+
+    /// Record this request's start: the start taken ahead for `ep`, if it
+    /// is still fresh (else it is given back), or one from the gate.
+    async fn admit(&self, ep: Endpoint) -> Result<(), CliqError> {
+        let inner = &*self.inner;
+        let ahead = {
+            let mut slot = inner.ahead.lock().unwrap();
+            match slot.take() {
+                Some(a) if a.ep == ep => Some(a),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        };
+        if let Some(ahead) = ahead {
+            if inner.gate.is_fresh(&ahead) {
+                return Ok(());
+            }
+            self.give_back(ahead).await;
+        }
+        Ok(inner.gate.acquire(ep).await?)
+    }
+
+    /// Keep a start taken ahead for the next request of its endpoint
+    /// (one at a time: an older one is given back).
+    async fn keep_ahead(&self, ahead: AheadStart) {
+        let older = self.inner.ahead.lock().unwrap().replace(ahead);
+        if let Some(older) = older {
+            self.give_back(older).await;
+        }
+    }
+
+    /// Give back the start taken ahead, if any: the listing it was taken
+    /// for has ended (its last page, or an error), so nothing will send it.
+    pub(super) async fn give_back_ahead(&self) {
+        let ahead = self.inner.ahead.lock().unwrap().take();
+        if let Some(ahead) = ahead {
+            self.give_back(ahead).await;
+        }
+    }
+
+    async fn give_back(&self, ahead: AheadStart) {
+        if let Err(e) = self.inner.gate.give_back(ahead).await {
+            // Left in the ledger: counted as a start that was never sent,
+            // which only ever makes the budget smaller.
+            tracing::warn!(error = %e, "a start taken ahead could not be given back");
+        }
     }
 
     /// One HTTP request within `request_timeout`: the complete response, or

@@ -24,6 +24,7 @@ impl CliqClient {
                 path: format!("/users/{}", encode_segment(id)),
                 query,
                 body: None,
+                ahead: false,
                 ctx: RequestContext::default(),
             })
             .await?;
@@ -55,6 +56,7 @@ impl CliqClient {
                 path: format!("/users/{}", encode_segment(id)),
                 query: Vec::new(),
                 body: Some(Bytes::from(body.to_string())),
+                ahead: false,
                 ctx: RequestContext {
                     had_cursor: false,
                     sent_fields: sent_fields(fields),
@@ -92,6 +94,7 @@ impl CliqClient {
                 path: "/users".into(),
                 query: Vec::new(),
                 body: Some(Bytes::from(body.to_string())),
+                ahead: false,
                 ctx: RequestContext {
                     had_cursor: false,
                     sent_fields: users.iter().flat_map(sent_fields).collect(),
@@ -112,6 +115,7 @@ impl CliqClient {
                 path: format!("/users/{}/teams", encode_segment(id)),
                 query: Vec::new(),
                 body: None,
+                ahead: false,
                 ctx: RequestContext::default(),
             })
             .await?;
@@ -129,6 +133,7 @@ impl CliqClient {
                 path: "/users/layout".into(),
                 query: vec![("unique_name", unique_name.to_string())],
                 body: None,
+                ahead: false,
                 ctx: RequestContext::default(),
             })
             .await?;
