@@ -183,7 +183,11 @@ impl CliqClient {
             self.answer(call, state, decode, token, &resp)
         );
         match ahead {
-            Ok(Some(ahead)) => self.keep_ahead(ahead).await,
+            // Kept only for a page that came through: after anything else
+            // (a retry waits its backoff, a throttle a lock) the request
+            // that follows asks the gate afresh.
+            Ok(Some(ahead)) if matches!(answer, Ok(Sent::Done(_))) => self.keep_ahead(ahead).await,
+            Ok(Some(ahead)) => self.give_back(ahead).await,
             Ok(None) => {}
             Err(e) => tracing::debug!(error = %e, "no start taken ahead"),
         }
