@@ -199,7 +199,18 @@ async fn write_group(
         .map_err(ListFailure::Store)?;
     let (mut pages, mut page, mut next) = (0u64, first, None);
     loop {
-        let out = write_page(&mut group, page, store.clock().now(), mode).await?;
+        let out = match write_page(&mut group, page, store.clock().now(), mode).await {
+            Ok(out) => out,
+            // A page read by its keys that then cannot be read in full
+            // ends the group like any unreadable page: the pages before it
+            // are committed (with the sightings its keys had recorded:
+            // those users were seen), and the failure fails the listing.
+            Err(ListFailure::Cliq(e)) => {
+                next = Some(Fetched::Failed(e));
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         pages += 1;
         report.pages += 1;
         report.users_seen += out.seen;
@@ -208,19 +219,12 @@ async fn write_group(
         if pages >= GROUP_COMMIT_PAGES || cancel.is_cancelled() {
             break;
         }
-        match rx.try_recv() {
-            Ok(Fetched::Page(reading)) => match read_page(reading).await {
-                Ok(read) => page = read,
-                Err(e) => {
-                    next = Some(Fetched::Failed(e));
-                    break;
-                }
-            },
-            Ok(other) => {
-                next = Some(other);
+        match waiting(rx).await {
+            Ok(read) => page = read,
+            Err(end) => {
+                next = end;
                 break;
             }
-            Err(_) => break,
         }
     }
     group.commit().await.map_err(ListFailure::Store)?;
@@ -232,6 +236,21 @@ async fn write_group(
         "pages written"
     );
     Ok(next)
+}
+
+/// The next page already waiting behind a group, read; else what ends
+/// the group: nothing waiting (`None`), or the event waiting instead (a
+/// page that cannot be read as its failure).
+async fn waiting(
+    rx: &mut tokio::sync::mpsc::Receiver<Fetched>,
+) -> Result<ReadPage, Option<Fetched>> {
+    match rx.try_recv() {
+        Ok(Fetched::Page(reading)) => read_page(reading)
+            .await
+            .map_err(|e| Some(Fetched::Failed(e))),
+        Ok(other) => Err(Some(other)),
+        Err(_) => Err(None),
+    }
 }
 
 /// One listing, or one per status (`[sync] status_listing`): together
