@@ -141,19 +141,27 @@ mod tests {
         .unwrap()
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn history_removal_and_return() {
+    /// A new mirror, its clock at 2026-03-01T00:00Z, with `runs` full
+    /// runs started (the runs its pages are written for), and that time.
+    async fn mirror_with_runs(runs: usize) -> (tempfile::TempDir, Store, DateTime<Utc>) {
         let dir = tempfile::tempdir().unwrap();
         let t0 = from_db("2026-03-01T00:00:00Z").unwrap();
-        let clock = Clock::anchored(t0);
-        let store = Store::open(&dir.path().join("m.db"), &clock).await.unwrap();
-        let at = |m| t0 + chrono::Duration::minutes(m);
-        for _ in 0..4 {
+        let store = Store::open(&dir.path().join("m.db"), &Clock::anchored(t0))
+            .await
+            .unwrap();
+        for _ in 0..runs {
             store
                 .start_run(crate::mirror::runs::RunKind::Full, t0)
                 .await
                 .unwrap();
         }
+        (dir, store, t0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn history_removal_and_return() {
+        let (_dir, store, t0) = mirror_with_runs(4).await;
+        let at = |m| t0 + chrono::Duration::minutes(m);
         let page = [user("1", "A"), user("2", "B")];
         let out = store
             .write_users_page(&page, 1, ChangeSource::Full, at(1))
@@ -236,17 +244,8 @@ mod tests {
     /// user listed twice in a page ends as the later copy.
     #[tokio::test(start_paused = true)]
     async fn sightings_do_not_rewrite_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let t0 = from_db("2026-03-01T00:00:00Z").unwrap();
-        let clock = Clock::anchored(t0);
-        let store = Store::open(&dir.path().join("m.db"), &clock).await.unwrap();
+        let (_dir, store, t0) = mirror_with_runs(4).await;
         let at = |m| t0 + chrono::Duration::minutes(m);
-        for _ in 0..4 {
-            store
-                .start_run(crate::mirror::runs::RunKind::Full, t0)
-                .await
-                .unwrap();
-        }
         let page = [user("1", "A"), user("2", "B")];
         store
             .write_users_page(&page, 1, ChangeSource::Full, at(0))
@@ -497,17 +496,8 @@ mod tests {
     /// the same `now`, records what a full page would have.
     #[tokio::test(start_paused = true)]
     async fn a_page_is_written_by_its_keys_only_when_nobody_in_it_changed() {
-        let dir = tempfile::tempdir().unwrap();
-        let t0 = from_db("2026-03-01T00:00:00Z").unwrap();
-        let clock = Clock::anchored(t0);
-        let store = Store::open(&dir.path().join("m.db"), &clock).await.unwrap();
+        let (_dir, store, t0) = mirror_with_runs(2).await;
         let at = |m| t0 + chrono::Duration::minutes(m);
-        for _ in 0..2 {
-            store
-                .start_run(crate::mirror::runs::RunKind::Full, t0)
-                .await
-                .unwrap();
-        }
         let page = [user("1", "A"), user("2", "B"), user("3", "C")];
         store
             .write_users_page(&page, 1, ChangeSource::Full, at(0))
