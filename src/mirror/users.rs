@@ -141,6 +141,14 @@ mod tests {
         .unwrap()
     }
 
+    /// The rows of a one-column query of strings.
+    async fn strings(store: &Store, sql: &str) -> Vec<String> {
+        sqlx::query_scalar(sql)
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+    }
+
     /// A new mirror, its clock at 2026-03-01T00:00Z, with `runs` full
     /// runs started (the runs its pages are written for), and that time.
     async fn mirror_with_runs(runs: usize) -> (tempfile::TempDir, Store, DateTime<Utc>) {
@@ -253,13 +261,12 @@ mod tests {
             .unwrap();
         let _hold = store.hold();
         // Each new user's `added` row, with its run and source.
-        let added: Vec<String> = sqlx::query_scalar(
+        let added = strings(
+            &store,
             "SELECT json_array(user_id, field, old_value, new_value, run_id, source)
              FROM user_changes ORDER BY id",
         )
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
+        .await;
         assert_eq!(
             added,
             [
@@ -458,13 +465,12 @@ mod tests {
         pool.close().await;
 
         let store = Store::open(&path, &Clock::system()).await.unwrap();
-        let after: Vec<String> = sqlx::query_scalar(
+        let after = strings(
+            &store,
             "SELECT json_array(id, email_id, first_name, work_location, raw_json, content_hash,
                  first_seen_at, last_seen_at, updated_at, removed_at) FROM users ORDER BY id",
         )
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
+        .await;
         assert_eq!(before.len(), 2);
         assert_eq!(before, after);
         assert_eq!(users_columns(store.pool()).await, USERS_COLUMNS);
@@ -529,12 +535,11 @@ mod tests {
             );
         }
         let _hold = store.hold();
-        let rows: Vec<String> = sqlx::query_scalar(
+        let rows = strings(
+            &store,
             "SELECT json_array(id, work_location, last_seen_at, removed_at) FROM users ORDER BY id",
         )
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
+        .await;
         assert_eq!(
             rows,
             [
@@ -544,13 +549,12 @@ mod tests {
                 r#"["4","D","2026-03-01T00:04:00.000Z",null]"#,
             ]
         );
-        let changes: Vec<String> = sqlx::query_scalar(
+        let changes = strings(
+            &store,
             "SELECT json_array(user_id, field, old_value, new_value) FROM user_changes
              WHERE run_id = 2 ORDER BY id",
         )
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
+        .await;
         assert_eq!(
             changes,
             [
