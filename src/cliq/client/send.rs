@@ -198,16 +198,7 @@ impl CliqClient {
     /// is still fresh (else it is given back), or one from the gate.
     async fn admit(&self, ep: Endpoint) -> Result<(), CliqError> {
         let inner = &*self.inner;
-        let ahead = {
-            let mut slot = inner.ahead.lock().unwrap();
-            match slot.take() {
-                Some(a) if a.ep == ep => Some(a),
-                other => {
-                    *slot = other;
-                    None
-                }
-            }
-        };
+        let ahead = inner.ahead.lock().unwrap().take_if(|a| a.ep == ep);
         if let Some(ahead) = ahead {
             if inner.gate.is_fresh(&ahead) {
                 return Ok(());
