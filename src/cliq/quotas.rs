@@ -572,11 +572,15 @@ mod tests {
             .expect("the window has room");
         assert_eq!(sched.used(ep).await.unwrap(), 1);
         assert!(sched.is_fresh(&ahead));
-        // Another process starts after it: giving ours back removes ours,
+        // Another process (a second opener of the file: connections of its
+        // own) starts after it: giving ours back removes ours,
         // not the newest.
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(!sched.is_fresh(&ahead), "older than MAX_RECORD_SKEW");
-        let other = QuotaScheduler::new(&store, sched.limits().clone());
+        let other_opener = Store::open(&dir.path().join("mirror.db"), &clock)
+            .await
+            .unwrap();
+        let other = QuotaScheduler::new(&other_opener, sched.limits().clone());
         other.acquire(ep).await.unwrap();
         sched.give_back(ahead).await.unwrap();
         assert_eq!(sched.used(ep).await.unwrap(), 1);
